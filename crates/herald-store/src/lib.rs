@@ -1,1 +1,219 @@
+//! Herald's persistence: the [`Store`] trait and its SQLite implementation.
+//!
+//! Architecture invariant: this is the only crate that speaks SQL. Handlers and
+//! the dispatcher see records from [`model`] and errors from [`StoreError`], never
+//! a row or a connection, so a second backend fits behind the same trait.
 
+pub mod model;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use model::*;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or answered with an error.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything Herald keeps. Methods that take an `org_id` or `app_id` scope their
+/// lookups to it, so a caller cannot reach another tenant's rows by id.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn ping(&self) -> Result<()>;
+
+    // Applications.
+    async fn create_app(&self, app: &Application) -> Result<()>;
+    /// By id or uid.
+    async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Option<Application>>;
+    async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>>;
+    async fn update_app(&self, app: &Application) -> Result<()>;
+    async fn delete_app(&self, org_id: &str, id: &str) -> Result<()>;
+
+    // Event types.
+    async fn create_event_type(&self, et: &EventType) -> Result<()>;
+    async fn get_event_type(&self, org_id: &str, name: &str) -> Result<Option<EventType>>;
+    async fn list_event_types(
+        &self,
+        org_id: &str,
+        include_archived: bool,
+        page: &Page,
+    ) -> Result<PageOf<EventType>>;
+    async fn update_event_type(&self, et: &EventType) -> Result<()>;
+    async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()>;
+
+    // Endpoints.
+    async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()>;
+    /// By id or uid.
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>>;
+    async fn list_endpoints(&self, app_id: &str, page: &Page) -> Result<PageOf<Endpoint>>;
+    async fn update_endpoint(&self, ep: &Endpoint) -> Result<()>;
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()>;
+    /// Marks the endpoint disabled and fails its pending deliveries.
+    async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()>;
+    /// The keys that sign now: the current one first, then unexpired old ones.
+    async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>>;
+    /// Makes `new_key` current; the old current key keeps signing until `old_until`.
+    async fn rotate_secret(
+        &self,
+        endpoint_id: &str,
+        new_key: &str,
+        old_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn endpoint_stats(
+        &self,
+        endpoint_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<EndpointStats>;
+    /// Queues failed deliveries of the endpoint created in the window again.
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64>;
+
+    // Messages.
+    /// Writes the message and its deliveries in one transaction; returns how many
+    /// deliveries were queued. A duplicate `event_id` is a `Conflict`.
+    async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64>;
+    /// By id or event id.
+    async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Message>>;
+
+    // Deliveries and attempts.
+    /// Claims up to `limit` due deliveries for `lease_until`, skipping the given
+    /// endpoints (those already busy in this worker).
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<Job>>;
+    /// Records one attempt and moves its delivery on, in one transaction.
+    async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()>;
+    /// Clears every lease: only for a store that one process owns (SQLite), at
+    /// start-up, so deliveries cut off by a crash are retried at once.
+    async fn release_all_leases(&self) -> Result<u64>;
+    /// When the earliest pending delivery is due, if any.
+    async fn next_due(&self) -> Result<Option<Timestamp>>;
+    /// Queues the message to the endpoint again, now, as a manual attempt.
+    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str, now: Timestamp)
+        -> Result<()>;
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>>;
+    async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>>;
+    async fn list_attempts_by_msg(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>>;
+    /// The endpoints a message went to, with the state of each delivery.
+    async fn list_attempted_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<PageOf<(Endpoint, Delivery)>>;
+    /// The messages that went to an endpoint, with the state of each delivery.
+    async fn list_attempted_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<(Message, Delivery)>>;
+
+    // Idempotency keys.
+    async fn idempotency_begin(&self, scope: &str, key: &str, now: Timestamp)
+        -> Result<IdempotencyState>;
+    async fn idempotency_finish(&self, scope: &str, key: &str, status: u16, body: &[u8])
+        -> Result<()>;
+    /// Forgets a key whose request failed, so the client may try again.
+    async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
+}
+
+/// Opens the store a database URL names (`sqlite://PATH`), running migrations.
+pub async fn connect(url: &str, options: &SqliteOptions) -> Result<Arc<dyn Store>> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "unsupported database URL scheme (expected sqlite://PATH): {}",
+                redact_url(url)
+            ))
+        })?;
+    let store = SqliteStore::open(path, options).await?;
+    Ok(Arc::new(store))
+}
+
+/// A database URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let cases = [
+            ("sqlite://herald.db", "sqlite://herald.db"),
+            ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_url(input), want, "{input}");
+        }
+    }
+}

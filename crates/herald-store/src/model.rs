@@ -1,0 +1,249 @@
+//! The records the store keeps. They are plain data: the API layer turns them into
+//! Svix's JSON shapes, the dispatcher turns them into HTTP requests.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub type Timestamp = DateTime<Utc>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Application {
+    pub id: String,
+    pub org_id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub metadata: Value,
+    pub throttle_rate: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventType {
+    pub org_id: String,
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    pub schemas: Option<Value>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    /// `None` (or empty) subscribes to every event type.
+    pub event_types: Option<Vec<String>>,
+    /// `None` (or empty) receives messages on any channel, or none.
+    pub channels: Option<Vec<String>>,
+    pub metadata: Value,
+    pub headers: BTreeMap<String, String>,
+    pub throttle_rate: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Endpoint {
+    /// Svix's routing rule: an endpoint takes a message when its event-type filter
+    /// is empty or names the type, and when it has no channels or shares one with
+    /// the message.
+    pub fn accepts(&self, event_type: &str, msg_channels: Option<&[String]>) -> bool {
+        let type_ok = match &self.event_types {
+            Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
+            _ => true,
+        };
+        let channel_ok = match &self.channels {
+            Some(ours) if !ours.is_empty() => {
+                msg_channels.is_some_and(|theirs| theirs.iter().any(|c| ours.contains(c)))
+            }
+            _ => true,
+        };
+        type_ok && channel_ok
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    /// The payload exactly as it will be sent (a JSON object, serialized).
+    pub payload: String,
+    pub created_at: Timestamp,
+}
+
+/// Svix's `MessageStatus`: the numbers are part of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageStatus {
+    Success = 0,
+    Pending = 1,
+    Fail = 2,
+    Sending = 3,
+}
+
+impl MessageStatus {
+    pub fn from_i64(n: i64) -> MessageStatus {
+        match n {
+            0 => MessageStatus::Success,
+            2 => MessageStatus::Fail,
+            3 => MessageStatus::Sending,
+            _ => MessageStatus::Pending,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            MessageStatus::Success => "success",
+            MessageStatus::Pending => "pending",
+            MessageStatus::Fail => "fail",
+            MessageStatus::Sending => "sending",
+        }
+    }
+}
+
+/// Svix's `MessageAttemptTriggerType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerType {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+/// The state of one message's delivery to one endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub status: MessageStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub url: String,
+    pub status: MessageStatus,
+    /// 0 when no response came back (refused, timed out, connection failed).
+    pub response_status_code: i64,
+    /// A bounded prefix of the response body, or why there was none.
+    pub response: String,
+    pub response_duration_ms: i64,
+    pub trigger_type: TriggerType,
+    pub created_at: Timestamp,
+}
+
+/// A signing key of an endpoint. The current key has no expiry; a rotated-out key
+/// keeps signing until `expires_at`.
+#[derive(Clone, PartialEq)]
+pub struct SecretKey {
+    pub key: String,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("key", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A delivery claimed by a worker, with everything needed to send it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub msg_id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub disabled: bool,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub trigger: TriggerType,
+}
+
+/// What became of one attempt, and so of the delivery.
+#[derive(Clone, Debug)]
+pub enum Next {
+    /// Delivered: the delivery is done.
+    Done,
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// No more attempts.
+    GiveUp,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub success: i64,
+    pub pending: i64,
+    pub sending: i64,
+    pub fail: i64,
+}
+
+/// Which endpoints a new message goes to.
+#[derive(Clone, Debug)]
+pub enum Targets {
+    /// Every enabled endpoint of the application whose filters accept it.
+    Matching,
+    /// Exactly this endpoint, whatever its filters (send-example).
+    Only(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub limit: u32,
+    /// Continue after (or before, when descending) this key.
+    pub iterator: Option<String>,
+    pub descending: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PageOf<T> {
+    pub items: Vec<T>,
+    pub done: bool,
+}
+
+/// Filters shared by the message and attempt lists.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub channel: Option<String>,
+    pub event_types: Vec<String>,
+    pub before: Option<Timestamp>,
+    pub after: Option<Timestamp>,
+    pub status: Option<MessageStatus>,
+    /// 0, 100, 200, ...: keep attempts whose status code is in [class, class+99].
+    pub status_code_class: Option<i64>,
+    pub endpoint_id: Option<String>,
+}
+
+/// A remembered response for an idempotency key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdempotencyState {
+    /// First time this key is seen: the caller runs the request.
+    New,
+    /// Another request with this key is still running.
+    InProgress,
+    /// The response the first request got.
+    Done { status: u16, body: Vec<u8> },
+}

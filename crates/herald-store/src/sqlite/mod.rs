@@ -1,0 +1,1132 @@
+//! The embedded store. SQLite allows one writer at a time, so writes go through a
+//! pool of exactly one connection (no `SQLITE_BUSY` between our own writers) and
+//! reads through a separate pool that WAL lets run beside the writer.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::model::*;
+use crate::{Result, Store, StoreError};
+
+/// Knobs of the embedded store.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// `FULL` survives power loss; `NORMAL` (the default) survives a crash of the
+    /// process, which is what a 2xx promises, and is much faster in WAL mode.
+    pub synchronous_full: bool,
+    pub read_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous_full: false,
+            read_connections: 4,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict(d.message().to_string());
+        }
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(n: i64) -> Timestamp {
+    Utc.timestamp_millis_opt(n).single().unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+fn opt_ms(n: Option<i64>) -> Option<Timestamp> {
+    n.map(from_ms)
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn parse_json(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn list_text(v: &Option<Vec<String>>) -> Option<String> {
+    v.as_ref()
+        .map(|l| serde_json::to_string(l).expect("a list of strings serializes"))
+}
+
+fn parse_list(s: Option<String>) -> Result<Option<Vec<String>>> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn row_app(r: &SqliteRow) -> Result<Application> {
+    Ok(Application {
+        id: r.get("id"),
+        org_id: r.get("org_id"),
+        uid: r.get("uid"),
+        name: r.get("name"),
+        metadata: parse_json(r.get("metadata"))?,
+        throttle_rate: r.get("throttle_rate"),
+        created_at: from_ms(r.get("created_at")),
+        updated_at: from_ms(r.get("updated_at")),
+    })
+}
+
+fn row_event_type(r: &SqliteRow) -> Result<EventType> {
+    let schemas: Option<String> = r.get("schemas");
+    Ok(EventType {
+        org_id: r.get("org_id"),
+        name: r.get("name"),
+        description: r.get("description"),
+        archived: r.get("archived"),
+        deprecated: r.get("deprecated"),
+        feature_flag: r.get("feature_flag"),
+        schemas: schemas.as_deref().map(parse_json).transpose()?,
+        created_at: from_ms(r.get("created_at")),
+        updated_at: from_ms(r.get("updated_at")),
+    })
+}
+
+fn row_endpoint(r: &SqliteRow) -> Result<Endpoint> {
+    let headers: String = r.get("headers");
+    Ok(Endpoint {
+        id: r.get("id"),
+        app_id: r.get("app_id"),
+        uid: r.get("uid"),
+        url: r.get("url"),
+        description: r.get("description"),
+        disabled: r.get("disabled"),
+        event_types: parse_list(r.get("event_types"))?,
+        channels: parse_list(r.get("channels"))?,
+        metadata: parse_json(r.get("metadata"))?,
+        headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        throttle_rate: r.get("throttle_rate"),
+        created_at: from_ms(r.get("created_at")),
+        updated_at: from_ms(r.get("updated_at")),
+    })
+}
+
+fn row_message(r: &SqliteRow) -> Result<Message> {
+    Ok(Message {
+        id: r.get("id"),
+        app_id: r.get("app_id"),
+        event_type: r.get("event_type"),
+        event_id: r.get("event_id"),
+        channels: parse_list(r.get("channels"))?,
+        payload: r.get("payload"),
+        created_at: from_ms(r.get("created_at")),
+    })
+}
+
+fn row_delivery(r: &SqliteRow) -> Delivery {
+    Delivery {
+        msg_id: r.get("d_msg_id"),
+        endpoint_id: r.get("d_endpoint_id"),
+        app_id: r.get("d_app_id"),
+        status: MessageStatus::from_i64(r.get("d_status")),
+        attempts: r.get("d_attempts"),
+        next_attempt_at: opt_ms(r.get("d_next_attempt_at")),
+        created_at: from_ms(r.get("d_created_at")),
+        updated_at: from_ms(r.get("d_updated_at")),
+    }
+}
+
+fn row_attempt(r: &SqliteRow) -> Attempt {
+    let trigger: i64 = r.get("trigger_type");
+    Attempt {
+        id: r.get("id"),
+        msg_id: r.get("msg_id"),
+        endpoint_id: r.get("endpoint_id"),
+        app_id: r.get("app_id"),
+        url: r.get("url"),
+        status: MessageStatus::from_i64(r.get("status")),
+        response_status_code: r.get("response_status_code"),
+        response: r.get("response"),
+        response_duration_ms: r.get("response_duration_ms"),
+        trigger_type: if trigger == 1 {
+            TriggerType::Manual
+        } else {
+            TriggerType::Scheduled
+        },
+        created_at: from_ms(r.get("created_at")),
+    }
+}
+
+const DELIVERY_COLUMNS: &str = "d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
+     d.app_id AS d_app_id, d.status AS d_status, d.attempts AS d_attempts, \
+     d.next_attempt_at AS d_next_attempt_at, d.created_at AS d_created_at, \
+     d.updated_at AS d_updated_at";
+
+/// Adds keyset pagination on `key_column` and the limit (one extra row to learn
+/// whether the page is the last).
+fn paginate(qb: &mut QueryBuilder<'_, Sqlite>, key_column: &str, page: &Page) {
+    if let Some(it) = &page.iterator {
+        qb.push(format!(
+            " AND {key_column} {} ",
+            if page.descending { "<" } else { ">" }
+        ));
+        qb.push_bind(it.clone());
+    }
+    qb.push(format!(
+        " ORDER BY {key_column} {} LIMIT ",
+        if page.descending { "DESC" } else { "ASC" }
+    ));
+    qb.push_bind(i64::from(page.limit) + 1);
+}
+
+fn page_of<T>(mut items: Vec<T>, page: &Page) -> PageOf<T> {
+    let done = items.len() <= page.limit as usize;
+    items.truncate(page.limit as usize);
+    PageOf { items, done }
+}
+
+fn push_message_filter(qb: &mut QueryBuilder<'_, Sqlite>, alias: &str, filter: &ListFilter) {
+    if let Some(channel) = &filter.channel {
+        qb.push(format!(
+            " AND EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE value = "
+        ));
+        qb.push_bind(channel.clone());
+        qb.push(")");
+    }
+    if !filter.event_types.is_empty() {
+        qb.push(format!(" AND {alias}.event_type IN ("));
+        let mut sep = qb.separated(", ");
+        for t in &filter.event_types {
+            sep.push_bind(t.clone());
+        }
+        qb.push(")");
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and runs migrations.
+    pub async fn open(path: &str, options: &SqliteOptions) -> Result<SqliteStore> {
+        if let Some(dir) = Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let connect = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(db_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .map_err(db_err)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    async fn fetch_secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>> {
+        let rows = sqlx::query(
+            "SELECT key, expires_at FROM endpoint_secret
+             WHERE endpoint_id = ? AND (expires_at IS NULL OR expires_at > ?)
+             ORDER BY expires_at IS NOT NULL, created_at DESC",
+        )
+        .bind(endpoint_id)
+        .bind(ms(now))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| SecretKey {
+                key: r.get("key"),
+                expires_at: opt_ms(r.get("expires_at")),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_app(&self, app: &Application) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO application (id, org_id, uid, name, metadata, throttle_rate, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&app.id)
+        .bind(&app.org_id)
+        .bind(&app.uid)
+        .bind(&app.name)
+        .bind(json_text(&app.metadata))
+        .bind(app.throttle_rate)
+        .bind(ms(app.created_at))
+        .bind(ms(app.updated_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Option<Application>> {
+        let row = sqlx::query(
+            "SELECT * FROM application WHERE org_id = ? AND (id = ? OR uid = ?)
+             ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(org_id)
+        .bind(id_or_uid)
+        .bind(id_or_uid)
+        .bind(id_or_uid)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_app).transpose()
+    }
+
+    async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>> {
+        let mut qb = QueryBuilder::new("SELECT * FROM application WHERE org_id = ");
+        qb.push_bind(org_id.to_string());
+        paginate(&mut qb, "id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        let items = rows.iter().map(row_app).collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn update_app(&self, app: &Application) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE application SET uid = ?, name = ?, metadata = ?, throttle_rate = ?, updated_at = ?
+             WHERE id = ? AND org_id = ?",
+        )
+        .bind(&app.uid)
+        .bind(&app.name)
+        .bind(json_text(&app.metadata))
+        .bind(app.throttle_rate)
+        .bind(ms(app.updated_at))
+        .bind(&app.id)
+        .bind(&app.org_id)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_app(&self, org_id: &str, id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // Attempts have no foreign key to their endpoint (they outlive it), so the
+        // application's are removed here.
+        sqlx::query(
+            "DELETE FROM attempt WHERE app_id = ? AND app_id IN (SELECT id FROM application WHERE org_id = ?)",
+        )
+        .bind(id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM application WHERE id = ? AND org_id = ?")
+            .bind(id)
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn create_event_type(&self, et: &EventType) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO event_type (org_id, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&et.org_id)
+        .bind(&et.name)
+        .bind(&et.description)
+        .bind(et.archived)
+        .bind(et.deprecated)
+        .bind(&et.feature_flag)
+        .bind(et.schemas.as_ref().map(json_text))
+        .bind(ms(et.created_at))
+        .bind(ms(et.updated_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_event_type(&self, org_id: &str, name: &str) -> Result<Option<EventType>> {
+        let row = sqlx::query("SELECT * FROM event_type WHERE org_id = ? AND name = ?")
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(row_event_type).transpose()
+    }
+
+    async fn list_event_types(
+        &self,
+        org_id: &str,
+        include_archived: bool,
+        page: &Page,
+    ) -> Result<PageOf<EventType>> {
+        let mut qb = QueryBuilder::new("SELECT * FROM event_type WHERE org_id = ");
+        qb.push_bind(org_id.to_string());
+        if !include_archived {
+            qb.push(" AND archived = 0");
+        }
+        paginate(&mut qb, "name", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        let items = rows.iter().map(row_event_type).collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn update_event_type(&self, et: &EventType) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE event_type SET description = ?, archived = ?, deprecated = ?, feature_flag = ?,
+                 schemas = ?, updated_at = ?
+             WHERE org_id = ? AND name = ?",
+        )
+        .bind(&et.description)
+        .bind(et.archived)
+        .bind(et.deprecated)
+        .bind(&et.feature_flag)
+        .bind(et.schemas.as_ref().map(json_text))
+        .bind(ms(et.updated_at))
+        .bind(&et.org_id)
+        .bind(&et.name)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM event_type WHERE org_id = ? AND name = ?")
+            .bind(org_id)
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO endpoint (id, app_id, uid, url, description, disabled, event_types, channels,
+                 metadata, headers, throttle_rate, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&ep.id)
+        .bind(&ep.app_id)
+        .bind(&ep.uid)
+        .bind(&ep.url)
+        .bind(&ep.description)
+        .bind(ep.disabled)
+        .bind(list_text(&ep.event_types))
+        .bind(list_text(&ep.channels))
+        .bind(json_text(&ep.metadata))
+        .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
+        .bind(ep.throttle_rate)
+        .bind(ms(ep.created_at))
+        .bind(ms(ep.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("INSERT INTO endpoint_secret (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+            .bind(&ep.id)
+            .bind(secret)
+            .bind(ms(ep.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>> {
+        let row = sqlx::query(
+            "SELECT * FROM endpoint WHERE app_id = ? AND (id = ? OR uid = ?)
+             ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(app_id)
+        .bind(id_or_uid)
+        .bind(id_or_uid)
+        .bind(id_or_uid)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_endpoint).transpose()
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &Page) -> Result<PageOf<Endpoint>> {
+        let mut qb = QueryBuilder::new("SELECT * FROM endpoint WHERE app_id = ");
+        qb.push_bind(app_id.to_string());
+        paginate(&mut qb, "id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        let items = rows.iter().map(row_endpoint).collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE endpoint SET uid = ?, url = ?, description = ?, disabled = ?, event_types = ?,
+                 channels = ?, metadata = ?, headers = ?, throttle_rate = ?, updated_at = ?
+             WHERE id = ? AND app_id = ?",
+        )
+        .bind(&ep.uid)
+        .bind(&ep.url)
+        .bind(&ep.description)
+        .bind(ep.disabled)
+        .bind(list_text(&ep.event_types))
+        .bind(list_text(&ep.channels))
+        .bind(json_text(&ep.metadata))
+        .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
+        .bind(ep.throttle_rate)
+        .bind(ms(ep.updated_at))
+        .bind(&ep.id)
+        .bind(&ep.app_id)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM endpoint WHERE id = ? AND app_id = ?")
+            .bind(id)
+            .bind(app_id)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()> {
+        let now = ms(Utc::now());
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query("UPDATE endpoint SET disabled = 1, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(endpoint_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE delivery SET status = 2, next_attempt_at = NULL, lease_until = NULL, updated_at = ?
+             WHERE endpoint_id = ? AND next_attempt_at IS NOT NULL",
+        )
+        .bind(now)
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>> {
+        self.fetch_secrets(endpoint_id, now).await
+    }
+
+    async fn rotate_secret(
+        &self,
+        endpoint_id: &str,
+        new_key: &str,
+        old_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // Keys already rotated out end no later than the one being rotated out now:
+        // at most two keys sign at once.
+        sqlx::query(
+            "UPDATE endpoint_secret SET expires_at = MIN(expires_at, ?)
+             WHERE endpoint_id = ? AND expires_at IS NOT NULL",
+        )
+        .bind(ms(old_until))
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE endpoint_secret SET expires_at = ? WHERE endpoint_id = ? AND expires_at IS NULL",
+        )
+        .bind(ms(old_until))
+        .bind(endpoint_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM endpoint_secret WHERE endpoint_id = ? AND expires_at <= ?")
+            .bind(endpoint_id)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("INSERT INTO endpoint_secret (endpoint_id, key, created_at) VALUES (?, ?, ?)")
+            .bind(endpoint_id)
+            .bind(new_key)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn endpoint_stats(
+        &self,
+        endpoint_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<EndpointStats> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM delivery
+             WHERE endpoint_id = ? AND created_at >= ? AND created_at < ?
+             GROUP BY status",
+        )
+        .bind(endpoint_id)
+        .bind(since.map(ms).unwrap_or(i64::MIN))
+        .bind(until.map(ms).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let mut stats = EndpointStats::default();
+        for r in rows {
+            let n: i64 = r.get("n");
+            match MessageStatus::from_i64(r.get("status")) {
+                MessageStatus::Success => stats.success += n,
+                MessageStatus::Pending => stats.pending += n,
+                MessageStatus::Fail => stats.fail += n,
+                MessageStatus::Sending => stats.sending += n,
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE delivery SET status = 1, next_attempt_at = ?, lease_until = NULL, manual = 1,
+                 updated_at = ?
+             WHERE endpoint_id = ? AND status = 2 AND created_at >= ? AND created_at < ?",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(endpoint_id)
+        .bind(ms(since))
+        .bind(until.map(ms).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&msg.id)
+        .bind(&msg.app_id)
+        .bind(&msg.event_type)
+        .bind(&msg.event_id)
+        .bind(list_text(&msg.channels))
+        .bind(&msg.payload)
+        .bind(ms(msg.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a message with eventId {:?} already exists in this application",
+                msg.event_id.as_deref().unwrap_or_default()
+            )),
+            other => other,
+        })?;
+        let endpoint_ids: Vec<String> = match targets {
+            Targets::Only(id) => vec![id.clone()],
+            Targets::Matching => {
+                let rows = sqlx::query("SELECT * FROM endpoint WHERE app_id = ? AND disabled = 0")
+                    .bind(&msg.app_id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let mut ids = Vec::new();
+                for r in &rows {
+                    let ep = row_endpoint(r)?;
+                    if ep.accepts(&msg.event_type, msg.channels.as_deref()) {
+                        ids.push(ep.id);
+                    }
+                }
+                ids
+            }
+        };
+        let manual = matches!(targets, Targets::Only(_));
+        let now = ms(msg.created_at);
+        for endpoint_id in &endpoint_ids {
+            sqlx::query(
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
+                     manual, created_at, updated_at)
+                 VALUES (?, ?, ?, 1, 0, ?, ?, ?, ?)",
+            )
+            .bind(&msg.id)
+            .bind(endpoint_id)
+            .bind(&msg.app_id)
+            .bind(now)
+            .bind(manual)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(endpoint_ids.len() as u64)
+    }
+
+    async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
+        let row = sqlx::query(
+            "SELECT * FROM message WHERE app_id = ? AND (id = ? OR event_id = ?)
+             ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(app_id)
+        .bind(id_or_event_id)
+        .bind(id_or_event_id)
+        .bind(id_or_event_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_message).transpose()
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Message>> {
+        let mut qb = QueryBuilder::new("SELECT * FROM message m WHERE m.app_id = ");
+        qb.push_bind(app_id.to_string());
+        push_message_filter(&mut qb, "m", filter);
+        push_time_window(&mut qb, "m.created_at", filter);
+        paginate(&mut qb, "m.id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        let items = rows.iter().map(row_message).collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<Job>> {
+        let skip = serde_json::to_string(skip_endpoints).expect("strings serialize");
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let claimed = sqlx::query(
+            "UPDATE delivery SET status = 3, lease_until = ?, updated_at = ?
+             WHERE rowid IN (
+                 SELECT rowid FROM delivery
+                 WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+                   AND (lease_until IS NULL OR lease_until <= ?)
+                   AND endpoint_id NOT IN (SELECT value FROM json_each(?))
+                 ORDER BY next_attempt_at LIMIT ?)
+             RETURNING msg_id, endpoint_id, attempts, manual",
+        )
+        .bind(ms(lease_until))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(&skip)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut jobs = Vec::with_capacity(claimed.len());
+        for c in &claimed {
+            let msg_id: String = c.get("msg_id");
+            let endpoint_id: String = c.get("endpoint_id");
+            let row = sqlx::query(
+                "SELECT m.app_id, m.event_type, m.payload, e.url, e.headers, e.disabled
+                 FROM message m, endpoint e WHERE m.id = ? AND e.id = ?",
+            )
+            .bind(&msg_id)
+            .bind(&endpoint_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let headers: String = row.get("headers");
+            let manual: bool = c.get("manual");
+            jobs.push(Job {
+                msg_id,
+                app_id: row.get("app_id"),
+                event_type: row.get("event_type"),
+                payload: row.get("payload"),
+                endpoint_id,
+                url: row.get("url"),
+                headers: serde_json::from_str(&headers)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                disabled: row.get("disabled"),
+                attempts: c.get("attempts"),
+                trigger: if manual {
+                    TriggerType::Manual
+                } else {
+                    TriggerType::Scheduled
+                },
+            });
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(jobs)
+    }
+
+    async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
+        let (status, next_at) = match next {
+            Next::Done => (MessageStatus::Success, None),
+            Next::RetryAt(t) => (MessageStatus::Pending, Some(ms(*t))),
+            Next::GiveUp => (MessageStatus::Fail, None),
+        };
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
+                 response, response_duration_ms, trigger_type, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&attempt.id)
+        .bind(&attempt.msg_id)
+        .bind(&attempt.endpoint_id)
+        .bind(&attempt.app_id)
+        .bind(&attempt.url)
+        .bind(attempt.status as i64)
+        .bind(attempt.response_status_code)
+        .bind(&attempt.response)
+        .bind(attempt.response_duration_ms)
+        .bind(attempt.trigger_type as i64)
+        .bind(ms(attempt.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE delivery SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+                 lease_until = NULL, manual = 0, updated_at = ?
+             WHERE msg_id = ? AND endpoint_id = ?",
+        )
+        .bind(status as i64)
+        .bind(next_at)
+        .bind(ms(attempt.created_at))
+        .bind(&attempt.msg_id)
+        .bind(&attempt.endpoint_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn release_all_leases(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE delivery SET lease_until = NULL, status = 1 WHERE lease_until IS NOT NULL",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS due FROM delivery
+             WHERE next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(opt_ms(row.get("due")))
+    }
+
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        // An existing delivery is queued again (unless one is already in flight);
+        // a message that never went to this endpoint gets a new delivery.
+        sqlx::query(
+            "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
+                 manual, created_at, updated_at)
+             VALUES (?, ?, ?, 1, 0, ?, 1, ?, ?)
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
+                 status = CASE WHEN lease_until IS NULL THEN 1 ELSE status END,
+                 next_attempt_at = excluded.next_attempt_at, manual = 1,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .bind(app_id)
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(ms(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>> {
+        let row = sqlx::query("SELECT * FROM attempt WHERE app_id = ? AND msg_id = ? AND id = ?")
+            .bind(app_id)
+            .bind(msg_id)
+            .bind(attempt_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(row.as_ref().map(row_attempt))
+    }
+
+    async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>> {
+        let mut qb = QueryBuilder::new("SELECT a.* FROM attempt a WHERE a.app_id = ");
+        qb.push_bind(app_id.to_string());
+        qb.push(" AND a.endpoint_id = ");
+        qb.push_bind(endpoint_id.to_string());
+        push_attempt_filter(&mut qb, filter);
+        paginate(&mut qb, "a.id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        Ok(page_of(rows.iter().map(row_attempt).collect(), page))
+    }
+
+    async fn list_attempts_by_msg(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>> {
+        let mut qb = QueryBuilder::new("SELECT a.* FROM attempt a WHERE a.app_id = ");
+        qb.push_bind(app_id.to_string());
+        qb.push(" AND a.msg_id = ");
+        qb.push_bind(msg_id.to_string());
+        if let Some(ep) = &filter.endpoint_id {
+            qb.push(" AND a.endpoint_id = ");
+            qb.push_bind(ep.clone());
+        }
+        push_attempt_filter(&mut qb, filter);
+        paginate(&mut qb, "a.id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        Ok(page_of(rows.iter().map(row_attempt).collect(), page))
+    }
+
+    async fn list_attempted_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<PageOf<(Endpoint, Delivery)>> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT e.*, {DELIVERY_COLUMNS} FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+             WHERE d.app_id = "
+        ));
+        qb.push_bind(app_id.to_string());
+        qb.push(" AND d.msg_id = ");
+        qb.push_bind(msg_id.to_string());
+        paginate(&mut qb, "e.id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        let items = rows
+            .iter()
+            .map(|r| Ok((row_endpoint(r)?, row_delivery(r))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn list_attempted_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<(Message, Delivery)>> {
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT m.*, {DELIVERY_COLUMNS} FROM delivery d JOIN message m ON m.id = d.msg_id
+             WHERE d.app_id = "
+        ));
+        qb.push_bind(app_id.to_string());
+        qb.push(" AND d.endpoint_id = ");
+        qb.push_bind(endpoint_id.to_string());
+        if let Some(status) = filter.status {
+            qb.push(" AND d.status = ");
+            qb.push_bind(status as i64);
+        }
+        push_message_filter(&mut qb, "m", filter);
+        push_time_window(&mut qb, "m.created_at", filter);
+        paginate(&mut qb, "d.msg_id", page);
+        let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
+        let items = rows
+            .iter()
+            .map(|r| Ok((row_message(r)?, row_delivery(r))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page))
+    }
+
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyState> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let row = sqlx::query("SELECT status, body FROM idempotency WHERE scope = ? AND key = ?")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let state = match row {
+            Some(r) => match r.get::<Option<i64>, _>("status") {
+                Some(status) => IdempotencyState::Done {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: r.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
+                },
+                None => IdempotencyState::InProgress,
+            },
+            None => {
+                sqlx::query("INSERT INTO idempotency (scope, key, created_at) VALUES (?, ?, ?)")
+                    .bind(scope)
+                    .bind(key)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                IdempotencyState::New
+            }
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(state)
+    }
+
+    async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<()> {
+        sqlx::query("UPDATE idempotency SET status = ?, body = ? WHERE scope = ? AND key = ?")
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(scope)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM idempotency WHERE scope = ? AND key = ? AND status IS NULL")
+            .bind(scope)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn push_time_window(qb: &mut QueryBuilder<'_, Sqlite>, column: &str, filter: &ListFilter) {
+    if let Some(before) = filter.before {
+        qb.push(format!(" AND {column} < "));
+        qb.push_bind(ms(before));
+    }
+    if let Some(after) = filter.after {
+        qb.push(format!(" AND {column} > "));
+        qb.push_bind(ms(after));
+    }
+}
+
+fn push_attempt_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &ListFilter) {
+    if let Some(status) = filter.status {
+        qb.push(" AND a.status = ");
+        qb.push_bind(status as i64);
+    }
+    if let Some(class) = filter.status_code_class {
+        qb.push(" AND a.response_status_code BETWEEN ");
+        qb.push_bind(class);
+        qb.push(" AND ");
+        qb.push_bind(class + 99);
+    }
+    if filter.channel.is_some() || !filter.event_types.is_empty() {
+        qb.push(" AND a.msg_id IN (SELECT m.id FROM message m WHERE 1 = 1");
+        push_message_filter(qb, "m", filter);
+        qb.push(")");
+    }
+    push_time_window(qb, "a.created_at", filter);
+}
