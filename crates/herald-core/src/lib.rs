@@ -1,1 +1,16 @@
-pub fn placeholder() {}
+//! Herald's domain rules, kept apart from everything that talks to the outside
+//! world: prefixed time-sortable IDs, the identifier rule for `uid`s, event type
+//! names and channels, endpoint URLs parsed into a type that cannot hold a bad
+//! value, Standard Webhooks signing secrets and signatures, the retry schedule and
+//! Retry-After handling, and the rule that decides which IP addresses Herald may
+//! deliver to. Architecture invariant: this crate does no I/O — no sockets, no
+//! files, no database, no async runtime — so every function here is a pure
+//! computation (apart from reading the clock and the random number generator) that
+//! can be tested with a table of inputs and expected outputs.
+
+pub mod endpoint_url;
+pub mod id;
+pub mod name;
+pub mod net;
+pub mod schedule;
+pub mod signing;
