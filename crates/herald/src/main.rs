@@ -1,1 +1,151 @@
-fn main() {}
+//! The `herald` command: parse the command line, call the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use herald::auth::{Keys, DEFAULT_ORG};
+use herald::config::{CommonArgs, SecretSource, ServeArgs};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "A Svix-compatible webhook delivery server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and deliver webhooks (one process does both).
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate(CommonArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print an API token on the last line of stdout.
+    Create {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The organisation the token speaks for.
+        #[arg(long, default_value = DEFAULT_ORG)]
+        org: String,
+        /// Scope the token to one application (its id or uid).
+        #[arg(long)]
+        app: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token {
+            command: TokenCommand::Create { common, org, app },
+        } => token_create(common, org, app).await,
+        Command::Migrate(common) => {
+            let config = common.resolve()?;
+            herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    log_secret_source(&config.secret_source);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    // Tests and scripts read the first line to learn the address.
+    println!("Herald listening on http://{addr}");
+    println!(
+        "Data: {}",
+        herald_store::redact_url(&config.database_url)
+    );
+    println!("API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET");
+    if config.allow_subnets.is_empty() {
+        println!("Deliveries to private and loopback addresses are refused (set HERALD_ALLOW_SUBNETS to allow some)");
+    } else {
+        println!("Deliveries allowed to non-global addresses in: {}", config.allow_subnets);
+    }
+    herald::app::serve(config, listener, shutdown).await
+}
+
+async fn token_create(common: CommonArgs, org: String, app: Option<String>) -> anyhow::Result<()> {
+    let config = common.resolve()?;
+    log_secret_source(&config.secret_source);
+    let keys = Keys::new(config.secret_bytes());
+    let token = match app {
+        None => keys.org_token(&org),
+        Some(app) => {
+            let store =
+                herald::app::open_store(&config.database_url, config.sqlite_synchronous_full)
+                    .await?;
+            let found = store
+                .get_app(&org, &app)
+                .await?
+                .with_context(|| format!("no application {app:?} in organisation {org}"))?;
+            eprintln!("token scoped to application {} ({})", found.id, found.name);
+            keys.app_token(&org, &found.id, None)
+        }
+    };
+    println!("{token}");
+    Ok(())
+}
+
+fn log_secret_source(source: &SecretSource) {
+    match source {
+        SecretSource::Environment => tracing::info!("main secret: from HERALD_SECRET"),
+        SecretSource::File(path) => {
+            tracing::info!(path = %path.display(), "main secret: read from file")
+        }
+        SecretSource::Generated(path) => tracing::info!(
+            path = %path.display(),
+            "main secret: generated and kept here; back it up with the database"
+        ),
+    }
+}
+
+/// SIGTERM or Ctrl-C: stop taking work and shut down gracefully.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new work is claimed; in-flight deliveries get the grace period");
+    shutdown.cancel();
+}

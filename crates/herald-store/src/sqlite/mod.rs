@@ -42,6 +42,10 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
+/// How long a request holding an idempotency key may run before the key is
+/// taken as abandoned.
+const IDEMPOTENCY_ABANDONED_MS: i64 = 30_000;
+
 fn db_err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         if d.is_unique_violation() {
@@ -1043,7 +1047,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<IdempotencyState> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let row = sqlx::query("SELECT status, body FROM idempotency WHERE scope = ? AND key = ?")
+        let row = sqlx::query("SELECT status, body, created_at FROM idempotency WHERE scope = ? AND key = ?")
             .bind(scope)
             .bind(key)
             .fetch_optional(&mut *tx)
@@ -1055,6 +1059,18 @@ impl Store for SqliteStore {
                     status: u16::try_from(status).unwrap_or(500),
                     body: r.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
                 },
+                // A request that never finished (the process died) is abandoned
+                // after a while, so the client's retry can run.
+                None if r.get::<i64, _>("created_at") < ms(now) - IDEMPOTENCY_ABANDONED_MS => {
+                    sqlx::query("UPDATE idempotency SET created_at = ? WHERE scope = ? AND key = ?")
+                        .bind(ms(now))
+                        .bind(scope)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    IdempotencyState::New
+                }
                 None => IdempotencyState::InProgress,
             },
             None => {

@@ -1,0 +1,217 @@
+//! `/api/v1/app`: applications (one per Spot, say).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use herald_core::id::{new_id, IdPrefix};
+use herald_core::name::validate_name;
+use herald_store::{Application, PageOf};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Params, Patch};
+use super::out::{ApplicationOut, ListResponse};
+use super::{load_app, require_org, AppState};
+use crate::auth::Principal;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    pub name: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub throttle_rate: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    #[serde(default)]
+    name: Patch<String>,
+    #[serde(default)]
+    uid: Patch<String>,
+    #[serde(default)]
+    metadata: Patch<BTreeMap<String, String>>,
+    #[serde(default)]
+    throttle_rate: Patch<u16>,
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() {
+        return Err(ApiError::field(&["name"], "must not be empty"));
+    }
+    Ok(())
+}
+
+fn check_uid(uid: Option<&str>) -> ApiResult<()> {
+    if let Some(uid) = uid {
+        validate_name(uid).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn metadata_value(m: Option<BTreeMap<String, String>>) -> Value {
+    serde_json::to_value(m.unwrap_or_default()).expect("a string map is JSON")
+}
+
+impl ApplicationIn {
+    /// A new application of the organisation, after validating the fields.
+    pub fn into_new(self, org_id: &str) -> ApiResult<Application> {
+        check_name(&self.name)?;
+        check_uid(self.uid.as_deref())?;
+        let now = Utc::now();
+        Ok(Application {
+            id: new_id(IdPrefix::App),
+            org_id: org_id.to_string(),
+            uid: self.uid,
+            name: self.name,
+            metadata: metadata_value(self.metadata),
+            throttle_rate: self.throttle_rate.map(i64::from),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
+    let page = params.page(false)?;
+    let result = match &who.app_id {
+        // An app token lists its own application only.
+        Some(own) => {
+            let app = state.store.get_app(&who.org_id, own).await?;
+            PageOf {
+                items: app.into_iter().collect(),
+                done: true,
+            }
+        }
+        None => state.store.list_apps(&who.org_id, &page).await?,
+    };
+    Ok(Json(ListResponse::from_page(
+        result,
+        |a| a.id.clone(),
+        ApplicationOut::from,
+    )))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    Body(input): Body<ApplicationIn>,
+) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+    require_org(&who)?;
+    if params.bool("get_if_exists", false)? {
+        if let Some(uid) = &input.uid {
+            if let Some(existing) = state.store.get_app(&who.org_id, uid).await? {
+                return Ok((StatusCode::OK, Json(existing.into())));
+            }
+        }
+    }
+    let app = input.into_new(&who.org_id)?;
+    state.store.create_app(&app).await.map_err(uid_conflict)?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(app_id): Path<String>,
+) -> ApiResult<Json<ApplicationOut>> {
+    Ok(Json(load_app(&state, &who, &app_id).await?.into()))
+}
+
+/// PUT creates the application (with the path as its uid) when it does not exist,
+/// as Svix does.
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(app_id): Path<String>,
+    Body(input): Body<ApplicationIn>,
+) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+    match load_app(&state, &who, &app_id).await {
+        Ok(mut app) => {
+            check_name(&input.name)?;
+            check_uid(input.uid.as_deref())?;
+            app.name = input.name;
+            app.uid = input.uid;
+            app.metadata = metadata_value(input.metadata);
+            app.throttle_rate = input.throttle_rate.map(i64::from);
+            app.updated_at = Utc::now();
+            state.store.update_app(&app).await.map_err(uid_conflict)?;
+            Ok((StatusCode::OK, Json(app.into())))
+        }
+        Err(ApiError::NotFound(_)) if who.app_id.is_none() => {
+            let mut input = input;
+            if input.uid.is_none() {
+                validate_name(&app_id).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
+                input.uid = Some(app_id);
+            }
+            let app = input.into_new(&who.org_id)?;
+            state.store.create_app(&app).await.map_err(uid_conflict)?;
+            Ok((StatusCode::CREATED, Json(app.into())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(app_id): Path<String>,
+    Body(input): Body<ApplicationPatch>,
+) -> ApiResult<Json<ApplicationOut>> {
+    let mut app = load_app(&state, &who, &app_id).await?;
+    match input.name {
+        Patch::Absent => {}
+        Patch::Null => return Err(ApiError::field(&["name"], "must not be null")),
+        Patch::Value(name) => {
+            check_name(&name)?;
+            app.name = name;
+        }
+    }
+    app.uid = input.uid.apply_opt(app.uid);
+    check_uid(app.uid.as_deref())?;
+    match input.metadata {
+        Patch::Absent => {}
+        Patch::Null => app.metadata = metadata_value(None),
+        Patch::Value(m) => app.metadata = metadata_value(Some(m)),
+    }
+    app.throttle_rate = input
+        .throttle_rate
+        .apply_opt(app.throttle_rate.and_then(|n| u16::try_from(n).ok()))
+        .map(i64::from);
+    app.updated_at = Utc::now();
+    state.store.update_app(&app).await.map_err(uid_conflict)?;
+    Ok(Json(app.into()))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(app_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_org(&who)?;
+    let app = load_app(&state, &who, &app_id).await?;
+    state.store.delete_app(&who.org_id, &app.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn uid_conflict(e: herald_store::StoreError) -> ApiError {
+    match e {
+        herald_store::StoreError::Conflict(_) => {
+            ApiError::Conflict("an application with this uid already exists".into())
+        }
+        other => other.into(),
+    }
+}

@@ -1,0 +1,149 @@
+//! The delivery log: attempts by endpoint and by message, the destinations of a
+//! message, the messages of an endpoint, and resend.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::Params;
+use super::out::{
+    EndpointMessageOut, ListResponse, MessageAttemptOut, MessageEndpointOut,
+};
+use super::{load_app, load_endpoint, AppState};
+use crate::auth::Principal;
+
+pub async fn by_endpoint(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    let result = state
+        .store
+        .list_attempts_by_endpoint(&app.id, &ep.id, &params.filter()?, &params.page(true)?)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        result,
+        |a| a.id.clone(),
+        MessageAttemptOut::from,
+    )))
+}
+
+pub async fn by_msg(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    let mut filter = params.filter()?;
+    if let Some(ep) = &filter.endpoint_id {
+        filter.endpoint_id = Some(load_endpoint(&state, &app, ep).await?.id);
+    }
+    let result = state
+        .store
+        .list_attempts_by_msg(&app.id, &msg.id, &filter, &params.page(true)?)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        result,
+        |a| a.id.clone(),
+        MessageAttemptOut::from,
+    )))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<MessageAttemptOut>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    let attempt = state
+        .store
+        .get_attempt(&app.id, &msg.id, &attempt_id)
+        .await?
+        .ok_or(ApiError::NotFound("attempt"))?;
+    Ok(Json(attempt.into()))
+}
+
+pub async fn attempted_destinations(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    let result = state
+        .store
+        .list_attempted_destinations(&app.id, &msg.id, &params.page(false)?)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        result,
+        |(e, _)| e.id.clone(),
+        MessageEndpointOut::from,
+    )))
+}
+
+pub async fn attempted_messages(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    let with_content = params.bool("with_content", true)?;
+    let result = state
+        .store
+        .list_attempted_messages(&app.id, &ep.id, &params.filter()?, &params.page(true)?)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        result,
+        |(m, _)| m.id.clone(),
+        |pair| EndpointMessageOut::new(pair, with_content),
+    )))
+}
+
+/// Sends the message to the endpoint again, now, as a manual attempt.
+pub async fn resend(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    let ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    if ep.disabled {
+        return Err(ApiError::Conflict(
+            "the endpoint is disabled; enable it before resending".into(),
+        ));
+    }
+    state
+        .store
+        .resend(&app.id, &msg.id, &ep.id, Utc::now())
+        .await?;
+    state.wake.notify_one();
+    Ok(StatusCode::ACCEPTED)
+}

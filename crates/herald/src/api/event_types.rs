@@ -1,0 +1,253 @@
+//! `/api/v1/event-type`: the organisation's catalog of event types.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use herald_core::name::validate_name;
+use herald_store::EventType;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Params, Patch};
+use super::out::{EventTypeOut, ListResponse};
+use super::{require_org, AppState};
+use crate::auth::Principal;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    name: String,
+    description: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    deprecated: bool,
+    #[serde(default)]
+    schemas: Option<Value>,
+    #[serde(default)]
+    feature_flag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeUpdate {
+    description: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    deprecated: bool,
+    #[serde(default)]
+    schemas: Option<Value>,
+    #[serde(default)]
+    feature_flag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    #[serde(default)]
+    description: Patch<String>,
+    #[serde(default)]
+    archived: Patch<bool>,
+    #[serde(default)]
+    deprecated: Patch<bool>,
+    #[serde(default)]
+    schemas: Patch<Value>,
+    #[serde(default)]
+    feature_flag: Patch<String>,
+}
+
+fn check_schemas(schemas: Option<&Value>) -> ApiResult<()> {
+    match schemas {
+        None | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err(ApiError::field(
+            &["schemas"],
+            "must be an object of versions to JSON Schemas, e.g. {\"1\": {...}}",
+        )),
+    }
+}
+
+fn check_feature_flag(flag: Option<&str>) -> ApiResult<()> {
+    if let Some(flag) = flag {
+        validate_name(flag).map_err(|e| ApiError::field(&["featureFlag"], e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+    let page = params.page(false)?;
+    let include_archived = params.bool("include_archived", false)?;
+    let with_content = params.bool("with_content", true)?;
+    let result = state
+        .store
+        .list_event_types(&who.org_id, include_archived, &page)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        result,
+        |et| et.name.clone(),
+        |et| EventTypeOut::new(et, with_content),
+    )))
+}
+
+/// Creates the event type; one that exists but is archived is brought back with
+/// the new fields, as Svix does.
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Body(input): Body<EventTypeIn>,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    require_org(&who)?;
+    validate_name(&input.name).map_err(|e| ApiError::field(&["name"], e.to_string()))?;
+    check_schemas(input.schemas.as_ref())?;
+    check_feature_flag(input.feature_flag.as_deref())?;
+    let now = Utc::now();
+    if let Some(mut existing) = state.store.get_event_type(&who.org_id, &input.name).await? {
+        if !existing.archived {
+            return Err(ApiError::Conflict(format!(
+                "event type {:?} already exists",
+                input.name
+            )));
+        }
+        existing.description = input.description;
+        existing.archived = input.archived;
+        existing.deprecated = input.deprecated;
+        existing.schemas = input.schemas;
+        existing.feature_flag = input.feature_flag;
+        existing.updated_at = now;
+        state.store.update_event_type(&existing).await?;
+        return Ok((StatusCode::CREATED, Json(EventTypeOut::new(existing, true))));
+    }
+    let et = EventType {
+        org_id: who.org_id.clone(),
+        name: input.name,
+        description: input.description,
+        archived: input.archived,
+        deprecated: input.deprecated,
+        feature_flag: input.feature_flag,
+        schemas: input.schemas,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_event_type(&et).await.map_err(|e| match e {
+        herald_store::StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("event type {:?} already exists", et.name))
+        }
+        other => other.into(),
+    })?;
+    Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Json<EventTypeOut>> {
+    let et = state
+        .store
+        .get_event_type(&who.org_id, &name)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))?;
+    Ok(Json(EventTypeOut::new(et, true)))
+}
+
+/// PUT replaces the event type, creating it when missing.
+pub async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    Body(input): Body<EventTypeUpdate>,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    require_org(&who)?;
+    check_schemas(input.schemas.as_ref())?;
+    check_feature_flag(input.feature_flag.as_deref())?;
+    let now = Utc::now();
+    match state.store.get_event_type(&who.org_id, &name).await? {
+        Some(mut et) => {
+            et.description = input.description;
+            et.archived = input.archived;
+            et.deprecated = input.deprecated;
+            et.schemas = input.schemas;
+            et.feature_flag = input.feature_flag;
+            et.updated_at = now;
+            state.store.update_event_type(&et).await?;
+            Ok((StatusCode::OK, Json(EventTypeOut::new(et, true))))
+        }
+        None => {
+            validate_name(&name).map_err(|e| ApiError::field(&["name"], e.to_string()))?;
+            let et = EventType {
+                org_id: who.org_id.clone(),
+                name,
+                description: input.description,
+                archived: input.archived,
+                deprecated: input.deprecated,
+                feature_flag: input.feature_flag,
+                schemas: input.schemas,
+                created_at: now,
+                updated_at: now,
+            };
+            state.store.create_event_type(&et).await?;
+            Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
+        }
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    Body(input): Body<EventTypePatch>,
+) -> ApiResult<Json<EventTypeOut>> {
+    require_org(&who)?;
+    let mut et = state
+        .store
+        .get_event_type(&who.org_id, &name)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))?;
+    match input.description {
+        Patch::Absent => {}
+        Patch::Null => return Err(ApiError::field(&["description"], "must not be null")),
+        Patch::Value(d) => et.description = d,
+    }
+    et.archived = input.archived.apply_opt(Some(et.archived)).unwrap_or(false);
+    et.deprecated = input
+        .deprecated
+        .apply_opt(Some(et.deprecated))
+        .unwrap_or(false);
+    et.schemas = input.schemas.apply_opt(et.schemas);
+    check_schemas(et.schemas.as_ref())?;
+    et.feature_flag = input.feature_flag.apply_opt(et.feature_flag);
+    check_feature_flag(et.feature_flag.as_deref())?;
+    et.updated_at = Utc::now();
+    state.store.update_event_type(&et).await?;
+    Ok(Json(EventTypeOut::new(et, true)))
+}
+
+/// DELETE archives the event type (messages of that type are kept); with
+/// `expunge=true` it is removed for good.
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<StatusCode> {
+    require_org(&who)?;
+    let mut et = state
+        .store
+        .get_event_type(&who.org_id, &name)
+        .await?
+        .ok_or(ApiError::NotFound("event type"))?;
+    if params.bool("expunge", false)? {
+        state.store.delete_event_type(&who.org_id, &name).await?;
+    } else {
+        et.archived = true;
+        et.updated_at = Utc::now();
+        state.store.update_event_type(&et).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

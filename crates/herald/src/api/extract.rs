@@ -1,0 +1,252 @@
+//! Request extractors that turn bad input into [`ApiError`]s naming the place:
+//! JSON bodies with the path of the bad field, query parameters by name, and the
+//! bearer token.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use herald_store::{ListFilter, MessageStatus, Page};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use super::error::{ApiError, ApiResult, FieldError};
+use super::AppState;
+use crate::auth::Principal;
+
+/// A JSON body. Syntax errors are 400; a body of the wrong shape is 422 with the
+/// JSON path of the first bad field.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(state.config.max_body_bytes)
+            } else {
+                ApiError::BadRequest {
+                    code: "invalid_body",
+                    detail: e.body_text(),
+                }
+            }
+        })?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    result.map_err(|err| {
+        let inner = err.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest {
+                code: "invalid_json",
+                detail: format!("request body is not valid JSON: {inner}"),
+            };
+        }
+        let mut loc = vec!["body".to_string()];
+        loc.extend(
+            err.path()
+                .iter()
+                .map(|seg| seg.to_string())
+                .filter(|s| s != "?"),
+        );
+        let msg = inner.to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(field) = msg
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            loc.push(field.to_string());
+        }
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        ApiError::Validation(vec![FieldError {
+            loc,
+            msg,
+            kind: "value_error",
+        }])
+    })
+}
+
+/// A PATCH field: absent (leave alone), `null` (reset), or a value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(d)? {
+            None => Patch::Null,
+            Some(v) => Patch::Value(v),
+        })
+    }
+}
+
+impl<T> Patch<T> {
+    /// Applies the patch to an optional field.
+    pub fn apply_opt(self, current: Option<T>) -> Option<T> {
+        match self {
+            Patch::Absent => current,
+            Patch::Null => None,
+            Patch::Value(v) => Some(v),
+        }
+    }
+}
+
+/// The query string, read by hand so that lists may come as repeated keys or
+/// comma-separated (the SDKs send the latter).
+pub struct Params(HashMap<String, Vec<String>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(q) = parts.uri.query() {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                map.entry(k.into_owned()).or_default().push(v.into_owned());
+            }
+        }
+        Ok(Params(map))
+    }
+}
+
+impl Params {
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .get(name)
+            .into_iter()
+            .flatten()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
+        match self.str(name) {
+            None => Ok(default),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(_) => Err(invalid(name, "must be true or false")),
+        }
+    }
+
+    pub fn int(&self, name: &str) -> ApiResult<Option<i64>> {
+        self.str(name)
+            .map(|s| s.parse().map_err(|_| invalid(name, "must be an integer")))
+            .transpose()
+    }
+
+    pub fn datetime(&self, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+        self.str(name)
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| invalid(name, "must be an RFC 3339 date-time"))
+            })
+            .transpose()
+    }
+
+    /// `limit` (1..=250, default 50), `iterator` and `order`.
+    pub fn page(&self, descending_by_default: bool) -> ApiResult<Page> {
+        let limit = match self.int("limit")? {
+            None => 50,
+            Some(n) if (1..=250).contains(&n) => n as u32,
+            Some(_) => return Err(invalid("limit", "must be between 1 and 250")),
+        };
+        let descending = match self.str("order") {
+            None => descending_by_default,
+            Some("ascending") => false,
+            Some("descending") => true,
+            Some(_) => return Err(invalid("order", "must be ascending or descending")),
+        };
+        Ok(Page {
+            limit,
+            iterator: self.str("iterator").map(String::from),
+            descending,
+        })
+    }
+
+    /// The filters of the message and attempt lists.
+    pub fn filter(&self) -> ApiResult<ListFilter> {
+        let status = match self.int("status")? {
+            None => None,
+            Some(n @ 0..=3) => Some(MessageStatus::from_i64(n)),
+            Some(_) => return Err(invalid("status", "must be 0, 1, 2 or 3")),
+        };
+        let status_code_class = match self.int("status_code_class")? {
+            None => None,
+            Some(n) if n % 100 == 0 && (0..=500).contains(&n) => Some(n),
+            Some(_) => {
+                return Err(invalid(
+                    "status_code_class",
+                    "must be one of 0, 100, 200, 300, 400, 500",
+                ))
+            }
+        };
+        Ok(ListFilter {
+            channel: self.str("channel").map(String::from),
+            event_types: self.list("event_types"),
+            before: self.datetime("before")?,
+            after: self.datetime("after")?,
+            status,
+            status_code_class,
+            endpoint_id: self.str("endpoint_id").map(String::from),
+        })
+    }
+}
+
+fn invalid(name: &str, msg: &str) -> ApiError {
+    ApiError::Validation(vec![FieldError::query(name, msg)])
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        principal_of(parts, state)
+    }
+}
+
+/// Reads and checks the bearer token of a request.
+pub fn principal_of(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into()))?;
+    let header = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .unwrap_or(header)
+        .trim();
+    state
+        .keys
+        .verify(token)
+        .map_err(|why| ApiError::Unauthorized(why.into()))
+}

@@ -1,0 +1,135 @@
+//! `/api/v1/app/{app_id}/msg`: events from the platform. A message is on disk,
+//! with one delivery per subscribed endpoint, before the API answers 202.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use herald_core::name::{validate_channel, validate_name};
+use herald_store::Targets;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::applications::ApplicationIn;
+use super::endpoints::new_message;
+use super::error::{ApiError, ApiResult, FieldError};
+use super::extract::{Body, Params};
+use super::out::{ListResponse, MessageOut};
+use super::{load_app, AppState};
+use crate::auth::Principal;
+
+const MAX_CHANNELS: usize = 10;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    event_type: String,
+    /// Kept as the client's bytes: what is stored and signed is what was sent.
+    payload: Box<RawValue>,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    /// Creates the application when it does not exist yet (Svix's shortcut).
+    #[serde(default)]
+    application: Option<ApplicationIn>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(app_id): Path<String>,
+    params: Params,
+    Body(input): Body<MessageIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    validate_name(&input.event_type)
+        .map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
+    if let Some(event_id) = &input.event_id {
+        validate_name(event_id).map_err(|e| ApiError::field(&["eventId"], e.to_string()))?;
+    }
+    if !input.payload.get().trim_start().starts_with('{') {
+        return Err(ApiError::field(&["payload"], "must be a JSON object"));
+    }
+    let channels = match input.channels {
+        Some(list) if list.len() > MAX_CHANNELS => {
+            return Err(ApiError::field(
+                &["channels"],
+                format!("at most {MAX_CHANNELS} channels"),
+            ))
+        }
+        Some(list) => {
+            for (i, c) in list.iter().enumerate() {
+                validate_channel(c).map_err(|e| {
+                    ApiError::Validation(vec![FieldError::body(
+                        &["channels", &i.to_string()],
+                        e.to_string(),
+                    )])
+                })?;
+            }
+            Some(list).filter(|l| !l.is_empty())
+        }
+        None => None,
+    };
+    let with_content = params.bool("with_content", true)?;
+
+    let app = match (load_app(&state, &who, &app_id).await, input.application) {
+        (Ok(app), _) => app,
+        (Err(ApiError::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
+            new_app.uid.get_or_insert(app_id);
+            let app = new_app.into_new(&who.org_id)?;
+            match state.store.create_app(&app).await {
+                Ok(()) => app,
+                // Created by a concurrent request with the same uid: use that one.
+                Err(herald_store::StoreError::Conflict(_)) => {
+                    load_app(&state, &who, app.uid.as_deref().unwrap_or_default()).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (Err(e), _) => return Err(e),
+    };
+
+    let msg = new_message(
+        &app,
+        input.event_type,
+        input.payload.get().to_string(),
+        input.event_id,
+        channels,
+    );
+    state.store.create_message(&msg, &Targets::Matching).await?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(app_id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<ListResponse<MessageOut>>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let page = params.page(true)?;
+    let filter = params.filter()?;
+    let with_content = params.bool("with_content", true)?;
+    let result = state.store.list_messages(&app.id, &filter, &page).await?;
+    Ok(Json(ListResponse::from_page(
+        result,
+        |m| m.id.clone(),
+        |m| MessageOut::new(m, with_content),
+    )))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Json<MessageOut>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let with_content = params.bool("with_content", true)?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    Ok(Json(MessageOut::new(msg, with_content)))
+}

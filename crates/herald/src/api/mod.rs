@@ -1,0 +1,187 @@
+//! The REST API, route for route and shape for shape compatible with Svix's.
+//! One file per resource; handlers parse input into domain values, call the store,
+//! and render Svix's JSON. They never see SQL.
+
+mod applications;
+mod attempts;
+mod endpoints;
+pub mod error;
+mod event_types;
+pub mod extract;
+mod idempotency;
+mod messages;
+mod out;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use herald_store::{Application, Endpoint, Store};
+use tokio::sync::Notify;
+
+use crate::auth::{Keys, Principal};
+use crate::config::Config;
+use error::{ApiError, ApiResult};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub keys: Keys,
+    /// Wakes the dispatcher when new work is queued.
+    pub wake: Arc<Notify>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let app = "/api/v1/app/{app_id}";
+    let api = Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/health/ping", get(health))
+        .route(
+            "/api/v1/app",
+            get(applications::list).post(applications::create),
+        )
+        .route(
+            app,
+            get(applications::get)
+                .put(applications::update)
+                .patch(applications::patch)
+                .delete(applications::delete),
+        )
+        .route(
+            "/api/v1/event-type",
+            get(event_types::list).post(event_types::create),
+        )
+        .route(
+            "/api/v1/event-type/{name}",
+            get(event_types::get)
+                .put(event_types::update)
+                .patch(event_types::patch)
+                .delete(event_types::delete),
+        )
+        .route(
+            &format!("{app}/endpoint"),
+            get(endpoints::list).post(endpoints::create),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}"),
+            get(endpoints::get)
+                .put(endpoints::update)
+                .patch(endpoints::patch)
+                .delete(endpoints::delete),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/secret"),
+            get(endpoints::get_secret),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/secret/rotate"),
+            post(endpoints::rotate_secret),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/headers"),
+            get(endpoints::get_headers)
+                .put(endpoints::put_headers)
+                .patch(endpoints::patch_headers),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/stats"),
+            get(endpoints::stats),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/send-example"),
+            post(endpoints::send_example),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/recover"),
+            post(endpoints::recover),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/msg"),
+            get(attempts::attempted_messages),
+        )
+        .route(
+            &format!("{app}/msg"),
+            get(messages::list).post(messages::create),
+        )
+        .route(&format!("{app}/msg/{{msg_id}}"), get(messages::get))
+        .route(
+            &format!("{app}/msg/{{msg_id}}/endpoint"),
+            get(attempts::attempted_destinations),
+        )
+        .route(
+            &format!("{app}/msg/{{msg_id}}/endpoint/{{endpoint_id}}/resend"),
+            post(attempts::resend),
+        )
+        .route(
+            &format!("{app}/msg/{{msg_id}}/attempt/{{attempt_id}}"),
+            get(attempts::get),
+        )
+        .route(
+            &format!("{app}/attempt/endpoint/{{endpoint_id}}"),
+            get(attempts::by_endpoint),
+        )
+        .route(
+            &format!("{app}/attempt/msg/{{msg_id}}"),
+            get(attempts::by_msg),
+        );
+    api.fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> ApiResult<StatusCode> {
+    state.store.ping().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+/// The application in the path, if this principal may see it; 404 otherwise, so
+/// an app token cannot even learn that another application exists.
+pub(crate) async fn load_app(
+    state: &AppState,
+    who: &Principal,
+    app_id_or_uid: &str,
+) -> ApiResult<Application> {
+    let app = state
+        .store
+        .get_app(&who.org_id, app_id_or_uid)
+        .await?
+        .filter(|app| who.can_see_app(&app.id))
+        .ok_or(ApiError::NotFound("application"))?;
+    Ok(app)
+}
+
+pub(crate) async fn load_endpoint(
+    state: &AppState,
+    app: &Application,
+    endpoint_id_or_uid: &str,
+) -> ApiResult<Endpoint> {
+    state
+        .store
+        .get_endpoint(&app.id, endpoint_id_or_uid)
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))
+}
+
+/// Org-level writes (creating applications, editing event types) need an
+/// organisation token.
+pub(crate) fn require_org(who: &Principal) -> ApiResult<()> {
+    match who.app_id {
+        None => Ok(()),
+        Some(_) => Err(ApiError::Forbidden(
+            "this needs an organisation token; the token used is scoped to one application"
+                .into(),
+        )),
+    }
+}

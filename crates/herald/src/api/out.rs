@@ -1,0 +1,271 @@
+//! Svix's response shapes, built from store records.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use herald_store::{
+    Application, Attempt, Delivery, Endpoint, EventType, Message, MessageStatus, PageOf,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// `ListResponse_*`: a page, the iterator to continue with, and whether it is the
+/// last page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+impl<T> ListResponse<T> {
+    /// `key` gives the iterator of an item: the last item's continues the list.
+    pub fn from_page<R>(
+        page: PageOf<R>,
+        key: impl Fn(&R) -> String,
+        render: impl Fn(R) -> T,
+    ) -> Self {
+        let iterator = page.items.last().map(&key);
+        let prev_iterator = page.items.first().map(|r| format!("-{}", key(r)));
+        ListResponse {
+            data: page.items.into_iter().map(render).collect(),
+            iterator,
+            prev_iterator,
+            done: page.done,
+        }
+    }
+}
+
+/// Metadata is a string map in Svix's clients; anything else stored is shown as
+/// an empty map rather than breaking them.
+fn metadata_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub metadata: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_rate: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Application> for ApplicationOut {
+    fn from(a: Application) -> Self {
+        ApplicationOut {
+            metadata: metadata_map(&a.metadata),
+            id: a.id,
+            uid: a.uid,
+            name: a.name,
+            throttle_rate: a.throttle_rate,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<Value>,
+    pub feature_flag: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventTypeOut {
+    pub fn new(et: EventType, with_content: bool) -> Self {
+        EventTypeOut {
+            name: et.name,
+            description: et.description,
+            archived: et.archived,
+            deprecated: et.deprecated,
+            schemas: if with_content { et.schemas } else { None },
+            feature_flag: et.feature_flag,
+            created_at: et.created_at,
+            updated_at: et.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    /// The SDKs' name for the event filter.
+    pub event_types: Option<Vec<String>>,
+    /// The open-source spec's name for the same filter.
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub metadata: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_rate: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        EndpointOut {
+            metadata: metadata_map(&e.metadata),
+            filter_types: e.event_types.clone(),
+            event_types: e.event_types,
+            id: e.id,
+            uid: e.uid,
+            url: e.url,
+            description: e.description,
+            disabled: e.disabled,
+            channels: e.channels,
+            throttle_rate: e.throttle_rate,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// The stored payload, sent back byte for byte (or `{}` without content).
+fn payload(raw: String, with_content: bool) -> Box<RawValue> {
+    let text = if with_content { raw } else { "{}".to_string() };
+    RawValue::from_string(text).unwrap_or_else(|_| {
+        RawValue::from_string("{}".to_string()).expect("{} is JSON")
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub payload: Box<RawValue>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageOut {
+    pub fn new(m: Message, with_content: bool) -> Self {
+        MessageOut {
+            id: m.id,
+            event_type: m.event_type,
+            event_id: m.event_id,
+            channels: m.channels,
+            payload: payload(m.payload, with_content),
+            timestamp: m.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAttemptOut {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub response: String,
+    pub response_status_code: i64,
+    pub response_duration_ms: i64,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub trigger_type: i64,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<Attempt> for MessageAttemptOut {
+    fn from(a: Attempt) -> Self {
+        MessageAttemptOut {
+            id: a.id,
+            msg_id: a.msg_id,
+            endpoint_id: a.endpoint_id,
+            url: a.url,
+            response: a.response,
+            response_status_code: a.response_status_code,
+            response_duration_ms: a.response_duration_ms,
+            status: a.status as i64,
+            status_text: a.status.text(),
+            trigger_type: a.trigger_type as i64,
+            timestamp: a.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    #[serde(flatten)]
+    pub endpoint: EndpointOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+impl From<(Endpoint, Delivery)> for MessageEndpointOut {
+    fn from((e, d): (Endpoint, Delivery)) -> Self {
+        MessageEndpointOut {
+            endpoint: e.into(),
+            status: d.status as i64,
+            status_text: d.status.text(),
+            next_attempt: next_attempt(&d),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointMessageOut {
+    pub id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub payload: Box<RawValue>,
+    pub timestamp: DateTime<Utc>,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+impl EndpointMessageOut {
+    pub fn new((m, d): (Message, Delivery), with_content: bool) -> Self {
+        let next_attempt = next_attempt(&d);
+        EndpointMessageOut {
+            id: m.id,
+            event_type: m.event_type,
+            event_id: m.event_id,
+            channels: m.channels,
+            payload: payload(m.payload, with_content),
+            timestamp: m.created_at,
+            status: d.status as i64,
+            status_text: d.status.text(),
+            next_attempt,
+        }
+    }
+}
+
+fn next_attempt(d: &Delivery) -> Option<DateTime<Utc>> {
+    match d.status {
+        MessageStatus::Pending | MessageStatus::Sending => d.next_attempt_at,
+        _ => None,
+    }
+}

@@ -1,0 +1,70 @@
+//! Wires the pieces together: store, API and dispatcher, on a listener the
+//! caller chose, until a shutdown token fires.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use herald_store::{SqliteOptions, Store};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::auth::Keys;
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+
+/// Opens the store a configuration names, running migrations.
+pub async fn open_store(
+    database_url: &str,
+    synchronous_full: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let options = SqliteOptions {
+        synchronous_full,
+        ..SqliteOptions::default()
+    };
+    herald_store::connect(database_url, &options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                herald_store::redact_url(database_url)
+            )
+        })
+}
+
+/// Serves the API on `listener` and runs the dispatcher beside it until
+/// `shutdown` is cancelled; then stops taking requests, lets in-flight
+/// deliveries finish within the grace period, and returns.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+    // SQLite belongs to this one process: a lease left in it was held by a
+    // process that died, so its deliveries are due again now.
+    let released = store.release_all_leases().await?;
+    if released > 0 {
+        tracing::info!(released, "re-queued deliveries that were in flight when Herald last stopped");
+    }
+    let wake = Arc::new(Notify::new());
+    let state = AppState {
+        store: store.clone(),
+        config: config.clone(),
+        keys: Keys::new(config.secret_bytes()),
+        wake: wake.clone(),
+    };
+    let dispatcher = Dispatcher::new(store, config.clone(), wake)?;
+    let worker = tokio::spawn(dispatcher.run(shutdown.clone()));
+
+    let router = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let server_shutdown = shutdown.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .await;
+    shutdown.cancel();
+    worker.await.context("the dispatcher panicked")?;
+    served.context("the API server failed")
+}

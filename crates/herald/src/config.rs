@@ -1,0 +1,288 @@
+//! Herald's configuration: every knob, its `HERALD_*` variable and its default in
+//! one place. Flags win over the environment; the result is validated once into
+//! [`Config`], so the rest of the program never sees a bad value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use herald_core::net::AllowList;
+use herald_core::schedule::RetrySchedule;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Settings every command shares (they say where the data and the keys are).
+#[derive(clap::Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Database URL: sqlite://PATH (created if missing).
+    #[arg(long, env = "HERALD_DATABASE_URL", default_value = "sqlite://herald.db")]
+    pub database_url: String,
+
+    /// Main secret that signs API tokens. Default: generated once and kept in
+    /// PATH.secret beside the SQLite database.
+    #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// SQLite durability: "normal" survives a crash of the process (the default);
+    /// "full" also survives power loss, at a cost in write throughput.
+    #[arg(long, env = "HERALD_SQLITE_SYNCHRONOUS", default_value = "normal")]
+    pub sqlite_synchronous: String,
+}
+
+/// Settings of `herald serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Address to serve the API on.
+    #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8071")]
+    pub listen: SocketAddr,
+
+    /// Comma-separated CIDRs that deliveries may reach although they are private,
+    /// loopback or otherwise non-global.
+    #[arg(long, env = "HERALD_ALLOW_SUBNETS", default_value = "")]
+    pub allow_subnets: String,
+
+    /// Comma-separated seconds to wait between attempts.
+    #[arg(
+        long,
+        env = "HERALD_RETRY_SCHEDULE",
+        default_value = "5,300,1800,7200,18000,36000,36000"
+    )]
+    pub retry_schedule: String,
+
+    /// Largest request body the API accepts, in bytes (larger gets 413).
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a delivery may take before it counts as failed.
+    #[arg(long, env = "HERALD_DELIVERY_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub delivery_timeout_seconds: u64,
+
+    /// Deliveries in flight at once, over all endpoints.
+    #[arg(long, env = "HERALD_WORKER_CONCURRENCY", default_value_t = 256)]
+    pub worker_concurrency: usize,
+
+    /// Deliveries in flight at once to one endpoint, so a slow endpoint cannot
+    /// take every slot.
+    #[arg(long, env = "HERALD_ENDPOINT_CONCURRENCY", default_value_t = 16)]
+    pub endpoint_concurrency: usize,
+
+    /// Seconds that in-flight deliveries get to finish after SIGTERM.
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Longest Retry-After (seconds) honoured from a 429 or 503.
+    #[arg(long, env = "HERALD_MAX_RETRY_AFTER_SECONDS", default_value_t = 3600)]
+    pub max_retry_after_seconds: u64,
+}
+
+/// Where the main secret came from, for the start-up log.
+#[derive(Clone, Debug)]
+pub enum SecretSource {
+    Environment,
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+/// The validated configuration of a running Herald.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub secret: SecretString,
+    pub secret_source: SecretSource,
+    pub sqlite_synchronous_full: bool,
+    pub allow_subnets: AllowList,
+    pub retry_schedule: RetrySchedule,
+    pub max_body_bytes: usize,
+    pub delivery_timeout: Duration,
+    pub worker_concurrency: usize,
+    pub endpoint_concurrency: usize,
+    pub shutdown_grace: Duration,
+    pub max_retry_after: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &herald_store::redact_url(&self.database_url),
+            )
+            .field("secret", &"<redacted>")
+            .field("secret_source", &self.secret_source)
+            .field("allow_subnets", &self.allow_subnets)
+            .field("retry_schedule", &self.retry_schedule)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared settings, validated: what `herald token` needs.
+#[derive(Clone)]
+pub struct CommonConfig {
+    pub database_url: String,
+    pub secret: SecretString,
+    pub secret_source: SecretSource,
+    pub sqlite_synchronous_full: bool,
+}
+
+impl CommonArgs {
+    pub fn resolve(&self) -> anyhow::Result<CommonConfig> {
+        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str()
+        {
+            "normal" => false,
+            "full" => true,
+            other => bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}"),
+        };
+        let (secret, secret_source) = match &self.secret {
+            Some(s) if s.len() >= 16 => (SecretString::from(s.clone()), SecretSource::Environment),
+            Some(_) => bail!("HERALD_SECRET must be at least 16 characters long"),
+            None => load_or_generate_secret(&secret_path(&self.database_url)?)?,
+        };
+        Ok(CommonConfig {
+            database_url: self.database_url.clone(),
+            secret,
+            secret_source,
+            sqlite_synchronous_full,
+        })
+    }
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let common = self.common.resolve()?;
+        let allow_subnets = self
+            .allow_subnets
+            .parse()
+            .context("HERALD_ALLOW_SUBNETS is not a comma-separated list of CIDRs")?;
+        let retry_schedule = self
+            .retry_schedule
+            .parse()
+            .context("HERALD_RETRY_SCHEDULE is not a comma-separated list of seconds")?;
+        if self.worker_concurrency == 0 || self.endpoint_concurrency == 0 {
+            bail!("HERALD_WORKER_CONCURRENCY and HERALD_ENDPOINT_CONCURRENCY must be at least 1");
+        }
+        if self.delivery_timeout_seconds == 0 {
+            bail!("HERALD_DELIVERY_TIMEOUT_SECONDS must be at least 1");
+        }
+        Ok(Config {
+            listen: self.listen,
+            database_url: common.database_url,
+            secret: common.secret,
+            secret_source: common.secret_source,
+            sqlite_synchronous_full: common.sqlite_synchronous_full,
+            allow_subnets,
+            retry_schedule,
+            max_body_bytes: self.max_body_bytes,
+            delivery_timeout: Duration::from_secs(self.delivery_timeout_seconds),
+            worker_concurrency: self.worker_concurrency,
+            endpoint_concurrency: self.endpoint_concurrency,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
+        })
+    }
+}
+
+/// The file that keeps the generated main secret: `PATH.secret` beside the
+/// SQLite database.
+fn secret_path(database_url: &str) -> anyhow::Result<PathBuf> {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .with_context(|| {
+            format!(
+                "cannot keep a generated secret beside {}: set HERALD_SECRET",
+                herald_store::redact_url(database_url)
+            )
+        })?;
+    let path = path.split('?').next().unwrap_or(path);
+    Ok(PathBuf::from(format!("{path}.secret")))
+}
+
+fn load_or_generate_secret(path: &Path) -> anyhow::Result<(SecretString, SecretSource)> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().len() >= 16 => {
+            return Ok((
+                SecretString::from(s.trim().to_string()),
+                SecretSource::File(path.to_path_buf()),
+            ))
+        }
+        Ok(_) => bail!("{} is too short to be Herald's secret", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((
+        SecretString::from(secret),
+        SecretSource::Generated(path.to_path_buf()),
+    ))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+impl CommonConfig {
+    pub fn secret_bytes(&self) -> &[u8] {
+        self.secret.expose_secret().as_bytes()
+    }
+}
+
+impl Config {
+    pub fn secret_bytes(&self) -> &[u8] {
+        self.secret.expose_secret().as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_lives_beside_the_database() {
+        let cases = [
+            ("sqlite://herald.db", "herald.db.secret"),
+            ("sqlite:///var/lib/herald/h.db", "/var/lib/herald/h.db.secret"),
+            ("sqlite://data/h.db?mode=rwc", "data/h.db.secret"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(secret_path(url).unwrap(), PathBuf::from(want), "{url}");
+        }
+        assert!(secret_path("postgres://h/db").is_err());
+    }
+
+    #[test]
+    fn generated_secret_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/h.db.secret");
+        let (first, source) = load_or_generate_secret(&path).unwrap();
+        assert!(matches!(source, SecretSource::Generated(_)));
+        let (second, source) = load_or_generate_secret(&path).unwrap();
+        assert!(matches!(source, SecretSource::File(_)));
+        assert_eq!(first.expose_secret(), second.expose_secret());
+    }
+}

@@ -1,0 +1,181 @@
+//! The HTTP client deliveries go out through. The SSRF rule is enforced on the
+//! address actually connected to: names resolve through [`GuardedResolver`], which
+//! drops every non-global address the allow list does not cover, and IP literals
+//! are checked before the request, so DNS rebinding has no gap to use.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald_core::net::{AllowList, Refusal};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// How much of a response body is kept on the attempt.
+pub const RESPONSE_PREFIX_BYTES: usize = 4096;
+
+#[derive(Clone)]
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    allow: Arc<AllowList>,
+    timeout: Duration,
+}
+
+/// What came back from one POST.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The receiver answered (any status).
+    Response {
+        status: u16,
+        body: String,
+        retry_after: Option<String>,
+        duration: Duration,
+    },
+    /// No answer: refused by the SSRF rule, connection failed, timed out.
+    NoResponse { reason: String, duration: Duration },
+}
+
+struct GuardedResolver {
+    allow: Arc<AllowList>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match allow.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        refusal.get_or_insert(r);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err(match refusal {
+                    Some(r) => Box::new(r) as Box<dyn std::error::Error + Send + Sync>,
+                    None => format!("{host} did not resolve to any address").into(),
+                });
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+impl DeliveryClient {
+    pub fn new(allow: AllowList, timeout: Duration) -> anyhow::Result<DeliveryClient> {
+        let allow = Arc::new(allow);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            // A proxy from the environment would connect on our behalf and
+            // bypass the address check.
+            .no_proxy()
+            .user_agent(concat!("Herald-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: allow.clone(),
+            }))
+            .build()?;
+        Ok(DeliveryClient {
+            http,
+            allow,
+            timeout,
+        })
+    }
+
+    /// POSTs `body` to `url` with `headers`, and reports what happened. Never
+    /// fails: every problem becomes an [`Outcome::NoResponse`] with its reason.
+    pub async fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> Outcome {
+        let start = Instant::now();
+        let no_response = |reason: String| Outcome::NoResponse {
+            reason,
+            duration: start.elapsed(),
+        };
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => return no_response(format!("invalid URL: {e}")),
+        };
+        if let Some(ip) = literal_ip(&parsed) {
+            if let Err(refusal) = self.allow.check(ip) {
+                return no_response(refusal.to_string());
+            }
+        }
+        let sent = self
+            .http
+            .post(parsed)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) => return no_response(self.describe(&e)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut prefix = Vec::new();
+        // Read only the prefix we keep; a huge body is not our problem.
+        while prefix.len() < RESPONSE_PREFIX_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => prefix.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        prefix.truncate(RESPONSE_PREFIX_BYTES);
+        Outcome::Response {
+            status,
+            body: String::from_utf8_lossy(&prefix).into_owned(),
+            retry_after,
+            duration: start.elapsed(),
+        }
+    }
+
+    fn describe(&self, e: &reqwest::Error) -> String {
+        let chain = || std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| err.source());
+        if let Some(refusal) = chain().find_map(|err| err.downcast_ref::<Refusal>()) {
+            return refusal.to_string();
+        }
+        if e.is_timeout() {
+            return format!("timed out after {} s", self.timeout.as_secs());
+        }
+        if let Some(io) = chain().find_map(|err| err.downcast_ref::<std::io::Error>()) {
+            return format!("connection failed: {io}");
+        }
+        if e.is_connect() {
+            return format!("connection failed: {e}");
+        }
+        format!("request failed: {e}")
+    }
+}
+
+fn literal_ip(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Adds a header built from trusted parts (our own names, checked values).
+pub fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        headers.insert(n, v);
+    }
+}

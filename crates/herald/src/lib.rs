@@ -1,0 +1,9 @@
+//! Herald: a Svix-compatible webhook delivery server. The binary (`main.rs`)
+//! parses the command line and calls into this library; tests start the same
+//! [`app::serve`] on port 0.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dispatch;
