@@ -120,8 +120,13 @@ pub trait Store: Send + Sync + 'static {
     /// When the earliest pending delivery is due, if any.
     async fn next_due(&self) -> Result<Option<Timestamp>>;
     /// Queues the message to the endpoint again, now, as a manual attempt.
-    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str, now: Timestamp)
-        -> Result<()>;
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+    ) -> Result<()>;
     async fn get_attempt(
         &self,
         app_id: &str,
@@ -159,10 +164,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PageOf<(Message, Delivery)>>;
 
     // Idempotency keys.
-    async fn idempotency_begin(&self, scope: &str, key: &str, now: Timestamp)
-        -> Result<IdempotencyState>;
-    async fn idempotency_finish(&self, scope: &str, key: &str, status: u16, body: &[u8])
-        -> Result<()>;
+    async fn idempotency_begin(
+        &self,
+        scope: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyState>;
+    async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<()>;
     /// Forgets a key whose request failed, so the client may try again.
     async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
 }

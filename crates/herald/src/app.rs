@@ -47,7 +47,10 @@ pub async fn serve(
     // process that died, so its deliveries are due again now.
     let released = store.release_all_leases().await?;
     if released > 0 {
-        tracing::info!(released, "re-queued deliveries that were in flight when Herald last stopped");
+        tracing::info!(
+            released,
+            "re-queued deliveries that were in flight when Herald last stopped"
+        );
     }
     let wake = Arc::new(Notify::new());
     let state = AppState {

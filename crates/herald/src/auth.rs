@@ -84,14 +84,15 @@ impl Keys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.required_spec_claims.clear();
         validation.validate_exp = true;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
                     "the token's signature is not valid for this server"
                 }
                 _ => "the token is not a valid Herald API token",
-            })?;
+            },
+        )?;
         let claims = data.claims;
         match claims.org {
             Some(org_id) => Ok(Principal {
@@ -121,7 +122,9 @@ mod tests {
                 app_id: None
             }
         );
-        let app = keys.verify(&keys.app_token("org_1", "app_1", None)).unwrap();
+        let app = keys
+            .verify(&keys.app_token("org_1", "app_1", None))
+            .unwrap();
         assert_eq!(app.app_id.as_deref(), Some("app_1"));
         assert!(app.can_see_app("app_1"));
         assert!(!app.can_see_app("app_2"));

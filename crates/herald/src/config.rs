@@ -16,7 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 #[derive(clap::Args, Clone, Debug)]
 pub struct CommonArgs {
     /// Database URL: sqlite://PATH (created if missing).
-    #[arg(long, env = "HERALD_DATABASE_URL", default_value = "sqlite://herald.db")]
+    #[arg(
+        long,
+        env = "HERALD_DATABASE_URL",
+        default_value = "sqlite://herald.db"
+    )]
     pub database_url: String,
 
     /// Main secret that signs API tokens. Default: generated once and kept in
@@ -132,11 +136,12 @@ pub struct CommonConfig {
 
 impl CommonArgs {
     pub fn resolve(&self) -> anyhow::Result<CommonConfig> {
-        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str()
-        {
+        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
             "normal" => false,
             "full" => true,
-            other => bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}"),
+            other => {
+                bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}")
+            }
         };
         let (secret, secret_source) = match &self.secret {
             Some(s) if s.len() >= 16 => (SecretString::from(s.clone()), SecretSource::Environment),
@@ -266,7 +271,10 @@ mod tests {
     fn secret_lives_beside_the_database() {
         let cases = [
             ("sqlite://herald.db", "herald.db.secret"),
-            ("sqlite:///var/lib/herald/h.db", "/var/lib/herald/h.db.secret"),
+            (
+                "sqlite:///var/lib/herald/h.db",
+                "/var/lib/herald/h.db.secret",
+            ),
             ("sqlite://data/h.db?mode=rwc", "data/h.db.secret"),
         ];
         for (url, want) in cases {

@@ -7,7 +7,11 @@ use herald::config::{CommonArgs, SecretSource, ServeArgs};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "herald", version, about = "A Svix-compatible webhook delivery server")]
+#[command(
+    name = "herald",
+    version,
+    about = "A Svix-compatible webhook delivery server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,15 +80,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // Tests and scripts read the first line to learn the address.
     println!("Herald listening on http://{addr}");
+    println!("Data: {}", herald_store::redact_url(&config.database_url));
     println!(
-        "Data: {}",
-        herald_store::redact_url(&config.database_url)
+        "API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET"
     );
-    println!("API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET");
     if config.allow_subnets.is_empty() {
         println!("Deliveries to private and loopback addresses are refused (set HERALD_ALLOW_SUBNETS to allow some)");
     } else {
-        println!("Deliveries allowed to non-global addresses in: {}", config.allow_subnets);
+        println!(
+            "Deliveries allowed to non-global addresses in: {}",
+            config.allow_subnets
+        );
     }
     herald::app::serve(config, listener, shutdown).await
 }
@@ -129,16 +135,16 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -146,6 +152,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutting down: no new work is claimed; in-flight deliveries get the grace period");
+    tracing::info!(
+        "shutting down: no new work is claimed; in-flight deliveries get the grace period"
+    );
     shutdown.cancel();
 }

@@ -60,7 +60,9 @@ fn ms(t: Timestamp) -> i64 {
 }
 
 fn from_ms(n: i64) -> Timestamp {
-    Utc.timestamp_millis_opt(n).single().unwrap_or(DateTime::UNIX_EPOCH)
+    Utc.timestamp_millis_opt(n)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 fn opt_ms(n: Option<i64>) -> Option<Timestamp> {
@@ -425,7 +427,10 @@ impl Store for SqliteStore {
         }
         paginate(&mut qb, "name", page);
         let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
-        let items = rows.iter().map(row_event_type).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(row_event_type)
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
     }
 
@@ -1047,12 +1052,14 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<IdempotencyState> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let row = sqlx::query("SELECT status, body, created_at FROM idempotency WHERE scope = ? AND key = ?")
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(
+            "SELECT status, body, created_at FROM idempotency WHERE scope = ? AND key = ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let state = match row {
             Some(r) => match r.get::<Option<i64>, _>("status") {
                 Some(status) => IdempotencyState::Done {
@@ -1062,13 +1069,15 @@ impl Store for SqliteStore {
                 // A request that never finished (the process died) is abandoned
                 // after a while, so the client's retry can run.
                 None if r.get::<i64, _>("created_at") < ms(now) - IDEMPOTENCY_ABANDONED_MS => {
-                    sqlx::query("UPDATE idempotency SET created_at = ? WHERE scope = ? AND key = ?")
-                        .bind(ms(now))
-                        .bind(scope)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    sqlx::query(
+                        "UPDATE idempotency SET created_at = ? WHERE scope = ? AND key = ?",
+                    )
+                    .bind(ms(now))
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
                     IdempotencyState::New
                 }
                 None => IdempotencyState::InProgress,

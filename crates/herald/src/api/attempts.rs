@@ -8,9 +8,7 @@ use chrono::Utc;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Params;
-use super::out::{
-    EndpointMessageOut, ListResponse, MessageAttemptOut, MessageEndpointOut,
-};
+use super::out::{EndpointMessageOut, ListResponse, MessageAttemptOut, MessageEndpointOut};
 use super::{load_app, load_endpoint, AppState};
 use crate::auth::Principal;
 

@@ -117,8 +117,12 @@ fn check_event_types(field: &str, types: Option<Vec<String>>) -> ApiResult<Optio
         return Ok(None);
     };
     for (i, t) in types.iter().enumerate() {
-        validate_name(t)
-            .map_err(|e| ApiError::Validation(vec![FieldError::body(&[field, &i.to_string()], e.to_string())]))?;
+        validate_name(t).map_err(|e| {
+            ApiError::Validation(vec![FieldError::body(
+                &[field, &i.to_string()],
+                e.to_string(),
+            )])
+        })?;
     }
     types.sort();
     types.dedup();
@@ -137,12 +141,19 @@ fn check_channels(channels: Option<Vec<String>>) -> ApiResult<Option<Vec<String>
     }
     for (i, c) in channels.iter().enumerate() {
         validate_channel(c).map_err(|e| {
-            ApiError::Validation(vec![FieldError::body(&["channels", &i.to_string()], e.to_string())])
+            ApiError::Validation(vec![FieldError::body(
+                &["channels", &i.to_string()],
+                e.to_string(),
+            )])
         })?;
     }
     channels.sort();
     channels.dedup();
-    Ok(if channels.is_empty() { None } else { Some(channels) })
+    Ok(if channels.is_empty() {
+        None
+    } else {
+        Some(channels)
+    })
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
@@ -157,7 +168,9 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<BTreeMap<Strin
             return Err(bad("has a value that is not a valid HTTP header value"));
         }
         if RESERVED_HEADERS.contains(&lower.as_str())
-            || RESERVED_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
+            || RESERVED_HEADER_PREFIXES
+                .iter()
+                .any(|p| lower.starts_with(p))
         {
             return Err(bad("is set by Herald and cannot be overridden"));
         }
@@ -209,7 +222,9 @@ pub async fn create(
     let channels = check_channels(input.channels)?;
     let headers = check_headers(&input.headers.unwrap_or_default())?;
     let secret = match input.secret {
-        Some(s) => EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["secret"], e.to_string()))?,
+        Some(s) => {
+            EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["secret"], e.to_string()))?
+        }
         None => EndpointSecret::generate(),
     };
     let now = Utc::now();
@@ -242,7 +257,9 @@ pub async fn get(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointOut>> {
     let app = load_app(&state, &who, &app_id).await?;
-    Ok(Json(load_endpoint(&state, &app, &endpoint_id).await?.into()))
+    Ok(Json(
+        load_endpoint(&state, &app, &endpoint_id).await?.into(),
+    ))
 }
 
 /// PUT replaces every field it carries; headers and the secret stay.
@@ -267,7 +284,11 @@ pub async fn update(
         ep.headers = check_headers(&headers)?;
     }
     ep.updated_at = Utc::now();
-    state.store.update_endpoint(&ep).await.map_err(uid_conflict)?;
+    state
+        .store
+        .update_endpoint(&ep)
+        .await
+        .map_err(uid_conflict)?;
     Ok(Json(ep.into()))
 }
 
@@ -321,7 +342,11 @@ pub async fn patch(
         .apply_opt(ep.throttle_rate.and_then(|n| u16::try_from(n).ok()))
         .map(i64::from);
     ep.updated_at = Utc::now();
-    state.store.update_endpoint(&ep).await.map_err(uid_conflict)?;
+    state
+        .store
+        .update_endpoint(&ep)
+        .await
+        .map_err(uid_conflict)?;
     Ok(Json(ep.into()))
 }
 
@@ -382,7 +407,9 @@ pub async fn rotate_secret(
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let secret = match input.key {
-        Some(s) => EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["key"], e.to_string()))?,
+        Some(s) => {
+            EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["key"], e.to_string()))?
+        }
         None => EndpointSecret::generate(),
     };
     let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
@@ -618,9 +645,9 @@ pub async fn recover(
 
 fn uid_conflict(e: herald_store::StoreError) -> ApiError {
     match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("an endpoint with this uid already exists in this application".into())
-        }
+        herald_store::StoreError::Conflict(_) => ApiError::Conflict(
+            "an endpoint with this uid already exists in this application".into(),
+        ),
         other => other.into(),
     }
 }
@@ -645,8 +672,20 @@ mod tests {
     #[test]
     fn reserved_and_bad_headers_are_refused() {
         let ok: BTreeMap<_, _> = [("X-Team".to_string(), "a".to_string())].into();
-        assert_eq!(check_headers(&ok).unwrap().get("x-team").map(String::as_str), Some("a"));
-        for name in ["Host", "webhook-id", "Svix-Signature", "content-length", "bad name"] {
+        assert_eq!(
+            check_headers(&ok)
+                .unwrap()
+                .get("x-team")
+                .map(String::as_str),
+            Some("a")
+        );
+        for name in [
+            "Host",
+            "webhook-id",
+            "Svix-Signature",
+            "content-length",
+            "bad name",
+        ] {
             let h: BTreeMap<_, _> = [(name.to_string(), "v".to_string())].into();
             assert!(check_headers(&h).is_err(), "{name} should be refused");
         }

@@ -134,12 +134,16 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_event_type(&et).await.map_err(|e| match e {
-        herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict(format!("event type {:?} already exists", et.name))
-        }
-        other => other.into(),
-    })?;
+    state
+        .store
+        .create_event_type(&et)
+        .await
+        .map_err(|e| match e {
+            herald_store::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("event type {:?} already exists", et.name))
+            }
+            other => other.into(),
+        })?;
     Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
 }
 

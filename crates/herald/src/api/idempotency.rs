@@ -47,13 +47,17 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         who.app_id.as_deref().unwrap_or(""),
         parts.uri.path()
     );
-    match state.store.idempotency_begin(&scope, &key, Utc::now()).await {
+    match state
+        .store
+        .idempotency_begin(&scope, &key, Utc::now())
+        .await
+    {
         Err(e) => ApiError::from(e).into_response(),
         Ok(IdempotencyState::Done { status, body }) => replay(status, body),
-        Ok(IdempotencyState::InProgress) => ApiError::Conflict(
-            "a request with this idempotency-key is still in progress".into(),
-        )
-        .into_response(),
+        Ok(IdempotencyState::InProgress) => {
+            ApiError::Conflict("a request with this idempotency-key is still in progress".into())
+                .into_response()
+        }
         Ok(IdempotencyState::New) => {
             let response = next.run(Request::from_parts(parts, body)).await;
             let (parts, body) = response.into_parts();
@@ -61,7 +65,8 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 Ok(b) => b,
                 Err(e) => {
                     let _ = state.store.idempotency_abort(&scope, &key).await;
-                    return ApiError::Internal(format!("reading response body: {e}")).into_response();
+                    return ApiError::Internal(format!("reading response body: {e}"))
+                        .into_response();
                 }
             };
             let status = parts.status.as_u16();

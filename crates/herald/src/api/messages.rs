@@ -41,8 +41,7 @@ pub async fn create(
     params: Params,
     Body(input): Body<MessageIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    validate_name(&input.event_type)
-        .map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
+    validate_name(&input.event_type).map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
     if let Some(event_id) = &input.event_id {
         validate_name(event_id).map_err(|e| ApiError::field(&["eventId"], e.to_string()))?;
     }
@@ -97,7 +96,10 @@ pub async fn create(
     );
     state.store.create_message(&msg, &Targets::Matching).await?;
     state.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, with_content))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(msg, with_content)),
+    ))
 }
 
 pub async fn list(

@@ -137,7 +137,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> ApiResult<StatusCode> {
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ApiResult<StatusCode> {
     state.store.ping().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -180,8 +182,7 @@ pub(crate) fn require_org(who: &Principal) -> ApiResult<()> {
     match who.app_id {
         None => Ok(()),
         Some(_) => Err(ApiError::Forbidden(
-            "this needs an organisation token; the token used is scoped to one application"
-                .into(),
+            "this needs an organisation token; the token used is scoped to one application".into(),
         )),
     }
 }

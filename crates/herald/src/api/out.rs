@@ -148,9 +148,8 @@ impl From<Endpoint> for EndpointOut {
 /// The stored payload, sent back byte for byte (or `{}` without content).
 fn payload(raw: String, with_content: bool) -> Box<RawValue> {
     let text = if with_content { raw } else { "{}".to_string() };
-    RawValue::from_string(text).unwrap_or_else(|_| {
-        RawValue::from_string("{}".to_string()).expect("{} is JSON")
-    })
+    RawValue::from_string(text)
+        .unwrap_or_else(|_| RawValue::from_string("{}".to_string()).expect("{} is JSON"))
 }
 
 #[derive(Serialize)]

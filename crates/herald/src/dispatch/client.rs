@@ -44,9 +44,8 @@ impl Resolve for GuardedResolver {
         let allow = self.allow.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -145,7 +144,11 @@ impl DeliveryClient {
     }
 
     fn describe(&self, e: &reqwest::Error) -> String {
-        let chain = || std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| err.source());
+        let chain = || {
+            std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
+                err.source()
+            })
+        };
         if let Some(refusal) = chain().find_map(|err| err.downcast_ref::<Refusal>()) {
             return refusal.to_string();
         }

@@ -217,9 +217,9 @@ impl Dispatcher {
                     Next::GiveUp
                 } else {
                     let hint = if status == 429 || status == 503 {
-                        retry_after
-                            .as_deref()
-                            .and_then(|h| retry_after_delay(h, Utc::now(), self.config.max_retry_after))
+                        retry_after.as_deref().and_then(|h| {
+                            retry_after_delay(h, Utc::now(), self.config.max_retry_after)
+                        })
                     } else {
                         None
                     };
@@ -256,7 +256,12 @@ impl Dispatcher {
         }
     }
 
-    fn next_after_failure(&self, failed_attempts: u32, disabled: bool, hint: Option<Duration>) -> Next {
+    fn next_after_failure(
+        &self,
+        failed_attempts: u32,
+        disabled: bool,
+        hint: Option<Duration>,
+    ) -> Next {
         if disabled {
             return Next::GiveUp;
         }

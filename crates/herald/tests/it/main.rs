@@ -1,0 +1,5 @@
+//! Herald's integration tests: one binary, the real server on port 0 with a fresh
+//! SQLite database, and real HTTP receivers on loopback.
+
+mod smoke;
+mod support;
