@@ -33,7 +33,7 @@ pub struct AllowListError {
 /// Herald's refusal to connect to an address, worded for the operator who has
 /// to decide whether to allow it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{ip} is a {reason} address; Herald refuses to deliver to non-global addresses unless HERALD_ALLOW_SUBNETS includes it (for example HERALD_ALLOW_SUBNETS={suggestion})")]
+#[error("{ip} is not a global address ({reason}); Herald refuses to deliver to non-global addresses unless HERALD_ALLOW_SUBNETS includes it (for example HERALD_ALLOW_SUBNETS={suggestion})")]
 pub struct Refusal {
     pub ip: IpAddr,
     pub reason: &'static str,
@@ -43,8 +43,8 @@ pub struct Refusal {
 
 /// Why `ip` is not a globally routable unicast address, or `None` if it is.
 ///
-/// The reason is a short phrase that reads well in "`ip` is a `reason`
-/// address". Addresses that carry an IPv4 address inside an IPv6 one
+/// The reason is a short phrase that reads well in "`ip` is not a global
+/// address (`reason`)". Addresses that carry an IPv4 address inside an IPv6 one
 /// (IPv4-mapped, NAT64 and 6to4) are judged by the IPv4 address they lead to,
 /// because that is where a connection would end up.
 pub fn non_global_reason(ip: IpAddr) -> Option<&'static str> {
@@ -598,11 +598,11 @@ mod tests {
         let table = [
             (
                 "127.0.0.1",
-                "127.0.0.1 is a loopback address; Herald refuses to deliver to non-global addresses unless HERALD_ALLOW_SUBNETS includes it (for example HERALD_ALLOW_SUBNETS=127.0.0.1/32)",
+                "127.0.0.1 is not a global address (loopback); Herald refuses to deliver to non-global addresses unless HERALD_ALLOW_SUBNETS includes it (for example HERALD_ALLOW_SUBNETS=127.0.0.1/32)",
             ),
             (
                 "fd00::1",
-                "fd00::1 is a unique local address; Herald refuses to deliver to non-global addresses unless HERALD_ALLOW_SUBNETS includes it (for example HERALD_ALLOW_SUBNETS=fd00::1/128)",
+                "fd00::1 is not a global address (unique local); Herald refuses to deliver to non-global addresses unless HERALD_ALLOW_SUBNETS includes it (for example HERALD_ALLOW_SUBNETS=fd00::1/128)",
             ),
         ];
         for (addr, expected) in table {
