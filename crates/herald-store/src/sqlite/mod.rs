@@ -792,17 +792,19 @@ impl Store for SqliteStore {
         let skip = serde_json::to_string(skip_endpoints).expect("strings serialize");
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let claimed = sqlx::query(
-            "UPDATE delivery SET status = 3, lease_until = ?, updated_at = ?
+            // A claimed delivery's next attempt is its lease's end: if this worker
+            // dies, the delivery falls due again by itself, and one index on
+            // next_attempt_at finds both new and abandoned work.
+            "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
              WHERE rowid IN (
                  SELECT rowid FROM delivery
                  WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-                   AND (lease_until IS NULL OR lease_until <= ?)
                    AND endpoint_id NOT IN (SELECT value FROM json_each(?))
                  ORDER BY next_attempt_at LIMIT ?)
              RETURNING msg_id, endpoint_id, attempts, manual",
         )
         .bind(ms(lease_until))
-        .bind(ms(now))
+        .bind(ms(lease_until))
         .bind(ms(now))
         .bind(ms(now))
         .bind(&skip)
@@ -891,7 +893,9 @@ impl Store for SqliteStore {
 
     async fn release_all_leases(&self) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE delivery SET lease_until = NULL, status = 1 WHERE lease_until IS NOT NULL",
+            "UPDATE delivery SET lease_until = NULL, status = 1,
+                 next_attempt_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000
+             WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL",
         )
         .execute(&self.writer)
         .await
@@ -901,8 +905,7 @@ impl Store for SqliteStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         let row = sqlx::query(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) AS due FROM delivery
-             WHERE next_attempt_at IS NOT NULL",
+            "SELECT MIN(next_attempt_at) AS due FROM delivery WHERE next_attempt_at IS NOT NULL",
         )
         .fetch_one(&self.reader)
         .await

@@ -32,6 +32,8 @@ const LEASE: Duration = Duration::from_secs(60);
 const CLAIM_BATCH: usize = 64;
 /// Longest idle sleep: retries that fall due are found at least this often.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Poll interval while some endpoints are at their concurrency limit.
+const BUSY_POLL: Duration = Duration::from_millis(50);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -72,6 +74,8 @@ impl Dispatcher {
         let this = Arc::new(self);
         let global = Arc::new(Semaphore::new(this.config.worker_concurrency));
         let slots: Slots = Arc::default();
+        // Signalled when a delivery finishes: its slot may unblock a busy endpoint.
+        let freed = Arc::new(Notify::new());
         let tasks = TaskTracker::new();
         let mut backoff = Duration::from_millis(100);
 
@@ -131,12 +135,14 @@ impl Dispatcher {
                 };
                 let this = this.clone();
                 let slots = slots.clone();
+                let freed = freed.clone();
                 tasks.spawn(async move {
                     let endpoint_id = job.endpoint_id.clone();
                     if let Ok(_running) = endpoint_sem.acquire().await {
                         this.deliver(job).await;
                     }
                     release(&slots, &endpoint_id, permit);
+                    freed.notify_one();
                 });
             }
             if claimed == free {
@@ -149,14 +155,16 @@ impl Dispatcher {
                     .min(IDLE_POLL),
                 _ => IDLE_POLL,
             };
-            // Jobs of a busy endpoint may be due now; don't spin on them.
+            // Deliveries of a busy endpoint may be due now: don't spin on them;
+            // a finished delivery wakes the loop instead.
             let wait = if busy.is_empty() {
                 wait
             } else {
-                wait.max(Duration::from_millis(20))
+                wait.max(BUSY_POLL)
             };
             tokio::select! {
                 _ = this.wake.notified() => {}
+                _ = freed.notified(), if !busy.is_empty() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.cancelled() => break,
             }
