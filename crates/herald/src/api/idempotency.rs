@@ -89,9 +89,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 
 fn replay(status: u16, body: Vec<u8>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let has_body = !body.is_empty();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    if !headers.contains_key(header::CONTENT_TYPE) {
+    if has_body {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
