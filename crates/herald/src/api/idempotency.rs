@@ -97,6 +97,8 @@ fn replay(status: u16, body: Vec<u8>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+    } else {
+        headers.remove(header::CONTENT_TYPE);
     }
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
