@@ -1,5 +1,7 @@
 //! Herald's integration tests: one binary, the real server on port 0 with a fresh
 //! SQLite database, and real HTTP receivers on loopback.
 
+mod api_edges;
+mod delivery;
 mod smoke;
 mod support;
