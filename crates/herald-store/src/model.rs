@@ -247,3 +247,56 @@ pub enum IdempotencyState {
     /// The response the first request got.
     Done { status: u16, body: Vec<u8> },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(types: Option<&[&str]>, channels: Option<&[&str]>) -> Endpoint {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "https://example.com/".into(),
+            description: String::new(),
+            disabled: false,
+            event_types: types.map(list),
+            channels: channels.map(list),
+            metadata: Value::Null,
+            headers: BTreeMap::new(),
+            throttle_rate: None,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn routing_follows_svix() {
+        let x = ["x".to_string()];
+        let y = ["y".to_string()];
+        // (endpoint types, endpoint channels, message type, message channels, accepted)
+        let cases: &[(
+            Option<&[&str]>,
+            Option<&[&str]>,
+            &str,
+            Option<&[String]>,
+            bool,
+        )] = &[
+            (None, None, "a", None, true),
+            (Some(&[]), None, "a", Some(&x), true),
+            (Some(&["a"]), None, "a", None, true),
+            (Some(&["b"]), None, "a", None, false),
+            (None, Some(&["x"]), "a", Some(&x), true),
+            (None, Some(&["x"]), "a", Some(&y), false),
+            (None, Some(&["x"]), "a", None, false),
+            (None, Some(&[]), "a", None, true),
+            (Some(&["a"]), Some(&["y"]), "a", Some(&y), true),
+            (Some(&["b"]), Some(&["y"]), "a", Some(&y), false),
+        ];
+        for (i, (types, channels, msg_type, msg_channels, want)) in cases.iter().enumerate() {
+            let ep = endpoint(*types, *channels);
+            assert_eq!(ep.accepts(msg_type, *msg_channels), *want, "case {i}");
+        }
+    }
+}

@@ -1158,3 +1158,188 @@ fn push_attempt_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &ListFilter) {
     }
     push_time_window(qb, "a.created_at", filter);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as Span;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(path.to_str().unwrap(), &SqliteOptions::default())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    async fn seed(store: &SqliteStore, now: Timestamp) {
+        store
+            .create_app(&Application {
+                id: "app_1".into(),
+                org_id: "org_1".into(),
+                uid: Some("spot".into()),
+                name: "Spot".into(),
+                metadata: serde_json::json!({}),
+                throttle_rate: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let ep = Endpoint {
+            id: "ep_1".into(),
+            app_id: "app_1".into(),
+            uid: None,
+            url: "https://example.com/".into(),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            metadata: serde_json::json!({}),
+            headers: BTreeMap::new(),
+            throttle_rate: None,
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_endpoint(&ep, "whsec_key").await.unwrap();
+        let msg = Message {
+            id: "msg_1".into(),
+            app_id: "app_1".into(),
+            event_type: "a".into(),
+            event_id: Some("e1".into()),
+            channels: None,
+            payload: "{}".into(),
+            created_at: now,
+        };
+        assert_eq!(
+            store
+                .create_message(&msg, &Targets::Matching)
+                .await
+                .unwrap(),
+            1
+        );
+        let dup = Message {
+            id: "msg_2".into(),
+            ..msg
+        };
+        assert!(matches!(
+            store.create_message(&dup, &Targets::Matching).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+
+    fn attempt(now: Timestamp) -> Attempt {
+        Attempt {
+            id: "atmpt_1".into(),
+            msg_id: "msg_1".into(),
+            endpoint_id: "ep_1".into(),
+            app_id: "app_1".into(),
+            url: "https://example.com/".into(),
+            status: MessageStatus::Fail,
+            response_status_code: 500,
+            response: String::new(),
+            response_duration_ms: 1,
+            trigger_type: TriggerType::Scheduled,
+            created_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_hides_a_delivery_until_it_expires() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        seed(&store, now).await;
+        let lease = now + Span::seconds(60);
+
+        let jobs = store.claim_due(now, lease, 10, &[]).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].msg_id, "msg_1");
+        // Leased: nobody else gets it, until the lease runs out.
+        assert!(store
+            .claim_due(now, lease, 10, &[])
+            .await
+            .unwrap()
+            .is_empty());
+        let later = lease + Span::seconds(1);
+        let again = store
+            .claim_due(later, later + Span::seconds(60), 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1, "an expired lease is claimed again");
+        assert_eq!(again[0].attempts, 0);
+    }
+
+    #[tokio::test]
+    async fn busy_endpoints_are_skipped_and_released_leases_are_due_at_once() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        seed(&store, now).await;
+        let lease = now + Span::seconds(60);
+        let busy = ["ep_1".to_string()];
+        assert!(store
+            .claim_due(now, lease, 10, &busy)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.claim_due(now, lease, 10, &[]).await.unwrap().len(), 1);
+        assert_eq!(store.release_all_leases().await.unwrap(), 1);
+        let due = store.next_due().await.unwrap().unwrap();
+        assert!(due <= Utc::now());
+        assert_eq!(
+            store
+                .claim_due(Utc::now(), lease, 10, &[])
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn recording_an_attempt_moves_the_delivery_on() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        seed(&store, now).await;
+        store
+            .claim_due(now, now + Span::seconds(60), 10, &[])
+            .await
+            .unwrap();
+        let retry_at = now + Span::seconds(5);
+        store
+            .record_attempt(&attempt(now), &Next::RetryAt(retry_at))
+            .await
+            .unwrap();
+        assert_eq!(store.next_due().await.unwrap(), Some(from_ms(ms(retry_at))));
+        assert!(store
+            .claim_due(now, now + Span::seconds(60), 10, &[])
+            .await
+            .unwrap()
+            .is_empty());
+        let jobs = store
+            .claim_due(retry_at, retry_at + Span::seconds(60), 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(jobs[0].attempts, 1);
+        let done = Attempt {
+            id: "atmpt_2".into(),
+            status: MessageStatus::Success,
+            ..attempt(retry_at)
+        };
+        store.record_attempt(&done, &Next::Done).await.unwrap();
+        assert_eq!(store.next_due().await.unwrap(), None);
+        let stats = store.endpoint_stats("ep_1", None, None).await.unwrap();
+        assert_eq!(stats.success, 1);
+        let page = Page {
+            limit: 10,
+            iterator: None,
+            descending: true,
+        };
+        let attempts = store
+            .list_attempts_by_msg("app_1", "msg_1", &ListFilter::default(), &page)
+            .await
+            .unwrap();
+        assert_eq!(attempts.items.len(), 2);
+        assert_eq!(attempts.items[0].id, "atmpt_2", "newest first");
+    }
+}
