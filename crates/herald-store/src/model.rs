@@ -271,18 +271,20 @@ mod tests {
         }
     }
 
+    /// Endpoint types, endpoint channels, message type, message channels, accepted.
+    type Case<'a> = (
+        Option<&'a [&'a str]>,
+        Option<&'a [&'a str]>,
+        &'a str,
+        Option<&'a [String]>,
+        bool,
+    );
+
     #[test]
     fn routing_follows_svix() {
         let x = ["x".to_string()];
         let y = ["y".to_string()];
-        // (endpoint types, endpoint channels, message type, message channels, accepted)
-        let cases: &[(
-            Option<&[&str]>,
-            Option<&[&str]>,
-            &str,
-            Option<&[String]>,
-            bool,
-        )] = &[
+        let cases: &[Case] = &[
             (None, None, "a", None, true),
             (Some(&[]), None, "a", Some(&x), true),
             (Some(&["a"]), None, "a", None, true),
