@@ -1,0 +1,407 @@
+//! The real `herald` binary as a child process: killed with SIGKILL under load,
+//! stopped with SIGTERM mid-delivery, and restarted on the same database; plus
+//! `herald token create`. Every message the API accepted (202) must reach its
+//! endpoint, with its original `webhook-id`, after the restart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald::auth::Keys;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::{eventually, split, Receiver, Reply};
+
+const SECRET: &str = "crash-test-secret-0123456789abcdef";
+
+/// One run of `herald serve`.
+struct Server {
+    child: Child,
+    base_url: String,
+    log: PathBuf,
+}
+
+fn herald(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.env("HERALD_LISTEN", "127.0.0.1:0")
+        .env(
+            "HERALD_DATABASE_URL",
+            format!("sqlite://{}", dir.join("h.db").display()),
+        )
+        .env("HERALD_SECRET", SECRET)
+        .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
+        .env("HERALD_RETRY_SCHEDULE", "1")
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true);
+    cmd
+}
+
+impl Server {
+    /// Starts `herald serve` on the database in `dir`; `run` numbers the log file.
+    async fn start(dir: &Path, run: u32, extra_env: &[(&str, &str)]) -> Server {
+        let log = dir.join(format!("herald-{run}.log"));
+        let mut cmd = herald(dir);
+        cmd.arg("serve")
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = cmd.spawn().expect("cannot start the herald binary");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no address line; log:\n{}", read(&log)))
+            .unwrap()
+            .unwrap_or_else(|| panic!("herald exited at start; log:\n{}", read(&log)));
+        let base_url = first
+            .strip_prefix("Herald listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        // Keep draining stdout so that a later print never meets a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            child,
+            base_url,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn org_token() -> String {
+    Keys::new(SECRET.as_bytes()).org_token("org_herald")
+}
+
+async fn post(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = http
+        .post(server.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    split(r).await
+}
+
+async fn get(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    path: &str,
+) -> (StatusCode, Value) {
+    let r = http
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    split(r).await
+}
+
+/// Creates an app with one endpoint at `url`; returns the app id.
+async fn app_with_endpoint(http: &reqwest::Client, server: &Server, url: &str) -> String {
+    let token = org_token();
+    let (s, app) = post(
+        http,
+        server,
+        &token,
+        "/api/v1/app",
+        json!({"name": "Crash"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let (s, ep) = post(
+        http,
+        server,
+        &token,
+        &format!("/api/v1/app/{app_id}/endpoint"),
+        json!({"url": url}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{ep}");
+    app_id
+}
+
+/// How often each webhook-id reached `path`.
+fn counts(receiver: &Receiver, path: &str) -> BTreeMap<String, usize> {
+    let mut map = BTreeMap::new();
+    for r in receiver.received_on(path) {
+        *map.entry(r.header("webhook-id").to_string()).or_default() += 1;
+    }
+    map
+}
+
+/// Waits until every id in `accepted` has reached `path`.
+async fn wait_all_delivered(receiver: &Receiver, path: &str, accepted: &BTreeSet<String>) {
+    let mut check = || {
+        let got = counts(receiver, path);
+        let missing = accepted.iter().filter(|id| !got.contains_key(*id)).count();
+        async move { (missing == 0).then_some(()) }
+    };
+    eventually(
+        Duration::from_secs(90),
+        &format!(
+            "all {} accepted messages to be delivered after the restart",
+            accepted.len()
+        ),
+        &mut check,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_under_load_loses_no_accepted_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    receiver.set_default(
+        "/hook",
+        Reply::status(200).delay(Duration::from_millis(200)),
+    );
+    let http = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), 1, &[]).await;
+    let app_id = app_with_endpoint(&http, &server, &receiver.url("/hook")).await;
+
+    // ~300 sends, 24 at a time; every 202 is recorded.
+    let accepted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sender = {
+        let accepted = accepted.clone();
+        let url = server.url(&format!("/api/v1/app/{app_id}/msg"));
+        let http = http.clone();
+        tokio::spawn(async move {
+            let limit = Arc::new(tokio::sync::Semaphore::new(24));
+            let mut tasks = Vec::new();
+            for n in 0..300 {
+                let permit = limit.clone().acquire_owned().await.unwrap();
+                let (accepted, url, http) = (accepted.clone(), url.clone(), http.clone());
+                tasks.push(tokio::spawn(async move {
+                    let sent = http
+                        .post(&url)
+                        .bearer_auth(org_token())
+                        .json(&json!({"eventType": "load.test", "payload": {"n": n}}))
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .await;
+                    if let Ok(r) = sent {
+                        if r.status() == StatusCode::ACCEPTED {
+                            if let Ok(body) = r.json::<Value>().await {
+                                let id = body["id"].as_str().unwrap().to_string();
+                                accepted.lock().unwrap().push(id);
+                            }
+                        }
+                    }
+                    drop(permit);
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+    };
+
+    // Kill once a third has been accepted and deliveries are under way.
+    let mut check = || {
+        let n = accepted.lock().unwrap().len();
+        let delivered = receiver.received_on("/hook").len();
+        async move { (n >= 100 && delivered > 0).then_some(()) }
+    };
+    eventually(Duration::from_secs(60), "load to build up", &mut check).await;
+    server.child.kill().await.unwrap();
+    sender.await.unwrap();
+    let accepted: BTreeSet<String> = accepted.lock().unwrap().iter().cloned().collect();
+    let before_restart = counts(&receiver, "/hook");
+    eprintln!(
+        "sigkill: {} of 300 sends accepted; {} distinct messages had reached the receiver at the kill",
+        accepted.len(),
+        before_restart.len()
+    );
+    assert!(accepted.len() >= 100);
+
+    let mut server = Server::start(dir.path(), 2, &[]).await;
+    wait_all_delivered(&receiver, "/hook", &accepted).await;
+    let got = counts(&receiver, "/hook");
+    let twice = got.values().filter(|n| **n > 1).count();
+    let unaccepted = got.keys().filter(|id| !accepted.contains(*id)).count();
+    eprintln!(
+        "sigkill: all {} accepted messages delivered; {twice} delivered more than once; \
+         {unaccepted} delivered that were stored but whose 202 was lost to the kill",
+        accepted.len()
+    );
+    // Every accepted message keeps its id through the restart, and the message
+    // list agrees with what was accepted.
+    let token = org_token();
+    let (s, b) = get(
+        &http,
+        &server,
+        &token,
+        &format!("/api/v1/app/{app_id}/msg?limit=250"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(!b["data"].as_array().unwrap().is_empty());
+    for id in accepted.iter().take(20) {
+        let (s, m) = get(
+            &http,
+            &server,
+            &token,
+            &format!("/api/v1/app/{app_id}/msg/{id}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{id}: {m}");
+    }
+    server.child.kill().await.unwrap();
+    eprintln!("(server logs: {})", server.log.display());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_gracefully_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    receiver.set_default("/slow", Reply::status(200).delay(Duration::from_secs(1)));
+    let http = reqwest::Client::new();
+    // At most 16 one-second deliveries are in flight; the grace period is
+    // longer than one, so those finish and are recorded before the exit, and
+    // the rest (never claimed) wait in the database for the restart.
+    let env = [
+        ("HERALD_SHUTDOWN_GRACE_SECONDS", "5"),
+        ("HERALD_ENDPOINT_CONCURRENCY", "16"),
+    ];
+    let mut server = Server::start(dir.path(), 1, &env).await;
+    let app_id = app_with_endpoint(&http, &server, &receiver.url("/slow")).await;
+    let token = org_token();
+    let mut accepted = BTreeSet::new();
+    for n in 0..48 {
+        let (s, b) = post(
+            &http,
+            &server,
+            &token,
+            &format!("/api/v1/app/{app_id}/msg"),
+            json!({"eventType": "term.test", "payload": {"n": n}}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        accepted.insert(b["id"].as_str().unwrap().to_string());
+    }
+    receiver.wait_for("/slow", 1, Duration::from_secs(30)).await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "herald did not exit after SIGTERM; log:\n{}",
+                read(&server.log)
+            )
+        })
+        .unwrap();
+    assert!(
+        exit.success(),
+        "herald exited with {exit:?}; log:\n{}",
+        read(&server.log)
+    );
+    let before_restart = counts(&receiver, "/slow").len();
+    eprintln!("sigterm: {before_restart} of 48 messages reached the receiver before the exit");
+
+    let mut server = Server::start(dir.path(), 2, &env).await;
+    wait_all_delivered(&receiver, "/slow", &accepted).await;
+    let got = counts(&receiver, "/slow");
+    let twice = got.values().filter(|n| **n > 1).count();
+    eprintln!("sigterm: all 48 delivered after the restart; {twice} more than once");
+    assert_eq!(got.len(), 48);
+    // The deliveries in flight at SIGTERM were allowed to finish and were
+    // recorded, so the restart did not send them again.
+    assert_eq!(twice, 0, "{got:?}");
+    assert!(before_restart > 0);
+    server.child.kill().await.unwrap();
+}
+
+/// Runs `herald token create` with `args` on the database in `dir`; returns the
+/// last line of stdout.
+async fn token_create(dir: &Path, args: &[&str]) -> String {
+    let out = herald(dir)
+        .args(["token", "create"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout
+        .lines()
+        .last()
+        .expect("token create printed nothing")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_create_makes_working_org_and_app_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), 1, &[]).await;
+
+    let org = token_create(dir.path(), &[]).await;
+    let (s, b) = get(&http, &server, &org, "/api/v1/app").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, a) = post(
+        &http,
+        &server,
+        &org,
+        "/api/v1/app",
+        json!({"name": "A", "uid": "spot-a"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (s, b) = post(&http, &server, &org, "/api/v1/app", json!({"name": "B"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let b_id = b["id"].as_str().unwrap();
+
+    let scoped = token_create(dir.path(), &["--app", "spot-a"]).await;
+    assert_ne!(scoped, org);
+    let (s, got) = get(&http, &server, &scoped, "/api/v1/app/spot-a").await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    assert_eq!(got["id"], a["id"]);
+    let (s, got) = get(&http, &server, &scoped, &format!("/api/v1/app/{b_id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{got}");
+    let (s, got) = get(&http, &server, &scoped, "/api/v1/app").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["data"].as_array().unwrap().len(), 1);
+
+    // A token for an application that does not exist is refused at creation.
+    let out = herald(dir.path())
+        .args(["token", "create", "--app", "no-such-app"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    server.child.kill().await.unwrap();
+}
