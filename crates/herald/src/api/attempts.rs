@@ -120,12 +120,13 @@ pub async fn attempted_messages(
     )))
 }
 
-/// Sends the message to the endpoint again, now, as a manual attempt.
+/// Sends the message to the endpoint again, now, as a manual attempt. Answers
+/// 202 with `{}`: the SDKs parse the body as an `EmptyResponse`.
 pub async fn resend(
     State(state): State<AppState>,
     who: Principal,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let msg = state
         .store
@@ -143,5 +144,5 @@ pub async fn resend(
         .resend(&app.id, &msg.id, &ep.id, Utc::now())
         .await?;
     state.wake.notify_one();
-    Ok(StatusCode::ACCEPTED)
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

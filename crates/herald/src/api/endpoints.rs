@@ -463,8 +463,12 @@ pub struct HeadersIn {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HeadersPatchIn {
     headers: BTreeMap<String, Option<String>>,
+    /// The SDKs' way to remove headers (a `null` value in `headers` works too).
+    #[serde(default)]
+    delete_headers: Vec<String>,
 }
 
 pub async fn put_headers(
@@ -490,6 +494,9 @@ pub async fn patch_headers(
 ) -> ApiResult<StatusCode> {
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    for name in &input.delete_headers {
+        ep.headers.remove(&name.to_ascii_lowercase());
+    }
     let mut set = BTreeMap::new();
     for (name, value) in input.headers {
         match value {

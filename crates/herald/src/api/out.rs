@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use herald_store::{
     Application, Attempt, Delivery, Endpoint, EventType, Message, MessageStatus, PageOf,
 };
@@ -39,6 +39,12 @@ impl<T> ListResponse<T> {
     }
 }
 
+/// Times as the store keeps them, to the millisecond: the answer to a create
+/// shows the same `createdAt` as every later read.
+fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(3)
+}
+
 /// Metadata is a string map in Svix's clients; anything else stored is shown as
 /// an empty map rather than breaking them.
 fn metadata_map(v: &Value) -> BTreeMap<String, String> {
@@ -72,8 +78,8 @@ impl From<Application> for ApplicationOut {
             uid: a.uid,
             name: a.name,
             throttle_rate: a.throttle_rate,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
+            created_at: ms(a.created_at),
+            updated_at: ms(a.updated_at),
         }
     }
 }
@@ -100,8 +106,8 @@ impl EventTypeOut {
             deprecated: et.deprecated,
             schemas: if with_content { et.schemas } else { None },
             feature_flag: et.feature_flag,
-            created_at: et.created_at,
-            updated_at: et.updated_at,
+            created_at: ms(et.created_at),
+            updated_at: ms(et.updated_at),
         }
     }
 }
@@ -139,8 +145,8 @@ impl From<Endpoint> for EndpointOut {
             disabled: e.disabled,
             channels: e.channels,
             throttle_rate: e.throttle_rate,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
+            created_at: ms(e.created_at),
+            updated_at: ms(e.updated_at),
         }
     }
 }
@@ -171,7 +177,7 @@ impl MessageOut {
             event_id: m.event_id,
             channels: m.channels,
             payload: payload(m.payload, with_content),
-            timestamp: m.created_at,
+            timestamp: ms(m.created_at),
         }
     }
 }
@@ -205,7 +211,7 @@ impl From<Attempt> for MessageAttemptOut {
             status: a.status as i64,
             status_text: a.status.text(),
             trigger_type: a.trigger_type as i64,
-            timestamp: a.created_at,
+            timestamp: ms(a.created_at),
         }
     }
 }
@@ -254,7 +260,7 @@ impl EndpointMessageOut {
             event_id: m.event_id,
             channels: m.channels,
             payload: payload(m.payload, with_content),
-            timestamp: m.created_at,
+            timestamp: ms(m.created_at),
             status: d.status as i64,
             status_text: d.status.text(),
             next_attempt,

@@ -4,5 +4,7 @@
 mod api_edges;
 mod crash;
 mod delivery;
+mod sdk;
+mod signatures;
 mod smoke;
 mod support;
