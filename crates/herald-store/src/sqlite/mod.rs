@@ -876,9 +876,15 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         sqlx::query(
-            "UPDATE delivery SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-                 lease_until = NULL, manual = 0, updated_at = ?
-             WHERE msg_id = ? AND endpoint_id = ?",
+            // An endpoint disabled while this attempt was in flight (a 410 to
+            // another delivery, or the API) gets no retry.
+            "UPDATE delivery SET
+                 status = CASE WHEN ?1 = 1 AND (SELECT disabled FROM endpoint WHERE id = delivery.endpoint_id)
+                               THEN 2 ELSE ?1 END,
+                 next_attempt_at = CASE WHEN (SELECT disabled FROM endpoint WHERE id = delivery.endpoint_id)
+                                        THEN NULL ELSE ?2 END,
+                 attempts = attempts + 1, lease_until = NULL, manual = 0, updated_at = ?3
+             WHERE msg_id = ?4 AND endpoint_id = ?5",
         )
         .bind(status as i64)
         .bind(next_at)

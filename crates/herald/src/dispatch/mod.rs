@@ -136,10 +136,15 @@ impl Dispatcher {
                 let this = this.clone();
                 let slots = slots.clone();
                 let freed = freed.clone();
+                let shutdown = shutdown.clone();
                 tasks.spawn(async move {
                     let endpoint_id = job.endpoint_id.clone();
                     if let Ok(_running) = endpoint_sem.acquire().await {
-                        this.deliver(job).await;
+                        // A delivery still waiting for its endpoint's slot when
+                        // shutdown starts is not begun; it is retried after restart.
+                        if !shutdown.is_cancelled() {
+                            this.deliver(job).await;
+                        }
                     }
                     release(&slots, &endpoint_id, permit);
                     freed.notify_one();
