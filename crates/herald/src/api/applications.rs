@@ -10,12 +10,11 @@ use herald_core::id::{new_id, IdPrefix};
 use herald_core::name::validate_name;
 use herald_store::{Application, PageOf};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Params, Patch};
 use super::out::{ApplicationOut, ListResponse};
-use super::{load_app, require_org, AppState};
+use super::{check_uid, load_app, metadata_value, require_org, AppState};
 use crate::auth::Principal;
 
 #[derive(Deserialize)]
@@ -48,17 +47,6 @@ fn check_name(name: &str) -> ApiResult<()> {
         return Err(ApiError::field(&["name"], "must not be empty"));
     }
     Ok(())
-}
-
-fn check_uid(uid: Option<&str>) -> ApiResult<()> {
-    if let Some(uid) = uid {
-        validate_name(uid).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
-    }
-    Ok(())
-}
-
-fn metadata_value(m: Option<BTreeMap<String, String>>) -> Value {
-    serde_json::to_value(m.unwrap_or_default()).expect("a string map is JSON")
 }
 
 impl ApplicationIn {

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::error::{ApiError, ApiResult};
 use super::extract::Params;
 use super::out::{EndpointMessageOut, ListResponse, MessageAttemptOut, MessageEndpointOut};
-use super::{load_app, load_endpoint, AppState};
+use super::{load_app, load_endpoint, load_message, AppState};
 use crate::auth::Principal;
 
 pub async fn by_endpoint(
@@ -38,11 +38,7 @@ pub async fn by_msg(
     params: Params,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
+    let msg = load_message(&state, &app, &msg_id).await?;
     let mut filter = params.filter()?;
     if let Some(ep) = &filter.endpoint_id {
         filter.endpoint_id = Some(load_endpoint(&state, &app, ep).await?.id);
@@ -64,11 +60,7 @@ pub async fn get(
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MessageAttemptOut>> {
     let app = load_app(&state, &who, &app_id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
+    let msg = load_message(&state, &app, &msg_id).await?;
     let attempt = state
         .store
         .get_attempt(&app.id, &msg.id, &attempt_id)
@@ -84,11 +76,7 @@ pub async fn attempted_destinations(
     params: Params,
 ) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
+    let msg = load_message(&state, &app, &msg_id).await?;
     let result = state
         .store
         .list_attempted_destinations(&app.id, &msg.id, &params.page(false)?)
@@ -128,11 +116,7 @@ pub async fn resend(
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let app = load_app(&state, &who, &app_id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
+    let msg = load_message(&state, &app, &msg_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     if ep.disabled {
         return Err(ApiError::Conflict(

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{Body, Params, Patch};
 use super::out::{EndpointOut, ListResponse, MessageOut};
-use super::{load_app, load_endpoint, AppState};
+use super::{check_uid, load_app, load_endpoint, metadata_value, AppState};
 use crate::auth::Principal;
 
 /// Svix keeps rotated-out keys valid for a day unless told otherwise.
@@ -103,13 +103,6 @@ fn check_url(url: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::field(&["url"], format!("URL {e}")))
 }
 
-fn check_uid(uid: Option<&str>) -> ApiResult<()> {
-    if let Some(uid) = uid {
-        validate_name(uid).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
-    }
-    Ok(())
-}
-
 /// The event filter, whichever of its two names it came under. An empty list
 /// means "every event type", as no list does.
 fn check_event_types(field: &str, types: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
@@ -177,10 +170,6 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<BTreeMap<Strin
         out.insert(lower, value.clone());
     }
     Ok(out)
-}
-
-fn metadata_value(m: Option<BTreeMap<String, String>>) -> Value {
-    serde_json::to_value(m.unwrap_or_default()).expect("a string map is JSON")
 }
 
 fn merge_filter(

@@ -14,7 +14,7 @@ use super::endpoints::new_message;
 use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
-use super::{load_app, AppState};
+use super::{load_app, load_message, AppState};
 use crate::auth::Principal;
 
 const MAX_CHANNELS: usize = 10;
@@ -128,10 +128,6 @@ pub async fn get(
 ) -> ApiResult<Json<MessageOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let with_content = params.bool("with_content", true)?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
+    let msg = load_message(&state, &app, &msg_id).await?;
     Ok(Json(MessageOut::new(msg, with_content)))
 }

@@ -12,13 +12,16 @@ mod idempotency;
 mod messages;
 mod out;
 
-use std::sync::Arc;
-
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use herald_store::{Application, Endpoint, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use herald_core::name::validate_name;
+use herald_store::{Application, Endpoint, Message, Store};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::auth::{Keys, Principal};
@@ -174,6 +177,31 @@ pub(crate) async fn load_endpoint(
         .get_endpoint(&app.id, endpoint_id_or_uid)
         .await?
         .ok_or(ApiError::NotFound("endpoint"))
+}
+
+/// The message in the path (by id or `eventId`), within the application.
+pub(crate) async fn load_message(
+    state: &AppState,
+    app: &Application,
+    msg_id_or_event_id: &str,
+) -> ApiResult<Message> {
+    state
+        .store
+        .get_message(&app.id, msg_id_or_event_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))
+}
+
+pub(crate) fn check_uid(uid: Option<&str>) -> ApiResult<()> {
+    if let Some(uid) = uid {
+        validate_name(uid).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Metadata as stored: a JSON object of strings (Svix's clients read it so).
+pub(crate) fn metadata_value(m: Option<BTreeMap<String, String>>) -> Value {
+    serde_json::to_value(m.unwrap_or_default()).expect("a string map is JSON")
 }
 
 /// Org-level writes (creating applications, editing event types) need an
