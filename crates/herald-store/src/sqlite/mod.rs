@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -53,6 +53,14 @@ fn db_err(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Unavailable(e.to_string())
+}
+
+/// An update or delete that touched no row names something that does not exist.
+fn found(done: SqliteQueryResult) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -354,10 +362,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        found(done)
     }
 
     async fn delete_app(&self, org_id: &str, id: &str) -> Result<()> {
@@ -451,10 +456,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        found(done)
     }
 
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
@@ -464,10 +466,7 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        found(done)
     }
 
     async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()> {
@@ -548,10 +547,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        found(done)
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()> {
@@ -561,10 +557,7 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        found(done)
     }
 
     async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()> {
