@@ -2,15 +2,19 @@
 //! world: prefixed time-sortable IDs, the identifier rule for `uid`s, event type
 //! names and channels, endpoint URLs parsed into a type that cannot hold a bad
 //! value, Standard Webhooks signing secrets and signatures, the retry schedule and
-//! Retry-After handling, and the rule that decides which IP addresses Herald may
-//! deliver to. Architecture invariant: this crate does no I/O — no sockets, no
-//! files, no database, no async runtime — so every function here is a pure
-//! computation (apart from reading the clock and the random number generator) that
-//! can be tested with a table of inputs and expected outputs.
+//! Retry-After handling, the rule that decides which IP addresses Herald may
+//! deliver to, the date formats an endpoint may choose for timestamp fields, and
+//! JSON Schema checks for event type schemas and the payloads sent against them.
+//! Architecture invariant: this crate does no I/O — no sockets, no files, no
+//! database, no async runtime — so every function here is a pure computation
+//! (apart from reading the clock and the random number generator) that can be
+//! tested with a table of inputs and expected outputs.
 
+pub mod dates;
 pub mod endpoint_url;
 pub mod id;
 pub mod name;
 pub mod net;
 pub mod schedule;
+pub mod schema;
 pub mod signing;
