@@ -112,6 +112,14 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         skip_endpoints: &[String],
     ) -> Result<Vec<Job>>;
+    /// Claims one delivery, if it is due (the Test button sends it at once).
+    async fn claim_delivery(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>>;
     /// Records one attempt and moves its delivery on, in one transaction.
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()>;
     /// Clears every lease: only for a store that one process owns (SQLite), at

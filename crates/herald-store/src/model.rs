@@ -29,8 +29,29 @@ pub struct EventType {
     pub deprecated: bool,
     pub feature_flag: Option<String>,
     pub schemas: Option<Value>,
+    /// Listed on the public catalog page.
+    pub public: bool,
+    /// Messages of this type must match its schema.
+    pub validate_payload: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl EventType {
+    /// The newest schema version (`schemas` is Svix's `{"1": schema, "2": ...}`).
+    pub fn latest_schema(&self) -> Option<&Value> {
+        let schemas = self.schemas.as_ref()?.as_object()?;
+        schemas
+            .iter()
+            .filter_map(|(k, v)| k.parse::<u32>().ok().map(|n| (n, v)))
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, v)| v)
+    }
+
+    /// The example at `index` of the newest schema (its `examples` array).
+    pub fn example(&self, index: usize) -> Option<&Value> {
+        self.latest_schema()?.get("examples")?.get(index)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +69,8 @@ pub struct Endpoint {
     pub metadata: Value,
     pub headers: BTreeMap<String, String>,
     pub throttle_rate: Option<i64>,
+    /// How timestamp fields are sent (`unix`, `unix_ms`, `iso8601`, `rfc2822`).
+    pub date_format: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -171,12 +194,14 @@ impl std::fmt::Debug for SecretKey {
 pub struct Job {
     pub msg_id: String,
     pub app_id: String,
+    pub org_id: String,
     pub event_type: String,
     pub payload: String,
     pub endpoint_id: String,
     pub url: String,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,
+    pub date_format: String,
     /// Attempts made before this one.
     pub attempts: i64,
     pub trigger: TriggerType,
@@ -266,6 +291,7 @@ mod tests {
             metadata: Value::Null,
             headers: BTreeMap::new(),
             throttle_rate: None,
+            date_format: "unix".into(),
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }
@@ -279,6 +305,36 @@ mod tests {
         Option<&'a [String]>,
         bool,
     );
+
+    #[test]
+    fn examples_come_from_the_latest_schema_version() {
+        let et = |schemas: Option<Value>| EventType {
+            org_id: "org".into(),
+            name: "a".into(),
+            description: String::new(),
+            archived: false,
+            deprecated: false,
+            feature_flag: None,
+            schemas,
+            public: false,
+            validate_payload: false,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
+        };
+        let two = et(Some(serde_json::json!({
+            "1": {"examples": [{"v": 1}]},
+            "2": {"examples": [{"v": 2}, {"v": 3}]},
+            "10": {"examples": [{"v": 10}]},
+        })));
+        assert_eq!(two.example(0), Some(&serde_json::json!({"v": 10})));
+        let one = et(Some(
+            serde_json::json!({"1": {"examples": [{"v": 1}, {"v": 3}]}}),
+        ));
+        assert_eq!(one.example(1), Some(&serde_json::json!({"v": 3})));
+        assert_eq!(one.example(2), None);
+        assert_eq!(et(None).example(0), None);
+        assert_eq!(et(Some(serde_json::json!({"1": {}}))).example(0), None);
+    }
 
     #[test]
     fn routing_follows_svix() {

@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::auth::Keys;
+use crate::auth::{Keys, DEFAULT_ORG};
 use crate::config::Config;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Deliverer, Dispatcher};
 
 /// Opens the store a configuration names, running migrations.
 pub async fn open_store(
@@ -52,14 +52,24 @@ pub async fn serve(
             "re-queued deliveries that were in flight when Herald last stopped"
         );
     }
+    if config.seed_catalog {
+        match crate::catalog::seed_if_empty(store.as_ref(), DEFAULT_ORG).await? {
+            Some(report) => tracing::info!(%report, "imported the built-in Spot event catalog"),
+            None => {
+                tracing::info!("event types already exist; the built-in catalog was not imported")
+            }
+        }
+    }
     let wake = Arc::new(Notify::new());
+    let deliverer = Arc::new(Deliverer::new(store.clone(), config.clone())?);
     let state = AppState {
         store: store.clone(),
         config: config.clone(),
         keys: Keys::new(config.secret_bytes()),
         wake: wake.clone(),
+        deliverer: deliverer.clone(),
     };
-    let dispatcher = Dispatcher::new(store, config.clone(), wake)?;
+    let dispatcher = Dispatcher::new(store, config.clone(), deliverer, wake);
     let worker = tokio::spawn(dispatcher.run(shutdown.clone()));
 
     let router = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());

@@ -78,6 +78,19 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
 
+    /// On an organisation without event types, import the built-in Spot catalog
+    /// at start-up.
+    #[arg(long, env = "HERALD_SEED_CATALOG")]
+    pub seed_catalog: bool,
+
+    /// Title of the public catalog page (GET /catalog).
+    #[arg(
+        long,
+        env = "HERALD_CATALOG_TITLE",
+        default_value = "Webhook event types"
+    )]
+    pub catalog_title: String,
+
     /// Longest Retry-After (seconds) honoured from a 429 or 503.
     #[arg(long, env = "HERALD_MAX_RETRY_AFTER_SECONDS", default_value_t = 3600)]
     pub max_retry_after_seconds: u64,
@@ -107,6 +120,8 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     pub shutdown_grace: Duration,
     pub max_retry_after: Duration,
+    pub seed_catalog: bool,
+    pub catalog_title: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -188,6 +203,8 @@ impl ServeArgs {
             endpoint_concurrency: self.endpoint_concurrency,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
+            seed_catalog: self.seed_catalog,
+            catalog_title: self.catalog_title.clone(),
         })
     }
 }

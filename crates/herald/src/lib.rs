@@ -5,5 +5,6 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod dispatch;

@@ -28,6 +28,26 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate(CommonArgs),
+    /// Manage the event catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Load event types from a catalog (a directory of JSON files, or one file);
+    /// without PATH, the built-in Spot catalog. Re-importing changes only what
+    /// changed.
+    Import {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The organisation whose event types are loaded.
+        #[arg(long, default_value = DEFAULT_ORG)]
+        org: String,
+        path: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +80,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { common, org, app },
         } => token_create(common, org, app).await,
+        Command::Catalog {
+            command: CatalogCommand::Import { common, org, path },
+        } => catalog_import(common, org, path).await,
         Command::Migrate(common) => {
             let config = common.resolve()?;
             herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
@@ -115,6 +138,29 @@ async fn token_create(common: CommonArgs, org: String, app: Option<String>) -> a
         }
     };
     println!("{token}");
+    Ok(())
+}
+
+async fn catalog_import(
+    common: CommonArgs,
+    org: String,
+    path: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let entries = match &path {
+        Some(p) => herald::catalog::from_path(p)?,
+        None => herald::catalog::builtin()?,
+    };
+    let config = common.resolve()?;
+    let store =
+        herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+    let report = herald::catalog::import(store.as_ref(), &org, &entries).await?;
+    let source = path.map_or("the built-in Spot catalog".to_string(), |p| {
+        p.display().to_string()
+    });
+    println!(
+        "{source}: {} event types into {org}: {report}",
+        entries.len()
+    );
     Ok(())
 }
 

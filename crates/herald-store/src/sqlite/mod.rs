@@ -118,6 +118,8 @@ fn row_event_type(r: &SqliteRow) -> Result<EventType> {
         deprecated: r.get("deprecated"),
         feature_flag: r.get("feature_flag"),
         schemas: schemas.as_deref().map(parse_json).transpose()?,
+        public: r.get("public"),
+        validate_payload: r.get("validate_payload"),
         created_at: from_ms(r.get("created_at")),
         updated_at: from_ms(r.get("updated_at")),
     })
@@ -138,6 +140,7 @@ fn row_endpoint(r: &SqliteRow) -> Result<Endpoint> {
         headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         throttle_rate: r.get("throttle_rate"),
+        date_format: r.get("date_format"),
         created_at: from_ms(r.get("created_at")),
         updated_at: from_ms(r.get("updated_at")),
     })
@@ -391,8 +394,9 @@ impl Store for SqliteStore {
 
     async fn create_event_type(&self, et: &EventType) -> Result<()> {
         sqlx::query(
-            "INSERT INTO event_type (org_id, name, description, archived, deprecated, feature_flag, schemas, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO event_type (org_id, name, description, archived, deprecated, feature_flag, schemas,
+                 public, validate_payload, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&et.org_id)
         .bind(&et.name)
@@ -401,6 +405,8 @@ impl Store for SqliteStore {
         .bind(et.deprecated)
         .bind(&et.feature_flag)
         .bind(et.schemas.as_ref().map(json_text))
+        .bind(et.public)
+        .bind(et.validate_payload)
         .bind(ms(et.created_at))
         .bind(ms(et.updated_at))
         .execute(&self.writer)
@@ -442,7 +448,7 @@ impl Store for SqliteStore {
     async fn update_event_type(&self, et: &EventType) -> Result<()> {
         let done = sqlx::query(
             "UPDATE event_type SET description = ?, archived = ?, deprecated = ?, feature_flag = ?,
-                 schemas = ?, updated_at = ?
+                 schemas = ?, public = ?, validate_payload = ?, updated_at = ?
              WHERE org_id = ? AND name = ?",
         )
         .bind(&et.description)
@@ -450,6 +456,8 @@ impl Store for SqliteStore {
         .bind(et.deprecated)
         .bind(&et.feature_flag)
         .bind(et.schemas.as_ref().map(json_text))
+        .bind(et.public)
+        .bind(et.validate_payload)
         .bind(ms(et.updated_at))
         .bind(&et.org_id)
         .bind(&et.name)
@@ -473,8 +481,8 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO endpoint (id, app_id, uid, url, description, disabled, event_types, channels,
-                 metadata, headers, throttle_rate, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 metadata, headers, throttle_rate, date_format, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&ep.id)
         .bind(&ep.app_id)
@@ -487,6 +495,7 @@ impl Store for SqliteStore {
         .bind(json_text(&ep.metadata))
         .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
         .bind(ep.throttle_rate)
+        .bind(&ep.date_format)
         .bind(ms(ep.created_at))
         .bind(ms(ep.updated_at))
         .execute(&mut *tx)
@@ -529,7 +538,8 @@ impl Store for SqliteStore {
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
         let done = sqlx::query(
             "UPDATE endpoint SET uid = ?, url = ?, description = ?, disabled = ?, event_types = ?,
-                 channels = ?, metadata = ?, headers = ?, throttle_rate = ?, updated_at = ?
+                 channels = ?, metadata = ?, headers = ?, throttle_rate = ?, date_format = ?,
+                 updated_at = ?
              WHERE id = ? AND app_id = ?",
         )
         .bind(&ep.uid)
@@ -541,6 +551,7 @@ impl Store for SqliteStore {
         .bind(json_text(&ep.metadata))
         .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
         .bind(ep.throttle_rate)
+        .bind(&ep.date_format)
         .bind(ms(ep.updated_at))
         .bind(&ep.id)
         .bind(&ep.app_id)
@@ -807,39 +818,40 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         let mut jobs = Vec::with_capacity(claimed.len());
         for c in &claimed {
-            let msg_id: String = c.get("msg_id");
-            let endpoint_id: String = c.get("endpoint_id");
-            let row = sqlx::query(
-                "SELECT m.app_id, m.event_type, m.payload, e.url, e.headers, e.disabled
-                 FROM message m, endpoint e WHERE m.id = ? AND e.id = ?",
-            )
-            .bind(&msg_id)
-            .bind(&endpoint_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            let headers: String = row.get("headers");
-            let manual: bool = c.get("manual");
-            jobs.push(Job {
-                msg_id,
-                app_id: row.get("app_id"),
-                event_type: row.get("event_type"),
-                payload: row.get("payload"),
-                endpoint_id,
-                url: row.get("url"),
-                headers: serde_json::from_str(&headers)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                disabled: row.get("disabled"),
-                attempts: c.get("attempts"),
-                trigger: if manual {
-                    TriggerType::Manual
-                } else {
-                    TriggerType::Scheduled
-                },
-            });
+            jobs.push(load_job(&mut tx, c).await?);
         }
         tx.commit().await.map_err(db_err)?;
         Ok(jobs)
+    }
+
+    async fn claim_delivery(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let claimed = sqlx::query(
+            "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
+             WHERE msg_id = ? AND endpoint_id = ? AND next_attempt_at <= ?
+             RETURNING msg_id, endpoint_id, attempts, manual",
+        )
+        .bind(ms(lease_until))
+        .bind(ms(lease_until))
+        .bind(ms(now))
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let job = match &claimed {
+            Some(c) => Some(load_job(&mut tx, c).await?),
+            None => None,
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(job)
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
@@ -1128,6 +1140,44 @@ impl Store for SqliteStore {
     }
 }
 
+/// Everything needed to send a claimed delivery (`claimed` is the row the claim
+/// returned).
+async fn load_job(tx: &mut sqlx::Transaction<'_, Sqlite>, claimed: &SqliteRow) -> Result<Job> {
+    let msg_id: String = claimed.get("msg_id");
+    let endpoint_id: String = claimed.get("endpoint_id");
+    let row = sqlx::query(
+        "SELECT m.app_id, a.org_id, m.event_type, m.payload, e.url, e.headers, e.disabled,
+             e.date_format
+         FROM message m, endpoint e, application a
+         WHERE m.id = ? AND e.id = ? AND a.id = m.app_id",
+    )
+    .bind(&msg_id)
+    .bind(&endpoint_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let headers: String = row.get("headers");
+    let manual: bool = claimed.get("manual");
+    Ok(Job {
+        msg_id,
+        app_id: row.get("app_id"),
+        org_id: row.get("org_id"),
+        event_type: row.get("event_type"),
+        payload: row.get("payload"),
+        endpoint_id,
+        url: row.get("url"),
+        headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        disabled: row.get("disabled"),
+        date_format: row.get("date_format"),
+        attempts: claimed.get("attempts"),
+        trigger: if manual {
+            TriggerType::Manual
+        } else {
+            TriggerType::Scheduled
+        },
+    })
+}
+
 fn push_time_window(qb: &mut QueryBuilder<'_, Sqlite>, column: &str, filter: &ListFilter) {
     if let Some(before) = filter.before {
         qb.push(format!(" AND {column} < "));
@@ -1198,6 +1248,7 @@ mod tests {
             metadata: serde_json::json!({}),
             headers: BTreeMap::new(),
             throttle_rate: None,
+            date_format: "unix".into(),
             created_at: now,
             updated_at: now,
         };

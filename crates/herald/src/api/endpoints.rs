@@ -1,11 +1,13 @@
 //! `/api/v1/app/{app_id}/endpoint`: where an application's messages go.
 
 use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::Json;
 use chrono::{Duration, Utc};
+use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::name::{validate_channel, validate_name};
@@ -16,9 +18,10 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{Body, Params, Patch};
-use super::out::{EndpointOut, ListResponse, MessageOut};
+use super::out::{EndpointOut, ListResponse, MessageAttemptOut, MessageOut};
 use super::{check_uid, load_app, load_endpoint, metadata_value, AppState};
 use crate::auth::Principal;
+use crate::dispatch::Retries;
 
 /// Svix keeps rotated-out keys valid for a day unless told otherwise.
 const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
@@ -72,6 +75,10 @@ pub struct EndpointIn {
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, alias = "rateLimit")]
     throttle_rate: Option<u16>,
+    /// Herald's: how timestamp fields are sent (`unix`, `unix_ms`, `iso8601`,
+    /// `rfc2822`). Svix clients don't send it; absent keeps the current one.
+    #[serde(default)]
+    date_format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +102,8 @@ pub struct EndpointPatch {
     metadata: Patch<BTreeMap<String, String>>,
     #[serde(default, alias = "rateLimit")]
     throttle_rate: Patch<u16>,
+    #[serde(default)]
+    date_format: Patch<String>,
 }
 
 fn check_url(url: &str) -> ApiResult<String> {
@@ -147,6 +156,12 @@ fn check_channels(channels: Option<Vec<String>>) -> ApiResult<Option<Vec<String>
     } else {
         Some(channels)
     })
+}
+
+fn check_date_format(s: &str) -> ApiResult<String> {
+    DateFormat::parse(s)
+        .map(|f| f.as_str().to_string())
+        .map_err(|e| ApiError::field(&["dateFormat"], e.to_string()))
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
@@ -210,6 +225,10 @@ pub async fn create(
     let event_types = merge_filter(input.event_types, input.filter_types)?;
     let channels = check_channels(input.channels)?;
     let headers = check_headers(&input.headers.unwrap_or_default())?;
+    let date_format = match &input.date_format {
+        Some(f) => check_date_format(f)?,
+        None => DateFormat::default().as_str().to_string(),
+    };
     let secret = match input.secret {
         Some(s) => {
             EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["secret"], e.to_string()))?
@@ -229,6 +248,7 @@ pub async fn create(
         metadata: metadata_value(input.metadata),
         headers,
         throttle_rate: input.throttle_rate.map(i64::from),
+        date_format,
         created_at: now,
         updated_at: now,
     };
@@ -271,6 +291,9 @@ pub async fn update(
     ep.throttle_rate = input.throttle_rate.map(i64::from);
     if let Some(headers) = input.headers {
         ep.headers = check_headers(&headers)?;
+    }
+    if let Some(format) = &input.date_format {
+        ep.date_format = check_date_format(format)?;
     }
     ep.updated_at = Utc::now();
     state
@@ -330,6 +353,11 @@ pub async fn patch(
         .throttle_rate
         .apply_opt(ep.throttle_rate.and_then(|n| u16::try_from(n).ok()))
         .map(i64::from);
+    match input.date_format {
+        Patch::Absent => {}
+        Patch::Null => ep.date_format = DateFormat::default().as_str().to_string(),
+        Patch::Value(f) => ep.date_format = check_date_format(&f)?,
+    }
     ep.updated_at = Utc::now();
     state
         .store
@@ -534,30 +562,32 @@ pub struct EventExampleIn {
     payload: Option<Value>,
 }
 
-/// The example of an event type: `schemas["1"].examples[index]`, Svix's place
-/// for it.
-fn example_of(schemas: Option<&Value>, index: usize) -> Option<Value> {
-    let schemas = schemas?.as_object()?;
-    let latest = schemas
-        .keys()
-        .filter_map(|k| k.parse::<u32>().ok().map(|n| (n, k)))
-        .max()
-        .map(|(_, k)| k)?;
-    schemas[latest].get("examples")?.get(index).cloned()
+/// The Test button's answer: the message, as Svix answers, plus the outcome of
+/// the one attempt Herald made right away.
+#[derive(Serialize)]
+pub struct ExampleOut {
+    #[serde(flatten)]
+    message: MessageOut,
+    /// Status code, response body prefix (or why nothing was sent) and duration.
+    attempt: Option<MessageAttemptOut>,
 }
 
-/// The Test button: sends the event type's example to this endpoint only,
-/// whatever its filters.
+/// How long the Test button waits for an attempt the worker took first.
+const TEST_WAIT_MARGIN: StdDuration = StdDuration::from_secs(2);
+
+/// The Test button: sends the event type's example (marked `"test": true`) to
+/// this endpoint only, whatever its filters, right away and once, and answers
+/// with the outcome. The attempt is in the log like any other.
 pub async fn send_example(
     State(state): State<AppState>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<EventExampleIn>,
-) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+) -> ApiResult<(StatusCode, Json<ExampleOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     validate_name(&input.event_type).map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
-    let payload = match input.payload {
+    let mut payload = match input.payload {
         Some(p @ Value::Object(_)) => p,
         Some(_) => return Err(ApiError::field(&["payload"], "must be a JSON object")),
         None => {
@@ -567,7 +597,7 @@ pub async fn send_example(
                 .await?
                 .ok_or(ApiError::NotFound("event type"))?;
             let index = input.example_index.unwrap_or(0);
-            example_of(et.schemas.as_ref(), index).ok_or_else(|| {
+            et.example(index).cloned().ok_or_else(|| {
                 ApiError::field(
                     &["eventType"],
                     format!(
@@ -578,13 +608,58 @@ pub async fn send_example(
             })?
         }
     };
+    if let Some(object) = payload.as_object_mut() {
+        object.insert("test".into(), Value::Bool(true));
+    }
     let msg = new_message(&app, input.event_type, payload.to_string(), None, None);
     state
         .store
         .create_message(&msg, &Targets::Only(ep.id.clone()))
         .await?;
-    state.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(msg, true))))
+    let now = Utc::now();
+    let lease = now + Duration::seconds(60);
+    let attempt = match state
+        .store
+        .claim_delivery(&msg.id, &ep.id, now, lease)
+        .await?
+    {
+        Some(job) => state.deliverer.deliver(job, Retries::None).await,
+        // The worker took it first: wait for its attempt.
+        None => wait_for_attempt(&state, &app.id, &msg.id).await?,
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ExampleOut {
+            message: MessageOut::new(msg, true),
+            attempt: attempt.map(MessageAttemptOut::from),
+        }),
+    ))
+}
+
+async fn wait_for_attempt(
+    state: &AppState,
+    app_id: &str,
+    msg_id: &str,
+) -> ApiResult<Option<herald_store::Attempt>> {
+    let deadline = tokio::time::Instant::now() + state.config.delivery_timeout + TEST_WAIT_MARGIN;
+    let page = herald_store::Page {
+        limit: 1,
+        iterator: None,
+        descending: true,
+    };
+    loop {
+        let found = state
+            .store
+            .list_attempts_by_msg(app_id, msg_id, &Default::default(), &page)
+            .await?;
+        if let Some(attempt) = found.items.into_iter().next() {
+            return Ok(Some(attempt));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
 }
 
 pub(crate) fn new_message(
@@ -651,19 +726,6 @@ fn uid_conflict(e: herald_store::StoreError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn examples_come_from_the_latest_schema_version() {
-        let schemas = json!({
-            "1": {"examples": [{"v": 1}]},
-            "2": {"examples": [{"v": 2}, {"v": 3}]},
-        });
-        assert_eq!(example_of(Some(&schemas), 0), Some(json!({"v": 2})));
-        assert_eq!(example_of(Some(&schemas), 1), Some(json!({"v": 3})));
-        assert_eq!(example_of(Some(&schemas), 2), None);
-        assert_eq!(example_of(None, 0), None);
-        assert_eq!(example_of(Some(&json!({"1": {}})), 0), None);
-    }
 
     #[test]
     fn reserved_and_bad_headers_are_refused() {

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use herald_core::name::validate_name;
+use herald_core::schema::{check_schema, pointer_segments, validate};
 use herald_store::EventType;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,6 +29,12 @@ pub struct EventTypeIn {
     schemas: Option<Value>,
     #[serde(default)]
     feature_flag: Option<String>,
+    /// Herald's: list it on the public catalog page.
+    #[serde(default)]
+    public: bool,
+    /// Herald's: refuse messages whose payload does not match the schema.
+    #[serde(default)]
+    validate_payload: bool,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +49,10 @@ pub struct EventTypeUpdate {
     schemas: Option<Value>,
     #[serde(default)]
     feature_flag: Option<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    validate_payload: bool,
 }
 
 #[derive(Deserialize)]
@@ -57,16 +68,53 @@ pub struct EventTypePatch {
     schemas: Patch<Value>,
     #[serde(default)]
     feature_flag: Patch<String>,
+    #[serde(default)]
+    public: Patch<bool>,
+    #[serde(default)]
+    validate_payload: Patch<bool>,
 }
 
+/// `schemas` is an object of versions, each a valid JSON Schema whose examples
+/// match it; a 422 says where the problem is.
 fn check_schemas(schemas: Option<&Value>) -> ApiResult<()> {
-    match schemas {
-        None | Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err(ApiError::field(
+    let Some(schemas) = schemas else {
+        return Ok(());
+    };
+    let Some(versions) = schemas.as_object() else {
+        return Err(ApiError::field(
             &["schemas"],
             "must be an object of versions to JSON Schemas, e.g. {\"1\": {...}}",
-        )),
+        ));
+    };
+    for (version, schema) in versions {
+        if let Err(issue) = check_schema(schema) {
+            return Err(schema_error(
+                &["schemas", version],
+                &issue.pointer,
+                format!("is not a valid JSON Schema: {}", issue.message),
+            ));
+        }
+        let examples = schema.get("examples").and_then(Value::as_array);
+        for (i, example) in examples.into_iter().flatten().enumerate() {
+            if let Err(issues) = validate(schema, example, 1) {
+                let issue = &issues[0];
+                return Err(schema_error(
+                    &["schemas", version, "examples", &i.to_string()],
+                    &issue.pointer,
+                    format!("does not match the schema: {}", issue.message),
+                ));
+            }
+        }
     }
+    Ok(())
+}
+
+/// A 422 at `base` plus the JSON pointer inside it.
+fn schema_error(base: &[&str], pointer: &str, msg: String) -> ApiError {
+    let segments = pointer_segments(pointer);
+    let mut path: Vec<&str> = base.to_vec();
+    path.extend(segments.iter().map(String::as_str));
+    ApiError::field(&path, msg)
 }
 
 fn check_feature_flag(flag: Option<&str>) -> ApiResult<()> {
@@ -119,6 +167,8 @@ pub async fn create(
         existing.deprecated = input.deprecated;
         existing.schemas = input.schemas;
         existing.feature_flag = input.feature_flag;
+        existing.public = input.public;
+        existing.validate_payload = input.validate_payload;
         existing.updated_at = now;
         state.store.update_event_type(&existing).await?;
         return Ok((StatusCode::CREATED, Json(EventTypeOut::new(existing, true))));
@@ -131,6 +181,8 @@ pub async fn create(
         deprecated: input.deprecated,
         feature_flag: input.feature_flag,
         schemas: input.schemas,
+        public: input.public,
+        validate_payload: input.validate_payload,
         created_at: now,
         updated_at: now,
     };
@@ -178,6 +230,8 @@ pub async fn update(
             et.deprecated = input.deprecated;
             et.schemas = input.schemas;
             et.feature_flag = input.feature_flag;
+            et.public = input.public;
+            et.validate_payload = input.validate_payload;
             et.updated_at = now;
             state.store.update_event_type(&et).await?;
             Ok((StatusCode::OK, Json(EventTypeOut::new(et, true))))
@@ -192,6 +246,8 @@ pub async fn update(
                 deprecated: input.deprecated,
                 feature_flag: input.feature_flag,
                 schemas: input.schemas,
+                public: input.public,
+                validate_payload: input.validate_payload,
                 created_at: now,
                 updated_at: now,
             };
@@ -226,6 +282,11 @@ pub async fn patch(
     et.schemas = input.schemas.apply_opt(et.schemas);
     check_schemas(et.schemas.as_ref())?;
     et.feature_flag = input.feature_flag.apply_opt(et.feature_flag);
+    et.public = input.public.apply_opt(Some(et.public)).unwrap_or(false);
+    et.validate_payload = input
+        .validate_payload
+        .apply_opt(Some(et.validate_payload))
+        .unwrap_or(false);
     check_feature_flag(et.feature_flag.as_deref())?;
     et.updated_at = Utc::now();
     state.store.update_event_type(&et).await?;

@@ -5,9 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use herald_core::name::{validate_channel, validate_name};
-use herald_store::Targets;
+use herald_core::schema::{pointer_segments, validate};
+use herald_store::{Page, Targets};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::applications::ApplicationIn;
 use super::endpoints::new_message;
@@ -18,6 +20,8 @@ use super::{load_app, load_message, AppState};
 use crate::auth::Principal;
 
 const MAX_CHANNELS: usize = 10;
+/// Validation errors reported for one payload.
+const MAX_PAYLOAD_ISSUES: usize = 10;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +91,7 @@ pub async fn create(
         (Err(e), _) => return Err(e),
     };
 
+    check_event_type(&state, &app.org_id, &input.event_type, &input.payload).await?;
     let msg = new_message(
         &app,
         input.event_type,
@@ -100,6 +105,62 @@ pub async fn create(
         StatusCode::ACCEPTED,
         Json(MessageOut::new(msg, with_content)),
     ))
+}
+
+/// The catalog's say on a message: an archived type is refused; once an
+/// organisation has event types, an unknown one is refused too (a typo caught at
+/// the door, not discovered as silence); a type that asks for it has its payload
+/// validated against its schema. Nothing is stored when this fails.
+async fn check_event_type(
+    state: &AppState,
+    org_id: &str,
+    name: &str,
+    payload: &RawValue,
+) -> ApiResult<()> {
+    let Some(et) = state.store.get_event_type(org_id, name).await? else {
+        let any = Page {
+            limit: 1,
+            iterator: None,
+            descending: false,
+        };
+        if state
+            .store
+            .list_event_types(org_id, true, &any)
+            .await?
+            .items
+            .is_empty()
+        {
+            return Ok(());
+        }
+        return Err(ApiError::field(
+            &["eventType"],
+            format!("unknown event type {name:?}: create it (POST /api/v1/event-type) or import a catalog first"),
+        ));
+    };
+    if et.archived {
+        return Err(ApiError::field(
+            &["eventType"],
+            format!("event type {name:?} is archived; unarchive it to send it again"),
+        ));
+    }
+    let Some(schema) = et.latest_schema().filter(|_| et.validate_payload) else {
+        return Ok(());
+    };
+    let value: Value = serde_json::from_str(payload.get())
+        .map_err(|e| ApiError::field(&["payload"], e.to_string()))?;
+    validate(schema, &value, MAX_PAYLOAD_ISSUES).map_err(|issues| {
+        ApiError::Validation(
+            issues
+                .into_iter()
+                .map(|issue| {
+                    let segments = pointer_segments(&issue.pointer);
+                    let mut path = vec!["payload"];
+                    path.extend(segments.iter().map(String::as_str));
+                    FieldError::body(&path, issue.message)
+                })
+                .collect(),
+        )
+    })
 }
 
 pub async fn list(

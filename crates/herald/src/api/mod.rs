@@ -11,6 +11,7 @@ pub mod extract;
 mod idempotency;
 mod messages;
 mod out;
+mod public_catalog;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -26,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::auth::{Keys, Principal};
 use crate::config::Config;
+use crate::dispatch::Deliverer;
 use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -36,6 +38,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Wakes the dispatcher when new work is queued.
     pub wake: Arc<Notify>,
+    /// Sends a Test delivery right away, outside the worker.
+    pub deliverer: Arc<Deliverer>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +47,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(health))
+        .route("/catalog", get(public_catalog::default_org))
+        .route("/catalog/{org_id}", get(public_catalog::for_org))
         .route(
             "/api/v1/app",
             get(applications::list).post(applications::create),

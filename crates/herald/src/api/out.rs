@@ -93,6 +93,10 @@ pub struct EventTypeOut {
     pub deprecated: bool,
     pub schemas: Option<Value>,
     pub feature_flag: Option<String>,
+    /// Herald's: listed on the public catalog page.
+    pub public: bool,
+    /// Herald's: messages must match the schema.
+    pub validate_payload: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -106,6 +110,8 @@ impl EventTypeOut {
             deprecated: et.deprecated,
             schemas: if with_content { et.schemas } else { None },
             feature_flag: et.feature_flag,
+            public: et.public,
+            validate_payload: et.validate_payload,
             created_at: ms(et.created_at),
             updated_at: ms(et.updated_at),
         }
@@ -128,6 +134,8 @@ pub struct EndpointOut {
     pub metadata: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_rate: Option<i64>,
+    /// Herald's: how timestamp fields are sent to this endpoint.
+    pub date_format: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -145,6 +153,7 @@ impl From<Endpoint> for EndpointOut {
             disabled: e.disabled,
             channels: e.channels,
             throttle_rate: e.throttle_rate,
+            date_format: e.date_format,
             created_at: ms(e.created_at),
             updated_at: ms(e.updated_at),
         }

@@ -762,7 +762,11 @@ async fn send_example_reaches_the_endpoint_and_stats_count_it() {
     assert_eq!(msg.event_type, "member.created");
     let got = receiver.wait_for("/hook", 1, WAIT).await;
     assert_eq!(got[0].header("webhook-id"), msg.id);
-    assert_eq!(got[0].json(), json!({"member": {"id": "m_example"}}));
+    // The Test button marks the example as a test.
+    assert_eq!(
+        got[0].json(),
+        json!({"member": {"id": "m_example"}, "test": true})
+    );
 
     let msg2 = svix
         .endpoint()
@@ -779,7 +783,10 @@ async fn send_example_reaches_the_endpoint_and_stats_count_it() {
         .unwrap();
     let got = receiver.wait_for("/hook", 2, WAIT).await;
     assert_eq!(got[1].header("webhook-id"), msg2.id);
-    assert_eq!(got[1].json(), json!({"member": {"id": "m_second"}}));
+    assert_eq!(
+        got[1].json(),
+        json!({"member": {"id": "m_second"}, "test": true})
+    );
 
     // No example there: a validation error.
     let err = svix

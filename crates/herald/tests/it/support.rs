@@ -30,6 +30,8 @@ pub struct Options {
     pub endpoint_concurrency: usize,
     pub worker_concurrency: usize,
     pub max_body_bytes: usize,
+    /// Import the built-in Spot catalog at start-up.
+    pub seed_catalog: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             endpoint_concurrency: 16,
             worker_concurrency: 256,
             max_body_bytes: 1024 * 1024,
+            seed_catalog: false,
         }
     }
 }
@@ -87,6 +90,8 @@ impl TestApp {
             endpoint_concurrency: options.endpoint_concurrency,
             shutdown_grace: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            seed_catalog: options.seed_catalog,
+            catalog_title: "Spot webhook event types".into(),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));

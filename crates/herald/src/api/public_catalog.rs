@@ -1,0 +1,56 @@
+//! `GET /catalog[/{org_id}]`: the public catalog of event types, readable without
+//! an account — as a page (`text/html`), as JSON (`?format=json`), or as an
+//! OpenAPI 3.1 `webhooks` document (`?format=openapi`). Only event types marked
+//! `public` (and not archived) appear.
+
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+
+use super::error::{ApiError, ApiResult, FieldError};
+use super::extract::Params;
+use super::AppState;
+use crate::auth::DEFAULT_ORG;
+use crate::catalog::{all_event_types, page};
+
+pub async fn default_org(state: State<AppState>, params: Params) -> ApiResult<Response> {
+    render(state, DEFAULT_ORG, params).await
+}
+
+pub async fn for_org(
+    state: State<AppState>,
+    Path(org_id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    render(state, &org_id, params).await
+}
+
+async fn render(
+    State(state): State<AppState>,
+    org_id: &str,
+    params: Params,
+) -> ApiResult<Response> {
+    let mut types = all_event_types(state.store.as_ref(), org_id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    types.retain(|et| et.public && !et.archived);
+    if types.is_empty() {
+        return Err(ApiError::NotFound("public event catalog"));
+    }
+    let title = &state.config.catalog_title;
+    Ok(match params.str("format") {
+        None | Some("html") => Html(
+            page::render_html(title, &types)
+                .map_err(|e| ApiError::Internal(format!("rendering the catalog: {e}")))?,
+        )
+        .into_response(),
+        Some("json") => Json(page::render_json(title, &types)).into_response(),
+        Some("openapi") => Json(page::render_openapi(title, &types)).into_response(),
+        Some(_) => {
+            return Err(ApiError::Validation(vec![FieldError::query(
+                "format",
+                "must be html, json or openapi",
+            )]))
+        }
+    })
+}
