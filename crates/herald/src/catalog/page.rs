@@ -489,24 +489,23 @@ mod tests {
             .iter()
             .map(|r| (r.path.as_str(), r.kind.as_str(), r.required))
             .collect();
-        // serde_json keeps object keys sorted, so rows come alphabetically,
-        // each parent before its children.
+        // Rows follow the schema's own order, each parent before its children.
         let want = vec![
+            ("id", "string (uuid)", true),
+            ("status", "enum: Planned | Live | Ended", true),
+            ("startsAt", "unix time", false),
+            ("viewers", "number or null", false),
+            ("host", "object", false),
+            ("host.email", "string (email)", true),
+            ("host.avatar", "see schema", false),
             ("answers", "array of object", false),
             ("answers[].question", "object", true),
             ("answers[].question.label", "string", false),
-            ("host", "object", false),
-            ("host.avatar", "see schema", false),
-            ("host.email", "string (email)", true),
-            ("id", "string (uuid)", true),
-            ("startsAt", "unix time", false),
-            ("status", "enum: Planned | Live | Ended", true),
             ("tags", "array of string", false),
-            ("viewers", "number or null", false),
         ];
         assert_eq!(got, want);
-        assert_eq!(rows[6].description, "The live session.");
-        assert_eq!(rows[7].description, "");
+        assert_eq!(rows[0].description, "The live session.");
+        assert_eq!(rows[1].description, "");
     }
 
     #[test]
@@ -710,7 +709,8 @@ mod tests {
         assert_eq!(
             updated["fields"][0],
             json!({
-                "path": "answers", "kind": "array of object", "required": false, "description": ""
+                "path": "id", "kind": "string (uuid)", "required": true,
+                "description": "The live session."
             })
         );
 
