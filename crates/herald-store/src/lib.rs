@@ -122,9 +122,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Job>>;
     /// Records one attempt and moves its delivery on, in one transaction.
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()>;
-    /// Clears every lease: only for a store that one process owns (SQLite), at
-    /// start-up, so deliveries cut off by a crash are retried at once.
-    async fn release_all_leases(&self) -> Result<u64>;
+    /// Called once when a process starts. A store that one process owns
+    /// (SQLite) clears every lease, so deliveries cut off by a crash are retried
+    /// at once; a shared store (PostgreSQL) leaves leases to expire, since other
+    /// nodes may hold them. Returns how many deliveries were re-queued.
+    async fn recover_after_restart(&self) -> Result<u64>;
+    /// Waits until another process may have queued work, or `timeout`. A store
+    /// that one process owns has no other writers and just sleeps (that process
+    /// wakes its own worker); PostgreSQL listens for NOTIFY.
+    async fn wait_for_work(&self, timeout: std::time::Duration);
     /// When the earliest pending delivery is due, if any.
     async fn next_due(&self) -> Result<Option<Timestamp>>;
     /// Queues the message to the endpoint again, now, as a manual attempt.

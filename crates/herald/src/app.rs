@@ -43,9 +43,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = open_store(&config.database_url, config.sqlite_synchronous_full).await?;
-    // SQLite belongs to this one process: a lease left in it was held by a
-    // process that died, so its deliveries are due again now.
-    let released = store.release_all_leases().await?;
+    // With SQLite a lease left over was held by this process before it died,
+    // so its deliveries are due again now.
+    let released = store.recover_after_restart().await?;
     if released > 0 {
         tracing::info!(
             released,

@@ -902,7 +902,7 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn release_all_leases(&self) -> Result<u64> {
+    async fn recover_after_restart(&self) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE delivery SET lease_until = NULL, status = 1,
                  next_attempt_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000
@@ -912,6 +912,10 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {
@@ -1333,7 +1337,7 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(store.claim_due(now, lease, 10, &[]).await.unwrap().len(), 1);
-        assert_eq!(store.release_all_leases().await.unwrap(), 1);
+        assert_eq!(store.recover_after_restart().await.unwrap(), 1);
         let due = store.next_due().await.unwrap().unwrap();
         assert!(due <= Utc::now());
         assert_eq!(

@@ -168,7 +168,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = this.wake.notified() => {}
                 _ = freed.notified(), if !busy.is_empty() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = this.store.wait_for_work(wait) => {}
                 _ = shutdown.cancelled() => break,
             }
         }
