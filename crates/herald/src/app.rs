@@ -43,14 +43,16 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = open_store(&config.database_url, config.sqlite_synchronous_full).await?;
-    // With SQLite a lease left over was held by this process before it died,
-    // so its deliveries are due again now.
-    let released = store.recover_after_restart().await?;
-    if released > 0 {
-        tracing::info!(
-            released,
-            "re-queued deliveries that were in flight when Herald last stopped"
-        );
+    if config.role.runs_worker() {
+        // With SQLite a lease left over was held by this process before it died,
+        // so its deliveries are due again now.
+        let released = store.recover_after_restart().await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "re-queued deliveries that were in flight when Herald last stopped"
+            );
+        }
     }
     if config.seed_catalog {
         match crate::catalog::seed_if_empty(store.as_ref(), DEFAULT_ORG).await? {
@@ -69,15 +71,24 @@ pub async fn serve(
         wake: wake.clone(),
         deliverer: deliverer.clone(),
     };
-    let dispatcher = Dispatcher::new(store, config.clone(), deliverer, wake);
-    let worker = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let worker = config.role.runs_worker().then(|| {
+        let dispatcher = Dispatcher::new(store, config.clone(), deliverer, wake);
+        tokio::spawn(dispatcher.run(shutdown.clone()))
+    });
 
-    let router = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let router = if config.role.runs_api() {
+        api::router(state)
+    } else {
+        api::health_router(state)
+    };
+    let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
     let server_shutdown = shutdown.clone();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
         .await;
     shutdown.cancel();
-    worker.await.context("the dispatcher panicked")?;
+    if let Some(worker) = worker {
+        worker.await.context("the dispatcher panicked")?;
+    }
     served.context("the API server failed")
 }

@@ -40,6 +40,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    /// What this process does: `all` (API and delivery worker), `api` or
+    /// `worker`. Separate roles need a shared database (PostgreSQL).
+    #[arg(long, env = "HERALD_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+
     /// Address to serve the API on.
     #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8071")]
     pub listen: SocketAddr,
@@ -96,6 +101,27 @@ pub struct ServeArgs {
     pub max_retry_after_seconds: u64,
 }
 
+/// The parts of Herald a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The API and the delivery worker.
+    All,
+    /// The API only (it still sends Test deliveries itself).
+    Api,
+    /// The delivery worker only; it serves `/api/v1/health` and nothing else.
+    Worker,
+}
+
+impl Role {
+    pub fn runs_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
 /// Where the main secret came from, for the start-up log.
 #[derive(Clone, Debug)]
 pub enum SecretSource {
@@ -107,6 +133,7 @@ pub enum SecretSource {
 /// The validated configuration of a running Herald.
 #[derive(Clone)]
 pub struct Config {
+    pub role: Role,
     pub listen: SocketAddr,
     pub database_url: String,
     pub secret: SecretString,
@@ -189,7 +216,15 @@ impl ServeArgs {
         if self.delivery_timeout_seconds == 0 {
             bail!("HERALD_DELIVERY_TIMEOUT_SECONDS must be at least 1");
         }
+        if self.role != Role::All && is_sqlite(&common.database_url) {
+            bail!(
+                "--role {:?} needs a database that several processes share (HERALD_DATABASE_URL=postgres://...); \
+                 with SQLite, run `herald serve`, which does both",
+                self.role
+            );
+        }
         Ok(Config {
+            role: self.role,
             listen: self.listen,
             database_url: common.database_url,
             secret: common.secret,
@@ -207,6 +242,10 @@ impl ServeArgs {
             catalog_title: self.catalog_title.clone(),
         })
     }
+}
+
+fn is_sqlite(database_url: &str) -> bool {
+    database_url.starts_with("sqlite:")
 }
 
 /// The file that keeps the generated main secret: `PATH.secret` beside the

@@ -146,6 +146,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a worker-only process serves: its health, for load balancers and
+/// orchestrators.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/health/ping", get(health))
+        .fallback(not_found)
+        .with_state(state)
+}
+
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> ApiResult<StatusCode> {

@@ -29,10 +29,7 @@ struct Server {
 fn herald(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
     cmd.env("HERALD_LISTEN", "127.0.0.1:0")
-        .env(
-            "HERALD_DATABASE_URL",
-            format!("sqlite://{}", dir.join("h.db").display()),
-        )
+        .env("HERALD_DATABASE_URL", crate::support::database_url(dir))
         .env("HERALD_SECRET", SECRET)
         .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
         .env("HERALD_RETRY_SCHEDULE", "1")

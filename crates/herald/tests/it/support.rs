@@ -73,10 +73,11 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let database_url = database_url(dir.path());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config {
+            role: herald::config::Role::All,
             listen: addr,
             database_url,
             secret: SecretString::from(TEST_SECRET.to_string()),
@@ -227,6 +228,35 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The database a test runs on: SQLite in `dir`, or, when
+/// `HERALD_TEST_POSTGRES_URL` is set (e.g. `postgres://postgres@127.0.0.1:5432`),
+/// a fresh PostgreSQL database named after `dir`, so a restarted server finds
+/// the same one.
+pub fn database_url(dir: &std::path::Path) -> String {
+    let Ok(base) = std::env::var("HERALD_TEST_POSTGRES_URL") else {
+        return format!("sqlite://{}", dir.join("herald.db").display());
+    };
+    let base = base.trim_end_matches('/');
+    let name: String = dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let name = format!("herald_it_{name}");
+    let created = std::process::Command::new("psql")
+        .args(["-d", &format!("{base}/postgres"), "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("psql is needed to create test databases");
+    // A second call for the same directory finds the database already there.
+    let _ = created;
+    format!("{base}/{name}")
 }
 
 pub async fn split(r: reqwest::Response) -> (StatusCode, Value) {
