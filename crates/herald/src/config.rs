@@ -70,6 +70,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_DELIVERY_TIMEOUT_SECONDS", default_value_t = 15)]
     pub delivery_timeout_seconds: u64,
 
+    /// Seconds a claimed delivery belongs to its worker. If the worker dies, the
+    /// delivery is sent again after this. Must exceed the delivery timeout.
+    #[arg(long, env = "HERALD_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u64,
+
     /// Deliveries in flight at once, over all endpoints.
     #[arg(long, env = "HERALD_WORKER_CONCURRENCY", default_value_t = 256)]
     pub worker_concurrency: usize,
@@ -143,6 +148,8 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     pub max_body_bytes: usize,
     pub delivery_timeout: Duration,
+    /// How long a claimed delivery belongs to its worker.
+    pub lease: Duration,
     pub worker_concurrency: usize,
     pub endpoint_concurrency: usize,
     pub shutdown_grace: Duration,
@@ -216,6 +223,9 @@ impl ServeArgs {
         if self.delivery_timeout_seconds == 0 {
             bail!("HERALD_DELIVERY_TIMEOUT_SECONDS must be at least 1");
         }
+        if self.lease_seconds <= self.delivery_timeout_seconds {
+            bail!("HERALD_LEASE_SECONDS must be longer than HERALD_DELIVERY_TIMEOUT_SECONDS, or a slow delivery could be sent twice");
+        }
         if self.role != Role::All && is_sqlite(&common.database_url) {
             bail!(
                 "--role {:?} needs a database that several processes share (HERALD_DATABASE_URL=postgres://...); \
@@ -234,6 +244,7 @@ impl ServeArgs {
             retry_schedule,
             max_body_bytes: self.max_body_bytes,
             delivery_timeout: Duration::from_secs(self.delivery_timeout_seconds),
+            lease: Duration::from_secs(self.lease_seconds),
             worker_concurrency: self.worker_concurrency,
             endpoint_concurrency: self.endpoint_concurrency,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),

@@ -617,7 +617,7 @@ pub async fn send_example(
         .create_message(&msg, &Targets::Only(ep.id.clone()))
         .await?;
     let now = Utc::now();
-    let lease = now + Duration::seconds(60);
+    let lease = now + Duration::from_std(state.config.lease).unwrap_or(Duration::MAX);
     let attempt = match state
         .store
         .claim_delivery(&msg.id, &ep.id, now, lease)

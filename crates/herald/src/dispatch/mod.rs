@@ -23,9 +23,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 
-/// How long a claimed delivery belongs to this worker. Longer than the delivery
-/// timeout, so a live worker never loses a delivery it is still sending.
-const LEASE: Duration = Duration::from_secs(60);
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 64;
 /// Longest idle sleep: retries that fall due are found at least this often.
@@ -95,7 +92,8 @@ impl Dispatcher {
                     .collect()
             };
             let now = Utc::now();
-            let lease_until = now + chrono::Duration::from_std(LEASE).expect("small duration");
+            let lease_until = now
+                + chrono::Duration::from_std(this.config.lease).unwrap_or(chrono::Duration::MAX);
             let jobs = match this
                 .store
                 .claim_due(now, lease_until, free as u32, &busy)

@@ -87,6 +87,7 @@ impl TestApp {
             retry_schedule: options.retry_schedule,
             max_body_bytes: options.max_body_bytes,
             delivery_timeout: options.delivery_timeout,
+            lease: options.delivery_timeout * 4,
             worker_concurrency: options.worker_concurrency,
             endpoint_concurrency: options.endpoint_concurrency,
             shutdown_grace: Duration::from_secs(5),
