@@ -4,27 +4,18 @@
 //! endpoint, with its original `webhook-id`, after the restart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald::auth::Keys;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::support::{eventually, split, Receiver, Reply};
+use crate::support::{eventually, read, split, HeraldProcess as Server, Receiver, Reply};
 
 const SECRET: &str = "crash-test-secret-0123456789abcdef";
-
-/// One run of `herald serve`.
-struct Server {
-    child: Child,
-    base_url: String,
-    log: PathBuf,
-}
 
 fn herald(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
@@ -41,43 +32,10 @@ fn herald(dir: &Path) -> Command {
 impl Server {
     /// Starts `herald serve` on the database in `dir`; `run` numbers the log file.
     async fn start(dir: &Path, run: u32, extra_env: &[(&str, &str)]) -> Server {
-        let log = dir.join(format!("herald-{run}.log"));
         let mut cmd = herald(dir);
-        cmd.arg("serve")
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = cmd.spawn().expect("cannot start the herald binary");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("no address line; log:\n{}", read(&log)))
-            .unwrap()
-            .unwrap_or_else(|| panic!("herald exited at start; log:\n{}", read(&log)));
-        let base_url = first
-            .strip_prefix("Herald listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_string();
-        // Keep draining stdout so that a later print never meets a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server {
-            child,
-            base_url,
-            log,
-        }
+        cmd.arg("serve").envs(extra_env.iter().copied());
+        Server::spawn(cmd, dir.join(format!("herald-{run}.log"))).await
     }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base_url, path)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the server is running")
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 fn org_token() -> String {

@@ -5,6 +5,7 @@ mod api_edges;
 mod catalog;
 mod crash;
 mod delivery;
+mod multinode;
 mod sdk;
 mod signatures;
 mod smoke;

@@ -233,14 +233,21 @@ impl Drop for TestApp {
 
 /// The database a test runs on: SQLite in `dir`, or, when
 /// `HERALD_TEST_POSTGRES_URL` is set (e.g. `postgres://postgres@127.0.0.1:5432`),
-/// a fresh PostgreSQL database named after `dir`, so a restarted server finds
-/// the same one.
+/// a PostgreSQL database named after `dir`.
 pub fn database_url(dir: &std::path::Path) -> String {
-    let Ok(base) = std::env::var("HERALD_TEST_POSTGRES_URL") else {
+    if std::env::var_os("HERALD_TEST_POSTGRES_URL").is_none() {
         return format!("sqlite://{}", dir.join("herald.db").display());
-    };
+    }
+    postgres_database_url(dir)
+}
+
+/// A PostgreSQL database named after `dir` (created if missing, so a restarted
+/// server finds the same one), on `HERALD_TEST_POSTGRES_URL` or the local server.
+pub fn postgres_database_url(dir: &std::path::Path) -> String {
+    let base = std::env::var("HERALD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
     let base = base.trim_end_matches('/');
-    let name: String = dir
+    let suffix: String = dir
         .file_name()
         .unwrap()
         .to_string_lossy()
@@ -248,15 +255,22 @@ pub fn database_url(dir: &std::path::Path) -> String {
         .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase();
-    let name = format!("herald_it_{name}");
-    let created = std::process::Command::new("psql")
-        .args(["-d", &format!("{base}/postgres"), "-qc"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .stderr(std::process::Stdio::null())
-        .status()
+    let name = format!("herald_it_{suffix}");
+    let exists = std::process::Command::new("psql")
+        .args(["-d", &format!("{base}/postgres"), "-tAc"])
+        .arg(format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        ))
+        .output()
         .expect("psql is needed to create test databases");
-    // A second call for the same directory finds the database already there.
-    let _ = created;
+    if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
+        let created = std::process::Command::new("psql")
+            .args(["-d", &format!("{base}/postgres"), "-qc"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .status()
+            .expect("psql is needed to create test databases");
+        assert!(created.success(), "cannot create database {name}");
+    }
     format!("{base}/{name}")
 }
 
@@ -463,4 +477,52 @@ async fn record(
         );
     }
     response
+}
+
+/// The real `herald` binary running as a child process.
+pub struct HeraldProcess {
+    pub child: tokio::process::Child,
+    pub base_url: String,
+    pub log: std::path::PathBuf,
+}
+
+impl HeraldProcess {
+    /// Starts `cmd` (a `herald serve` command), logging stderr to `log`, and
+    /// waits for the address line it prints first.
+    pub async fn spawn(mut cmd: tokio::process::Command, log: std::path::PathBuf) -> HeraldProcess {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("cannot start the herald binary");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no address line; log:\n{}", read(&log)))
+            .unwrap()
+            .unwrap_or_else(|| panic!("herald exited at start; log:\n{}", read(&log)));
+        let base_url = first
+            .strip_prefix("Herald listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        // Keep draining stdout so that a later print never meets a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        HeraldProcess {
+            child,
+            base_url,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+}
+
+pub fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
