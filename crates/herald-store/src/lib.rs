@@ -1,17 +1,22 @@
-//! Herald's persistence: the [`Store`] trait and its SQLite implementation.
+//! Herald's persistence: the [`Store`] trait and its two implementations,
+//! SQLite (one process owns the file) and PostgreSQL (shared by many nodes).
 //!
 //! Architecture invariant: this is the only crate that speaks SQL. Handlers and
 //! the dispatcher see records from [`model`] and errors from [`StoreError`], never
 //! a row or a connection, so a second backend fits behind the same trait.
 
 pub mod model;
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use model::*;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -195,14 +200,20 @@ pub trait Store: Send + Sync + 'static {
     async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
 }
 
-/// Opens the store a database URL names (`sqlite://PATH`), running migrations.
+/// Opens the store a database URL names, running migrations: `sqlite://PATH`
+/// (or `sqlite:PATH`) with `options`, or `postgres://...` (`postgresql://...`)
+/// with the default [`PostgresOptions`].
 pub async fn connect(url: &str, options: &SqliteOptions) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStore::open(url, &PostgresOptions::default()).await?;
+        return Ok(Arc::new(store));
+    }
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .ok_or_else(|| {
             StoreError::Unavailable(format!(
-                "unsupported database URL scheme (expected sqlite://PATH): {}",
+                "unsupported database URL scheme (expected sqlite://PATH or postgres://...): {}",
                 redact_url(url)
             ))
         })?;
@@ -226,22 +237,5 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        let cases = [
-            ("sqlite://herald.db", "sqlite://herald.db"),
-            ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
-            ("postgres://u@h/db", "postgres://u@h/db"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(redact_url(input), want, "{input}");
-        }
     }
 }

@@ -1,0 +1,941 @@
+//! The store's behaviour, checked on both backends: each scenario runs once on
+//! SQLite (a file in a temporary directory) and once on PostgreSQL (a database
+//! of its own, created for the test and dropped after it).
+//!
+//! PostgreSQL is found at `postgres://postgres@127.0.0.1:5432/postgres`, or at
+//! `HERALD_TEST_POSTGRES_URL`: a URL of a database the tests may connect to and
+//! create databases from.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Duration as Span, TimeZone, Utc};
+use sqlx::Connection;
+
+use super::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty store of one backend.
+struct TestStore {
+    backend: Backend,
+    store: Arc<dyn Store>,
+    /// Holds the SQLite file.
+    _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database to drop when the test is done.
+    database: Option<String>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        self.store.as_ref()
+    }
+}
+
+impl TestStore {
+    async fn open(backend: Backend) -> TestStore {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("t.db");
+                let store = SqliteStore::open(path.to_str().unwrap(), &SqliteOptions::default())
+                    .await
+                    .unwrap();
+                TestStore {
+                    backend,
+                    store: Arc::new(store),
+                    _dir: Some(dir),
+                    database: None,
+                }
+            }
+            Backend::Postgres => {
+                let (database, url) = create_database().await;
+                // Small pools: tests run in parallel against one server.
+                let options = PostgresOptions {
+                    max_connections: 5,
+                    ..PostgresOptions::default()
+                };
+                let store = PostgresStore::open(&url, &options).await.unwrap();
+                TestStore {
+                    backend,
+                    store: Arc::new(store),
+                    _dir: None,
+                    database: Some(database),
+                }
+            }
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.store);
+        if let Some(database) = self.database {
+            drop_database(&database).await;
+        }
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("HERALD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// `url` naming the database `database` instead of its own.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    let mut out = format!("{}/{database}", &base[..path]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+fn random_hex() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.write_i64(Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    format!("{:016x}", h.finish())
+}
+
+/// Creates an empty database; returns its name and URL.
+async fn create_database() -> (String, String) {
+    let admin = admin_url();
+    let database = format!("herald_t_{}", random_hex());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL for tests at {}: {e}", redact_url(&admin)));
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let url = with_database(&admin, &database);
+    (database, url)
+}
+
+async fn drop_database(database: &str) {
+    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Makes, for each scenario `name(&TestStore)`, a module `name` with the tests
+/// `sqlite` and `postgres`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let t = super::TestStore::open(super::Backend::Sqlite).await;
+                super::$scenario(&t).await;
+                t.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let t = super::TestStore::open(super::Backend::Postgres).await;
+                super::$scenario(&t).await;
+                t.finish().await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    a_lease_hides_a_delivery_until_it_expires,
+    busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite,
+    recording_an_attempt_moves_the_delivery_on,
+    concurrent_claims_take_each_delivery_once,
+    idempotency_keys_begin_finish_replay_and_expire,
+    pages_follow_bytewise_key_order,
+    messages_are_routed_and_filtered,
+    endpoints_rotate_disable_recover_and_resend,
+);
+
+/// Now, to the millisecond the stores keep.
+fn now() -> Timestamp {
+    Utc.timestamp_millis_opt(Utc::now().timestamp_millis())
+        .unwrap()
+}
+
+fn app(id: &str, uid: Option<&str>, now: Timestamp) -> Application {
+    Application {
+        id: id.into(),
+        org_id: "org_1".into(),
+        uid: uid.map(Into::into),
+        name: "Spot".into(),
+        metadata: serde_json::json!({}),
+        throttle_rate: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn endpoint(id: &str, now: Timestamp) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        app_id: "app_1".into(),
+        uid: None,
+        url: "https://example.com/".into(),
+        description: String::new(),
+        disabled: false,
+        event_types: None,
+        channels: None,
+        metadata: serde_json::json!({}),
+        headers: BTreeMap::new(),
+        throttle_rate: None,
+        date_format: "unix".into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn message(id: &str, event_type: &str, channels: Option<&[&str]>, now: Timestamp) -> Message {
+    Message {
+        id: id.into(),
+        app_id: "app_1".into(),
+        event_type: event_type.into(),
+        event_id: None,
+        channels: channels.map(|l| l.iter().map(|c| c.to_string()).collect()),
+        payload: "{}".into(),
+        created_at: now,
+    }
+}
+
+fn page(limit: u32, iterator: Option<&str>, descending: bool) -> Page {
+    Page {
+        limit,
+        iterator: iterator.map(Into::into),
+        descending,
+    }
+}
+
+/// app_1, its endpoint ep_1, and msg_1 queued to it.
+async fn seed(store: &dyn Store, now: Timestamp) {
+    store
+        .create_app(&app("app_1", Some("spot"), now))
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let msg = Message {
+        event_id: Some("e1".into()),
+        ..message("msg_1", "a", None, now)
+    };
+    assert_eq!(
+        store
+            .create_message(&msg, &Targets::Matching)
+            .await
+            .unwrap(),
+        1
+    );
+    let dup = Message {
+        id: "msg_2".into(),
+        ..msg
+    };
+    assert!(matches!(
+        store.create_message(&dup, &Targets::Matching).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+fn attempt(now: Timestamp) -> Attempt {
+    Attempt {
+        id: "atmpt_1".into(),
+        msg_id: "msg_1".into(),
+        endpoint_id: "ep_1".into(),
+        app_id: "app_1".into(),
+        url: "https://example.com/".into(),
+        status: MessageStatus::Fail,
+        response_status_code: 500,
+        response: String::new(),
+        response_duration_ms: 1,
+        trigger_type: TriggerType::Scheduled,
+        created_at: now,
+    }
+}
+
+async fn a_lease_hides_a_delivery_until_it_expires(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let lease = now + Span::seconds(60);
+
+    let jobs = t.claim_due(now, lease, 10, &[]).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].msg_id, "msg_1");
+    assert_eq!(jobs[0].org_id, "org_1");
+    assert_eq!(jobs[0].trigger, TriggerType::Scheduled);
+    // Leased: nobody else gets it, until the lease runs out.
+    assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
+    assert!(t
+        .claim_delivery("msg_1", "ep_1", now, lease)
+        .await
+        .unwrap()
+        .is_none());
+    let later = lease + Span::seconds(1);
+    let again = t
+        .claim_due(later, later + Span::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "an expired lease is claimed again");
+    assert_eq!(again[0].attempts, 0);
+}
+
+async fn busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let lease = now + Span::seconds(60);
+    let busy = ["ep_1".to_string()];
+    assert!(t.claim_due(now, lease, 10, &busy).await.unwrap().is_empty());
+    assert_eq!(t.claim_due(now, lease, 10, &[]).await.unwrap().len(), 1);
+    match t.backend {
+        // The only process that could hold the lease is the one restarting.
+        Backend::Sqlite => {
+            assert_eq!(t.recover_after_restart().await.unwrap(), 1);
+            let due = t.next_due().await.unwrap().unwrap();
+            assert!(due <= Utc::now());
+            assert_eq!(
+                t.claim_due(Utc::now(), lease, 10, &[]).await.unwrap().len(),
+                1
+            );
+        }
+        // Another node may hold it: it stays hidden until it expires.
+        Backend::Postgres => {
+            assert_eq!(t.recover_after_restart().await.unwrap(), 0);
+            assert_eq!(t.next_due().await.unwrap(), Some(lease));
+            assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
+            let later = lease + Span::seconds(1);
+            assert_eq!(t.claim_due(later, later, 10, &[]).await.unwrap().len(), 1);
+        }
+    }
+}
+
+async fn recording_an_attempt_moves_the_delivery_on(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    t.claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    let retry_at = now + Span::seconds(5);
+    t.record_attempt(&attempt(now), &Next::RetryAt(retry_at))
+        .await
+        .unwrap();
+    assert_eq!(t.next_due().await.unwrap(), Some(retry_at));
+    assert!(t
+        .claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    let jobs = t
+        .claim_due(retry_at, retry_at + Span::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(jobs[0].attempts, 1);
+    let done = Attempt {
+        id: "atmpt_2".into(),
+        status: MessageStatus::Success,
+        ..attempt(retry_at)
+    };
+    t.record_attempt(&done, &Next::Done).await.unwrap();
+    assert_eq!(t.next_due().await.unwrap(), None);
+    let stats = t.endpoint_stats("ep_1", None, None).await.unwrap();
+    assert_eq!(stats.success, 1);
+    let attempts = t
+        .list_attempts_by_msg(
+            "app_1",
+            "msg_1",
+            &ListFilter::default(),
+            &page(10, None, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(attempts.items.len(), 2);
+    assert_eq!(attempts.items[0].id, "atmpt_2", "newest first");
+    let failed = ListFilter {
+        status_code_class: Some(500),
+        ..ListFilter::default()
+    };
+    let by_endpoint = t
+        .list_attempts_by_endpoint("app_1", "ep_1", &failed, &page(10, None, false))
+        .await
+        .unwrap();
+    assert_eq!(by_endpoint.items.len(), 2, "both answered 500");
+    let got = t
+        .get_attempt("app_1", "msg_1", "atmpt_2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, done);
+}
+
+async fn concurrent_claims_take_each_delivery_once(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    for id in ["ep_1", "ep_2"] {
+        t.create_endpoint(&endpoint(id, now), "whsec_key")
+            .await
+            .unwrap();
+    }
+    for i in 0..100 {
+        let msg = message(&format!("msg_{i:03}"), "a", None, now);
+        assert_eq!(t.create_message(&msg, &Targets::Matching).await.unwrap(), 2);
+    }
+    let lease = now + Span::seconds(60);
+    let workers = (0..4)
+        .map(|_| {
+            let store = t.store.clone();
+            tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                loop {
+                    let jobs = store.claim_due(now, lease, 10, &[]).await.unwrap();
+                    if jobs.is_empty() {
+                        return claimed;
+                    }
+                    claimed.extend(jobs.into_iter().map(|j| (j.msg_id, j.endpoint_id)));
+                }
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let distinct: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 200, "every delivery claimed once");
+    assert_eq!(distinct.len(), 200, "no delivery claimed twice");
+    assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
+}
+
+async fn idempotency_keys_begin_finish_replay_and_expire(t: &TestStore) {
+    let t0 = now();
+    let at = |secs: i64| t0 + Span::seconds(secs);
+    assert_eq!(
+        t.idempotency_begin("s", "k", t0).await.unwrap(),
+        IdempotencyState::New
+    );
+    assert_eq!(
+        t.idempotency_begin("s", "k", at(1)).await.unwrap(),
+        IdempotencyState::InProgress
+    );
+    assert_eq!(
+        t.idempotency_begin("other", "k", at(1)).await.unwrap(),
+        IdempotencyState::New,
+        "keys are per scope"
+    );
+    t.idempotency_finish("s", "k", 201, b"{\"id\":1}")
+        .await
+        .unwrap();
+    let done = IdempotencyState::Done {
+        status: 201,
+        body: b"{\"id\":1}".to_vec(),
+    };
+    assert_eq!(t.idempotency_begin("s", "k", at(2)).await.unwrap(), done);
+    // A finished key is not forgotten by an abort, nor after 30 s.
+    t.idempotency_abort("s", "k").await.unwrap();
+    assert_eq!(t.idempotency_begin("s", "k", at(60)).await.unwrap(), done);
+
+    // An aborted key may be tried again at once.
+    assert_eq!(
+        t.idempotency_begin("s", "k2", t0).await.unwrap(),
+        IdempotencyState::New
+    );
+    t.idempotency_abort("s", "k2").await.unwrap();
+    assert_eq!(
+        t.idempotency_begin("s", "k2", t0).await.unwrap(),
+        IdempotencyState::New
+    );
+
+    // A key whose request never finished is taken over after 30 s.
+    assert_eq!(
+        t.idempotency_begin("s", "k3", t0).await.unwrap(),
+        IdempotencyState::New
+    );
+    assert_eq!(
+        t.idempotency_begin("s", "k3", at(29)).await.unwrap(),
+        IdempotencyState::InProgress
+    );
+    assert_eq!(
+        t.idempotency_begin("s", "k3", at(31)).await.unwrap(),
+        IdempotencyState::New
+    );
+    assert_eq!(
+        t.idempotency_begin("s", "k3", at(32)).await.unwrap(),
+        IdempotencyState::InProgress,
+        "the takeover holds the key again"
+    );
+}
+
+async fn pages_follow_bytewise_key_order(t: &TestStore) {
+    let now = now();
+    for id in ["app_b", "app_A", "app__", "app_a", "app_B"] {
+        t.create_app(&app(id, None, now)).await.unwrap();
+    }
+    let ids = |p: &PageOf<Application>| p.items.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+    let mut seen = Vec::new();
+    let mut iterator: Option<String> = None;
+    loop {
+        let p = t
+            .list_apps("org_1", &page(2, iterator.as_deref(), false))
+            .await
+            .unwrap();
+        seen.extend(ids(&p));
+        if p.done {
+            break;
+        }
+        iterator = seen.last().cloned();
+    }
+    assert_eq!(seen, ["app_A", "app_B", "app__", "app_a", "app_b"]);
+
+    let first = t.list_apps("org_1", &page(2, None, true)).await.unwrap();
+    assert_eq!(ids(&first), ["app_b", "app_a"]);
+    assert!(!first.done);
+    let second = t
+        .list_apps("org_1", &page(2, Some("app_a"), true))
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), ["app__", "app_B"]);
+    let last = t
+        .list_apps("org_1", &page(2, Some("app_B"), true))
+        .await
+        .unwrap();
+    assert_eq!(ids(&last), ["app_A"]);
+    assert!(last.done);
+    let exact = t.list_apps("org_1", &page(5, None, false)).await.unwrap();
+    assert!(exact.done, "a full last page is done");
+    assert!(t
+        .list_apps("org_2", &page(5, None, false))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    for (name, archived) in [("b.x", false), ("a.y", true), ("c.z", false)] {
+        t.create_event_type(&EventType {
+            org_id: "org_1".into(),
+            name: name.into(),
+            description: String::new(),
+            archived,
+            deprecated: false,
+            feature_flag: None,
+            schemas: Some(serde_json::json!({"1": {"type": "object"}})),
+            public: true,
+            validate_payload: false,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    }
+    let names = |archived| async move {
+        t.list_event_types("org_1", archived, &page(10, None, false))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|et| et.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(false).await, ["b.x", "c.z"]);
+    assert_eq!(names(true).await, ["a.y", "b.x", "c.z"]);
+    let et = t.get_event_type("org_1", "a.y").await.unwrap().unwrap();
+    assert!(et.archived && et.public);
+    assert!(et.latest_schema().is_some());
+}
+
+async fn messages_are_routed_and_filtered(t: &TestStore) {
+    let t0 = now();
+    t.create_app(&app("app_1", None, t0)).await.unwrap();
+    let eps = [
+        endpoint("ep_all", t0),
+        Endpoint {
+            channels: Some(vec!["x".into()]),
+            ..endpoint("ep_ch", t0)
+        },
+        Endpoint {
+            event_types: Some(vec!["b".into()]),
+            ..endpoint("ep_type", t0)
+        },
+        Endpoint {
+            disabled: true,
+            ..endpoint("ep_off", t0)
+        },
+    ];
+    for ep in &eps {
+        t.create_endpoint(ep, "whsec_key").await.unwrap();
+    }
+    let at = |secs: i64| t0 + Span::seconds(secs);
+    let queued = [
+        (message("msg_1", "a", Some(&["x"]), at(1)), 2),
+        (message("msg_2", "b", None, at(2)), 2),
+        (message("msg_3", "a", Some(&["y", "z"]), at(3)), 1),
+    ];
+    for (msg, want) in &queued {
+        assert_eq!(
+            t.create_message(msg, &Targets::Matching).await.unwrap(),
+            *want,
+            "{}",
+            msg.id
+        );
+    }
+    let msg_ids = |p: PageOf<Message>| p.items.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let list = |filter: ListFilter| async move {
+        msg_ids(
+            t.list_messages("app_1", &filter, &page(10, None, false))
+                .await
+                .unwrap(),
+        )
+    };
+    let channel = |c: &str| ListFilter {
+        channel: Some(c.into()),
+        ..ListFilter::default()
+    };
+    let types = |l: &[&str]| ListFilter {
+        event_types: l.iter().map(|s| s.to_string()).collect(),
+        ..ListFilter::default()
+    };
+    assert_eq!(list(channel("x")).await, ["msg_1"]);
+    assert_eq!(list(channel("z")).await, ["msg_3"]);
+    assert!(list(channel("w")).await.is_empty());
+    assert_eq!(list(types(&["b"])).await, ["msg_2"]);
+    assert_eq!(list(types(&["a", "b"])).await, ["msg_1", "msg_2", "msg_3"]);
+    let window = ListFilter {
+        after: Some(at(1)),
+        before: Some(at(3)),
+        ..ListFilter::default()
+    };
+    assert_eq!(list(window).await, ["msg_2"]);
+
+    let got = t.get_message("app_1", "msg_3").await.unwrap().unwrap();
+    assert_eq!(got, queued[2].0);
+
+    let destinations = t
+        .list_attempted_destinations("app_1", "msg_1", &page(10, None, false))
+        .await
+        .unwrap();
+    let dest_ids: Vec<_> = destinations
+        .items
+        .iter()
+        .map(|(e, d)| (e.id.as_str(), d.status))
+        .collect();
+    assert_eq!(
+        dest_ids,
+        [
+            ("ep_all", MessageStatus::Pending),
+            ("ep_ch", MessageStatus::Pending)
+        ]
+    );
+    let sent = t
+        .list_attempted_messages("app_1", "ep_all", &channel("x"), &page(10, None, true))
+        .await
+        .unwrap();
+    assert_eq!(sent.items.len(), 1);
+    assert_eq!(sent.items[0].0.id, "msg_1");
+    assert_eq!(sent.items[0].1.next_attempt_at, Some(at(1)));
+    let pending = ListFilter {
+        status: Some(MessageStatus::Pending),
+        ..ListFilter::default()
+    };
+    let all = t
+        .list_attempted_messages("app_1", "ep_all", &pending, &page(10, None, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|(m, _)| m.id.as_str())
+            .collect::<Vec<_>>(),
+        ["msg_3", "msg_2", "msg_1"]
+    );
+
+    // Send-example: to one endpoint whatever its filters, as a manual attempt.
+    let example = message("msg_4", "a", None, at(4));
+    assert_eq!(
+        t.create_message(&example, &Targets::Only("ep_type".into()))
+            .await
+            .unwrap(),
+        1
+    );
+    let job = t
+        .claim_delivery("msg_4", "ep_type", at(4), at(64))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.trigger, TriggerType::Manual);
+    assert_eq!(job.endpoint_id, "ep_type");
+    assert!(
+        t.claim_delivery("msg_1", "ep_all", at(0), at(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "not due yet"
+    );
+}
+
+async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
+    let t0 = now();
+    let at = |secs: i64| t0 + Span::seconds(secs);
+    seed(&**t, t0).await;
+    assert!(matches!(
+        t.create_app(&app("app_2", Some("spot"), t0)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        t.get_app("org_1", "spot").await.unwrap().unwrap().id,
+        "app_1"
+    );
+    assert!(t.get_app("org_2", "app_1").await.unwrap().is_none());
+
+    // Rotation: the old key signs until its time runs out, and at most two sign.
+    t.rotate_secret("ep_1", "whsec_2", at(3600), at(1))
+        .await
+        .unwrap();
+    t.rotate_secret("ep_1", "whsec_3", at(7200), at(2))
+        .await
+        .unwrap();
+    let keys = |secs| async move {
+        t.secrets("ep_1", at(secs))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.key, k.expires_at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(3).await,
+        [
+            ("whsec_3".to_string(), None),
+            ("whsec_2".to_string(), Some(at(7200))),
+            ("whsec_key".to_string(), Some(at(3600))),
+        ]
+    );
+    assert_eq!(keys(3601).await.len(), 2);
+
+    // Disabled while an attempt is in flight: the failed attempt gets no retry.
+    assert_eq!(t.claim_due(t0, at(60), 10, &[]).await.unwrap().len(), 1);
+    t.disable_endpoint("ep_1").await.unwrap();
+    assert!(
+        t.get_endpoint("app_1", "ep_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    t.record_attempt(&attempt(at(1)), &Next::RetryAt(at(5)))
+        .await
+        .unwrap();
+    assert_eq!(t.next_due().await.unwrap(), None);
+    let stats = t.endpoint_stats("ep_1", None, None).await.unwrap();
+    assert_eq!(
+        stats,
+        EndpointStats {
+            fail: 1,
+            ..EndpointStats::default()
+        }
+    );
+    assert_eq!(
+        t.endpoint_stats("ep_1", Some(at(1)), None).await.unwrap(),
+        EndpointStats::default(),
+        "the delivery was created before the window"
+    );
+
+    // Recover queues failed deliveries again, as manual attempts.
+    assert_eq!(t.recover("ep_1", at(-1), None, at(10)).await.unwrap(), 1);
+    assert_eq!(t.next_due().await.unwrap(), Some(at(10)));
+    let job = t
+        .claim_delivery("msg_1", "ep_1", at(10), at(70))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.trigger, TriggerType::Manual);
+    assert!(job.disabled);
+
+    // Resend during a lease keeps the delivery sending; a new endpoint gets a
+    // new delivery.
+    t.resend("app_1", "msg_1", "ep_1", at(11)).await.unwrap();
+    let mut ep_2 = endpoint("ep_2", t0);
+    ep_2.uid = Some("second".into());
+    t.create_endpoint(&ep_2, "whsec_x").await.unwrap();
+    t.resend("app_1", "msg_1", "ep_2", at(12)).await.unwrap();
+    let destinations = t
+        .list_attempted_destinations("app_1", "msg_1", &page(10, None, false))
+        .await
+        .unwrap();
+    let states: Vec<_> = destinations
+        .items
+        .iter()
+        .map(|(e, d)| (e.id.as_str(), d.status, d.next_attempt_at))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("ep_1", MessageStatus::Sending, Some(at(11))),
+            ("ep_2", MessageStatus::Pending, Some(at(12))),
+        ]
+    );
+    assert_eq!(
+        t.get_endpoint("app_1", "second").await.unwrap().unwrap().id,
+        "ep_2"
+    );
+
+    // Deleting the application takes its attempts along.
+    t.delete_app("org_2", "app_1").await.unwrap_err();
+    t.delete_app("org_1", "app_1").await.unwrap();
+    assert!(t.get_app("org_1", "app_1").await.unwrap().is_none());
+    assert!(t
+        .get_attempt("app_1", "msg_1", "atmpt_1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        t.delete_app("org_1", "app_1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(t.next_due().await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_wakes_a_waiting_worker() {
+    let t = TestStore::open(Backend::Postgres).await;
+    let t0 = now();
+    t.create_app(&app("app_1", None, t0)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", t0), "whsec_key")
+        .await
+        .unwrap();
+    // The first wait starts listening; with nothing queued it lasts its timeout.
+    let start = Instant::now();
+    t.wait_for_work(Duration::from_millis(300)).await;
+    assert!(start.elapsed() >= Duration::from_millis(300));
+
+    let store = t.store.clone();
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        store.wait_for_work(Duration::from_secs(5)).await;
+        start.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.create_message(&message("msg_1", "a", None, t0), &Targets::Matching)
+        .await
+        .unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
+
+    // A resend wakes workers too.
+    let store = t.store.clone();
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        store.wait_for_work(Duration::from_secs(5)).await;
+        start.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.resend("app_1", "msg_1", "ep_1", t0).await.unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
+
+    // The listening connection dies: the next wait neither fails nor spins,
+    // and listening resumes.
+    let database = t.database.clone().unwrap();
+    let mut conn = sqlx::PgConnection::connect(&with_database(&admin_url(), &database))
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true]);
+    conn.close().await.unwrap();
+    t.wait_for_work(Duration::from_millis(500)).await;
+    let store = t.store.clone();
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        store.wait_for_work(Duration::from_secs(5)).await;
+        start.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.create_message(&message("msg_2", "a", None, t0), &Targets::Matching)
+        .await
+        .unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(
+        waited < Duration::from_secs(2),
+        "woke after {waited:?} once listening again"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn connect_chooses_the_backend_by_scheme() {
+    let (database, url) = create_database().await;
+    let store = connect(&url, &SqliteOptions::default()).await.unwrap();
+    store.ping().await.unwrap();
+    drop(store);
+    drop_database(&database).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = connect(
+        &format!("sqlite://{}", path.display()),
+        &SqliteOptions::default(),
+    )
+    .await
+    .unwrap();
+    store.ping().await.unwrap();
+
+    let err = connect("mysql://u:pw@h/db", &SqliteOptions::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(!err.to_string().contains("pw"), "{err}");
+}
+
+#[test]
+fn test_urls_name_their_database() {
+    let cases = [
+        ("postgres://u@h:5432/postgres", "postgres://u@h:5432/x"),
+        ("postgres://u@h:5432", "postgres://u@h:5432/x"),
+        (
+            "postgres://u:p@h/postgres?sslmode=disable",
+            "postgres://u:p@h/x?sslmode=disable",
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(with_database(input, "x"), want, "{input}");
+    }
+}
+
+#[test]
+fn redacts_passwords() {
+    let cases = [
+        ("sqlite://herald.db", "sqlite://herald.db"),
+        ("postgres://u:pw@h/db", "postgres://u:***@h/db"),
+        ("postgres://u@h/db", "postgres://u@h/db"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(redact_url(input), want, "{input}");
+    }
+}
