@@ -336,13 +336,18 @@ async fn notify_work(tx: &mut sqlx::Transaction<'_, Postgres>) -> Result<()> {
     Ok(())
 }
 
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl PostgresStore {
     /// Connects to the database a `postgres://` URL names and, unless told not
     /// to, runs migrations.
     pub async fn open(url: &str, options: &PostgresOptions) -> Result<PostgresStore> {
         let connect = PgConnectOptions::from_str(url).map_err(db_err)?;
+        // A short acquire timeout: while the database is away, requests fail
+        // fast with Unavailable (503) instead of hanging.
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(connect.clone())
             .await
             .map_err(db_err)?;
