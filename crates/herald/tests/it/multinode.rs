@@ -43,7 +43,7 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
     let db = postgres_database_url(dir.path());
     let receiver = Receiver::start().await;
     let api = start(&db, "api", dir.path(), "api").await;
-    let mut workers = vec![
+    let mut workers = [
         start(&db, "worker", dir.path(), "worker-1").await,
         start(&db, "worker", dir.path(), "worker-2").await,
         start(&db, "worker", dir.path(), "worker-3").await,
