@@ -231,8 +231,36 @@ pub struct EndpointStats {
 pub enum Targets {
     /// Every enabled endpoint of the application whose filters accept it.
     Matching,
-    /// Exactly this endpoint, whatever its filters (send-example).
+    /// Exactly this endpoint, whatever its filters.
     Only(String),
+    /// Exactly this endpoint, held for the caller until `until`: no worker takes
+    /// it before then, so the caller can claim and send it itself (the Test
+    /// button). If the caller dies, a worker sends it after `until`.
+    Held {
+        endpoint_id: String,
+        until: Timestamp,
+    },
+}
+
+impl Targets {
+    /// The one endpoint named, if any.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Targets::Matching => None,
+            Targets::Only(id)
+            | Targets::Held {
+                endpoint_id: id, ..
+            } => Some(id),
+        }
+    }
+
+    /// When the new deliveries fall due.
+    pub fn due_at(&self, now: Timestamp) -> Timestamp {
+        match self {
+            Targets::Held { until, .. } => *until,
+            _ => now,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -163,6 +163,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_held_delivery_is_left_to_its_holder,
     a_lease_hides_a_delivery_until_it_expires,
     busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite,
     recording_an_attempt_moves_the_delivery_on,
@@ -276,6 +277,38 @@ fn attempt(now: Timestamp) -> Attempt {
         trigger_type: TriggerType::Scheduled,
         created_at: now,
     }
+}
+
+async fn a_held_delivery_is_left_to_its_holder(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let until = now + Span::seconds(60);
+    let held = Targets::Held {
+        endpoint_id: "ep_1".into(),
+        until,
+    };
+    assert_eq!(
+        t.create_message(&message("msg_1", "a", None, now), &held)
+            .await
+            .unwrap(),
+        1
+    );
+    // Workers do not see it before `until`...
+    assert!(t
+        .claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // ...its holder claims it as of `until`.
+    let job = t
+        .claim_delivery("msg_1", "ep_1", until, until + Span::seconds(60))
+        .await
+        .unwrap()
+        .expect("the holder claims its delivery");
+    assert_eq!(job.trigger, TriggerType::Manual);
 }
 
 async fn a_lease_hides_a_delivery_until_it_expires(t: &TestStore) {

@@ -819,9 +819,9 @@ impl Store for PostgresStore {
             )),
             other => other,
         })?;
-        let endpoint_ids: Vec<String> = match targets {
-            Targets::Only(id) => vec![id.clone()],
-            Targets::Matching => {
+        let endpoint_ids: Vec<String> = match targets.endpoint() {
+            Some(id) => vec![id.to_string()],
+            None => {
                 let rows = sqlx::query("SELECT * FROM endpoint WHERE app_id = $1 AND NOT disabled")
                     .bind(&msg.app_id)
                     .fetch_all(&mut *tx)
@@ -838,8 +838,9 @@ impl Store for PostgresStore {
             }
         };
         if !endpoint_ids.is_empty() {
-            let manual = matches!(targets, Targets::Only(_));
+            let manual = targets.endpoint().is_some();
             let now = ms(msg.created_at);
+            let due = ms(targets.due_at(msg.created_at));
             let mut qb = QueryBuilder::<Postgres>::new(
                 "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
                      manual, created_at, updated_at) ",
@@ -850,7 +851,7 @@ impl Store for PostgresStore {
                     .push_bind(&msg.app_id)
                     .push_bind(MessageStatus::Pending as i64)
                     .push_bind(0_i64)
-                    .push_bind(now)
+                    .push_bind(due)
                     .push_bind(manual)
                     .push_bind(now)
                     .push_bind(now);

@@ -714,9 +714,9 @@ impl Store for SqliteStore {
             )),
             other => other,
         })?;
-        let endpoint_ids: Vec<String> = match targets {
-            Targets::Only(id) => vec![id.clone()],
-            Targets::Matching => {
+        let endpoint_ids: Vec<String> = match targets.endpoint() {
+            Some(id) => vec![id.to_string()],
+            None => {
                 let rows = sqlx::query("SELECT * FROM endpoint WHERE app_id = ? AND disabled = 0")
                     .bind(&msg.app_id)
                     .fetch_all(&mut *tx)
@@ -732,8 +732,9 @@ impl Store for SqliteStore {
                 ids
             }
         };
-        let manual = matches!(targets, Targets::Only(_));
+        let manual = targets.endpoint().is_some();
         let now = ms(msg.created_at);
+        let due = ms(targets.due_at(msg.created_at));
         for endpoint_id in &endpoint_ids {
             sqlx::query(
                 "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
@@ -743,7 +744,7 @@ impl Store for SqliteStore {
             .bind(&msg.id)
             .bind(endpoint_id)
             .bind(&msg.app_id)
-            .bind(now)
+            .bind(due)
             .bind(manual)
             .bind(now)
             .bind(now)

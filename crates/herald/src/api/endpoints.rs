@@ -1,7 +1,6 @@
 //! `/api/v1/app/{app_id}/endpoint`: where an application's messages go.
 
 use std::collections::BTreeMap;
-use std::time::Duration as StdDuration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -572,9 +571,6 @@ pub struct ExampleOut {
     attempt: Option<MessageAttemptOut>,
 }
 
-/// How long the Test button waits for an attempt the worker took first.
-const TEST_WAIT_MARGIN: StdDuration = StdDuration::from_secs(2);
-
 /// The Test button: sends the event type's example (marked `"test": true`) to
 /// this endpoint only, whatever its filters, right away and once, and answers
 /// with the outcome. The attempt is in the log like any other.
@@ -612,20 +608,21 @@ pub async fn send_example(
         object.insert("test".into(), Value::Bool(true));
     }
     let msg = new_message(&app, input.event_type, payload.to_string(), None, None);
-    state
-        .store
-        .create_message(&msg, &Targets::Only(ep.id.clone()))
-        .await?;
-    let now = Utc::now();
-    let lease = now + Duration::from_std(state.config.lease).unwrap_or(Duration::MAX);
+    // Held for this request, so no worker sends it (with retries) first.
+    let lease = Duration::from_std(state.config.lease).unwrap_or(Duration::MAX);
+    let until = msg.created_at + lease;
+    let held = Targets::Held {
+        endpoint_id: ep.id.clone(),
+        until,
+    };
+    state.store.create_message(&msg, &held).await?;
     let attempt = match state
         .store
-        .claim_delivery(&msg.id, &ep.id, now, lease)
+        .claim_delivery(&msg.id, &ep.id, until, until + lease)
         .await?
     {
         Some(job) => state.deliverer.deliver(job, Retries::None).await,
-        // The worker took it first: wait for its attempt.
-        None => wait_for_attempt(&state, &app.id, &msg.id).await?,
+        None => None,
     };
     Ok((
         StatusCode::ACCEPTED,
@@ -634,32 +631,6 @@ pub async fn send_example(
             attempt: attempt.map(MessageAttemptOut::from),
         }),
     ))
-}
-
-async fn wait_for_attempt(
-    state: &AppState,
-    app_id: &str,
-    msg_id: &str,
-) -> ApiResult<Option<herald_store::Attempt>> {
-    let deadline = tokio::time::Instant::now() + state.config.delivery_timeout + TEST_WAIT_MARGIN;
-    let page = herald_store::Page {
-        limit: 1,
-        iterator: None,
-        descending: true,
-    };
-    loop {
-        let found = state
-            .store
-            .list_attempts_by_msg(app_id, msg_id, &Default::default(), &page)
-            .await?;
-        if let Some(attempt) = found.items.into_iter().next() {
-            return Ok(Some(attempt));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
 }
 
 pub(crate) fn new_message(
