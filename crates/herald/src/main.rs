@@ -33,6 +33,8 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Measure Herald (or any Svix-compatible server) on this machine.
+    Bench(herald::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Catalog {
             command: CatalogCommand::Import { common, org, path },
         } => catalog_import(common, org, path).await,
+        Command::Bench(args) => herald::bench::run(args).await,
         Command::Migrate(common) => {
             let config = common.resolve()?;
             herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;

@@ -2,6 +2,7 @@
 //! SQLite database, and real HTTP receivers on loopback.
 
 mod api_edges;
+mod bench;
 mod catalog;
 mod crash;
 mod delivery;

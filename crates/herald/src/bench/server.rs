@@ -1,0 +1,229 @@
+//! The server under test: Herald started as a separate process on a fresh
+//! temporary database, or an existing Svix-compatible server (`--target`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::load::Api;
+use crate::auth::{Keys, DEFAULT_ORG};
+
+/// The main secret of the Herald processes the bench starts.
+const SECRET: &str = "herald-bench-secret-0123456789abcdef";
+/// Settings the bench sets itself; the other `HERALD_*` variables of the
+/// caller's environment (worker concurrency, SQLite durability, ...) pass through.
+const OWN_VARIABLES: &[&str] = &[
+    "HERALD_LISTEN",
+    "HERALD_DATABASE_URL",
+    "HERALD_SECRET",
+    "HERALD_ALLOW_SUBNETS",
+    "HERALD_ROLE",
+    "HERALD_SEED_CATALOG",
+];
+
+/// Where the spawned Herald keeps its data.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on this PostgreSQL server (created with `psql`).
+    Postgres(url::Url),
+}
+
+impl Database {
+    pub fn parse(s: &str) -> anyhow::Result<Database> {
+        if s == "sqlite" {
+            return Ok(Database::Sqlite);
+        }
+        let url = url::Url::parse(s).with_context(|| format!("--database {s:?}"))?;
+        match url.scheme() {
+            "postgres" | "postgresql" => Ok(Database::Postgres(url)),
+            other => bail!("--database is `sqlite` or a postgres:// URL, not {other}:"),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Database::Sqlite => "sqlite".into(),
+            Database::Postgres(url) => format!(
+                "postgresql ({})",
+                herald_store::redact_url(with_database(url, "").as_ref())
+            ),
+        }
+    }
+}
+
+/// Peak and current resident memory of a process, in kB.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Rss {
+    pub peak_kb: u64,
+    pub current_kb: u64,
+}
+
+/// The server a scenario drives.
+pub struct Target {
+    pub api: Api,
+    herald: Option<Herald>,
+}
+
+impl Target {
+    /// An existing server: nothing to start or stop.
+    pub fn external(http: reqwest::Client, url: &str, token: &str) -> Target {
+        Target {
+            api: Api::new(http, url, token),
+            herald: None,
+        }
+    }
+
+    /// Starts Herald (`std::env::current_exe() serve`) on a fresh database,
+    /// with `env` on top of the bench's own settings.
+    pub async fn spawn(
+        http: reqwest::Client,
+        database: &Database,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Target> {
+        let herald = Herald::spawn(database, env).await?;
+        let token = Keys::new(SECRET.as_bytes()).org_token(DEFAULT_ORG);
+        Ok(Target {
+            api: Api::new(http, &herald.base_url, &token),
+            herald: Some(herald),
+        })
+    }
+
+    /// The spawned server's memory, read from /proc (Linux only).
+    pub fn rss(&self) -> Option<Rss> {
+        let pid = self.herald.as_ref()?.pid;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        };
+        Some(Rss {
+            peak_kb: field("VmHWM:")?,
+            current_kb: field("VmRSS:")?,
+        })
+    }
+
+    /// Stops a spawned server and removes its database; returns its memory as
+    /// last seen.
+    pub async fn close(self) -> Option<Rss> {
+        let rss = self.rss();
+        if let Some(herald) = self.herald {
+            herald.stop().await;
+        }
+        rss
+    }
+}
+
+/// A Herald child process and the database it owns.
+struct Herald {
+    child: tokio::process::Child,
+    base_url: String,
+    pid: u32,
+    dir: PathBuf,
+    /// (maintenance URL, database name) of a PostgreSQL database to drop.
+    postgres: Option<(String, String)>,
+}
+
+impl Herald {
+    async fn spawn(database: &Database, env: &[(&str, String)]) -> anyhow::Result<Herald> {
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let name = format!("herald_bench_{}_{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let (database_url, postgres) = match database {
+            Database::Sqlite => (
+                format!("sqlite://{}", dir.join("herald.db").display()),
+                None,
+            ),
+            Database::Postgres(url) => {
+                let maintenance = with_database(url, "postgres").to_string();
+                psql(&maintenance, &format!("CREATE DATABASE {name}"))?;
+                (
+                    with_database(url, &name).to_string(),
+                    Some((maintenance, name.clone())),
+                )
+            }
+        };
+        let log = dir.join("herald.log");
+        let exe = std::env::current_exe().context("cannot find the herald binary")?;
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("serve");
+        for var in OWN_VARIABLES {
+            cmd.env_remove(var);
+        }
+        cmd.env("HERALD_LISTEN", "127.0.0.1:0")
+            .env("HERALD_DATABASE_URL", &database_url)
+            .env("HERALD_SECRET", SECRET)
+            .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start `herald serve`")?;
+        let pid = child.id().context("herald exited at once")?;
+        let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        let first = match first {
+            Ok(Ok(Some(line))) => line,
+            _ => bail!("herald did not start; its log:\n{}", log_text()),
+        };
+        let base_url = first
+            .strip_prefix("Herald listening on ")
+            .with_context(|| format!("unexpected first line {first:?}"))?
+            .to_string();
+        // Keep draining stdout so that a later print never meets a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Herald {
+            child,
+            base_url,
+            pid,
+            dir,
+            postgres,
+        })
+    }
+
+    async fn stop(mut self) {
+        // The bench is done with this server and its data: no grace needed.
+        let _ = self.child.kill().await;
+        if let Some((maintenance, name)) = &self.postgres {
+            if let Err(e) = psql(
+                maintenance,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ) {
+                eprintln!("warning: {e:#}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn with_database(url: &url::Url, name: &str) -> url::Url {
+    let mut url = url.clone();
+    url.set_path(&format!("/{name}"));
+    url
+}
+
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("psql")
+        .args(["-d", url, "-qc", sql])
+        .stdout(Stdio::null())
+        .status()
+        .context("psql is needed to create the PostgreSQL bench database")?;
+    if !status.success() {
+        bail!("psql failed: {sql}");
+    }
+    Ok(())
+}
