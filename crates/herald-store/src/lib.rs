@@ -198,6 +198,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Forgets a key whose request failed, so the client may try again.
     async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
+
+    // Retention.
+    /// One bounded round of clean-up, each part its own short statement so no
+    /// lock is held for long: expunges (sets to `{}`) up to `batch` payloads
+    /// that expired by `now`, and deletes up to `batch` attempts created
+    /// before `attempts_before`. A message with a pending delivery keeps its
+    /// payload whatever its date: an accepted message is still delivered.
+    /// Callers repeat until a round removes nothing.
+    async fn prune(
+        &self,
+        now: Timestamp,
+        attempts_before: Timestamp,
+        batch: u32,
+    ) -> Result<PruneReport>;
 }
 
 /// Opens the store a database URL names, running migrations: `sqlite://PATH`

@@ -104,6 +104,32 @@ pub struct Message {
     /// The payload exactly as it will be sent (a JSON object, serialized).
     pub payload: String,
     pub created_at: Timestamp,
+    /// When the payload may be expunged (replaced by `{}`), once no delivery
+    /// of the message is pending. `None` once it has been, or for a message
+    /// stored before retention existed and not yet given a date.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What one [`Store::prune`](crate::Store::prune) call removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Message payloads replaced by `{}`.
+    pub payloads: u64,
+    /// Attempts deleted.
+    pub attempts: u64,
+}
+
+impl PruneReport {
+    pub fn is_empty(&self) -> bool {
+        self.payloads == 0 && self.attempts == 0
+    }
+}
+
+impl std::ops::AddAssign for PruneReport {
+    fn add_assign(&mut self, other: PruneReport) {
+        self.payloads += other.payloads;
+        self.attempts += other.attempts;
+    }
 }
 
 /// Svix's `MessageStatus`: the numbers are part of the API.

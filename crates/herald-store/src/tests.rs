@@ -116,7 +116,7 @@ fn random_hex() -> String {
 }
 
 /// Creates an empty database; returns its name and URL.
-async fn create_database() -> (String, String) {
+pub(crate) async fn create_database() -> (String, String) {
     let admin = admin_url();
     let database = format!("herald_t_{}", random_hex());
     let mut conn = sqlx::PgConnection::connect(&admin)
@@ -131,7 +131,7 @@ async fn create_database() -> (String, String) {
     (database, url)
 }
 
-async fn drop_database(database: &str) {
+pub(crate) async fn drop_database(database: &str) {
     let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
         .execute(&mut conn)
@@ -172,6 +172,8 @@ on_both_backends!(
     pages_follow_bytewise_key_order,
     messages_are_routed_and_filtered,
     endpoints_rotate_disable_recover_and_resend,
+    messages_keep_their_expiry,
+    pruning_expunges_delivered_payloads_and_old_attempts_in_batches,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -221,6 +223,7 @@ fn message(id: &str, event_type: &str, channels: Option<&[&str]>, now: Timestamp
         channels: channels.map(|l| l.iter().map(|c| c.to_string()).collect()),
         payload: "{}".into(),
         created_at: now,
+        expires_at: Some(now + Span::days(90)),
     }
 }
 
@@ -971,4 +974,131 @@ fn redacts_passwords() {
     for (input, want) in cases {
         assert_eq!(redact_url(input), want, "{input}");
     }
+}
+
+async fn messages_keep_their_expiry(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let five_days = Message {
+        expires_at: Some(now + Span::days(5)),
+        ..message("msg_5", "a", None, now)
+    };
+    t.create_message(&five_days, &Targets::Matching)
+        .await
+        .unwrap();
+    let got = t.get_message("app_1", "msg_5").await.unwrap().unwrap();
+    assert_eq!(got, five_days);
+    let listed = t
+        .list_messages("app_1", &ListFilter::default(), &page(10, None, false))
+        .await
+        .unwrap();
+    let expiries: Vec<_> = listed.items.iter().map(|m| m.expires_at).collect();
+    assert_eq!(
+        expiries,
+        [Some(now + Span::days(90)), Some(now + Span::days(5))]
+    );
+}
+
+async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let payload = r#"{"member":{"email":"ada@example.com"}}"#;
+    let expired = Some(now - Span::hours(1));
+    let old = now - Span::days(100);
+    let attempts_before = now - Span::days(90);
+    // (message, expires_at, next step, attempt made at)
+    let cases = [
+        ("msg_a", expired, Next::Done, old),
+        ("msg_b", expired, Next::GiveUp, old),
+        ("msg_c", expired, Next::Done, old),
+        // Expired but still retrying: it must be sent as it was accepted.
+        ("msg_p", expired, Next::RetryAt(now + Span::hours(1)), now),
+        ("msg_f", Some(now + Span::days(1)), Next::Done, now),
+    ];
+    for (id, expires_at, next, at) in &cases {
+        let msg = Message {
+            payload: payload.into(),
+            expires_at: *expires_at,
+            ..message(id, "a", None, now - Span::days(100))
+        };
+        t.create_message(&msg, &Targets::Matching).await.unwrap();
+        let made = Attempt {
+            id: format!("atmpt_{id}"),
+            msg_id: id.to_string(),
+            ..attempt(*at)
+        };
+        t.record_attempt(&made, next).await.unwrap();
+    }
+
+    // Batches of two: three expired, delivered payloads and three old attempts.
+    let round = || t.prune(now, attempts_before, 2);
+    assert_eq!(
+        round().await.unwrap(),
+        PruneReport {
+            payloads: 2,
+            attempts: 2
+        }
+    );
+    assert_eq!(
+        round().await.unwrap(),
+        PruneReport {
+            payloads: 1,
+            attempts: 1
+        }
+    );
+    assert_eq!(round().await.unwrap(), PruneReport::default());
+
+    let get = |id: &'static str| async move { t.get_message("app_1", id).await.unwrap().unwrap() };
+    for id in ["msg_a", "msg_b", "msg_c"] {
+        let msg = get(id).await;
+        assert_eq!(msg.payload, "{}", "{id}");
+        assert_eq!(msg.expires_at, None, "{id}");
+    }
+    let pending = get("msg_p").await;
+    assert_eq!(
+        pending.payload, payload,
+        "a pending delivery keeps its payload"
+    );
+    assert_eq!(pending.expires_at, expired);
+    let fresh = get("msg_f").await;
+    assert_eq!(fresh.payload, payload);
+    // The messages stay listed; only their payloads went.
+    let listed = t
+        .list_messages("app_1", &ListFilter::default(), &page(10, None, false))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), cases.len());
+    let attempts_of = |id: &'static str| async move {
+        t.list_attempts_by_msg("app_1", id, &ListFilter::default(), &page(10, None, false))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    assert_eq!(attempts_of("msg_a").await, 0);
+    assert_eq!(attempts_of("msg_p").await, 1, "recent attempts stay");
+
+    // Once its delivery finishes, the pending message's payload goes too.
+    let last = Attempt {
+        id: "atmpt_msg_p_2".into(),
+        msg_id: "msg_p".into(),
+        status: MessageStatus::Success,
+        ..attempt(now)
+    };
+    t.record_attempt(&last, &Next::Done).await.unwrap();
+    assert_eq!(
+        t.prune(now, attempts_before, 1000).await.unwrap(),
+        PruneReport {
+            payloads: 1,
+            attempts: 0
+        }
+    );
+    assert_eq!(get("msg_p").await.payload, "{}");
+    assert_eq!(
+        t.prune(now, attempts_before, 1000).await.unwrap(),
+        PruneReport::default()
+    );
 }

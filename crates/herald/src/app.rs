@@ -71,6 +71,18 @@ pub async fn serve(
         wake: wake.clone(),
         deliverer: deliverer.clone(),
     };
+    // Pruning is the worker's housekeeping, so an API-only node never does it.
+    let pruner = config
+        .prune_interval
+        .filter(|_| config.role.runs_worker())
+        .map(|every| {
+            tokio::spawn(crate::retention::run_periodically(
+                store.clone(),
+                every,
+                config.attempt_retention,
+                shutdown.clone(),
+            ))
+        });
     let worker = config.role.runs_worker().then(|| {
         let dispatcher = Dispatcher::new(store, config.clone(), deliverer, wake);
         tokio::spawn(dispatcher.run(shutdown.clone()))
@@ -89,6 +101,9 @@ pub async fn serve(
     shutdown.cancel();
     if let Some(worker) = worker {
         worker.await.context("the dispatcher panicked")?;
+    }
+    if let Some(pruner) = pruner {
+        pruner.await.context("the pruning task panicked")?;
     }
     served.context("the API server failed")
 }

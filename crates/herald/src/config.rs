@@ -104,6 +104,19 @@ pub struct ServeArgs {
     /// Longest Retry-After (seconds) honoured from a 429 or 503.
     #[arg(long, env = "HERALD_MAX_RETRY_AFTER_SECONDS", default_value_t = 3600)]
     pub max_retry_after_seconds: u64,
+
+    /// Days the attempt log is kept; older attempts are deleted.
+    #[arg(
+        long,
+        env = "HERALD_ATTEMPT_RETENTION_DAYS",
+        default_value_t = crate::retention::DEFAULT_ATTEMPT_RETENTION_DAYS
+    )]
+    pub attempt_retention_days: u32,
+
+    /// Seconds between pruning runs (expired payloads, old attempts) in
+    /// processes that run the worker; 0 turns the periodic run off.
+    #[arg(long, env = "HERALD_PRUNE_INTERVAL_SECONDS", default_value_t = 3600)]
+    pub prune_interval_seconds: u64,
 }
 
 /// The parts of Herald a process runs.
@@ -156,6 +169,10 @@ pub struct Config {
     pub max_retry_after: Duration,
     pub seed_catalog: bool,
     pub catalog_title: String,
+    /// How long attempts are kept.
+    pub attempt_retention: Duration,
+    /// How often the worker prunes; `None`: never (`herald prune` still does).
+    pub prune_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for Config {
@@ -226,6 +243,7 @@ impl ServeArgs {
         if self.lease_seconds <= self.delivery_timeout_seconds {
             bail!("HERALD_LEASE_SECONDS must be longer than HERALD_DELIVERY_TIMEOUT_SECONDS, or a slow delivery could be sent twice");
         }
+        let attempt_retention = attempt_retention(self.attempt_retention_days)?;
         if self.role != Role::All && is_sqlite(&common.database_url) {
             bail!(
                 "--role {:?} needs a database that several processes share (HERALD_DATABASE_URL=postgres://...); \
@@ -251,8 +269,20 @@ impl ServeArgs {
             max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
             seed_catalog: self.seed_catalog,
             catalog_title: self.catalog_title.clone(),
+            attempt_retention,
+            prune_interval: (self.prune_interval_seconds > 0)
+                .then(|| Duration::from_secs(self.prune_interval_seconds)),
         })
     }
+}
+
+/// `HERALD_ATTEMPT_RETENTION_DAYS` as a duration (at least a day: 0 would
+/// delete every attempt as it is written).
+pub fn attempt_retention(days: u32) -> anyhow::Result<Duration> {
+    if days == 0 {
+        bail!("HERALD_ATTEMPT_RETENTION_DAYS must be at least 1");
+    }
+    Ok(Duration::from_secs(u64::from(days) * 86_400))
 }
 
 fn is_sqlite(database_url: &str) -> bool {

@@ -9,3 +9,4 @@ pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod dispatch;
+pub mod retention;

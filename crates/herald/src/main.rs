@@ -28,6 +28,19 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate(CommonArgs),
+    /// Expunge expired message payloads and delete old attempts now, then
+    /// exit (`serve` does it every HERALD_PRUNE_INTERVAL_SECONDS).
+    Prune {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Days the attempt log is kept; older attempts are deleted.
+        #[arg(
+            long,
+            env = "HERALD_ATTEMPT_RETENTION_DAYS",
+            default_value_t = herald::retention::DEFAULT_ATTEMPT_RETENTION_DAYS
+        )]
+        attempt_retention_days: u32,
+    },
     /// Manage the event catalog.
     Catalog {
         #[command(subcommand)]
@@ -92,7 +105,26 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Prune {
+            common,
+            attempt_retention_days,
+        } => prune(common, attempt_retention_days).await,
     }
+}
+
+async fn prune(common: CommonArgs, attempt_retention_days: u32) -> anyhow::Result<()> {
+    let retention = herald::config::attempt_retention(attempt_retention_days)?;
+    let config = common.resolve()?;
+    let store =
+        herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+    let now = chrono::Utc::now();
+    let attempts_before = herald::retention::attempts_before(now, retention);
+    let report = herald::retention::prune_all(store.as_ref(), now, attempts_before).await?;
+    println!(
+        "pruned {} payloads, {} attempts",
+        report.payloads, report.attempts
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

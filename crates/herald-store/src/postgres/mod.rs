@@ -167,6 +167,7 @@ fn row_message(r: &PgRow) -> Result<Message> {
         channels: parse_list(r.get("channels"))?,
         payload: r.get("payload"),
         created_at: from_ms(r.get("created_at")),
+        expires_at: opt_ms(r.get("expires_at")),
     })
 }
 
@@ -227,6 +228,32 @@ fn row_job(r: &PgRow) -> Result<Job> {
         },
     })
 }
+
+/// The due deliveries a claim takes (`$1` now, `$2` the endpoints to skip, `$3`
+/// the limit), locked for the claim; rows other nodes are claiming are
+/// skipped, not waited for. It walks the partial index `delivery_due`; the
+/// index tests below keep it that way.
+const CLAIM_DUE_SELECT: &str = "SELECT msg_id, endpoint_id, next_attempt_at FROM delivery
+     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+       AND NOT (endpoint_id = ANY($2))
+     ORDER BY next_attempt_at
+     LIMIT $3
+     FOR UPDATE SKIP LOCKED";
+
+/// Payloads to expunge: up to `$2` that expired by `$1` and whose message has
+/// no pending delivery (an accepted message must still be delivered as sent).
+/// Nodes pruning at the same time skip each other's rows.
+const PRUNE_PAYLOADS_SELECT: &str = "SELECT m.id FROM message m
+     WHERE m.expires_at IS NOT NULL AND m.expires_at <= $1
+       AND NOT EXISTS (
+           SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.next_attempt_at IS NOT NULL)
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED";
+
+/// Attempts to delete: up to `$2` created before `$1`.
+const PRUNE_ATTEMPTS_SELECT: &str = "SELECT id FROM attempt WHERE created_at < $1
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED";
 
 const DELIVERY_COLUMNS: &str = "d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
      d.app_id AS d_app_id, d.status AS d_status, d.attempts AS d_attempts, \
@@ -324,6 +351,57 @@ fn push_attempt_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &ListFilter)
         qb.push(")");
     }
     push_time_window(qb, "a.created_at", filter);
+}
+
+/// The message list of an application (`list_messages`), after whatever
+/// `qb` already holds (the index tests put `EXPLAIN` there).
+fn push_list_messages(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    app_id: &str,
+    filter: &ListFilter,
+    page: &Page,
+) {
+    qb.push("SELECT * FROM message m WHERE m.app_id = ");
+    qb.push_bind(app_id.to_string());
+    push_message_filter(qb, "m", filter);
+    push_time_window(qb, "m.created_at", filter);
+    paginate(qb, "m.id", page);
+}
+
+/// The attempts to an endpoint (`list_attempts_by_endpoint`).
+fn push_list_attempts_by_endpoint(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    app_id: &str,
+    endpoint_id: &str,
+    filter: &ListFilter,
+    page: &Page,
+) {
+    qb.push("SELECT a.* FROM attempt a WHERE a.app_id = ");
+    qb.push_bind(app_id.to_string());
+    qb.push(" AND a.endpoint_id = ");
+    qb.push_bind(endpoint_id.to_string());
+    push_attempt_filter(qb, filter);
+    paginate(qb, "a.id", page);
+}
+
+/// The attempts of a message (`list_attempts_by_msg`).
+fn push_list_attempts_by_msg(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    app_id: &str,
+    msg_id: &str,
+    filter: &ListFilter,
+    page: &Page,
+) {
+    qb.push("SELECT a.* FROM attempt a WHERE a.app_id = ");
+    qb.push_bind(app_id.to_string());
+    qb.push(" AND a.msg_id = ");
+    qb.push_bind(msg_id.to_string());
+    if let Some(ep) = &filter.endpoint_id {
+        qb.push(" AND a.endpoint_id = ");
+        qb.push_bind(ep.clone());
+    }
+    push_attempt_filter(qb, filter);
+    paginate(qb, "a.id", page);
 }
 
 /// Wakes the workers of every node; PostgreSQL delivers it when `tx` commits.
@@ -800,8 +878,9 @@ impl Store for PostgresStore {
     async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
+                 expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&msg.id)
         .bind(&msg.app_id)
@@ -810,6 +889,7 @@ impl Store for PostgresStore {
         .bind(list_text(&msg.channels))
         .bind(&msg.payload)
         .bind(ms(msg.created_at))
+        .bind(msg.expires_at.map(ms))
         .execute(&mut *tx)
         .await
         .map_err(|e| match db_err(e) {
@@ -882,11 +962,8 @@ impl Store for PostgresStore {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Message>> {
-        let mut qb = QueryBuilder::new("SELECT * FROM message m WHERE m.app_id = ");
-        qb.push_bind(app_id.to_string());
-        push_message_filter(&mut qb, "m", filter);
-        push_time_window(&mut qb, "m.created_at", filter);
-        paginate(&mut qb, "m.id", page);
+        let mut qb = QueryBuilder::new("");
+        push_list_messages(&mut qb, app_id, filter, page);
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
         let items = rows.iter().map(row_message).collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
@@ -902,13 +979,7 @@ impl Store for PostgresStore {
         // One statement: the rows it locks are the rows it claims, and rows other
         // nodes are claiming at the same moment are skipped, not waited for.
         let sql = format!(
-            "WITH due AS (
-                 SELECT msg_id, endpoint_id, next_attempt_at FROM delivery
-                 WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
-                   AND NOT (endpoint_id = ANY($2))
-                 ORDER BY next_attempt_at
-                 LIMIT $3
-                 FOR UPDATE SKIP LOCKED){}",
+            "WITH due AS ({CLAIM_DUE_SELECT}){}",
             claimed_jobs("$4", "$1")
         );
         let rows = sqlx::query(&sql)
@@ -1111,12 +1182,8 @@ impl Store for PostgresStore {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Attempt>> {
-        let mut qb = QueryBuilder::new("SELECT a.* FROM attempt a WHERE a.app_id = ");
-        qb.push_bind(app_id.to_string());
-        qb.push(" AND a.endpoint_id = ");
-        qb.push_bind(endpoint_id.to_string());
-        push_attempt_filter(&mut qb, filter);
-        paginate(&mut qb, "a.id", page);
+        let mut qb = QueryBuilder::new("");
+        push_list_attempts_by_endpoint(&mut qb, app_id, endpoint_id, filter, page);
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
         Ok(page_of(rows.iter().map(row_attempt).collect(), page))
     }
@@ -1128,16 +1195,8 @@ impl Store for PostgresStore {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Attempt>> {
-        let mut qb = QueryBuilder::new("SELECT a.* FROM attempt a WHERE a.app_id = ");
-        qb.push_bind(app_id.to_string());
-        qb.push(" AND a.msg_id = ");
-        qb.push_bind(msg_id.to_string());
-        if let Some(ep) = &filter.endpoint_id {
-            qb.push(" AND a.endpoint_id = ");
-            qb.push_bind(ep.clone());
-        }
-        push_attempt_filter(&mut qb, filter);
-        paginate(&mut qb, "a.id", page);
+        let mut qb = QueryBuilder::new("");
+        push_list_attempts_by_msg(&mut qb, app_id, msg_id, filter, page);
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
         Ok(page_of(rows.iter().map(row_attempt).collect(), page))
     }
@@ -1281,5 +1340,140 @@ impl Store for PostgresStore {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn prune(
+        &self,
+        now: Timestamp,
+        attempts_before: Timestamp,
+        batch: u32,
+    ) -> Result<PruneReport> {
+        // Two statements, each its own short transaction, so the rows they lock
+        // are few and held briefly.
+        let expunge = format!(
+            "UPDATE message SET payload = '{{}}', expires_at = NULL
+             WHERE id IN ({PRUNE_PAYLOADS_SELECT})"
+        );
+        let payloads = sqlx::query(&expunge)
+            .bind(ms(now))
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let delete = format!("DELETE FROM attempt WHERE id IN ({PRUNE_ATTEMPTS_SELECT})");
+        let attempts = sqlx::query(&delete)
+            .bind(ms(attempts_before))
+            .bind(i64::from(batch))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(PruneReport {
+            payloads: payloads.rows_affected(),
+            attempts: attempts.rows_affected(),
+        })
+    }
+}
+
+/// The queries behind the lists, the claim and pruning must walk an index, not
+/// the table: these grow without bound. With sequential scans priced out, an
+/// empty table shows whether an index *can* serve each query.
+#[cfg(test)]
+mod index_tests {
+    use sqlx::postgres::PgArguments;
+    use sqlx::query::Query;
+
+    use super::*;
+
+    /// The plan of `query` (an `EXPLAIN`), with sequential scans and sorts
+    /// priced out for this transaction only. On an empty table the planner
+    /// would otherwise pick either as cheapest; priced out, one still in the
+    /// plan means no index can serve the filter or the order.
+    async fn plan_of(store: &PostgresStore, query: Query<'_, Postgres, PgArguments>) -> String {
+        let mut tx = store.pool.begin().await.unwrap();
+        for setting in ["enable_seqscan", "enable_sort"] {
+            sqlx::query(&format!("SET LOCAL {setting} = off"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        let rows = query.fetch_all(&mut *tx).await.unwrap();
+        tx.rollback().await.unwrap();
+        rows.iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn explain() -> QueryBuilder<'static, Postgres> {
+        QueryBuilder::new("EXPLAIN ")
+    }
+
+    fn assert_indexed(what: &str, plan: &str) {
+        assert!(plan.contains("Index"), "{what}: no index scan:\n{plan}");
+        assert!(!plan.contains("Seq Scan"), "{what}: a full scan:\n{plan}");
+        assert!(
+            !plan.contains("Sort"),
+            "{what}: sorts instead of reading in index order:\n{plan}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lists_claims_and_pruning_use_indexes() {
+        let (database, url) = crate::tests::create_database().await;
+        let options = PostgresOptions {
+            max_connections: 2,
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::open(&url, &options).await.unwrap();
+        let filter = ListFilter::default();
+        let first = Page {
+            limit: 50,
+            iterator: None,
+            descending: true,
+        };
+        let next = Page {
+            iterator: Some("x_2".into()),
+            ..first.clone()
+        };
+        for page in [first, next] {
+            let mut qb = explain();
+            push_list_messages(&mut qb, "app_1", &filter, &page);
+            assert_indexed("messages by app", &plan_of(&store, qb.build()).await);
+
+            let mut qb = explain();
+            push_list_attempts_by_endpoint(&mut qb, "app_1", "ep_1", &filter, &page);
+            assert_indexed("attempts by endpoint", &plan_of(&store, qb.build()).await);
+
+            let mut qb = explain();
+            push_list_attempts_by_msg(&mut qb, "app_1", "msg_1", &filter, &page);
+            assert_indexed("attempts by message", &plan_of(&store, qb.build()).await);
+        }
+
+        let sql = format!("EXPLAIN {CLAIM_DUE_SELECT}");
+        let query = sqlx::query(&sql)
+            .bind(0_i64)
+            .bind(vec!["ep_1".to_string()])
+            .bind(10_i64);
+        let claim = plan_of(&store, query).await;
+        assert_indexed("the due-delivery claim", &claim);
+        assert!(claim.contains("delivery_due"), "{claim}");
+
+        for (what, select, index) in [
+            (
+                "expired payloads",
+                PRUNE_PAYLOADS_SELECT,
+                "message_expires_at",
+            ),
+            ("old attempts", PRUNE_ATTEMPTS_SELECT, "attempt_created_at"),
+        ] {
+            let sql = format!("EXPLAIN {select}");
+            let query = sqlx::query(&sql).bind(0_i64).bind(1000_i64);
+            let got = plan_of(&store, query).await;
+            assert_indexed(what, &got);
+            assert!(got.contains(index), "{what}: {got}");
+        }
+
+        drop(store);
+        crate::tests::drop_database(&database).await;
     }
 }

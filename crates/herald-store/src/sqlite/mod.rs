@@ -155,6 +155,7 @@ fn row_message(r: &SqliteRow) -> Result<Message> {
         channels: parse_list(r.get("channels"))?,
         payload: r.get("payload"),
         created_at: from_ms(r.get("created_at")),
+        expires_at: opt_ms(r.get("expires_at")),
     })
 }
 
@@ -191,6 +192,25 @@ fn row_attempt(r: &SqliteRow) -> Attempt {
         created_at: from_ms(r.get("created_at")),
     }
 }
+
+/// The due deliveries a claim takes (binds: now, the endpoints to skip as a
+/// JSON list, the limit). It walks the partial index `delivery_due`; the index
+/// tests below keep it that way.
+const CLAIM_DUE_SELECT: &str = "SELECT rowid FROM delivery
+     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+       AND endpoint_id NOT IN (SELECT value FROM json_each(?))
+     ORDER BY next_attempt_at LIMIT ?";
+
+/// Payloads to expunge: up to `?2` that expired by `?1` and whose message has
+/// no pending delivery (an accepted message must still be delivered as sent).
+const PRUNE_PAYLOADS_SELECT: &str = "SELECT m.rowid FROM message m
+     WHERE m.expires_at IS NOT NULL AND m.expires_at <= ?1
+       AND NOT EXISTS (
+           SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.next_attempt_at IS NOT NULL)
+     LIMIT ?2";
+
+/// Attempts to delete: up to `?2` created before `?1`.
+const PRUNE_ATTEMPTS_SELECT: &str = "SELECT rowid FROM attempt WHERE created_at < ?1 LIMIT ?2";
 
 const DELIVERY_COLUMNS: &str = "d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
      d.app_id AS d_app_id, d.status AS d_status, d.attempts AS d_attempts, \
@@ -236,6 +256,57 @@ fn push_message_filter(qb: &mut QueryBuilder<'_, Sqlite>, alias: &str, filter: &
         }
         qb.push(")");
     }
+}
+
+/// The message list of an application (`list_messages`), after whatever
+/// `qb` already holds (the index tests put `EXPLAIN QUERY PLAN` there).
+fn push_list_messages(
+    qb: &mut QueryBuilder<'_, Sqlite>,
+    app_id: &str,
+    filter: &ListFilter,
+    page: &Page,
+) {
+    qb.push("SELECT * FROM message m WHERE m.app_id = ");
+    qb.push_bind(app_id.to_string());
+    push_message_filter(qb, "m", filter);
+    push_time_window(qb, "m.created_at", filter);
+    paginate(qb, "m.id", page);
+}
+
+/// The attempts to an endpoint (`list_attempts_by_endpoint`).
+fn push_list_attempts_by_endpoint(
+    qb: &mut QueryBuilder<'_, Sqlite>,
+    app_id: &str,
+    endpoint_id: &str,
+    filter: &ListFilter,
+    page: &Page,
+) {
+    qb.push("SELECT a.* FROM attempt a WHERE a.app_id = ");
+    qb.push_bind(app_id.to_string());
+    qb.push(" AND a.endpoint_id = ");
+    qb.push_bind(endpoint_id.to_string());
+    push_attempt_filter(qb, filter);
+    paginate(qb, "a.id", page);
+}
+
+/// The attempts of a message (`list_attempts_by_msg`).
+fn push_list_attempts_by_msg(
+    qb: &mut QueryBuilder<'_, Sqlite>,
+    app_id: &str,
+    msg_id: &str,
+    filter: &ListFilter,
+    page: &Page,
+) {
+    qb.push("SELECT a.* FROM attempt a WHERE a.app_id = ");
+    qb.push_bind(app_id.to_string());
+    qb.push(" AND a.msg_id = ");
+    qb.push_bind(msg_id.to_string());
+    if let Some(ep) = &filter.endpoint_id {
+        qb.push(" AND a.endpoint_id = ");
+        qb.push_bind(ep.clone());
+    }
+    push_attempt_filter(qb, filter);
+    paginate(qb, "a.id", page);
 }
 
 impl SqliteStore {
@@ -695,8 +766,9 @@ impl Store for SqliteStore {
     async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
+                 expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&msg.id)
         .bind(&msg.app_id)
@@ -705,6 +777,7 @@ impl Store for SqliteStore {
         .bind(list_text(&msg.channels))
         .bind(&msg.payload)
         .bind(ms(msg.created_at))
+        .bind(msg.expires_at.map(ms))
         .execute(&mut *tx)
         .await
         .map_err(|e| match db_err(e) {
@@ -777,11 +850,8 @@ impl Store for SqliteStore {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Message>> {
-        let mut qb = QueryBuilder::new("SELECT * FROM message m WHERE m.app_id = ");
-        qb.push_bind(app_id.to_string());
-        push_message_filter(&mut qb, "m", filter);
-        push_time_window(&mut qb, "m.created_at", filter);
-        paginate(&mut qb, "m.id", page);
+        let mut qb = QueryBuilder::new("");
+        push_list_messages(&mut qb, app_id, filter, page);
         let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
         let items = rows.iter().map(row_message).collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
@@ -796,27 +866,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Job>> {
         let skip = serde_json::to_string(skip_endpoints).expect("strings serialize");
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let claimed = sqlx::query(
-            // A claimed delivery's next attempt is its lease's end: if this worker
-            // dies, the delivery falls due again by itself, and one index on
-            // next_attempt_at finds both new and abandoned work.
+        // A claimed delivery's next attempt is its lease's end: if this worker
+        // dies, the delivery falls due again by itself, and one index on
+        // next_attempt_at finds both new and abandoned work.
+        let sql = format!(
             "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
-             WHERE rowid IN (
-                 SELECT rowid FROM delivery
-                 WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-                   AND endpoint_id NOT IN (SELECT value FROM json_each(?))
-                 ORDER BY next_attempt_at LIMIT ?)
-             RETURNING msg_id, endpoint_id, attempts, manual",
-        )
-        .bind(ms(lease_until))
-        .bind(ms(lease_until))
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(&skip)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+             WHERE rowid IN ({CLAIM_DUE_SELECT})
+             RETURNING msg_id, endpoint_id, attempts, manual"
+        );
+        let claimed = sqlx::query(&sql)
+            .bind(ms(lease_until))
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(&skip)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let mut jobs = Vec::with_capacity(claimed.len());
         for c in &claimed {
             jobs.push(load_job(&mut tx, c).await?);
@@ -982,12 +1049,8 @@ impl Store for SqliteStore {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Attempt>> {
-        let mut qb = QueryBuilder::new("SELECT a.* FROM attempt a WHERE a.app_id = ");
-        qb.push_bind(app_id.to_string());
-        qb.push(" AND a.endpoint_id = ");
-        qb.push_bind(endpoint_id.to_string());
-        push_attempt_filter(&mut qb, filter);
-        paginate(&mut qb, "a.id", page);
+        let mut qb = QueryBuilder::new("");
+        push_list_attempts_by_endpoint(&mut qb, app_id, endpoint_id, filter, page);
         let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
         Ok(page_of(rows.iter().map(row_attempt).collect(), page))
     }
@@ -999,16 +1062,8 @@ impl Store for SqliteStore {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Attempt>> {
-        let mut qb = QueryBuilder::new("SELECT a.* FROM attempt a WHERE a.app_id = ");
-        qb.push_bind(app_id.to_string());
-        qb.push(" AND a.msg_id = ");
-        qb.push_bind(msg_id.to_string());
-        if let Some(ep) = &filter.endpoint_id {
-            qb.push(" AND a.endpoint_id = ");
-            qb.push_bind(ep.clone());
-        }
-        push_attempt_filter(&mut qb, filter);
-        paginate(&mut qb, "a.id", page);
+        let mut qb = QueryBuilder::new("");
+        push_list_attempts_by_msg(&mut qb, app_id, msg_id, filter, page);
         let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
         Ok(page_of(rows.iter().map(row_attempt).collect(), page))
     }
@@ -1143,6 +1198,37 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         Ok(())
     }
+
+    async fn prune(
+        &self,
+        now: Timestamp,
+        attempts_before: Timestamp,
+        batch: u32,
+    ) -> Result<PruneReport> {
+        // Two statements, not one transaction: each holds the single writer
+        // only as long as one batch takes.
+        let expunge = format!(
+            "UPDATE message SET payload = '{{}}', expires_at = NULL
+             WHERE rowid IN ({PRUNE_PAYLOADS_SELECT})"
+        );
+        let payloads = sqlx::query(&expunge)
+            .bind(ms(now))
+            .bind(i64::from(batch))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        let delete = format!("DELETE FROM attempt WHERE rowid IN ({PRUNE_ATTEMPTS_SELECT})");
+        let attempts = sqlx::query(&delete)
+            .bind(ms(attempts_before))
+            .bind(i64::from(batch))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(PruneReport {
+            payloads: payloads.rows_affected(),
+            attempts: attempts.rows_affected(),
+        })
+    }
 }
 
 /// Everything needed to send a claimed delivery (`claimed` is the row the claim
@@ -1211,4 +1297,124 @@ fn push_attempt_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &ListFilter) {
         qb.push(")");
     }
     push_time_window(qb, "a.created_at", filter);
+}
+
+/// The queries behind the lists, the claim and pruning must walk an index, not
+/// the table: these grow without bound, and a full scan per page or per claim
+/// would slow Herald down as its history grows.
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    async fn open() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(path.to_str().unwrap(), &SqliteOptions::default())
+            .await
+            .unwrap();
+        (store, dir)
+    }
+
+    /// The plan SQLite reports, one step a line.
+    fn plan(rows: &[SqliteRow]) -> String {
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The plan of the query in `qb`, which starts with `EXPLAIN QUERY PLAN`.
+    async fn plan_of(store: &SqliteStore, mut qb: QueryBuilder<'_, Sqlite>) -> String {
+        plan(&qb.build().fetch_all(&store.reader).await.unwrap())
+    }
+
+    fn explain() -> QueryBuilder<'static, Sqlite> {
+        QueryBuilder::new("EXPLAIN QUERY PLAN ")
+    }
+
+    /// An index is searched, no table of ours is scanned (SQLite names a table
+    /// by its alias when it has one), and no sort is needed for the order.
+    fn assert_indexed(what: &str, plan: &str) {
+        assert!(
+            plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+            "{what}: no index in the plan:\n{plan}"
+        );
+        for line in plan.lines() {
+            let scanned = line.strip_prefix("SCAN ").unwrap_or_default();
+            let table = scanned.split_whitespace().next().unwrap_or_default();
+            assert!(
+                !["message", "attempt", "delivery", "m", "a", "d"].contains(&table)
+                    && !line.contains("SCAN TABLE"),
+                "{what}: a full scan:\n{plan}"
+            );
+        }
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "{what}: sorts instead of reading in index order:\n{plan}"
+        );
+    }
+
+    fn pages() -> [Page; 2] {
+        let first = Page {
+            limit: 50,
+            iterator: None,
+            descending: true,
+        };
+        let next = Page {
+            iterator: Some("x_2".into()),
+            ..first.clone()
+        };
+        [first, next]
+    }
+
+    #[tokio::test]
+    async fn lists_claims_and_pruning_use_indexes() {
+        let (store, _dir) = open().await;
+        let filter = ListFilter::default();
+        for page in pages() {
+            let mut qb = explain();
+            push_list_messages(&mut qb, "app_1", &filter, &page);
+            assert_indexed("messages by app", &plan_of(&store, qb).await);
+
+            let mut qb = explain();
+            push_list_attempts_by_endpoint(&mut qb, "app_1", "ep_1", &filter, &page);
+            assert_indexed("attempts by endpoint", &plan_of(&store, qb).await);
+
+            let mut qb = explain();
+            push_list_attempts_by_msg(&mut qb, "app_1", "msg_1", &filter, &page);
+            assert_indexed("attempts by message", &plan_of(&store, qb).await);
+        }
+
+        let sql = format!("EXPLAIN QUERY PLAN {CLAIM_DUE_SELECT}");
+        let rows = sqlx::query(&sql)
+            .bind(0_i64)
+            .bind(r#"["ep_1"]"#)
+            .bind(10_i64)
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+        let claim = plan(&rows);
+        assert_indexed("the due-delivery claim", &claim);
+        assert!(claim.contains("delivery_due"), "{claim}");
+
+        for (what, select, index) in [
+            (
+                "expired payloads",
+                PRUNE_PAYLOADS_SELECT,
+                "message_expires_at",
+            ),
+            ("old attempts", PRUNE_ATTEMPTS_SELECT, "attempt_created_at"),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN {select}");
+            let rows = sqlx::query(&sql)
+                .bind(0_i64)
+                .bind(1000_i64)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+            let got = plan(&rows);
+            assert_indexed(what, &got);
+            assert!(got.contains(index), "{what}: {got}");
+        }
+    }
 }

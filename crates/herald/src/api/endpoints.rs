@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{Body, Params, Patch};
+use super::messages::DEFAULT_RETENTION_DAYS;
 use super::out::{EndpointOut, ListResponse, MessageAttemptOut, MessageOut};
 use super::{check_uid, load_app, load_endpoint, metadata_value, AppState};
 use crate::auth::Principal;
@@ -607,7 +608,14 @@ pub async fn send_example(
     if let Some(object) = payload.as_object_mut() {
         object.insert("test".into(), Value::Bool(true));
     }
-    let msg = new_message(&app, input.event_type, payload.to_string(), None, None);
+    let msg = new_message(
+        &app,
+        input.event_type,
+        payload.to_string(),
+        None,
+        None,
+        DEFAULT_RETENTION_DAYS,
+    );
     // Held for this request, so no worker sends it (with retries) first.
     let lease = Duration::from_std(state.config.lease).unwrap_or(Duration::MAX);
     let until = msg.created_at + lease;
@@ -633,13 +641,17 @@ pub async fn send_example(
     ))
 }
 
+/// A new message whose payload is kept `retention_days` (already checked to be
+/// one Svix accepts) before it may be expunged.
 pub(crate) fn new_message(
     app: &Application,
     event_type: String,
     payload: String,
     event_id: Option<String>,
     channels: Option<Vec<String>>,
+    retention_days: i64,
 ) -> Message {
+    let created_at = Utc::now();
     Message {
         id: new_id(IdPrefix::Message),
         app_id: app.id.clone(),
@@ -647,7 +659,8 @@ pub(crate) fn new_message(
         event_id,
         channels,
         payload,
-        created_at: Utc::now(),
+        created_at,
+        expires_at: Some(created_at + Duration::days(retention_days)),
     }
 }
 

@@ -20,6 +20,10 @@ use super::{load_app, load_message, AppState};
 use crate::auth::Principal;
 
 const MAX_CHANNELS: usize = 10;
+/// Days a payload is kept when the message does not say (Svix's default).
+pub(crate) const DEFAULT_RETENTION_DAYS: i64 = 90;
+/// The `payloadRetentionPeriod` Svix accepts, in days.
+const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 5..=90;
 /// Validation errors reported for one payload.
 const MAX_PAYLOAD_ISSUES: usize = 10;
 
@@ -36,6 +40,10 @@ pub struct MessageIn {
     /// Creates the application when it does not exist yet (Svix's shortcut).
     #[serde(default)]
     application: Option<ApplicationIn>,
+    /// Days to keep the payload; after that, once no delivery is pending, it
+    /// is expunged (the message and its log stay).
+    #[serde(default)]
+    payload_retention_period: Option<i64>,
 }
 
 pub async fn create(
@@ -72,6 +80,19 @@ pub async fn create(
         }
         None => None,
     };
+    let retention_days = input
+        .payload_retention_period
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
+    if !RETENTION_DAYS.contains(&retention_days) {
+        return Err(ApiError::field(
+            &["payloadRetentionPeriod"],
+            format!(
+                "must be between {} and {} days",
+                RETENTION_DAYS.start(),
+                RETENTION_DAYS.end()
+            ),
+        ));
+    }
     let with_content = params.bool("with_content", true)?;
 
     let app = match (load_app(&state, &who, &app_id).await, input.application) {
@@ -98,6 +119,7 @@ pub async fn create(
         input.payload.get().to_string(),
         input.event_id,
         channels,
+        retention_days,
     );
     state.store.create_message(&msg, &Targets::Matching).await?;
     state.wake.notify_one();

@@ -94,6 +94,9 @@ impl TestApp {
             max_retry_after: Duration::from_secs(30),
             seed_catalog: options.seed_catalog,
             catalog_title: "Spot webhook event types".into(),
+            attempt_retention: Duration::from_secs(90 * 86_400),
+            // The defaults: a first run at start-up, then hourly.
+            prune_interval: Some(Duration::from_secs(3600)),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
