@@ -41,6 +41,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut config = config;
+    // Links (the portal's) name the address actually bound, not port 0.
+    if config.listen.port() == 0 {
+        config.listen = listener.local_addr().context("the listener has no address")?;
+    }
     let config = Arc::new(config);
     let store = open_store(&config.database_url, config.sqlite_synchronous_full).await?;
     if config.role.runs_worker() {
@@ -89,7 +94,7 @@ pub async fn serve(
     });
 
     let router = if config.role.runs_api() {
-        api::router(state)
+        api::router(state.clone()).merge(crate::portal::router(state))
     } else {
         api::health_router(state)
     };

@@ -62,6 +62,18 @@ impl Keys {
         })
     }
 
+    /// An organisation token that expires after `ttl` (a portal link).
+    pub fn org_token_expiring(&self, org_id: &str, ttl: chrono::Duration) -> String {
+        let now = chrono::Utc::now();
+        self.sign(Claims {
+            iat: now.timestamp(),
+            exp: Some((now + ttl).timestamp()),
+            iss: ISSUER.into(),
+            sub: org_id.into(),
+            org: None,
+        })
+    }
+
     /// A token that sees one application only; `ttl` bounds its life if given.
     pub fn app_token(&self, org_id: &str, app_id: &str, ttl: Option<chrono::Duration>) -> String {
         let now = chrono::Utc::now();

@@ -117,6 +117,16 @@ pub struct ServeArgs {
     /// processes that run the worker; 0 turns the periodic run off.
     #[arg(long, env = "HERALD_PRUNE_INTERVAL_SECONDS", default_value_t = 3600)]
     pub prune_interval_seconds: u64,
+
+    /// The address people reach this server at, e.g. https://hooks.example.com;
+    /// portal links start with it. Default: http:// and the listen address.
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds a portal link (app-portal-access, `herald portal-link`) can be
+    /// opened; the session it starts lasts 8 hours.
+    #[arg(long, env = "HERALD_PORTAL_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    pub portal_token_ttl_seconds: u64,
 }
 
 /// The parts of Herald a process runs.
@@ -173,6 +183,11 @@ pub struct Config {
     pub attempt_retention: Duration,
     /// How often the worker prunes; `None`: never (`herald prune` still does).
     pub prune_interval: Option<Duration>,
+    /// Where people reach this server (no trailing slash); `None`: the listen
+    /// address.
+    pub public_url: Option<String>,
+    /// How long a portal link can be opened.
+    pub portal_token_ttl: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -272,6 +287,8 @@ impl ServeArgs {
             attempt_retention,
             prune_interval: (self.prune_interval_seconds > 0)
                 .then(|| Duration::from_secs(self.prune_interval_seconds)),
+            public_url: public_url(self.public_url.as_deref())?,
+            portal_token_ttl: portal_token_ttl(self.portal_token_ttl_seconds)?,
         })
     }
 }
@@ -283,6 +300,26 @@ pub fn attempt_retention(days: u32) -> anyhow::Result<Duration> {
         bail!("HERALD_ATTEMPT_RETENTION_DAYS must be at least 1");
     }
     Ok(Duration::from_secs(u64::from(days) * 86_400))
+}
+
+/// `HERALD_PUBLIC_URL`, checked and without its trailing slash.
+pub fn public_url(url: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = url::Url::parse(url).context("HERALD_PUBLIC_URL is not a URL")?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("HERALD_PUBLIC_URL must start with http:// or https://");
+    }
+    Ok(Some(url.trim_end_matches('/').to_string()))
+}
+
+/// `HERALD_PORTAL_TOKEN_TTL_SECONDS` as a duration (at least a second).
+pub fn portal_token_ttl(seconds: u64) -> anyhow::Result<Duration> {
+    if seconds == 0 {
+        bail!("HERALD_PORTAL_TOKEN_TTL_SECONDS must be at least 1");
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 fn is_sqlite(database_url: &str) -> bool {
@@ -357,6 +394,14 @@ impl CommonConfig {
 impl Config {
     pub fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
+    }
+
+    /// The start of every link to this server: `HERALD_PUBLIC_URL`, or
+    /// `http://` and the address it listens on.
+    pub fn base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 }
 

@@ -9,4 +9,5 @@ pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod dispatch;
+pub mod portal;
 pub mod retention;

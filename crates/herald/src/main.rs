@@ -48,6 +48,10 @@ enum Command {
     },
     /// Measure Herald (or any Svix-compatible server) on this machine.
     Bench(herald::bench::BenchArgs),
+    /// Print a link that opens the web portal: the list of applications, or
+    /// with --app one application's webhooks. It works for
+    /// HERALD_PORTAL_TOKEN_TTL_SECONDS.
+    PortalLink(herald::portal::LinkArgs),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +103,12 @@ async fn main() -> anyhow::Result<()> {
             command: CatalogCommand::Import { common, org, path },
         } => catalog_import(common, org, path).await,
         Command::Bench(args) => herald::bench::run(args).await,
+        Command::PortalLink(args) => {
+            let link = herald::portal::link(&args).await?;
+            eprintln!("open this link in a browser (it expires; run again for a new one):");
+            println!("{link}");
+            Ok(())
+        }
         Command::Migrate(common) => {
             let config = common.resolve()?;
             herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;

@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::dispatch::Retries;
 
 /// Svix keeps rotated-out keys valid for a day unless told otherwise.
-const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
+pub(crate) const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
 const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 const MAX_CHANNELS: usize = 10;
 
@@ -43,7 +43,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "svix-", "x-forwarded-"];
 /// Shown as names only: their values are credentials.
-const SENSITIVE_HEADERS: &[&str] = &[
+pub(crate) const SENSITIVE_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -106,7 +106,7 @@ pub struct EndpointPatch {
     date_format: Patch<String>,
 }
 
-fn check_url(url: &str) -> ApiResult<String> {
+pub(crate) fn check_url(url: &str) -> ApiResult<String> {
     EndpointUrl::parse(url)
         .map(|u| u.as_str().to_string())
         .map_err(|e| ApiError::field(&["url"], format!("URL {e}")))
@@ -114,7 +114,10 @@ fn check_url(url: &str) -> ApiResult<String> {
 
 /// The event filter, whichever of its two names it came under. An empty list
 /// means "every event type", as no list does.
-fn check_event_types(field: &str, types: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
+pub(crate) fn check_event_types(
+    field: &str,
+    types: Option<Vec<String>>,
+) -> ApiResult<Option<Vec<String>>> {
     let Some(mut types) = types else {
         return Ok(None);
     };
@@ -131,7 +134,7 @@ fn check_event_types(field: &str, types: Option<Vec<String>>) -> ApiResult<Optio
     Ok(if types.is_empty() { None } else { Some(types) })
 }
 
-fn check_channels(channels: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
+pub(crate) fn check_channels(channels: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
     let Some(mut channels) = channels else {
         return Ok(None);
     };
@@ -158,13 +161,15 @@ fn check_channels(channels: Option<Vec<String>>) -> ApiResult<Option<Vec<String>
     })
 }
 
-fn check_date_format(s: &str) -> ApiResult<String> {
+pub(crate) fn check_date_format(s: &str) -> ApiResult<String> {
     DateFormat::parse(s)
         .map(|f| f.as_str().to_string())
         .map_err(|e| ApiError::field(&["dateFormat"], e.to_string()))
 }
 
-fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+pub(crate) fn check_headers(
+    headers: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
@@ -583,17 +588,46 @@ pub async fn send_example(
 ) -> ApiResult<(StatusCode, Json<ExampleOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    validate_name(&input.event_type).map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
-    let mut payload = match input.payload {
+    let (msg, attempt) = send_test(
+        &state,
+        &app,
+        &ep,
+        input.event_type,
+        input.example_index,
+        input.payload,
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ExampleOut {
+            message: MessageOut::new(msg, true),
+            attempt: attempt.map(MessageAttemptOut::from),
+        }),
+    ))
+}
+
+/// The Test button's work, shared by the API and the portal: the example (or the
+/// given payload) marked `"test": true`, held for this caller, claimed and sent
+/// once. Returns the message and the attempt, if one could be made.
+pub(crate) async fn send_test(
+    state: &AppState,
+    app: &Application,
+    ep: &Endpoint,
+    event_type: String,
+    example_index: Option<usize>,
+    payload: Option<Value>,
+) -> ApiResult<(Message, Option<herald_store::Attempt>)> {
+    validate_name(&event_type).map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
+    let mut payload = match payload {
         Some(p @ Value::Object(_)) => p,
         Some(_) => return Err(ApiError::field(&["payload"], "must be a JSON object")),
         None => {
             let et = state
                 .store
-                .get_event_type(&app.org_id, &input.event_type)
+                .get_event_type(&app.org_id, &event_type)
                 .await?
                 .ok_or(ApiError::NotFound("event type"))?;
-            let index = input.example_index.unwrap_or(0);
+            let index = example_index.unwrap_or(0);
             et.example(index).cloned().ok_or_else(|| {
                 ApiError::field(
                     &["eventType"],
@@ -609,8 +643,8 @@ pub async fn send_example(
         object.insert("test".into(), Value::Bool(true));
     }
     let msg = new_message(
-        &app,
-        input.event_type,
+        app,
+        event_type,
         payload.to_string(),
         None,
         None,
@@ -632,13 +666,7 @@ pub async fn send_example(
         Some(job) => state.deliverer.deliver(job, Retries::None).await,
         None => None,
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ExampleOut {
-            message: MessageOut::new(msg, true),
-            attempt: attempt.map(MessageAttemptOut::from),
-        }),
-    ))
+    Ok((msg, attempt))
 }
 
 /// A new message whose payload is kept `retention_days` (already checked to be

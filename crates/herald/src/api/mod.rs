@@ -4,13 +4,14 @@
 
 mod applications;
 mod attempts;
-mod endpoints;
+pub(crate) mod endpoints;
 pub mod error;
 mod event_types;
 pub mod extract;
 mod idempotency;
 mod messages;
 mod out;
+mod portal_access;
 mod public_catalog;
 
 use axum::extract::DefaultBodyLimit;
@@ -49,6 +50,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health/ping", get(health))
         .route("/catalog", get(public_catalog::default_org))
         .route("/catalog/{org_id}", get(public_catalog::for_org))
+        .route(
+            "/api/v1/auth/app-portal-access/{app_id}",
+            post(portal_access::create),
+        )
         .route(
             "/api/v1/app",
             get(applications::list).post(applications::create),

@@ -7,6 +7,7 @@ mod catalog;
 mod crash;
 mod delivery;
 mod multinode;
+mod portal;
 mod retention;
 mod sdk;
 mod signatures;

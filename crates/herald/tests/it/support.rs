@@ -97,6 +97,8 @@ impl TestApp {
             attempt_retention: Duration::from_secs(90 * 86_400),
             // The defaults: a first run at start-up, then hourly.
             prune_interval: Some(Duration::from_secs(3600)),
+            public_url: None,
+            portal_token_ttl: Duration::from_secs(3600),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));

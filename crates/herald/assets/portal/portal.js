@@ -1,0 +1,86 @@
+// Herald portal: small enhancements; every page works without this script.
+(function () {
+  "use strict";
+
+  // The Test button: send the form with fetch and show the result in place.
+  var testForm = document.getElementById("test-form");
+  if (testForm && window.fetch && window.DOMParser) {
+    testForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var button = document.getElementById("send-test");
+      var result = document.getElementById("test-result");
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
+      result.hidden = false;
+      result.innerHTML = '<p class="muted">Sending…</p>';
+      fetch(testForm.action, {
+        method: "POST",
+        body: new URLSearchParams(new FormData(testForm)),
+        credentials: "same-origin",
+        headers: { "Accept": "text/html" }
+      }).then(function (response) {
+        return response.text().then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.getElementById("test-result");
+          if (fresh) {
+            result.innerHTML = fresh.innerHTML;
+          } else {
+            result.innerHTML = '<p><span id="test-status" class="status bad">not sent</span></p><pre id="test-response"></pre>';
+            document.getElementById("test-response").textContent = "The portal answered " + response.status + ". Reload the page and try again.";
+          }
+        });
+      }).catch(function (error) {
+        result.innerHTML = '<p><span id="test-status" class="status bad">not sent</span></p><pre id="test-response"></pre>';
+        document.getElementById("test-response").textContent = String(error);
+      }).finally(function () {
+        button.removeAttribute("aria-busy");
+        button.disabled = false;
+      });
+    });
+  }
+
+  // The endpoint URL, checked as it is typed (the server checks again on submit).
+  var url = document.getElementById("url");
+  var hint = document.getElementById("url-hint");
+  var privateHost = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|0\.|\[?::1\]?$|\[?f[cd][0-9a-f]{2}:|\[?fe80:)/i;
+  function checkUrl() {
+    var value = url.value.trim();
+    var message = "", kind = "";
+    if (value) {
+      var parsed = null;
+      try { parsed = new URL(value); } catch (e) { parsed = null; }
+      if (!parsed) {
+        message = "Not a complete URL yet: it starts with https:// and a host name."; kind = "bad";
+      } else if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+        message = "The URL must start with https:// (or http://)."; kind = "bad";
+      } else if (parsed.username || parsed.password) {
+        message = "Put credentials in a custom header, not in the URL."; kind = "bad";
+      } else if (parsed.hash) {
+        message = "Remove the #fragment: it is never sent."; kind = "bad";
+      } else if (privateHost.test(parsed.hostname)) {
+        message = "This looks like a private or local address. Herald only delivers to public addresses unless the server's operator allows this network."; kind = "warn";
+      } else if (parsed.protocol === "http:") {
+        message = "Consider https://: with http:// the events travel unencrypted."; kind = "warn";
+      } else {
+        message = "Looks good."; kind = "ok";
+      }
+    }
+    hint.textContent = message;
+    hint.className = "hint" + (kind ? " " + kind : "");
+    url.setCustomValidity(kind === "bad" ? message : "");
+  }
+  if (url && hint) {
+    url.addEventListener("input", checkUrl);
+    if (url.value) { checkUrl(); }
+  }
+
+  // The date-format preview follows the select (each option carries its text).
+  var format = document.getElementById("date_format");
+  var preview = document.getElementById("date-preview");
+  if (format && preview) {
+    format.addEventListener("change", function () {
+      var option = format.options[format.selectedIndex];
+      if (option && option.dataset.preview) { preview.textContent = option.dataset.preview; }
+    });
+  }
+})();

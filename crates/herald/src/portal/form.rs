@@ -1,0 +1,481 @@
+//! The endpoint form (Add and Edit): parsed from `application/x-www-form-
+//! urlencoded`, checked with the API's own validators, refused with messages
+//! next to the fields, and re-rendered with what was typed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration as StdDuration;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use herald_core::dates::DateFormat;
+use herald_core::endpoint_url::EndpointUrl;
+use herald_core::id::{new_id, IdPrefix};
+use herald_core::net::AllowList;
+use herald_core::signing::EndpointSecret;
+use herald_store::{Endpoint, EventType};
+use serde_json::{json, Value};
+
+use super::pages::{app_of, base, catalog_types, endpoint_of, with};
+use super::session::Session;
+use super::{page, PortalError, PortalResult};
+use crate::api::endpoints::{
+    check_channels, check_date_format, check_event_types, check_headers, check_url,
+    SENSITIVE_HEADERS,
+};
+use crate::api::error::ApiError;
+use crate::api::AppState;
+
+const MASK: &str = "••••••••";
+/// How long the SSRF check waits for DNS before saving the URL anyway.
+const RESOLVE_TIMEOUT: StdDuration = StdDuration::from_secs(3);
+/// The instant the date-format preview shows (a Spot event's `occurredAt`).
+const PREVIEW_UNIX: f64 = 1_715_095_714.0;
+
+/// A submitted form: its fields in order, repeated names kept.
+pub struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    pub fn parse(body: &[u8]) -> FormData {
+        FormData(
+            url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+pub fn check_csrf(session: &Session, form: &FormData) -> PortalResult<()> {
+    if session.csrf_ok(form.get("csrf")) {
+        Ok(())
+    } else {
+        Err(PortalError::Csrf)
+    }
+}
+
+/// An API error as a sentence for a person.
+pub fn api_message(e: &ApiError) -> String {
+    match e {
+        ApiError::Validation(fields) => fields
+            .iter()
+            .map(|f| match f.loc.as_slice() {
+                // A header's name is part of what is wrong with it.
+                [_, field, name] if field == "headers" => format!("{name} {}", f.msg),
+                _ => f.msg.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiError::NotFound(what) => format!("{what} not found"),
+        other => other.to_string(),
+    }
+}
+
+/// What the form holds, as typed.
+#[derive(Default)]
+struct Values {
+    url: String,
+    event_types: Vec<String>,
+    description: String,
+    date_format: String,
+    channels: String,
+    headers: String,
+}
+
+impl Values {
+    fn from_form(form: &FormData) -> Values {
+        Values {
+            url: form.get("url").unwrap_or_default().trim().to_string(),
+            event_types: form.all("event_types"),
+            description: form.get("description").unwrap_or_default().to_string(),
+            date_format: form.get("date_format").unwrap_or("unix").to_string(),
+            channels: form.get("channels").unwrap_or_default().to_string(),
+            headers: form.get("headers").unwrap_or_default().to_string(),
+        }
+    }
+
+    fn from_endpoint(ep: &Endpoint) -> Values {
+        Values {
+            url: ep.url.clone(),
+            event_types: ep.event_types.clone().unwrap_or_default(),
+            description: ep.description.clone(),
+            date_format: ep.date_format.clone(),
+            channels: ep.channels.clone().unwrap_or_default().join(", "),
+            headers: ep
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if SENSITIVE_HEADERS.contains(&k.as_str()) {
+                        MASK
+                    } else {
+                        v
+                    };
+                    format!("{k}: {shown}\n")
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The checked form: what an endpoint is made of.
+struct Checked {
+    url: String,
+    event_types: Option<Vec<String>>,
+    description: String,
+    date_format: String,
+    channels: Option<Vec<String>>,
+    headers: BTreeMap<String, String>,
+}
+
+/// Checks every field, collecting a message per bad one. `old_headers` gives
+/// masked sensitive values back their stored value.
+async fn check(
+    v: &Values,
+    allow: &AllowList,
+    old_headers: &BTreeMap<String, String>,
+) -> Result<Checked, BTreeMap<&'static str, String>> {
+    let mut errors = BTreeMap::new();
+    let url = match check_url(&v.url) {
+        Ok(url) => match ssrf_refusal(allow, &url).await {
+            None => Some(url),
+            Some(why) => {
+                errors.insert("url", why);
+                None
+            }
+        },
+        Err(e) => {
+            errors.insert("url", api_message(&e));
+            None
+        }
+    };
+    let event_types = check_event_types("eventTypes", Some(v.event_types.clone()))
+        .map_err(|e| errors.insert("event_types", api_message(&e)))
+        .ok();
+    let date_format = check_date_format(&v.date_format)
+        .map_err(|e| errors.insert("date_format", api_message(&e)))
+        .ok();
+    let channels: Vec<String> = v
+        .channels
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    let channels = check_channels(Some(channels))
+        .map_err(|e| errors.insert("channels", api_message(&e)))
+        .ok();
+    let headers = match parse_headers(&v.headers, old_headers) {
+        Ok(h) => check_headers(&h)
+            .map_err(|e| errors.insert("headers", api_message(&e)))
+            .ok(),
+        Err(line) => {
+            errors.insert("headers", format!("line {line:?} is not \"Name: value\""));
+            None
+        }
+    };
+    match (url, event_types, date_format, channels, headers) {
+        (Some(url), Some(event_types), Some(date_format), Some(channels), Some(headers))
+            if errors.is_empty() =>
+        {
+            Ok(Checked {
+                url,
+                event_types,
+                description: v.description.trim().to_string(),
+                date_format,
+                channels,
+                headers,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn parse_headers(
+    text: &str,
+    old: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').ok_or_else(|| line.to_string())?;
+        let (name, value) = (name.trim(), value.trim());
+        let value = match old.get(&name.to_ascii_lowercase()) {
+            Some(stored) if value == MASK => stored.clone(),
+            _ => value.to_string(),
+        };
+        out.insert(name.to_string(), value);
+    }
+    Ok(out)
+}
+
+/// Why Herald would refuse to deliver to this URL, if it would: its literal
+/// address, or what its name resolves to now, is private or loopback and not in
+/// `HERALD_ALLOW_SUBNETS`. A name that does not resolve is allowed: it may
+/// resolve later, and delivery checks again.
+async fn ssrf_refusal(allow: &AllowList, url: &str) -> Option<String> {
+    let parsed = EndpointUrl::parse(url).ok()?;
+    let u = parsed.as_url();
+    let port = u.port_or_known_default().unwrap_or(80);
+    let ips: Vec<IpAddr> = match u.host()? {
+        url::Host::Ipv4(ip) => vec![ip.into()],
+        url::Host::Ipv6(ip) => vec![ip.into()],
+        url::Host::Domain(name) => {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, port))).await
+            {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                _ => Vec::new(),
+            }
+        }
+    };
+    ips.into_iter()
+        .find_map(|ip| allow.check(ip).err())
+        .map(|refusal| {
+            format!(
+                "Herald only delivers to public internet addresses, so that webhooks cannot \
+             be used to reach private networks (SSRF protection). {refusal}."
+            )
+        })
+}
+
+/// `/portal/endpoints/new`.
+pub async fn new(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let values = Values {
+        date_format: DateFormat::default().as_str().into(),
+        ..Values::default()
+    };
+    form_page(&state, &session, &app, None, &values, &BTreeMap::new()).await
+}
+
+/// `/portal/endpoints/{id}/edit`.
+pub async fn edit(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    form_page(
+        &state,
+        &session,
+        &app,
+        Some(&ep),
+        &Values::from_endpoint(&ep),
+        &BTreeMap::new(),
+    )
+    .await
+}
+
+/// `POST /portal/endpoints`: adds an endpoint.
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    let form = FormData::parse(&body);
+    check_csrf(&session, &form)?;
+    let app = app_of(&state, &session).await?;
+    let values = Values::from_form(&form);
+    let c = match check(&values, &state.config.allow_subnets, &BTreeMap::new()).await {
+        Ok(c) => c,
+        Err(errors) => return form_page(&state, &session, &app, None, &values, &errors).await,
+    };
+    let now = Utc::now();
+    let ep = Endpoint {
+        id: new_id(IdPrefix::Endpoint),
+        app_id: app.id.clone(),
+        uid: None,
+        url: c.url,
+        description: c.description,
+        disabled: false,
+        event_types: c.event_types,
+        channels: c.channels,
+        metadata: json!({}),
+        headers: c.headers,
+        throttle_rate: None,
+        date_format: c.date_format,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .create_endpoint(&ep, &EndpointSecret::generate().to_whsec())
+        .await?;
+    Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=created", ep.id)).into_response())
+}
+
+/// `POST /portal/endpoints/{id}`: saves the Edit form.
+pub async fn update(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    let form = FormData::parse(&body);
+    check_csrf(&session, &form)?;
+    let app = app_of(&state, &session).await?;
+    let mut ep = endpoint_of(&state, &app, &id).await?;
+    let values = Values::from_form(&form);
+    let c = match check(&values, &state.config.allow_subnets, &ep.headers).await {
+        Ok(c) => c,
+        Err(errors) => return form_page(&state, &session, &app, Some(&ep), &values, &errors).await,
+    };
+    ep.url = c.url;
+    ep.event_types = c.event_types;
+    ep.description = c.description;
+    ep.date_format = c.date_format;
+    ep.channels = c.channels;
+    ep.headers = c.headers;
+    ep.updated_at = Utc::now();
+    state.store.update_endpoint(&ep).await?;
+    Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=saved", ep.id)).into_response())
+}
+
+async fn form_page(
+    state: &AppState,
+    session: &Session,
+    app: &herald_store::Application,
+    ep: Option<&Endpoint>,
+    v: &Values,
+    errors: &BTreeMap<&'static str, String>,
+) -> PortalResult<Response> {
+    let types = catalog_types(state, &session.org).await?;
+    let groups = groups(&types, &v.event_types);
+    // Types the endpoint names that the catalog no longer has stay choosable.
+    let unknown: Vec<&String> = v
+        .event_types
+        .iter()
+        .filter(|t| !types.iter().any(|et| &et.name == *t))
+        .collect();
+    let formats: Vec<Value> = DateFormat::ALL
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.as_str(),
+                "label": format_label(*f),
+                "preview": preview(*f),
+                "selected": f.as_str() == v.date_format,
+            })
+        })
+        .collect();
+    let current = DateFormat::parse(&v.date_format).unwrap_or_default();
+    let title = if ep.is_some() {
+        "Edit endpoint"
+    } else {
+        "Add endpoint"
+    };
+    let response = page(
+        "form.html",
+        with(
+            base(session, Some(app), title, "webhooks"),
+            json!({
+                "ep": ep.map(|e| json!({"id": e.id, "url": e.url})),
+                "action": ep.map_or("/portal/endpoints".to_string(), |e| format!("/portal/endpoints/{}", e.id)),
+                "v": {
+                    "url": v.url,
+                    "description": v.description,
+                    "channels": v.channels,
+                    "headers": v.headers,
+                },
+                "groups": groups,
+                "unknown": unknown,
+                "formats": formats,
+                "preview": preview(current),
+                "errors": errors,
+                "has_errors": !errors.is_empty(),
+            }),
+        ),
+    )?;
+    if errors.is_empty() {
+        Ok(response)
+    } else {
+        Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, response).into_response())
+    }
+}
+
+fn format_label(f: DateFormat) -> &'static str {
+    match f {
+        DateFormat::Unix => "UNIX seconds (as sent by the platform)",
+        DateFormat::UnixMs => "UNIX milliseconds (JavaScript)",
+        DateFormat::Iso8601 => "ISO 8601 (spreadsheets, most tools)",
+        DateFormat::Rfc2822 => "RFC 2822 (e-mail style)",
+    }
+}
+
+/// `"occurredAt": …` as an endpoint with this format receives it.
+fn preview(f: DateFormat) -> String {
+    let v = f.render(PREVIEW_UNIX).unwrap_or(Value::Null);
+    format!("\"occurredAt\": {v}")
+}
+
+/// Event types grouped by the first segment of their name, with examples.
+fn groups(types: &[EventType], chosen: &[String]) -> Vec<Value> {
+    let mut by: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for t in types {
+        let group = t.name.split('.').next().unwrap_or(&t.name);
+        by.entry(group).or_default().push(json!({
+            "name": t.name,
+            "description": t.description,
+            "deprecated": t.deprecated,
+            "checked": chosen.contains(&t.name),
+            "example": t.example(0).map(|e| serde_json::to_string_pretty(e).unwrap_or_default()),
+        }));
+    }
+    by.into_iter()
+        .map(|(name, types)| json!({"name": name, "types": types}))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_fields_and_masked_headers() {
+        let form = FormData::parse(b"event_types=a.b&event_types=c.d&url=x&csrf=1");
+        assert_eq!(form.all("event_types"), ["a.b", "c.d"]);
+        assert_eq!(form.get("url"), Some("x"));
+
+        let old: BTreeMap<_, _> =
+            [("authorization".to_string(), "Bearer s3cret".to_string())].into();
+        let parsed =
+            parse_headers(&format!("Authorization: {MASK}\nX-Team: blue\n"), &old).unwrap();
+        assert_eq!(parsed["Authorization"], "Bearer s3cret");
+        assert_eq!(parsed["X-Team"], "blue");
+        assert!(parse_headers("no colon here", &old).is_err());
+    }
+
+    #[tokio::test]
+    async fn private_addresses_are_refused_unless_allowed() {
+        let none = AllowList::default();
+        let why = ssrf_refusal(&none, "http://127.0.0.1:8080/hook")
+            .await
+            .unwrap();
+        assert!(why.contains("HERALD_ALLOW_SUBNETS"), "{why}");
+        assert!(ssrf_refusal(&none, "http://[::1]/hook").await.is_some());
+        let loopback: AllowList = "127.0.0.0/8".parse().unwrap();
+        assert!(ssrf_refusal(&loopback, "http://127.0.0.1:8080/hook")
+            .await
+            .is_none());
+        assert!(ssrf_refusal(&none, "https://93.184.215.14/hook")
+            .await
+            .is_none());
+        assert!(ssrf_refusal(&none, "https://does-not-exist.invalid/hook")
+            .await
+            .is_none());
+    }
+}

@@ -1,0 +1,796 @@
+//! The portal's pages and the small POST actions on them. Forms that create or
+//! edit an endpoint are in [`super::form`].
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use herald_core::dates::{convert_dates, DateFormat};
+use herald_store::{
+    Application, Attempt, Endpoint, EventType, ListFilter, MessageStatus, Page, Store,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::chart;
+use super::form::{check_csrf, FormData};
+use super::session::Session;
+use super::{page, PortalError, PortalResult};
+use crate::api::endpoints::{send_test, DEFAULT_GRACE_SECONDS, SENSITIVE_HEADERS};
+use crate::api::AppState;
+use crate::catalog::all_event_types;
+
+const LOG_PAGE: u32 = 20;
+/// Attempts read for the chart at most (a day of a busy endpoint is summarised
+/// from its newest attempts).
+const CHART_MAX_ATTEMPTS: usize = 10_000;
+const MASK: &str = "••••••••";
+
+/// The fields every page's layout needs, merged into its context.
+pub(super) fn base(
+    session: &Session,
+    app: Option<&Application>,
+    title: &str,
+    nav: &str,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("title".into(), json!(title));
+    m.insert("nav".into(), json!(nav));
+    m.insert("csrf".into(), json!(session.csrf));
+    m.insert("operator".into(), json!(session.operator));
+    m.insert("app_name".into(), json!(app.map(|a| a.name.as_str())));
+    m
+}
+
+pub(super) fn with(mut base: Map<String, Value>, extra: Value) -> Value {
+    if let Value::Object(extra) = extra {
+        base.extend(extra);
+    }
+    Value::Object(base)
+}
+
+/// The application the session looks at.
+pub(super) async fn app_of(state: &AppState, session: &Session) -> PortalResult<Application> {
+    let id = session.app.as_deref().ok_or(PortalError::ChooseApp)?;
+    state
+        .store
+        .get_app(&session.org, id)
+        .await?
+        .filter(|a| a.id == id)
+        .ok_or(PortalError::NotFound)
+}
+
+/// An endpoint of that application, by id; anything else is 404.
+pub(super) async fn endpoint_of(
+    state: &AppState,
+    app: &Application,
+    id: &str,
+) -> PortalResult<Endpoint> {
+    state
+        .store
+        .get_endpoint(&app.id, id)
+        .await?
+        .filter(|e| e.id == id)
+        .ok_or(PortalError::NotFound)
+}
+
+/// The organisation's event types that can be subscribed to.
+pub(super) async fn catalog_types(state: &AppState, org: &str) -> PortalResult<Vec<EventType>> {
+    let mut types = all_event_types(state.store.as_ref(), org)
+        .await
+        .map_err(|e| PortalError::Internal(format!("{e:#}")))?;
+    types.retain(|t| !t.archived);
+    Ok(types)
+}
+
+pub(super) fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// Opens a portal link: the token becomes a session cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    Query(q): Query<LoginQuery>,
+) -> PortalResult<Response> {
+    let who = state
+        .keys
+        .verify(&q.token)
+        .map_err(|_| PortalError::BadLink)?;
+    let session = match who.app_id {
+        Some(app_id) => {
+            // The application may have been deleted since the link was made.
+            state
+                .store
+                .get_app(&who.org_id, &app_id)
+                .await?
+                .ok_or(PortalError::BadLink)?;
+            Session::new(who.org_id, Some(app_id), false)
+        }
+        None => Session::new(who.org_id, None, true),
+    };
+    Ok(with_session(&state, &session, see_other("/portal/")))
+}
+
+fn with_session(state: &AppState, session: &Session, mut response: Response) -> Response {
+    let secure = state.config.base_url().starts_with("https://");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session.cookie(state.config.secret_bytes(), secure),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Anything else under `/portal/`: 401 without a session, 404 with one.
+pub async fn unknown(_session: Session) -> PortalError {
+    PortalError::NotFound
+}
+
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    #[serde(default)]
+    notice: Option<String>,
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(default)]
+    before: Option<String>,
+}
+
+impl Notice {
+    fn text(&self) -> Option<String> {
+        Some(match self.notice.as_deref()? {
+            "created" => "Endpoint added. Send it a test event to check it works.".into(),
+            "saved" => "Changes saved.".into(),
+            "enabled" => "Endpoint enabled: it receives events again.".into(),
+            "disabled" => "Endpoint disabled: it receives nothing until enabled.".into(),
+            "rotated" => {
+                "Signing secret rotated. The previous one keeps working for 24 hours.".into()
+            }
+            "resent" => "Message queued to be sent again.".into(),
+            "recovered" => format!(
+                "{} failed deliveries queued to be sent again.",
+                self.n.unwrap_or(0)
+            ),
+            "deleted" => "Endpoint deleted.".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// `/portal/`: the Webhooks page, or an operator's list of applications.
+pub async fn home(
+    State(state): State<AppState>,
+    session: Session,
+    Query(notice): Query<Notice>,
+) -> PortalResult<Response> {
+    if session.app.is_none() && session.operator {
+        return apps_page(&state, &session).await;
+    }
+    let app = app_of(&state, &session).await?;
+    let endpoints = all_endpoints(state.store.as_ref(), &app.id).await?;
+    let since = Utc::now() - Duration::days(7);
+    let mut rows = Vec::new();
+    for ep in endpoints {
+        let stats = state
+            .store
+            .endpoint_stats(&ep.id, Some(since), None)
+            .await?;
+        let done = stats.success + stats.fail;
+        let rate = (done > 0).then(|| format!("{} %", (stats.success * 100 + done / 2) / done));
+        let last = newest_attempt(state.store.as_ref(), &app.id, &ep.id).await?;
+        let status = if ep.disabled {
+            "disabled"
+        } else if last.is_some_and(|a| a.status == MessageStatus::Fail) {
+            "failing"
+        } else {
+            "active"
+        };
+        rows.push(json!({
+            "id": ep.id,
+            "url": ep.url,
+            "description": ep.description,
+            "events": ep.event_types.clone().unwrap_or_default(),
+            "status": status,
+            "rate": rate.unwrap_or_else(|| "—".into()),
+            "deliveries": done,
+        }));
+    }
+    page(
+        "webhooks.html",
+        with(
+            base(&session, Some(&app), "Webhooks", "webhooks"),
+            json!({ "endpoints": rows, "notice": notice.text() }),
+        ),
+    )
+}
+
+async fn all_endpoints(store: &dyn Store, app_id: &str) -> PortalResult<Vec<Endpoint>> {
+    let mut all = Vec::new();
+    let mut page = Page {
+        limit: 250,
+        iterator: None,
+        descending: false,
+    };
+    loop {
+        let batch = store.list_endpoints(app_id, &page).await?;
+        page.iterator = batch.items.last().map(|e| e.id.clone());
+        all.extend(batch.items);
+        if batch.done || page.iterator.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+async fn newest_attempt(
+    store: &dyn Store,
+    app_id: &str,
+    endpoint_id: &str,
+) -> PortalResult<Option<Attempt>> {
+    let page = Page {
+        limit: 1,
+        iterator: None,
+        descending: true,
+    };
+    Ok(store
+        .list_attempts_by_endpoint(app_id, endpoint_id, &ListFilter::default(), &page)
+        .await?
+        .items
+        .into_iter()
+        .next())
+}
+
+/// `/portal/apps`: an operator's list of the organisation's applications.
+pub async fn apps(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+    if !session.operator {
+        return Err(PortalError::NotFound);
+    }
+    apps_page(&state, &session).await
+}
+
+async fn apps_page(state: &AppState, session: &Session) -> PortalResult<Response> {
+    let page_spec = Page {
+        limit: 250,
+        iterator: None,
+        descending: false,
+    };
+    let apps = state.store.list_apps(&session.org, &page_spec).await?;
+    let rows: Vec<Value> = apps
+        .items
+        .iter()
+        .map(|a| json!({"id": a.id, "name": a.name, "uid": a.uid, "created": time(a.created_at)}))
+        .collect();
+    page(
+        "apps.html",
+        with(
+            base(session, None, "Applications", "apps"),
+            json!({ "apps": rows, "org": session.org, "more": !apps.done }),
+        ),
+    )
+}
+
+/// `/portal/apps/{id}`: an operator opens one application's portal.
+pub async fn switch_app(
+    State(state): State<AppState>,
+    session: Session,
+    Path(app_id): Path<String>,
+) -> PortalResult<Response> {
+    if !session.operator {
+        return Err(PortalError::NotFound);
+    }
+    let app = state
+        .store
+        .get_app(&session.org, &app_id)
+        .await?
+        .ok_or(PortalError::NotFound)?;
+    let switched = session.with_app(app.id);
+    Ok(with_session(&state, &switched, see_other("/portal/")))
+}
+
+/// `/portal/catalog`: the organisation's event types, as on the public page.
+pub async fn catalog(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let types = catalog_types(&state, &session.org).await?;
+    let model = crate::catalog::page::render_json(&state.config.catalog_title, &types);
+    page(
+        "catalog.html",
+        with(
+            base(&session, Some(&app), "Event catalog", "catalog"),
+            json!({ "catalog": model, "count": types.len() }),
+        ),
+    )
+}
+
+/// What the Test button got back, shown in `#test-result`.
+#[derive(Serialize)]
+struct TestResult {
+    event_type: String,
+    status: String,
+    ok: bool,
+    response: String,
+    duration_ms: Option<i64>,
+    msg_id: Option<String>,
+}
+
+/// `/portal/endpoints/{id}`: the endpoint page.
+pub async fn endpoint(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    endpoint_page(&state, &session, &app, &ep, &q, None).await
+}
+
+async fn endpoint_page(
+    state: &AppState,
+    session: &Session,
+    app: &Application,
+    ep: &Endpoint,
+    q: &Notice,
+    test: Option<TestResult>,
+) -> PortalResult<Response> {
+    let store = state.store.as_ref();
+    let now = Utc::now();
+
+    // The Test menu: types with an example, the endpoint's own first.
+    let types = catalog_types(state, &session.org).await?;
+    let own = ep.event_types.clone().unwrap_or_default();
+    let mut testable: Vec<&EventType> = types.iter().filter(|t| t.example(0).is_some()).collect();
+    testable.sort_by_key(|t| (!own.contains(&t.name), t.name.clone()));
+    let selected = test
+        .as_ref()
+        .map(|t| t.event_type.clone())
+        .or_else(|| testable.first().map(|t| t.name.clone()));
+    let test_types: Vec<Value> = testable
+        .iter()
+        .map(|t| json!({"name": t.name, "own": own.contains(&t.name), "selected": selected.as_deref() == Some(t.name.as_str())}))
+        .collect();
+
+    // The chart and the day's numbers, from the attempts themselves.
+    let since = now - Duration::hours(24);
+    let attempts = attempts_since(store, &app.id, &ep.id, since).await?;
+    let chart = chart::hourly(&attempts, now);
+
+    let secret = store
+        .secrets(&ep.id, now)
+        .await?
+        .into_iter()
+        .find(|k| k.expires_at.is_none())
+        .map(|k| k.key);
+
+    // The delivery log, newest first, one page at a time.
+    let log_page = Page {
+        limit: LOG_PAGE,
+        iterator: q.before.clone(),
+        descending: true,
+    };
+    let log = store
+        .list_attempted_messages(&app.id, &ep.id, &ListFilter::default(), &log_page)
+        .await?;
+    let older = (!log.done)
+        .then(|| log.items.last().map(|(m, _)| m.id.clone()))
+        .flatten();
+    let mut rows = Vec::new();
+    for (msg, delivery) in &log.items {
+        let last = last_attempt_of(store, &app.id, &msg.id, &ep.id).await?;
+        rows.push(json!({
+            "id": msg.id,
+            "event_type": msg.event_type,
+            "time": time(msg.created_at),
+            "iso": msg.created_at.to_rfc3339(),
+            "status": status_word(delivery.status),
+            "code": last.as_ref().map(|a| a.response_status_code).filter(|c| *c > 0),
+            "attempts": delivery.attempts,
+        }));
+    }
+
+    let title = ep.url.clone();
+    page(
+        "endpoint.html",
+        with(
+            base(session, Some(app), &title, "webhooks"),
+            json!({
+                "ep": {
+                    "id": ep.id,
+                    "url": ep.url,
+                    "description": ep.description,
+                    "disabled": ep.disabled,
+                    "events": own,
+                    "channels": ep.channels.clone().unwrap_or_default(),
+                    "date_format": ep.date_format,
+                    "headers": masked_headers(&ep.headers),
+                    "created": time(ep.created_at),
+                },
+                "secret": secret,
+                "test_types": test_types,
+                "test": test,
+                "chart": {
+                    "svg": chart.svg,
+                    "successes": chart.successes,
+                    "failures": chart.failures,
+                },
+                "log": rows,
+                "older": older,
+                "paged": q.before.is_some(),
+                "recover_default": (now - Duration::hours(24)).format("%Y-%m-%dT%H:%M").to_string(),
+                "notice": q.text(),
+            }),
+        ),
+    )
+}
+
+fn status_word(s: MessageStatus) -> &'static str {
+    match s {
+        MessageStatus::Success => "success",
+        MessageStatus::Pending => "pending",
+        MessageStatus::Fail => "failed",
+        MessageStatus::Sending => "sending",
+    }
+}
+
+fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let sensitive = SENSITIVE_HEADERS.contains(&k.as_str());
+            json!({"name": k, "value": if sensitive { MASK } else { v.as_str() }, "sensitive": sensitive})
+        })
+        .collect()
+}
+
+async fn attempts_since(
+    store: &dyn Store,
+    app_id: &str,
+    endpoint_id: &str,
+    since: DateTime<Utc>,
+) -> PortalResult<Vec<Attempt>> {
+    let filter = ListFilter {
+        after: Some(since),
+        ..ListFilter::default()
+    };
+    let mut page = Page {
+        limit: 250,
+        iterator: None,
+        descending: true,
+    };
+    let mut all = Vec::new();
+    loop {
+        let batch = store
+            .list_attempts_by_endpoint(app_id, endpoint_id, &filter, &page)
+            .await?;
+        page.iterator = batch.items.last().map(|a| a.id.clone());
+        all.extend(batch.items);
+        if batch.done || page.iterator.is_none() || all.len() >= CHART_MAX_ATTEMPTS {
+            return Ok(all);
+        }
+    }
+}
+
+async fn last_attempt_of(
+    store: &dyn Store,
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: &str,
+) -> PortalResult<Option<Attempt>> {
+    let filter = ListFilter {
+        endpoint_id: Some(endpoint_id.to_string()),
+        ..ListFilter::default()
+    };
+    let page = Page {
+        limit: 1,
+        iterator: None,
+        descending: true,
+    };
+    Ok(store
+        .list_attempts_by_msg(app_id, msg_id, &filter, &page)
+        .await?
+        .items
+        .into_iter()
+        .next())
+}
+
+/// The Test button: the same path as the API's send-example. Answers with the
+/// endpoint page showing the result; the script lifts `#test-result` out of it.
+pub async fn test(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    let form = FormData::parse(&body);
+    check_csrf(&session, &form)?;
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    let event_type = form.get("event_type").unwrap_or_default().to_string();
+    let result = match send_test(&state, &app, &ep, event_type.clone(), None, None).await {
+        Ok((msg, Some(a))) => TestResult {
+            event_type,
+            status: if a.response_status_code > 0 {
+                a.response_status_code.to_string()
+            } else {
+                "not sent".into()
+            },
+            ok: a.status == MessageStatus::Success,
+            response: a.response,
+            duration_ms: Some(a.response_duration_ms),
+            msg_id: Some(msg.id),
+        },
+        Ok((msg, None)) => TestResult {
+            event_type,
+            status: "not sent".into(),
+            ok: false,
+            response: "Herald could not send it right now; it will be delivered shortly.".into(),
+            duration_ms: None,
+            msg_id: Some(msg.id),
+        },
+        Err(e) => TestResult {
+            event_type,
+            status: "not sent".into(),
+            ok: false,
+            response: super::form::api_message(&e),
+            duration_ms: None,
+            msg_id: None,
+        },
+    };
+    endpoint_page(
+        &state,
+        &session,
+        &app,
+        &ep,
+        &Notice::default(),
+        Some(result),
+    )
+    .await
+}
+
+pub async fn confirm_delete(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    page(
+        "delete.html",
+        with(
+            base(&session, Some(&app), "Delete endpoint", "webhooks"),
+            json!({"ep": {"id": ep.id, "url": ep.url}}),
+        ),
+    )
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    check_csrf(&session, &FormData::parse(&body))?;
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    state.store.delete_endpoint(&app.id, &ep.id).await?;
+    Ok(see_other("/portal/?notice=deleted"))
+}
+
+pub async fn toggle(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    check_csrf(&session, &FormData::parse(&body))?;
+    let app = app_of(&state, &session).await?;
+    let mut ep = endpoint_of(&state, &app, &id).await?;
+    ep.disabled = !ep.disabled;
+    ep.updated_at = Utc::now();
+    state.store.update_endpoint(&ep).await?;
+    let notice = if ep.disabled { "disabled" } else { "enabled" };
+    Ok(see_other(&format!(
+        "/portal/endpoints/{}?notice={notice}",
+        ep.id
+    )))
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    check_csrf(&session, &FormData::parse(&body))?;
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    let now = Utc::now();
+    let key = herald_core::signing::EndpointSecret::generate().to_whsec();
+    let grace = Duration::seconds(i64::from(DEFAULT_GRACE_SECONDS));
+    state
+        .store
+        .rotate_secret(&ep.id, &key, now + grace, now)
+        .await?;
+    Ok(see_other(&format!(
+        "/portal/endpoints/{}?notice=rotated#secret",
+        ep.id
+    )))
+}
+
+/// Queues every failed delivery since the chosen time (UTC) again.
+pub async fn recover(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    let form = FormData::parse(&body);
+    check_csrf(&session, &form)?;
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    let now = Utc::now();
+    let since = form
+        .get("since")
+        .and_then(parse_local)
+        .unwrap_or(now - Duration::hours(24));
+    let queued = state.store.recover(&ep.id, since, None, now).await?;
+    state.wake.notify_one();
+    Ok(see_other(&format!(
+        "/portal/endpoints/{}?notice=recovered&n={queued}#delivery-log",
+        ep.id
+    )))
+}
+
+/// A `datetime-local` value (`2024-05-07T15:28`, seconds optional), read as UTC.
+fn parse_local(s: &str) -> Option<DateTime<Utc>> {
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s.trim(), f).ok())
+    .map(|n| n.and_utc())
+}
+
+/// `/portal/endpoints/{id}/messages/{msg}`: what was sent and what came back.
+pub async fn message(
+    State(state): State<AppState>,
+    session: Session,
+    Path((id, msg_id)): Path<(String, String)>,
+    Query(q): Query<Notice>,
+) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .filter(|m| m.id == msg_id)
+        .ok_or(PortalError::NotFound)?;
+    let filter = ListFilter {
+        endpoint_id: Some(ep.id.clone()),
+        ..ListFilter::default()
+    };
+    let page_spec = Page {
+        limit: 100,
+        iterator: None,
+        descending: false,
+    };
+    let attempts = state
+        .store
+        .list_attempts_by_msg(&app.id, &msg.id, &filter, &page_spec)
+        .await?
+        .items;
+
+    // The body as this endpoint receives it: its date format applied.
+    let mut payload: Value = serde_json::from_str(&msg.payload).unwrap_or(Value::Null);
+    let format = DateFormat::parse(&ep.date_format).unwrap_or_default();
+    if format != DateFormat::Unix {
+        if let Some(et) = state
+            .store
+            .get_event_type(&session.org, &msg.event_type)
+            .await?
+        {
+            if let Some(schema) = et.latest_schema() {
+                convert_dates(&mut payload, schema, format);
+            }
+        }
+    }
+    let pretty = serde_json::to_string_pretty(&payload).unwrap_or_else(|_| msg.payload.clone());
+    let timestamp = attempts
+        .last()
+        .map(|a| a.created_at.timestamp().to_string())
+        .unwrap_or_else(|| "(the time of sending)".into());
+    let mut headers = vec![
+        json!({"name": "content-type", "value": "application/json"}),
+        json!({"name": "webhook-id", "value": msg.id}),
+        json!({"name": "webhook-timestamp", "value": timestamp}),
+        json!({"name": "webhook-signature", "value": "v1,… (computed for each attempt)"}),
+    ];
+    headers.extend(masked_headers(&ep.headers));
+    let attempts: Vec<Value> = attempts
+        .iter()
+        .map(|a| {
+            json!({
+                "time": time(a.created_at),
+                "iso": a.created_at.to_rfc3339(),
+                "code": a.response_status_code,
+                "ok": a.status == MessageStatus::Success,
+                "duration": a.response_duration_ms,
+                "response": a.response,
+                "manual": a.trigger_type == herald_store::TriggerType::Manual,
+            })
+        })
+        .collect();
+    page(
+        "message.html",
+        with(
+            base(&session, Some(&app), &msg.event_type, "webhooks"),
+            json!({
+                "ep": {"id": ep.id, "url": ep.url},
+                "msg": {
+                    "id": msg.id,
+                    "event_type": msg.event_type,
+                    "event_id": msg.event_id,
+                    "time": time(msg.created_at),
+                    "payload": pretty,
+                },
+                "headers": headers,
+                "attempts": attempts,
+                "notice": q.text(),
+            }),
+        ),
+    )
+}
+
+pub async fn resend(
+    State(state): State<AppState>,
+    session: Session,
+    Path((id, msg_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    check_csrf(&session, &FormData::parse(&body))?;
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    let msg = state
+        .store
+        .get_message(&app.id, &msg_id)
+        .await?
+        .filter(|m| m.id == msg_id)
+        .ok_or(PortalError::NotFound)?;
+    state
+        .store
+        .resend(&app.id, &msg.id, &ep.id, Utc::now())
+        .await?;
+    state.wake.notify_one();
+    Ok(see_other(&format!(
+        "/portal/endpoints/{}/messages/{}?notice=resent",
+        ep.id, msg.id
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_local_values_are_read_as_utc() {
+        let t = parse_local("2024-05-07T15:28").unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-05-07T15:28:00+00:00");
+        assert!(parse_local("2024-05-07T15:28:09").is_some());
+        assert!(parse_local("yesterday").is_none());
+    }
+}

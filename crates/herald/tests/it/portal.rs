@@ -1,0 +1,473 @@
+//! The web portal at the HTTP level: portal links and sessions, CSRF, the
+//! isolation of one application's session from another's data, and the forms
+//! behind Add, Test and Delete. (The browser drives the same pages in
+//! `browser.rs`.)
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{redirect, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{Options, Receiver, Reply, TestApp};
+
+/// A browser without a browser: no redirects followed, the session cookie kept
+/// by hand.
+struct Portal {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` part of the session cookie a response sets.
+fn session_cookie(r: &reqwest::Response) -> String {
+    let set = r
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+impl Portal {
+    async fn open(app: &TestApp, url: &str) -> Portal {
+        let http = client();
+        let r = http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{url}");
+        assert_eq!(r.headers()[LOCATION], "/portal/");
+        let cookie = session_cookie(&r);
+        Portal {
+            http,
+            base: app.base_url.clone(),
+            cookie,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// The CSRF token, as a form of the portal carries it.
+    async fn csrf(&self) -> String {
+        let (status, html) = self.get("/portal/endpoints/new").await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        attr_after(&html, "name=\"csrf\" value=\"")
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn attr_after(html: &str, marker: &str) -> String {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+async fn portal_url(app: &TestApp, app_id: &str) -> String {
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/auth/app-portal-access/{app_id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        url,
+        format!(
+            "{}/portal/login?token={}",
+            app.base_url,
+            body["token"].as_str().unwrap()
+        )
+    );
+    url
+}
+
+async fn seeded(allow_subnets: &str) -> TestApp {
+    TestApp::spawn_with(Options {
+        seed_catalog: true,
+        allow_subnets: allow_subnets.parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_access_route_gives_a_link_that_starts_a_session() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Yoga Spot").await;
+    let url = portal_url(&app, &app_id).await;
+
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = r.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    for part in [
+        "herald_portal=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/portal",
+        "Max-Age=28800",
+    ] {
+        assert!(set.contains(part), "{part} missing from {set}");
+    }
+
+    let portal = Portal::open(&app, &url).await;
+    let (status, html) = portal.get("/portal/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Yoga Spot") && html.contains("id=\"add-endpoint\""),
+        "{html}"
+    );
+    assert!(html.contains("No endpoints yet"), "the empty state: {html}");
+    let (status, html) = portal.get("/portal/catalog").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"catalog\"") && html.contains("member.created"));
+    let (status, css) = portal.get("/portal/assets/portal.css").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(css.contains("--accent"));
+
+    // Without the cookie, every page is 401; with a forged one too.
+    for path in [
+        "/portal/",
+        "/portal/catalog",
+        "/portal/endpoints/new",
+        "/portal/nope",
+    ] {
+        let r = client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let r = client()
+        .get(app.url("/portal/"))
+        .header(COOKIE, format!("herald_portal={}", app.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "an API token is not a session"
+    );
+
+    // An app token may ask for its own application's link, not another's.
+    let other = app.create_app("Other Spot").await;
+    let scoped = app.keys.app_token("org_herald", &app_id, None);
+    for (target, want) in [(&app_id, StatusCode::OK), (&other, StatusCode::NOT_FOUND)] {
+        let r = app
+            .http
+            .post(app.url(&format!("/api/v1/auth/app-portal-access/{target}")))
+            .bearer_auth(&scoped)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{target}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_link_does_not_log_in() {
+    let app = TestApp::spawn().await;
+    let app_id = app.create_app("Spot").await;
+    let expired = app
+        .keys
+        .app_token("org_herald", &app_id, Some(chrono::Duration::seconds(-120)));
+    for token in [expired.as_str(), "garbage"] {
+        let r = client()
+            .get(app.url(&format!("/portal/login?token={token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.headers().get(SET_COOKIE).is_none());
+        assert!(r.text().await.unwrap().contains("expired"));
+    }
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("/hook");
+    for csrf in [None, Some("0123456789abcdef0123456789abcdef")] {
+        let mut form = vec![("url", url.as_str())];
+        if let Some(c) = csrf {
+            form.push(("csrf", c));
+        }
+        let r = portal.post("/portal/endpoints", &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    let (_, list) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
+        .await;
+    assert_eq!(list["data"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn one_applications_session_cannot_reach_another_applications_data() {
+    let app = seeded("127.0.0.0/8").await;
+    let a = app.create_app("Spot A").await;
+    let b = app.create_app("Spot B").await;
+    let receiver = Receiver::start().await;
+    let ep_b = app
+        .create_endpoint(&b, json!({"url": receiver.url("/b")}))
+        .await;
+    let msg_b = app
+        .send(
+            &b,
+            json!({"eventType": "member.created", "payload": {"x": 1}}),
+        )
+        .await;
+    receiver
+        .wait_for("/b", 1, std::time::Duration::from_secs(10))
+        .await;
+
+    let portal = Portal::open(&app, &portal_url(&app, &a).await).await;
+    let csrf = portal.csrf().await;
+    for path in [
+        format!("/portal/endpoints/{ep_b}"),
+        format!("/portal/endpoints/{ep_b}/edit"),
+        format!("/portal/endpoints/{ep_b}/delete"),
+        format!("/portal/endpoints/{ep_b}/messages/{msg_b}"),
+        format!("/portal/apps/{b}"),
+        "/portal/apps".to_string(),
+    ] {
+        let (status, _) = portal.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in [
+        format!("/portal/endpoints/{ep_b}/delete"),
+        format!("/portal/endpoints/{ep_b}/toggle"),
+        format!("/portal/endpoints/{ep_b}/test"),
+        format!("/portal/endpoints/{ep_b}/messages/{msg_b}/resend"),
+    ] {
+        let r = portal
+            .post(&path, &[("csrf", &csrf), ("event_type", "member.created")])
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _) = app
+        .get_json(&format!("/api/v1/app/{b}/endpoint/{ep_b}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "B's endpoint is untouched");
+    let (_, html) = portal.get("/portal/").await;
+    assert!(!html.contains(&ep_b));
+}
+
+#[tokio::test]
+async fn add_test_and_delete_an_endpoint_through_the_forms() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let csrf = portal.csrf().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
+    let url = receiver.url("/hook");
+
+    // Add: the form's fields become the endpoint.
+    let r = portal
+        .post(
+            "/portal/endpoints",
+            &[
+                ("csrf", &csrf),
+                ("url", &url),
+                ("event_types", "member.created"),
+                ("event_types", "live.updated"),
+                ("description", "CRM sync"),
+                ("date_format", "iso8601"),
+                ("channels", "eu, project-1"),
+                ("headers", "X-Team: blue\nAuthorization: Bearer s3cret"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()[LOCATION].to_str().unwrap().to_string();
+    let ep_id = location
+        .strip_prefix("/portal/endpoints/")
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, ep) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep_id}"))
+        .await;
+    assert_eq!(ep["url"], url);
+    assert_eq!(ep["filterTypes"], json!(["live.updated", "member.created"]));
+    assert_eq!(ep["channels"], json!(["eu", "project-1"]));
+    assert_eq!(ep["description"], "CRM sync");
+
+    let (status, html) = portal.get(&location).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("<h1 class=\"break\">{url}</h1>")),
+        "{html}"
+    );
+    assert!(html.contains("id=\"secret-value\">whsec_"));
+    assert!(html.contains("id=\"delivery-chart\""));
+    assert!(
+        !html.contains("s3cret"),
+        "sensitive header values are masked"
+    );
+
+    // A bad URL is refused next to the field, with what was typed kept.
+    let r = portal
+        .post(
+            "/portal/endpoints",
+            &[("csrf", &csrf), ("url", "ftp://x"), ("description", "kept")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("role=\"alert\" class=\"error\"") && html.contains("kept"),
+        "{html}"
+    );
+
+    // Test: the receiver's status and body come back on the page.
+    let r = portal
+        .post(
+            &format!("/portal/endpoints/{ep_id}/test"),
+            &[("csrf", &csrf), ("event_type", "member.created")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<span id=\"test-status\" class=\"status ok\">200</span>"),
+        "{html}"
+    );
+    assert!(html.contains("thanks from the receiver"));
+    let got = receiver.received_on("/hook");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["test"], true);
+    assert_eq!(got[0].header("x-team"), "blue");
+
+    // The delivery log lists it, and its detail shows the payload as sent.
+    let (_, html) = portal.get(&format!("/portal/endpoints/{ep_id}")).await;
+    assert!(html.contains("<tr class=\"delivery\">"), "{html}");
+    let detail = attr_after(&html, "class=\"delivery-link\" href=\"");
+    let (status, html) = portal.get(&detail).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"payload\"") && html.contains("<li class=\"attempt\">"));
+    assert!(
+        html.contains("&quot;occurredAt&quot;: &quot;"),
+        "dates as the endpoint gets them: {html}"
+    );
+
+    // Delete, after the confirmation page.
+    let (status, html) = portal
+        .get(&format!("/portal/endpoints/{ep_id}/delete"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"confirm-delete\""));
+    let r = portal
+        .post(
+            &format!("/portal/endpoints/{ep_id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (status, _) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep_id}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_private_address_is_refused_with_the_ssrf_rule_explained() {
+    let app = seeded("").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let csrf = portal.csrf().await;
+    let r = portal
+        .post(
+            "/portal/endpoints",
+            &[("csrf", &csrf), ("url", "http://127.0.0.1:9/hook")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    let error = attr_after(&html, "role=\"alert\" class=\"error\" id=\"url-error\">");
+    assert!(
+        html.contains("HERALD_ALLOW_SUBNETS") && html.contains("SSRF"),
+        "{html}"
+    );
+    assert!(!error.is_empty());
+    let (_, list): (_, Value) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
+        .await;
+    assert_eq!(list["data"], json!([]));
+}
+
+#[tokio::test]
+async fn an_operator_link_lists_the_applications_and_opens_one() {
+    let app = TestApp::spawn().await;
+    let first = app.create_app("First Spot").await;
+    let second = app.create_app("Second Spot").await;
+    let token = app
+        .keys
+        .org_token_expiring("org_herald", chrono::Duration::minutes(5));
+    let portal = Portal::open(&app, &app.url(&format!("/portal/login?token={token}"))).await;
+    let (status, html) = portal.get("/portal/").await;
+    assert_eq!(status, StatusCode::OK);
+    for (id, name) in [(&first, "First Spot"), (&second, "Second Spot")] {
+        assert!(
+            html.contains(&format!(
+                "<a class=\"app-link\" href=\"/portal/apps/{id}\">{name}</a>"
+            )),
+            "{html}"
+        );
+    }
+
+    let r = portal
+        .http
+        .get(app.url(&format!("/portal/apps/{second}")))
+        .header(COOKIE, &portal.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let switched = Portal {
+        cookie: session_cookie(&r),
+        http: client(),
+        base: app.base_url.clone(),
+    };
+    let (status, html) = switched.get("/portal/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Second Spot") && html.contains("id=\"add-endpoint\""));
+    let (status, _) = switched.get("/portal/apps").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an operator can go back to the list"
+    );
+}
