@@ -41,7 +41,7 @@ pub fn hourly(attempts: &[Attempt], now: DateTime<Utc>) -> Chart {
     let slot = WIDTH / HOURS as f64;
     let bar = slot * 0.7;
     let mut svg = format!(
-        "<svg id=\"delivery-chart\" role=\"img\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" preserveAspectRatio=\"none\" \
+        "<svg id=\"delivery-chart\" role=\"img\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
          aria-label=\"Deliveries in the last 24 hours: {successes} succeeded, {failures} failed\">\
          <title>Deliveries per hour, last 24 hours: {successes} succeeded, {failures} failed</title>\
          <line class=\"axis\" x1=\"0\" y1=\"{base}\" x2=\"{WIDTH}\" y2=\"{base}\"/>",
