@@ -44,7 +44,9 @@ pub async fn serve(
     let mut config = config;
     // Links (the portal's) name the address actually bound, not port 0.
     if config.listen.port() == 0 {
-        config.listen = listener.local_addr().context("the listener has no address")?;
+        config.listen = listener
+            .local_addr()
+            .context("the listener has no address")?;
     }
     let config = Arc::new(config);
     let store = open_store(&config.database_url, config.sqlite_synchronous_full).await?;
