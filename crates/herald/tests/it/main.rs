@@ -3,6 +3,7 @@
 
 mod api_edges;
 mod bench;
+mod browser;
 mod catalog;
 mod crash;
 mod delivery;
