@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod portal;
 pub mod retention;

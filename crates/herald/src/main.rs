@@ -52,6 +52,9 @@ enum Command {
     /// with --app one application's webhooks. It works for
     /// HERALD_PORTAL_TOKEN_TTL_SECONDS.
     PortalLink(herald::portal::LinkArgs),
+    /// A tour: Herald on a temporary database, a demo Spot, a local receiver and
+    /// a simulated platform firing Spot events; prints the portal link.
+    Demo(herald::demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +111,11 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("open this link in a browser (it expires; run again for a new one):");
             println!("{link}");
             Ok(())
+        }
+        Command::Demo(args) => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            herald::demo::run(args, shutdown).await
         }
         Command::Migrate(common) => {
             let config = common.resolve()?;

@@ -7,6 +7,7 @@ mod browser;
 mod catalog;
 mod crash;
 mod delivery;
+mod demo;
 mod multinode;
 mod portal;
 mod retention;
