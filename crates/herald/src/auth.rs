@@ -95,12 +95,26 @@ impl Keys {
     pub fn verify(&self, token: &str) -> Result<Principal, &'static str> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.required_spec_claims.clear();
-        validation.validate_exp = true;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+        self.decode(token, &validation)
+    }
+
+    /// Checks a token that must expire, as a portal link's must: a long-lived
+    /// API token pasted into a link does not open the portal.
+    pub fn verify_expiring(&self, token: &str) -> Result<Principal, &'static str> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        self.decode(token, &validation)
+    }
+
+    fn decode(&self, token: &str, validation: &Validation) -> Result<Principal, &'static str> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
                     "the token's signature is not valid for this server"
+                }
+                jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => {
+                    "the token does not expire, so it cannot be used here"
                 }
                 _ => "the token is not a valid Herald API token",
             },
@@ -147,5 +161,13 @@ mod tests {
 
         let expired = keys.app_token("org_1", "app_1", Some(chrono::Duration::seconds(-120)));
         assert_eq!(keys.verify(&expired), Err("the token has expired"));
+
+        // Links must expire: a token without `exp` opens no portal.
+        let link = keys.app_token("org_1", "app_1", Some(chrono::Duration::seconds(60)));
+        assert!(keys.verify_expiring(&link).is_ok());
+        assert!(keys.verify_expiring(&keys.org_token("org_1")).is_err());
+        assert!(keys
+            .verify_expiring(&keys.app_token("org_1", "app_1", None))
+            .is_err());
     }
 }

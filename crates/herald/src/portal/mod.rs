@@ -67,13 +67,10 @@ pub fn router(state: AppState) -> Router {
 /// Why a portal request was not answered with its page. Rendered as HTML.
 #[derive(Debug)]
 pub enum PortalError {
-    /// No valid session cookie. `cross_site`: the request came from another
-    /// site's navigation (the redirect after following a portal link), which
-    /// browsers send without SameSite=Strict cookies; the page reloads itself
-    /// once, as a same-site request that carries the cookie.
-    NoSession {
-        cross_site: bool,
-    },
+    /// No valid session cookie. (The cookie is SameSite=Lax, so the redirect
+    /// after following a portal link from the platform's site carries it; the
+    /// CSRF token protects the forms.)
+    NoSession,
     /// The link's token is invalid or expired.
     BadLink,
     /// A form without this session's CSRF token.
@@ -106,30 +103,26 @@ impl From<herald_store::StoreError> for PortalError {
 
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
-        let (status, title, text, reload) = match self {
-            PortalError::NoSession { cross_site } => (
+        let (status, title, text) = match self {
+            PortalError::NoSession => (
                 StatusCode::UNAUTHORIZED,
                 "Please open the portal again",
                 "Your portal session has ended or was never started. Open the webhooks portal again from your platform's settings page.",
-                cross_site,
             ),
             PortalError::BadLink => (
                 StatusCode::UNAUTHORIZED,
                 "This link has expired",
                 "Portal links work for a short while only. Open the webhooks portal again from your platform's settings page to get a fresh link.",
-                false,
             ),
             PortalError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "This form has expired",
                 "The form was not sent from this portal session (its security token is missing or stale). Go back, reload the page and try again.",
-                false,
             ),
             PortalError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Not found",
                 "There is nothing here, or it belongs to another application.",
-                false,
             ),
             PortalError::ChooseApp => return Redirect::to("/portal/apps").into_response(),
             PortalError::Internal(detail) => {
@@ -138,13 +131,12 @@ impl IntoResponse for PortalError {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
                     "Herald could not show this page. Try again in a moment.",
-                    false,
                 )
             }
         };
         let body = render(
             "error.html",
-            serde_json::json!({ "title": title, "text": text, "reload": reload, "bare": true }),
+            serde_json::json!({ "title": title, "text": text, "bare": true }),
         )
         .unwrap_or_else(|_| text.to_string());
         (status, Html(body)).into_response()

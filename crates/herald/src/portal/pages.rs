@@ -106,7 +106,7 @@ pub async fn login(
 ) -> PortalResult<Response> {
     let who = state
         .keys
-        .verify(&q.token)
+        .verify_expiring(&q.token)
         .map_err(|_| PortalError::BadLink)?;
     let session = match who.app_id {
         Some(app_id) => {

@@ -96,7 +96,7 @@ impl Session {
     pub fn cookie(&self, secret: &[u8], secure: bool) -> HeaderValue {
         let secure = if secure { "; Secure" } else { "" };
         let value = format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/portal; Max-Age={LIFETIME_SECONDS}{secure}",
+            "{COOKIE}={}; HttpOnly; SameSite=Lax; Path=/portal; Max-Age={LIFETIME_SECONDS}{secure}",
             self.encode(secret)
         );
         HeaderValue::from_str(&value).expect("a JWT is a valid header value")
@@ -127,13 +127,9 @@ impl FromRequestParts<AppState> for Session {
             .filter_map(|kv| kv.trim().split_once('='))
             .find(|(k, _)| *k == COOKIE)
             .map(|(_, v)| v.to_string());
-        let cross_site = parts
-            .headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v == "cross-site");
         cookie
             .and_then(|c| Session::decode(&c, state.config.secret_bytes()))
-            .ok_or(PortalError::NoSession { cross_site })
+            .ok_or(PortalError::NoSession)
     }
 }
 

@@ -132,7 +132,7 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
     for part in [
         "herald_portal=",
         "HttpOnly",
-        "SameSite=Strict",
+        "SameSite=Lax",
         "Path=/portal",
         "Max-Age=28800",
     ] {
