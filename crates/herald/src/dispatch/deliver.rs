@@ -42,9 +42,10 @@ impl Deliverer {
     }
 
     /// Makes one attempt and records it. Returns the attempt, or `None` when it
-    /// could not be made (signing keys unreadable); the lease then runs out and
-    /// the delivery is tried again.
+    /// could not be made (signing keys unreadable: the lease then runs out and
+    /// the delivery is tried again; or the endpoint was deleted meanwhile).
     pub async fn deliver(&self, job: Job, retries: Retries) -> Option<Attempt> {
+        let job = self.with_current_endpoint(job).await?;
         let outcome = if job.disabled {
             Outcome::NoResponse {
                 reason: "the endpoint is disabled".into(),
@@ -113,6 +114,28 @@ impl Deliverer {
             tracing::error!(error = %e, msg = %job.msg_id, "cannot record attempt; the delivery will be retried");
         }
         Some(attempt)
+    }
+
+    /// The job with its endpoint as it is now. A claimed delivery may wait for
+    /// its endpoint's slot; an edit, a disable or a delete made meanwhile, on any
+    /// node, applies to it: only a request already under way goes out as it was.
+    /// `None` when the endpoint is gone. If the database cannot say, the claim's
+    /// copy is used (recording the attempt needs the database anyway).
+    async fn with_current_endpoint(&self, mut job: Job) -> Option<Job> {
+        match self.store.get_endpoint(&job.app_id, &job.endpoint_id).await {
+            Ok(Some(ep)) => {
+                job.url = ep.url;
+                job.headers = ep.headers;
+                job.disabled = ep.disabled;
+                job.date_format = ep.date_format;
+                Some(job)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %job.endpoint_id, "cannot re-read the endpoint; using the claim's copy");
+                Some(job)
+            }
+        }
     }
 
     /// Gone: the receiver asks us to stop. Disable the endpoint.

@@ -37,6 +37,13 @@ async fn start(db: &str, role: &str, dir: &std::path::Path, name: &str) -> Heral
     HeraldProcess::spawn(herald(db, role), dir.join(format!("{name}.log"))).await
 }
 
+/// A worker that sends at most two deliveries at once to each endpoint.
+async fn start_narrow_worker(db: &str, dir: &std::path::Path, name: &str) -> HeraldProcess {
+    let mut cmd = herald(db, "worker");
+    cmd.env("HERALD_ENDPOINT_CONCURRENCY", "2");
+    HeraldProcess::spawn(cmd, dir.join(format!("{name}.log"))).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,4 +173,102 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
         duplicates <= WORKER_CONCURRENCY + 64,
         "{duplicates} duplicates: more than one worker's in-flight deliveries"
     );
+}
+
+/// An endpoint disabled or re-pointed through the API node stops receiving
+/// from every worker at once: a claimed delivery re-reads its endpoint just
+/// before it is sent, so only requests already under way go out as they were.
+/// The documented bound is one second (plus those requests); this checks it.
+/// The workers start after the messages are queued, so each claims a batch
+/// larger than it may send at once: those claimed deliveries wait for their
+/// endpoint's slot, and are sent after the edit.
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_through_one_node_reach_every_worker_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = postgres_database_url(dir.path());
+    let receiver = Receiver::start().await;
+    let api = start(&db, "api", dir.path(), "api").await;
+    let token = Keys::new(SECRET.as_bytes()).org_token("org_herald");
+    let http = reqwest::Client::new();
+    let post = |path: String, body: serde_json::Value| {
+        http.post(api.url(&path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let app: serde_json::Value = post("/api/v1/app".into(), json!({"name": "Edits"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app_id = app["id"].as_str().unwrap().to_string();
+    // Slow receivers keep a queue of claimed deliveries waiting for their slot.
+    let mut endpoints = Vec::new();
+    for path in ["/disabled", "/before-move"] {
+        receiver.set_default(path, Reply::status(200).delay(Duration::from_secs(1)));
+        let ep: serde_json::Value = post(
+            format!("/api/v1/app/{app_id}/endpoint"),
+            json!({"url": receiver.url(path)}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        endpoints.push(ep["id"].as_str().unwrap().to_string());
+    }
+    for n in 0..400 {
+        let r = post(
+            format!("/api/v1/app/{app_id}/msg"),
+            json!({"eventType": "edit.test", "payload": {"n": n}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let _workers = [
+        start_narrow_worker(&db, dir.path(), "worker-1").await,
+        start_narrow_worker(&db, dir.path(), "worker-2").await,
+    ];
+    receiver
+        .wait_for("/disabled", 4, Duration::from_secs(30))
+        .await;
+    receiver
+        .wait_for("/before-move", 4, Duration::from_secs(30))
+        .await;
+
+    let edited_at = std::time::Instant::now();
+    for (id, change) in [
+        (&endpoints[0], json!({"disabled": true})),
+        (&endpoints[1], json!({"url": receiver.url("/after-move")})),
+    ] {
+        let r = http
+            .patch(api.url(&format!("/api/v1/app/{app_id}/endpoint/{id}")))
+            .bearer_auth(&token)
+            .json(&change)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // The re-pointed endpoint keeps receiving, at its new URL.
+    receiver
+        .wait_for("/after-move", 1, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let bound = edited_at + Duration::from_secs(1);
+    for path in ["/disabled", "/before-move"] {
+        let got = receiver.received_on(path);
+        let late = got.iter().filter(|r| r.at > bound).count();
+        assert_eq!(
+            late, 0,
+            "{late} requests reached {path} more than 1 s after the edit"
+        );
+        assert!(
+            got.len() < 400,
+            "{path} got everything: the edit changed nothing"
+        );
+    }
 }
