@@ -201,6 +201,16 @@ const CLAIM_DUE_SELECT: &str = "SELECT rowid FROM delivery
        AND endpoint_id NOT IN (SELECT value FROM json_each(?))
      ORDER BY next_attempt_at LIMIT ?";
 
+/// Everything a worker needs to send the deliveries whose rowids follow
+/// (append a parenthesised subquery or list).
+const JOB_SELECT: &str = "SELECT d.rowid AS rid, d.msg_id, d.endpoint_id, d.attempts, d.manual,
+         m.app_id, a.org_id, m.event_type, m.payload, e.url, e.headers, e.disabled, e.date_format
+     FROM delivery d
+     JOIN message m ON m.id = d.msg_id
+     JOIN endpoint e ON e.id = d.endpoint_id
+     JOIN application a ON a.id = m.app_id
+     WHERE d.rowid IN";
+
 /// Payloads to expunge: up to `?2` that expired by `?1` and whose message has
 /// no pending delivery (an accepted message must still be delivered as sent).
 const PRUNE_PAYLOADS_SELECT: &str = "SELECT m.rowid FROM message m
@@ -869,25 +879,34 @@ impl Store for SqliteStore {
         // A claimed delivery's next attempt is its lease's end: if this worker
         // dies, the delivery falls due again by itself, and one index on
         // next_attempt_at finds both new and abandoned work.
-        let sql = format!(
-            "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
-             WHERE rowid IN ({CLAIM_DUE_SELECT})
-             RETURNING msg_id, endpoint_id, attempts, manual"
-        );
-        let claimed = sqlx::query(&sql)
-            .bind(ms(lease_until))
-            .bind(ms(lease_until))
-            .bind(ms(now))
+        // Two statements whatever the batch size (the writer is single, so
+        // nothing else moves between them): read the due deliveries with all
+        // they need, then lease them.
+        let rows = sqlx::query(&format!("{JOB_SELECT} ({CLAIM_DUE_SELECT})"))
             .bind(ms(now))
             .bind(&skip)
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
-        let mut jobs = Vec::with_capacity(claimed.len());
-        for c in &claimed {
-            jobs.push(load_job(&mut tx, c).await?);
+        let rowids: Vec<i64> = rows.iter().map(|r| r.get("rid")).collect();
+        if !rowids.is_empty() {
+            // A claimed delivery's next attempt is its lease's end: if this
+            // worker dies, the delivery falls due again by itself, and one index
+            // on next_attempt_at finds both new and abandoned work.
+            sqlx::query(
+                "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
+                 WHERE rowid IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ms(lease_until))
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(serde_json::to_string(&rowids).expect("integers serialize"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
+        let jobs = rows.iter().map(row_job).collect::<Result<Vec<_>>>()?;
         tx.commit().await.map_err(db_err)?;
         Ok(jobs)
     }
@@ -900,26 +919,33 @@ impl Store for SqliteStore {
         lease_until: Timestamp,
     ) -> Result<Option<Job>> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let claimed = sqlx::query(
-            "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
-             WHERE msg_id = ? AND endpoint_id = ? AND next_attempt_at <= ?
-             RETURNING msg_id, endpoint_id, attempts, manual",
-        )
-        .bind(ms(lease_until))
-        .bind(ms(lease_until))
-        .bind(ms(now))
+        let row = sqlx::query(&format!(
+            "{JOB_SELECT} (SELECT rowid FROM delivery
+                 WHERE msg_id = ? AND endpoint_id = ? AND next_attempt_at <= ?)"
+        ))
         .bind(msg_id)
         .bind(endpoint_id)
         .bind(ms(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        let job = match &claimed {
-            Some(c) => Some(load_job(&mut tx, c).await?),
-            None => None,
+        let Some(row) = row else {
+            return Ok(None);
         };
+        sqlx::query(
+            "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
+             WHERE rowid = ?",
+        )
+        .bind(ms(lease_until))
+        .bind(ms(lease_until))
+        .bind(ms(now))
+        .bind(row.get::<i64, _>("rid"))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let job = row_job(&row)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(job)
+        Ok(Some(job))
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
@@ -1233,34 +1259,22 @@ impl Store for SqliteStore {
 
 /// Everything needed to send a claimed delivery (`claimed` is the row the claim
 /// returned).
-async fn load_job(tx: &mut sqlx::Transaction<'_, Sqlite>, claimed: &SqliteRow) -> Result<Job> {
-    let msg_id: String = claimed.get("msg_id");
-    let endpoint_id: String = claimed.get("endpoint_id");
-    let row = sqlx::query(
-        "SELECT m.app_id, a.org_id, m.event_type, m.payload, e.url, e.headers, e.disabled,
-             e.date_format
-         FROM message m, endpoint e, application a
-         WHERE m.id = ? AND e.id = ? AND a.id = m.app_id",
-    )
-    .bind(&msg_id)
-    .bind(&endpoint_id)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_err)?;
+/// A job from a row of [`JOB_SELECT`].
+fn row_job(row: &SqliteRow) -> Result<Job> {
     let headers: String = row.get("headers");
-    let manual: bool = claimed.get("manual");
+    let manual: bool = row.get("manual");
     Ok(Job {
-        msg_id,
+        msg_id: row.get("msg_id"),
         app_id: row.get("app_id"),
         org_id: row.get("org_id"),
         event_type: row.get("event_type"),
         payload: row.get("payload"),
-        endpoint_id,
+        endpoint_id: row.get("endpoint_id"),
         url: row.get("url"),
         headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         disabled: row.get("disabled"),
         date_format: row.get("date_format"),
-        attempts: claimed.get("attempts"),
+        attempts: row.get("attempts"),
         trigger: if manual {
             TriggerType::Manual
         } else {
