@@ -2,8 +2,10 @@
 //!
 //! One process holds the load client and a recording receiver on 127.0.0.1.
 //! Each scenario starts a fresh Herald as a separate process (`herald serve` on
-//! a temporary SQLite file or a fresh PostgreSQL database), creates an
-//! application and endpoints pointing at the receiver through the Svix API,
+//! a temporary SQLite file or a fresh PostgreSQL database; with `--workers N`,
+//! one `--role api` process and N `--role worker` processes on PostgreSQL),
+//! creates an application and endpoints pointing at the receiver through the
+//! Svix API,
 //! sends messages whose payloads carry their send time, and counts what
 //! arrives: losses, duplicates, rates and end-to-end latencies. With
 //! `--target URL --token T` the same scenarios drive any Svix-compatible server.
@@ -71,6 +73,12 @@ pub struct BenchArgs {
     /// for each scenario and dropped after.
     #[arg(long, default_value = "sqlite")]
     pub database: String,
+
+    /// Worker nodes: 0 starts one `herald serve` doing both the API and the
+    /// delivery worker; N >= 1 starts one `--role api` process and N
+    /// `--role worker` processes on the same fresh database (PostgreSQL only).
+    #[arg(long, default_value_t = 0, conflicts_with = "target")]
+    pub workers: usize,
 
     /// Drive this Svix-compatible server instead of starting Herald.
     #[arg(long, requires = "token")]
@@ -141,6 +149,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         bail!("--fanout must be at least 1 and at most --messages; --backlog at least 1");
     }
     let database = Database::parse(&args.database)?;
+    if args.workers > 0 && matches!(database, Database::Sqlite) {
+        bail!("--workers needs --database postgres://...: separate API and worker processes cannot share a SQLite file (it has one writer, in one process)");
+    }
     let scenarios = selected(&args.scenario);
     let http = load::client(args.concurrency)?;
     let receiver = Receiver::start(Duration::from_millis(args.slow_ms)).await?;
@@ -279,6 +290,7 @@ fn machine(bench: &Bench) -> Value {
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
         "database": bench.target_label(),
+        "workers": bench.args.workers,
         "durability": durability,
         "herald_version": env!("CARGO_PKG_VERSION"),
         "git_commit": commit,
@@ -310,6 +322,12 @@ impl Bench {
     fn target_label(&self) -> String {
         match &self.args.target {
             Some(url) => format!("external target {url}"),
+            None if self.args.workers > 0 => format!(
+                "{}, 1 api + {} worker process{}",
+                self.database.label(),
+                self.args.workers,
+                if self.args.workers == 1 { "" } else { "es" }
+            ),
             None => self.database.label(),
         }
     }
@@ -318,7 +336,7 @@ impl Bench {
     async fn open(&self, env: &[(&str, String)]) -> anyhow::Result<Target> {
         match (&self.args.target, &self.args.token) {
             (Some(url), Some(token)) => Ok(Target::external(self.http.clone(), url, token)),
-            _ => Target::spawn(self.http.clone(), &self.database, env).await,
+            _ => Target::spawn(self.http.clone(), &self.database, self.args.workers, env).await,
         }
     }
 
@@ -403,7 +421,7 @@ impl Bench {
             sent.first_send_us,
             self.raw_per_second,
         );
-        outcome.server_rss = target.close().await;
+        outcome.set_processes(target.close().await);
         Ok(outcome)
     }
 
@@ -561,7 +579,7 @@ impl Bench {
         );
         // Latencies here are mostly the time the receiver was down.
         o.end_to_end = None;
-        o.server_rss = target.close().await;
+        o.set_processes(target.close().await);
         let peak = o.server_rss.map_or(0, |r| r.peak_kb);
         Ok(ScenarioReport {
             name: "backlog",

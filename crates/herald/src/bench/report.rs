@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::load::Sent;
 use super::receiver::PhaseRecord;
-use super::server::Rss;
+use super::server::{ProcessRss, Rss};
 
 /// Latency percentiles, in milliseconds (nearest rank).
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -70,7 +70,10 @@ pub struct Outcome {
     pub end_to_end: Option<Percentiles>,
     /// API call to its answer.
     pub api_call: Option<Percentiles>,
+    /// The server's memory, summed over its processes.
     pub server_rss: Option<Rss>,
+    /// Each server process's memory (`all`, or `api` and `worker k`).
+    pub server_processes: Vec<ProcessRss>,
 }
 
 impl Outcome {
@@ -146,7 +149,14 @@ impl Outcome {
             end_to_end: Percentiles::of(latencies),
             api_call: Percentiles::of(sent.api_latencies_us.clone()),
             server_rss: None,
+            server_processes: Vec::new(),
         }
+    }
+
+    /// Records the server processes' memory as last seen.
+    pub fn set_processes(&mut self, processes: Vec<ProcessRss>) {
+        self.server_rss = super::server::total(&processes);
+        self.server_processes = processes;
     }
 
     /// Whether every accepted message arrived and the server accepted them all.
@@ -219,7 +229,21 @@ pub fn table(header: &str, raw: &Value, scenarios: &[ScenarioReport]) -> String 
                 .map_or("-".to_string(), |r| format!("{:.0} MB", mb(r.peak_kb))),
         );
     }
-    let notes: Vec<&String> = scenarios.iter().filter_map(|s| s.note.as_ref()).collect();
+    let mut notes: Vec<String> = scenarios.iter().filter_map(|s| s.note.clone()).collect();
+    for o in scenarios.iter().flat_map(|s| &s.phases) {
+        if o.server_processes.len() > 1 {
+            let each: Vec<String> = o
+                .server_processes
+                .iter()
+                .map(|p| format!("{} {:.0} MB", p.role, mb(p.rss.peak_kb)))
+                .collect();
+            notes.push(format!(
+                "{}: peak RSS (summed above) {}",
+                o.label,
+                each.join(", ")
+            ));
+        }
+    }
     if !notes.is_empty() {
         let _ = writeln!(out);
         for n in notes {

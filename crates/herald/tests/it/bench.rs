@@ -44,3 +44,56 @@ async fn bench_smoke_runs_every_scenario_and_loses_nothing() {
         }
     }
 }
+
+/// `--workers N` starts one API process and N worker processes on one fresh
+/// PostgreSQL database; it runs when `HERALD_TEST_POSTGRES_URL` is set.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_smoke_with_separate_worker_processes_on_postgres() {
+    let Ok(url) = std::env::var("HERALD_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["bench", "--smoke", "--scenario", "throughput,fanout"])
+            .args(["--workers", "2", "--database", &url, "--json"])
+            .arg(&json)
+            .output(),
+    )
+    .await
+    .expect("the smoke bench finishes within 5 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["machine"]["workers"].as_u64(), Some(2), "{doc}");
+    for name in ["throughput", "fanout"] {
+        for phase in doc["scenarios"][name]["phases"].as_array().unwrap() {
+            assert_eq!(phase["lost"].as_u64(), Some(0), "{name}: {phase}");
+            assert!(phase["deliveries"].as_u64().unwrap() > 0, "{name}: {phase}");
+            let roles: Vec<&str> = phase["server_processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["role"].as_str().unwrap())
+                .collect();
+            assert_eq!(roles, ["api", "worker 1", "worker 2"], "{name}: {phase}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bench_refuses_worker_processes_on_sqlite() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["bench", "--smoke", "--workers", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--workers needs"), "{stderr}");
+}
