@@ -5,6 +5,7 @@
 //! the dispatcher see records from [`model`] and errors from [`StoreError`], never
 //! a row or a connection, so a second backend fits behind the same trait.
 
+mod codec;
 pub mod model;
 mod postgres;
 mod sqlite;

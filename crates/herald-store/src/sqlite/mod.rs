@@ -8,11 +8,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
-use serde_json::Value;
+use chrono::Utc;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -42,58 +41,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
-/// How long a request holding an idempotency key may run before the key is
-/// taken as abandoned.
-const IDEMPOTENCY_ABANDONED_MS: i64 = 30_000;
-
-fn db_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        if d.is_unique_violation() {
-            return StoreError::Conflict(d.message().to_string());
-        }
-    }
-    StoreError::Unavailable(e.to_string())
-}
-
-/// An update or delete that touched no row names something that does not exist.
-fn found(done: SqliteQueryResult) -> Result<()> {
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
-}
-
-fn ms(t: Timestamp) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(n: i64) -> Timestamp {
-    Utc.timestamp_millis_opt(n)
-        .single()
-        .unwrap_or(DateTime::UNIX_EPOCH)
-}
-
-fn opt_ms(n: Option<i64>) -> Option<Timestamp> {
-    n.map(from_ms)
-}
-
-fn json_text(v: &Value) -> String {
-    v.to_string()
-}
-
-fn parse_json(s: &str) -> Result<Value> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn list_text(v: &Option<Vec<String>>) -> Option<String> {
-    v.as_ref()
-        .map(|l| serde_json::to_string(l).expect("a list of strings serializes"))
-}
-
-fn parse_list(s: Option<String>) -> Result<Option<Vec<String>>> {
-    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
-}
+use crate::codec::*;
 
 fn row_app(r: &SqliteRow) -> Result<Application> {
     Ok(Application {
@@ -446,7 +394,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        found(done)
+        found(done.rows_affected())
     }
 
     async fn delete_app(&self, org_id: &str, id: &str) -> Result<()> {
@@ -545,7 +493,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        found(done)
+        found(done.rows_affected())
     }
 
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
@@ -555,7 +503,7 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(db_err)?;
-        found(done)
+        found(done.rows_affected())
     }
 
     async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()> {
@@ -639,7 +587,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        found(done)
+        found(done.rows_affected())
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()> {
@@ -649,7 +597,7 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(db_err)?;
-        found(done)
+        found(done.rows_affected())
     }
 
     async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()> {
