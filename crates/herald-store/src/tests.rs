@@ -168,6 +168,7 @@ on_both_backends!(
     busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite,
     recording_an_attempt_moves_the_delivery_on,
     concurrent_claims_take_each_delivery_once,
+    concurrent_writes_succeed_or_fail_one_by_one,
     idempotency_keys_begin_finish_replay_and_expire,
     pages_follow_bytewise_key_order,
     messages_are_routed_and_filtered,
@@ -463,6 +464,96 @@ async fn concurrent_claims_take_each_delivery_once(t: &TestStore) {
     assert_eq!(all.len(), 200, "every delivery claimed once");
     assert_eq!(distinct.len(), 200, "no delivery claimed twice");
     assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
+}
+
+/// Many writes at once (on SQLite they share a transaction): a duplicate
+/// `eventId` or a missing application fails only its own write, and every
+/// other message, delivery and attempt is stored.
+async fn concurrent_writes_succeed_or_fail_one_by_one(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    for id in ["ep_1", "ep_2"] {
+        t.create_endpoint(&endpoint(id, now), "whsec_key")
+            .await
+            .unwrap();
+    }
+    // 60 messages, three per eventId, plus one for an application that does
+    // not exist, all sent at once.
+    let writes = (0..61)
+        .map(|i| {
+            let store = t.store.clone();
+            let msg = Message {
+                event_id: Some(format!("evt_{}", i / 3)),
+                app_id: if i == 60 { "app_missing" } else { "app_1" }.into(),
+                ..message(&format!("msg_{i:03}"), "a", None, now)
+            };
+            tokio::spawn(async move { store.create_message(&msg, &Targets::Matching).await })
+        })
+        .collect::<Vec<_>>();
+    let mut queued = 0;
+    let mut conflicts = 0;
+    let mut others = Vec::new();
+    for w in writes {
+        match w.await.unwrap() {
+            Ok(n) => queued += n,
+            Err(StoreError::Conflict(_)) => conflicts += 1,
+            Err(e) => others.push(e),
+        }
+    }
+    assert_eq!(queued, 40, "one message per eventId, to both endpoints");
+    assert_eq!(conflicts, 40, "two duplicates of each of 20 eventIds");
+    assert_eq!(
+        others.len(),
+        1,
+        "only the message of the missing app: {others:?}"
+    );
+
+    let jobs = t
+        .claim_due(now, now + Span::seconds(60), 100, &[])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 40);
+    let records = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let store = t.store.clone();
+            let attempt = Attempt {
+                id: format!("atmpt_{i:03}"),
+                msg_id: job.msg_id.clone(),
+                endpoint_id: job.endpoint_id.clone(),
+                status: MessageStatus::Success,
+                response_status_code: 200,
+                ..attempt(now)
+            };
+            // Half succeed, half are retried in a minute.
+            let next = if i % 2 == 0 {
+                Next::Done
+            } else {
+                Next::RetryAt(now + Span::seconds(60))
+            };
+            tokio::spawn(async move { store.record_attempt(&attempt, &next).await })
+        })
+        .collect::<Vec<_>>();
+    for r in records {
+        r.await.unwrap().unwrap();
+    }
+    let mut success = 0;
+    for ep in ["ep_1", "ep_2"] {
+        let stats = t.endpoint_stats(ep, None, None).await.unwrap();
+        success += stats.success;
+        let attempts = t
+            .list_attempts_by_endpoint("app_1", ep, &ListFilter::default(), &page(100, None, false))
+            .await
+            .unwrap();
+        assert_eq!(attempts.items.len(), 20, "every attempt stored for {ep}");
+    }
+    assert_eq!(success, 20);
+    assert_eq!(
+        t.next_due().await.unwrap(),
+        Some(now + Span::seconds(60)),
+        "the retried half waits for its retry, not for its lease"
+    );
 }
 
 async fn idempotency_keys_begin_finish_replay_and_expire(t: &TestStore) {

@@ -18,6 +18,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use crate::model::*;
 use crate::{Result, Store, StoreError};
 
+mod batch;
+use batch::Batcher;
+
 /// Knobs of the embedded store.
 #[derive(Clone, Debug)]
 pub struct SqliteOptions {
@@ -39,6 +42,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Group commit of new messages and attempt outcomes (through `writer`).
+    batch: Batcher,
 }
 
 use crate::codec::*;
@@ -302,7 +307,12 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore { writer, reader })
+        let batch = Batcher::start(writer.clone());
+        Ok(SqliteStore {
+            writer,
+            reader,
+            batch,
+        })
     }
 
     async fn fetch_secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>> {
@@ -722,69 +732,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-                 expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&msg.id)
-        .bind(&msg.app_id)
-        .bind(&msg.event_type)
-        .bind(&msg.event_id)
-        .bind(list_text(&msg.channels))
-        .bind(&msg.payload)
-        .bind(ms(msg.created_at))
-        .bind(msg.expires_at.map(ms))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match db_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!(
-                "a message with eventId {:?} already exists in this application",
-                msg.event_id.as_deref().unwrap_or_default()
-            )),
-            other => other,
-        })?;
-        let endpoint_ids: Vec<String> = match targets.endpoint() {
-            Some(id) => vec![id.to_string()],
-            None => {
-                let rows = sqlx::query("SELECT * FROM endpoint WHERE app_id = ? AND disabled = 0")
-                    .bind(&msg.app_id)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                let mut ids = Vec::new();
-                for r in &rows {
-                    let ep = row_endpoint(r)?;
-                    if ep.accepts(&msg.event_type, msg.channels.as_deref()) {
-                        ids.push(ep.id);
-                    }
-                }
-                ids
-            }
-        };
-        let manual = targets.endpoint().is_some();
-        let now = ms(msg.created_at);
-        let due = ms(targets.due_at(msg.created_at));
-        for endpoint_id in &endpoint_ids {
-            sqlx::query(
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
-                     manual, created_at, updated_at)
-                 VALUES (?, ?, ?, 1, 0, ?, ?, ?, ?)",
-            )
-            .bind(&msg.id)
-            .bind(endpoint_id)
-            .bind(&msg.app_id)
-            .bind(due)
-            .bind(manual)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(endpoint_ids.len() as u64)
+        self.batch.create_message(msg, targets).await
     }
 
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
@@ -897,51 +845,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
-        let (status, next_at) = match next {
-            Next::Done => (MessageStatus::Success, None),
-            Next::RetryAt(t) => (MessageStatus::Pending, Some(ms(*t))),
-            Next::GiveUp => (MessageStatus::Fail, None),
-        };
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
-                 response, response_duration_ms, trigger_type, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&attempt.id)
-        .bind(&attempt.msg_id)
-        .bind(&attempt.endpoint_id)
-        .bind(&attempt.app_id)
-        .bind(&attempt.url)
-        .bind(attempt.status as i64)
-        .bind(attempt.response_status_code)
-        .bind(&attempt.response)
-        .bind(attempt.response_duration_ms)
-        .bind(attempt.trigger_type as i64)
-        .bind(ms(attempt.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
-            // An endpoint disabled while this attempt was in flight (a 410 to
-            // another delivery, or the API) gets no retry.
-            "UPDATE delivery SET
-                 status = CASE WHEN ?1 = 1 AND (SELECT disabled FROM endpoint WHERE id = delivery.endpoint_id)
-                               THEN 2 ELSE ?1 END,
-                 next_attempt_at = CASE WHEN (SELECT disabled FROM endpoint WHERE id = delivery.endpoint_id)
-                                        THEN NULL ELSE ?2 END,
-                 attempts = attempts + 1, lease_until = NULL, manual = 0, updated_at = ?3
-             WHERE msg_id = ?4 AND endpoint_id = ?5",
-        )
-        .bind(status as i64)
-        .bind(next_at)
-        .bind(ms(attempt.created_at))
-        .bind(&attempt.msg_id)
-        .bind(&attempt.endpoint_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        self.batch.record_attempt(attempt, next).await
     }
 
     async fn recover_after_restart(&self) -> Result<u64> {

@@ -1,20 +1,31 @@
 //! One delivery attempt: shape the body for the endpoint (its date format), sign
 //! it, POST it, record the attempt and decide what comes next. The worker loop
-//! and the Test button (`send-example`) both go through [`Deliverer::deliver`].
+//! and the Test button (`send-example`) both go through [`Deliverer`]: the Test
+//! calls [`Deliverer::deliver`]; the worker calls [`Deliverer::send`] while it
+//! holds the endpoint's slot and [`Deliverer::record`] after letting it go.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::schedule::{jittered, retry_after_delay};
 use herald_core::signing::{signature_header, EndpointSecret};
-use herald_store::{Attempt, Job, MessageStatus, Next, Store};
+use herald_store::{Attempt, Endpoint, Job, MessageStatus, Next, Store};
 use reqwest::header::HeaderMap;
 
 use super::client::{self, DeliveryClient, Outcome};
 use crate::config::Config;
+
+/// How long the worker reuses what it read of an endpoint (its URL, headers,
+/// state and signing keys) before reading it again. An edit, a disable, a
+/// delete or a key rotation, made on any node, applies to every delivery that
+/// starts this long after it; the Test button always reads afresh.
+pub const ENDPOINT_FRESHNESS: Duration = Duration::from_millis(200);
+/// Endpoints remembered before stale entries are swept.
+const ENDPOINT_CACHE_SWEEP: usize = 4096;
 
 /// Whether a failed attempt is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +36,19 @@ pub enum Retries {
     None,
 }
 
+/// An endpoint as last read, with its signing keys ready to sign.
+struct Current {
+    read_at: Instant,
+    /// `None`: the endpoint is gone.
+    endpoint: Option<Endpoint>,
+    secrets: Arc<Vec<EndpointSecret>>,
+}
+
 pub struct Deliverer {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     client: DeliveryClient,
+    endpoints: Mutex<HashMap<String, Arc<Current>>>,
 }
 
 impl Deliverer {
@@ -38,6 +58,7 @@ impl Deliverer {
             store,
             config,
             client,
+            endpoints: Mutex::default(),
         })
     }
 
@@ -45,7 +66,23 @@ impl Deliverer {
     /// could not be made (signing keys unreadable: the lease then runs out and
     /// the delivery is tried again; or the endpoint was deleted meanwhile).
     pub async fn deliver(&self, job: Job, retries: Retries) -> Option<Attempt> {
-        let job = self.with_current_endpoint(job).await?;
+        let (attempt, next) = self.send(job, retries).await?;
+        self.record(&attempt, &next).await;
+        Some(attempt)
+    }
+
+    /// Makes one attempt and decides what comes next, without recording it.
+    /// `None` as for [`Deliverer::deliver`].
+    pub async fn send(&self, job: Job, retries: Retries) -> Option<(Attempt, Next)> {
+        let fresh = retries == Retries::None;
+        let (job, secrets) = match self.with_current_endpoint(job, fresh).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load signing keys; will retry");
+                return None;
+            }
+        };
         let outcome = if job.disabled {
             Outcome::NoResponse {
                 reason: "the endpoint is disabled".into(),
@@ -53,16 +90,8 @@ impl Deliverer {
             }
         } else {
             let body = self.body_for(&job).await;
-            match self
-                .signed_headers(&job, Utc::now().timestamp(), &body)
-                .await
-            {
-                Ok(headers) => self.client.post(&job.url, headers, body).await,
-                Err(e) => {
-                    tracing::error!(error = %e, msg = %job.msg_id, "cannot load signing keys; will retry");
-                    return None;
-                }
-            }
+            let headers = signed_headers(&job, &secrets, Utc::now().timestamp(), &body);
+            self.client.post(&job.url, headers, body).await
         };
         let failed_attempts = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
         let retry = |hint| match retries {
@@ -109,33 +138,82 @@ impl Deliverer {
             trigger_type: job.trigger,
             created_at: Utc::now(),
         };
-        if let Err(e) = self.store.record_attempt(&attempt, &next).await {
-            // The lease runs out and the delivery is tried again: at least once.
-            tracing::error!(error = %e, msg = %job.msg_id, "cannot record attempt; the delivery will be retried");
-        }
-        Some(attempt)
+        Some((attempt, next))
     }
 
-    /// The job with its endpoint as it is now. A claimed delivery may wait for
-    /// its endpoint's slot; an edit, a disable or a delete made meanwhile, on any
-    /// node, applies to it: only a request already under way goes out as it was.
-    /// `None` when the endpoint is gone. If the database cannot say, the claim's
-    /// copy is used (recording the attempt needs the database anyway).
-    async fn with_current_endpoint(&self, mut job: Job) -> Option<Job> {
-        match self.store.get_endpoint(&job.app_id, &job.endpoint_id).await {
-            Ok(Some(ep)) => {
-                job.url = ep.url;
-                job.headers = ep.headers;
-                job.disabled = ep.disabled;
-                job.date_format = ep.date_format;
-                Some(job)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, endpoint = %job.endpoint_id, "cannot re-read the endpoint; using the claim's copy");
-                Some(job)
+    /// Records an attempt [`Deliverer::send`] made.
+    pub async fn record(&self, attempt: &Attempt, next: &Next) {
+        if let Err(e) = self.store.record_attempt(attempt, next).await {
+            // The lease runs out and the delivery is tried again: at least once.
+            tracing::error!(error = %e, msg = %attempt.msg_id, "cannot record attempt; the delivery will be retried");
+        }
+    }
+
+    /// The endpoint as read at most [`ENDPOINT_FRESHNESS`] ago (`fresh`: now).
+    async fn current(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        fresh: bool,
+    ) -> anyhow::Result<Arc<Current>> {
+        if !fresh {
+            let cached = self
+                .endpoints
+                .lock()
+                .expect("endpoint cache lock")
+                .get(endpoint_id)
+                .cloned();
+            if let Some(c) = cached.filter(|c| c.read_at.elapsed() < ENDPOINT_FRESHNESS) {
+                return Ok(c);
             }
         }
+        let read_at = Instant::now();
+        let endpoint = self.store.get_endpoint(app_id, endpoint_id).await?;
+        let secrets = match &endpoint {
+            Some(_) => {
+                let keys = self.store.secrets(endpoint_id, Utc::now()).await?;
+                keys.iter()
+                    .filter_map(|k| EndpointSecret::parse(&k.key).ok())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let current = Arc::new(Current {
+            read_at,
+            endpoint,
+            secrets: Arc::new(secrets),
+        });
+        let mut cache = self.endpoints.lock().expect("endpoint cache lock");
+        if cache.len() >= ENDPOINT_CACHE_SWEEP {
+            cache.retain(|_, c| c.read_at.elapsed() < ENDPOINT_FRESHNESS);
+        }
+        cache.insert(endpoint_id.to_string(), current.clone());
+        Ok(current)
+    }
+
+    /// The job with its endpoint as it is now, and the keys to sign with. A
+    /// claimed delivery may wait for its endpoint's slot; an edit, a disable or
+    /// a delete made meanwhile, on any node, applies to it: only a request
+    /// already under way goes out as it was. `Ok(None)` when the endpoint is
+    /// gone; an error when it has no usable signing key or the database cannot
+    /// say (the lease then runs out and the delivery is tried again).
+    async fn with_current_endpoint(
+        &self,
+        mut job: Job,
+        fresh: bool,
+    ) -> anyhow::Result<Option<(Job, Arc<Vec<EndpointSecret>>)>> {
+        let current = self.current(&job.app_id, &job.endpoint_id, fresh).await?;
+        let Some(ep) = &current.endpoint else {
+            return Ok(None);
+        };
+        if current.secrets.is_empty() {
+            anyhow::bail!("endpoint {} has no usable signing key", job.endpoint_id);
+        }
+        job.url.clone_from(&ep.url);
+        job.headers.clone_from(&ep.headers);
+        job.disabled = ep.disabled;
+        job.date_format.clone_from(&ep.date_format);
+        Ok(Some((job, current.secrets.clone())))
     }
 
     /// Gone: the receiver asks us to stop. Disable the endpoint.
@@ -192,35 +270,22 @@ impl Deliverer {
         }
         serde_json::to_vec(&payload).unwrap_or_else(|_| job.payload.clone().into_bytes())
     }
+}
 
-    /// The Standard Webhooks headers (and their `svix-` twins) over the exact
-    /// bytes sent, plus the endpoint's own headers.
-    async fn signed_headers(
-        &self,
-        job: &Job,
-        timestamp: i64,
-        body: &[u8],
-    ) -> anyhow::Result<HeaderMap> {
-        let keys = self.store.secrets(&job.endpoint_id, Utc::now()).await?;
-        let secrets: Vec<EndpointSecret> = keys
-            .iter()
-            .filter_map(|k| EndpointSecret::parse(&k.key).ok())
-            .collect();
-        if secrets.is_empty() {
-            anyhow::bail!("endpoint {} has no usable signing key", job.endpoint_id);
-        }
-        let signature = signature_header(&secrets, &job.msg_id, timestamp, body);
-        let timestamp = timestamp.to_string();
-        let mut headers = HeaderMap::new();
-        for (name, value) in &job.headers {
-            client::insert(&mut headers, name, value);
-        }
-        client::insert(&mut headers, "content-type", "application/json");
-        for prefix in ["webhook", "svix"] {
-            client::insert(&mut headers, &format!("{prefix}-id"), &job.msg_id);
-            client::insert(&mut headers, &format!("{prefix}-timestamp"), &timestamp);
-            client::insert(&mut headers, &format!("{prefix}-signature"), &signature);
-        }
-        Ok(headers)
+/// The Standard Webhooks headers (and their `svix-` twins) over the exact
+/// bytes sent, plus the endpoint's own headers.
+fn signed_headers(job: &Job, secrets: &[EndpointSecret], timestamp: i64, body: &[u8]) -> HeaderMap {
+    let signature = signature_header(secrets, &job.msg_id, timestamp, body);
+    let timestamp = timestamp.to_string();
+    let mut headers = HeaderMap::new();
+    for (name, value) in &job.headers {
+        client::insert(&mut headers, name, value);
     }
+    client::insert(&mut headers, "content-type", "application/json");
+    for prefix in ["webhook", "svix"] {
+        client::insert(&mut headers, &format!("{prefix}-id"), &job.msg_id);
+        client::insert(&mut headers, &format!("{prefix}-timestamp"), &timestamp);
+        client::insert(&mut headers, &format!("{prefix}-signature"), &signature);
+    }
+    headers
 }

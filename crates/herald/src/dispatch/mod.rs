@@ -13,7 +13,7 @@ pub use deliver::{Deliverer, Retries};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use herald_store::Store;
@@ -25,6 +25,14 @@ use crate::config::Config;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 64;
+/// While deliveries are in flight, the worker claims again only once this many
+/// slots are free, so that under load each claim takes a batch, not one.
+const CLAIM_MIN: usize = 16;
+/// Deliveries of one endpoint claimed ahead, in multiples of its concurrency:
+/// they wait in this worker for a slot, so a freed slot is refilled without a
+/// trip to the database, and the next claim for the endpoint comes when half
+/// of them are gone.
+const CLAIM_AHEAD: usize = 4;
 /// Longest idle sleep: retries that fall due are found at least this often.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Poll interval while some endpoints are at their concurrency limit.
@@ -74,11 +82,23 @@ impl Dispatcher {
         let tasks = TaskTracker::new();
         let mut backoff = Duration::from_millis(100);
 
+        let ahead = this.config.endpoint_concurrency * CLAIM_AHEAD;
+        let claim_min = CLAIM_MIN.min(this.config.worker_concurrency);
+        // A claimed delivery that waited for its slot so long that its lease may
+        // run out before its request does is not sent: another claim may have it.
+        let max_wait = this
+            .config
+            .lease
+            .saturating_sub(this.config.delivery_timeout)
+            .saturating_sub(Duration::from_secs(1));
         while !shutdown.is_cancelled() {
-            let free = global.available_permits().min(CLAIM_BATCH);
-            if free == 0 {
+            let available = global.available_permits();
+            let in_flight = this.config.worker_concurrency - available;
+            let free = available.min(CLAIM_BATCH);
+            if free == 0 || (in_flight > 0 && free < claim_min) {
                 tokio::select! {
-                    permit = global.clone().acquire_owned() => drop(permit),
+                    _ = freed.notified() => {}
+                    _ = tokio::time::sleep(BUSY_POLL) => {}
                     _ = shutdown.cancelled() => break,
                 }
                 continue;
@@ -87,7 +107,7 @@ impl Dispatcher {
                 let slots = slots.lock().expect("slots lock");
                 slots
                     .iter()
-                    .filter(|(_, s)| s.queued >= this.config.endpoint_concurrency)
+                    .filter(|(_, s)| s.queued >= ahead)
                     .map(|(id, _)| id.clone())
                     .collect()
             };
@@ -114,6 +134,7 @@ impl Dispatcher {
                 }
             };
             let claimed = jobs.len();
+            let claimed_at = Instant::now();
             for job in jobs {
                 let permit = global
                     .clone()
@@ -132,18 +153,26 @@ impl Dispatcher {
                 let this = this.clone();
                 let slots = slots.clone();
                 let freed = freed.clone();
+                let global = global.clone();
                 let shutdown = shutdown.clone();
                 tasks.spawn(async move {
                     let endpoint_id = job.endpoint_id.clone();
+                    let mut outcome = None;
                     if let Ok(_running) = endpoint_sem.acquire().await {
                         // A delivery still waiting for its endpoint's slot when
                         // shutdown starts is not begun; it is retried after restart.
-                        if !shutdown.is_cancelled() {
-                            this.deliverer.deliver(job, Retries::Scheduled).await;
+                        if !shutdown.is_cancelled() && claimed_at.elapsed() < max_wait {
+                            outcome = this.deliverer.send(job, Retries::Scheduled).await;
                         }
                     }
-                    release(&slots, &endpoint_id, permit);
-                    freed.notify_one();
+                    // The endpoint's slot is free again before the outcome is
+                    // written: recording does not touch the endpoint.
+                    if let Some((attempt, next)) = outcome {
+                        this.deliverer.record(&attempt, &next).await;
+                    }
+                    if release(&slots, &endpoint_id, ahead, permit, &global, claim_min) {
+                        freed.notify_one();
+                    }
                 });
             }
             if claimed == free {
@@ -165,7 +194,7 @@ impl Dispatcher {
             };
             tokio::select! {
                 _ = this.wake.notified() => {}
-                _ = freed.notified(), if !busy.is_empty() => {}
+                _ = freed.notified() => {}
                 _ = this.store.wait_for_work(wait) => {}
                 _ = shutdown.cancelled() => break,
             }
@@ -182,13 +211,26 @@ impl Dispatcher {
     }
 }
 
-fn release(slots: &Slots, endpoint_id: &str, permit: OwnedSemaphorePermit) {
+/// Gives back a finished delivery's slots. True when the claim loop may have
+/// been waiting for this: the endpoint fell to half of what it may have
+/// claimed ahead, or enough worker slots are free again for a batch.
+fn release(
+    slots: &Slots,
+    endpoint_id: &str,
+    ahead: usize,
+    permit: OwnedSemaphorePermit,
+    global: &Semaphore,
+    claim_min: usize,
+) -> bool {
     drop(permit);
+    let mut unblocked = global.available_permits() == claim_min;
     let mut slots = slots.lock().expect("slots lock");
     if let Some(slot) = slots.get_mut(endpoint_id) {
         slot.queued -= 1;
+        unblocked |= slot.queued == ahead / 2;
         if slot.queued == 0 {
             slots.remove(endpoint_id);
         }
     }
+    unblocked
 }
