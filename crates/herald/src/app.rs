@@ -77,6 +77,7 @@ pub async fn serve(
         keys: Keys::new(config.secret_bytes()),
         wake: wake.clone(),
         deliverer: deliverer.clone(),
+        lookups: Arc::default(),
     };
     // Pruning is the worker's housekeeping, so an API-only node never does it.
     let pruner = config

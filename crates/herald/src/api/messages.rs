@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_core::name::{validate_channel, validate_name};
 use herald_core::schema::{pointer_segments, validate};
-use herald_store::{Page, Targets};
+use herald_store::Targets;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -95,12 +95,19 @@ pub async fn create(
     }
     let with_content = params.bool("with_content", true)?;
 
-    let app = match (load_app(&state, &who, &app_id).await, input.application) {
-        (Ok(app), _) => app,
-        (Err(ApiError::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
+    let app = state
+        .lookups
+        .app(state.store.as_ref(), &who.org_id, &app_id)
+        .await?
+        .filter(|app| who.can_see_app(&app.id));
+    let app = match (app, input.application) {
+        (Some(app), _) => app,
+        (None, Some(mut new_app)) if who.app_id.is_none() => {
             new_app.uid.get_or_insert(app_id);
             let app = new_app.into_new(&who.org_id)?;
-            match state.store.create_app(&app).await {
+            let created = state.store.create_app(&app).await;
+            state.lookups.forget(&who.org_id);
+            match created {
                 Ok(()) => app,
                 // Created by a concurrent request with the same uid: use that one.
                 Err(herald_store::StoreError::Conflict(_)) => {
@@ -109,7 +116,7 @@ pub async fn create(
                 Err(e) => return Err(e.into()),
             }
         }
-        (Err(e), _) => return Err(e),
+        (None, _) => return Err(ApiError::NotFound("application")),
     };
 
     check_event_type(&state, &app.org_id, &input.event_type, &input.payload).await?;
@@ -139,21 +146,18 @@ async fn check_event_type(
     name: &str,
     payload: &RawValue,
 ) -> ApiResult<()> {
-    let Some(et) = state.store.get_event_type(org_id, name).await? else {
-        let any = Page {
-            limit: 1,
-            iterator: None,
-            descending: false,
-        };
-        if state
-            .store
-            .list_event_types(org_id, true, &any)
-            .await?
-            .items
-            .is_empty()
-        {
-            return Ok(());
+    let catalog = state.lookups.catalog(state.store.as_ref(), org_id).await?;
+    let looked_up;
+    let et = match &catalog {
+        // An organisation without event types accepts any (as Svix does).
+        Some(catalog) if catalog.is_empty() => return Ok(()),
+        Some(catalog) => catalog.get(name),
+        None => {
+            looked_up = state.store.get_event_type(org_id, name).await?;
+            looked_up.as_ref()
         }
+    };
+    let Some(et) = et else {
         return Err(ApiError::field(
             &["eventType"],
             format!("unknown event type {name:?}: create it (POST /api/v1/event-type) or import a catalog first"),

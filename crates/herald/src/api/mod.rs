@@ -9,6 +9,7 @@ pub mod error;
 mod event_types;
 pub mod extract;
 mod idempotency;
+pub mod lookups;
 mod messages;
 mod out;
 mod portal_access;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Sends a Test delivery right away, outside the worker.
     pub deliverer: Arc<Deliverer>,
+    /// Applications and event types as recently read, for creating messages.
+    pub lookups: Arc<lookups::Lookups>,
 }
 
 pub fn router(state: AppState) -> Router {
