@@ -32,13 +32,16 @@ impl<T> Entry<T> {
     }
 }
 
+/// (organisation, application id or uid).
+type AppKey = (String, String);
+
 /// The event types of one organisation, by name.
 pub type Catalog = Arc<HashMap<String, EventType>>;
 
 #[derive(Default)]
 pub struct Lookups {
     /// By (organisation, application id or uid); `None`: no such application.
-    apps: Mutex<HashMap<(String, String), Entry<Option<Application>>>>,
+    apps: Mutex<HashMap<AppKey, Entry<Option<Application>>>>,
     /// By organisation; `None`: too many to keep.
     catalogs: Mutex<HashMap<String, Entry<Option<Catalog>>>>,
     /// Bumped by every [`Lookups::forget`]: a read that a change overtook is
