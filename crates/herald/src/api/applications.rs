@@ -196,6 +196,7 @@ pub async fn delete(
     require_org(&who)?;
     let app = load_app(&state, &who, &app_id).await?;
     state.store.delete_app(&who.org_id, &app.id).await?;
+    state.deliverer.forget_all();
     state.lookups.forget(&who.org_id);
     Ok(StatusCode::NO_CONTENT)
 }

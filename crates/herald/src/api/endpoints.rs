@@ -306,6 +306,7 @@ pub async fn update(
         .update_endpoint(&ep)
         .await
         .map_err(uid_conflict)?;
+    state.deliverer.forget(&ep.id);
     Ok(Json(ep.into()))
 }
 
@@ -369,6 +370,7 @@ pub async fn patch(
         .update_endpoint(&ep)
         .await
         .map_err(uid_conflict)?;
+    state.deliverer.forget(&ep.id);
     Ok(Json(ep.into()))
 }
 
@@ -380,6 +382,7 @@ pub async fn delete(
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     state.store.delete_endpoint(&app.id, &ep.id).await?;
+    state.deliverer.forget(&ep.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -447,6 +450,7 @@ pub async fn rotate_secret(
         .store
         .rotate_secret(&ep.id, &key, now + Duration::seconds(i64::from(grace)), now)
         .await?;
+    state.deliverer.forget(&ep.id);
     Ok(Json(SecretOut { key }))
 }
 
@@ -504,6 +508,7 @@ pub async fn put_headers(
     ep.headers = check_headers(&input.headers)?;
     ep.updated_at = Utc::now();
     state.store.update_endpoint(&ep).await?;
+    state.deliverer.forget(&ep.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -533,6 +538,7 @@ pub async fn patch_headers(
     ep.headers.extend(check_headers(&set)?);
     ep.updated_at = Utc::now();
     state.store.update_endpoint(&ep).await?;
+    state.deliverer.forget(&ep.id);
     Ok(StatusCode::NO_CONTENT)
 }
 

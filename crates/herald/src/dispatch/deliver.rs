@@ -149,6 +149,20 @@ impl Deliverer {
         }
     }
 
+    /// Forgets what was read of the endpoint: call after changing it, so the
+    /// next delivery from this process reads it afresh.
+    pub fn forget(&self, endpoint_id: &str) {
+        self.endpoints
+            .lock()
+            .expect("endpoint cache lock")
+            .remove(endpoint_id);
+    }
+
+    /// Forgets every endpoint read (after deleting an application).
+    pub fn forget_all(&self) {
+        self.endpoints.lock().expect("endpoint cache lock").clear();
+    }
+
     /// The endpoint as read at most [`ENDPOINT_FRESHNESS`] ago (`fresh`: now).
     async fn current(
         &self,
@@ -218,7 +232,9 @@ impl Deliverer {
 
     /// Gone: the receiver asks us to stop. Disable the endpoint.
     async fn disable_gone(&self, endpoint_id: &str) {
-        match self.store.disable_endpoint(endpoint_id).await {
+        let disabled = self.store.disable_endpoint(endpoint_id).await;
+        self.forget(endpoint_id);
+        match disabled {
             Ok(()) => {
                 tracing::info!(endpoint = %endpoint_id, "endpoint answered 410 Gone; disabled")
             }

@@ -342,6 +342,7 @@ pub async fn update(
     ep.headers = c.headers;
     ep.updated_at = Utc::now();
     state.store.update_endpoint(&ep).await?;
+    state.deliverer.forget(&ep.id);
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=saved", ep.id)).into_response())
 }
 

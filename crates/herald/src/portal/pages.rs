@@ -585,6 +585,7 @@ pub async fn delete(
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
     state.store.delete_endpoint(&app.id, &ep.id).await?;
+    state.deliverer.forget(&ep.id);
     Ok(see_other("/portal/?notice=deleted"))
 }
 
@@ -600,6 +601,7 @@ pub async fn toggle(
     ep.disabled = !ep.disabled;
     ep.updated_at = Utc::now();
     state.store.update_endpoint(&ep).await?;
+    state.deliverer.forget(&ep.id);
     let notice = if ep.disabled { "disabled" } else { "enabled" };
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice={notice}",
@@ -623,6 +625,7 @@ pub async fn rotate(
         .store
         .rotate_secret(&ep.id, &key, now + grace, now)
         .await?;
+    state.deliverer.forget(&ep.id);
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice=rotated#secret",
         ep.id
