@@ -96,9 +96,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64>;
 
     // Messages.
-    /// Writes the message and its deliveries in one transaction; returns how many
-    /// deliveries were queued. A duplicate `event_id` is a `Conflict`.
-    async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64>;
+    /// Writes the message and its deliveries in one transaction; returns the
+    /// endpoints it was queued to. A duplicate `event_id` is a `Conflict`.
+    async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<Vec<String>>;
     /// By id or event id.
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>>;
     async fn list_messages(

@@ -255,7 +255,7 @@ async fn seed(store: &dyn Store, now: Timestamp) {
             .create_message(&msg, &Targets::Matching)
             .await
             .unwrap(),
-        1
+        ["ep_1"]
     );
     let dup = Message {
         id: "msg_2".into(),
@@ -298,7 +298,7 @@ async fn a_held_delivery_is_left_to_its_holder(t: &TestStore) {
         t.create_message(&message("msg_1", "a", None, now), &held)
             .await
             .unwrap(),
-        1
+        ["ep_1"]
     );
     // Workers do not see it before `until`...
     assert!(t
@@ -438,7 +438,13 @@ async fn concurrent_claims_take_each_delivery_once(t: &TestStore) {
     }
     for i in 0..100 {
         let msg = message(&format!("msg_{i:03}"), "a", None, now);
-        assert_eq!(t.create_message(&msg, &Targets::Matching).await.unwrap(), 2);
+        assert_eq!(
+            t.create_message(&msg, &Targets::Matching)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
     let lease = now + Span::seconds(60);
     let workers = (0..4)
@@ -495,7 +501,7 @@ async fn concurrent_writes_succeed_or_fail_one_by_one(t: &TestStore) {
     let mut others = Vec::new();
     for w in writes {
         match w.await.unwrap() {
-            Ok(n) => queued += n,
+            Ok(endpoints) => queued += endpoints.len(),
             Err(StoreError::Conflict(_)) => conflicts += 1,
             Err(e) => others.push(e),
         }
@@ -721,7 +727,10 @@ async fn messages_are_routed_and_filtered(t: &TestStore) {
     ];
     for (msg, want) in &queued {
         assert_eq!(
-            t.create_message(msg, &Targets::Matching).await.unwrap(),
+            t.create_message(msg, &Targets::Matching)
+                .await
+                .unwrap()
+                .len(),
             *want,
             "{}",
             msg.id
@@ -803,7 +812,7 @@ async fn messages_are_routed_and_filtered(t: &TestStore) {
         t.create_message(&example, &Targets::Only("ep_type".into()))
             .await
             .unwrap(),
-        1
+        ["ep_type"]
     );
     let job = t
         .claim_delivery("msg_4", "ep_type", at(4), at(64))

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use herald_store::{SqliteOptions, Store};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::auth::{Keys, DEFAULT_ORG};
 use crate::config::Config;
-use crate::dispatch::{Deliverer, Dispatcher};
+use crate::dispatch::{Deliverer, Dispatcher, Wake};
 
 /// Opens the store a configuration names, running migrations.
 pub async fn open_store(
@@ -69,7 +68,7 @@ pub async fn serve(
             }
         }
     }
-    let wake = Arc::new(Notify::new());
+    let wake = Arc::new(Wake::default());
     let deliverer = Arc::new(Deliverer::new(store.clone(), config.clone())?);
     let state = AppState {
         store: store.clone(),

@@ -821,7 +821,7 @@ impl Store for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64> {
+    async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
@@ -886,7 +886,7 @@ impl Store for PostgresStore {
             notify_work(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(endpoint_ids.len() as u64)
+        Ok(endpoint_ids)
     }
 
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {

@@ -32,7 +32,7 @@ pub(super) enum Write {
     Message {
         msg: Message,
         targets: Targets,
-        reply: oneshot::Sender<Result<u64>>,
+        reply: oneshot::Sender<Result<Vec<String>>>,
     },
     Attempt {
         attempt: Attempt,
@@ -66,7 +66,11 @@ impl Batcher {
         Batcher { queue }
     }
 
-    pub(super) async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<u64> {
+    pub(super) async fn create_message(
+        &self,
+        msg: &Message,
+        targets: &Targets,
+    ) -> Result<Vec<String>> {
         let (reply, answer) = oneshot::channel();
         self.submit(Write::Message {
             msg: msg.clone(),
@@ -130,9 +134,9 @@ async fn write_and_answer(writer: &SqlitePool, writes: Vec<Write>) {
     }
 }
 
-/// What became of each write of a committed batch, in order: deliveries
-/// queued for a message (or why it was refused), nothing for an attempt.
-type Outcome = Result<u64>;
+/// What became of each write of a committed batch, in order: the endpoints a
+/// message was queued to (or why it was refused), nothing for an attempt.
+type Outcome = Result<Vec<String>>;
 
 fn answer(writes: Vec<Write>, outcomes: Vec<Outcome>) {
     for (write, outcome) in writes.into_iter().zip(outcomes) {
@@ -168,7 +172,7 @@ async fn write_batch(writer: &SqlitePool, writes: &[Write]) -> Result<Vec<Outcom
         .iter()
         .map(|w| match w {
             Write::Message { .. } => queued.next().expect("one outcome per message"),
-            Write::Attempt { .. } => Ok(0),
+            Write::Attempt { .. } => Ok(Vec::new()),
         })
         .collect())
 }
@@ -266,7 +270,10 @@ async fn insert_messages(
                 }
             }
         }
-        outcomes.push(Ok((deliveries.len() - before) as u64));
+        outcomes.push(Ok(deliveries[before..]
+            .iter()
+            .map(|d| d.endpoint_id.to_string())
+            .collect()));
     }
     for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
         let mut qb: QueryBuilder<'_, Sqlite> = QueryBuilder::new(

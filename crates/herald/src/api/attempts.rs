@@ -127,6 +127,6 @@ pub async fn resend(
         .store
         .resend(&app.id, &msg.id, &ep.id, Utc::now())
         .await?;
-    state.wake.notify_one();
+    state.wake.any();
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

@@ -719,7 +719,7 @@ pub async fn recover(
         .store
         .recover(&ep.id, input.since, input.until, now)
         .await?;
-    state.wake.notify_one();
+    state.wake.any();
     tracing::info!(endpoint = %ep.id, queued, "recover queued failed deliveries");
     Ok((
         StatusCode::ACCEPTED,

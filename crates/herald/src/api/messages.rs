@@ -128,8 +128,8 @@ pub async fn create(
         channels,
         retention_days,
     );
-    state.store.create_message(&msg, &Targets::Matching).await?;
-    state.wake.notify_one();
+    let endpoints = state.store.create_message(&msg, &Targets::Matching).await?;
+    state.wake.endpoints(endpoints);
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageOut::new(msg, with_content)),

@@ -25,11 +25,10 @@ use std::sync::Arc;
 use herald_core::name::validate_name;
 use herald_store::{Application, Endpoint, Message, Store};
 use serde_json::Value;
-use tokio::sync::Notify;
 
 use crate::auth::{Keys, Principal};
 use crate::config::Config;
-use crate::dispatch::Deliverer;
+use crate::dispatch::{Deliverer, Wake};
 use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -39,7 +38,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub keys: Keys,
     /// Wakes the dispatcher when new work is queued.
-    pub wake: Arc<Notify>,
+    pub wake: Arc<Wake>,
     /// Sends a Test delivery right away, outside the worker.
     pub deliverer: Arc<Deliverer>,
     /// Applications and event types as recently read, for creating messages.

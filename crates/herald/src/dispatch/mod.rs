@@ -8,8 +8,10 @@
 
 pub mod client;
 mod deliver;
+mod wake;
 
 pub use deliver::{Deliverer, Retries};
+pub use wake::Wake;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,7 +44,7 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     deliverer: Arc<Deliverer>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
 }
 
 /// Per-endpoint accounting, so that one slow endpoint cannot take every slot.
@@ -60,7 +62,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         config: Arc<Config>,
         deliverer: Arc<Deliverer>,
-        wake: Arc<Notify>,
+        wake: Arc<Wake>,
     ) -> Dispatcher {
         Dispatcher {
             store,
@@ -192,11 +194,22 @@ impl Dispatcher {
             } else {
                 wait.max(BUSY_POLL)
             };
-            tokio::select! {
-                _ = this.wake.notified() => {}
-                _ = freed.notified() => {}
-                _ = this.store.wait_for_work(wait) => {}
-                _ = shutdown.cancelled() => break,
+            let deadline = Instant::now() + wait;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::select! {
+                    _ = this.wake.notified() => {
+                        // New work only for endpoints this worker is already
+                        // busy with: they are claimed when a slot frees.
+                        if this.wake.take().only_for(&busy) && !left.is_zero() {
+                            continue;
+                        }
+                    }
+                    _ = freed.notified() => {}
+                    _ = this.store.wait_for_work(left) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                break;
             }
         }
 

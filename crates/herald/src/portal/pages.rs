@@ -649,7 +649,7 @@ pub async fn recover(
         .and_then(parse_local)
         .unwrap_or(now - Duration::hours(24));
     let queued = state.store.recover(&ep.id, since, None, now).await?;
-    state.wake.notify_one();
+    state.wake.any();
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice=recovered&n={queued}#delivery-log",
         ep.id
@@ -778,7 +778,7 @@ pub async fn resend(
         .store
         .resend(&app.id, &msg.id, &ep.id, Utc::now())
         .await?;
-    state.wake.notify_one();
+    state.wake.any();
     Ok(see_other(&format!(
         "/portal/endpoints/{}/messages/{}?notice=resent",
         ep.id, msg.id
