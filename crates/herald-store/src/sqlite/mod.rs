@@ -147,13 +147,13 @@ fn row_attempt(r: &SqliteRow) -> Attempt {
 }
 
 /// The due deliveries a claim takes (binds: now, the endpoints to skip as a
-/// JSON list, the limit). It walks the partial index `delivery_due`, which
+/// JSON list, the limit, and a time they fell due after). It walks the partial index `delivery_due`, which
 /// covers it (skipping a busy endpoint's rows reads no table row); the index
 /// tests below keep it that way.
 const CLAIM_DUE_SELECT: &str = "SELECT rowid FROM delivery
-     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
-       AND endpoint_id NOT IN (SELECT value FROM json_each(?))
-     ORDER BY next_attempt_at LIMIT ?";
+     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 AND next_attempt_at > ?4
+       AND endpoint_id NOT IN (SELECT value FROM json_each(?2))
+     ORDER BY next_attempt_at LIMIT ?3";
 
 /// Everything a worker needs to send the deliveries whose rowids follow
 /// (append a parenthesised subquery or list).
@@ -314,6 +314,53 @@ impl SqliteStore {
             reader,
             batch,
         })
+    }
+
+    /// Claims due deliveries (those that fell due after `since`, if given).
+    async fn claim(
+        &self,
+        now: Timestamp,
+        since: Option<Timestamp>,
+        lease_until: Timestamp,
+        limit: u32,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<Job>> {
+        let skip = serde_json::to_string(skip_endpoints).expect("strings serialize");
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // A claimed delivery's next attempt is its lease's end: if this worker
+        // dies, the delivery falls due again by itself, and one index on
+        // next_attempt_at finds both new and abandoned work.
+        // Two statements whatever the batch size (the writer is single, so
+        // nothing else moves between them): read the due deliveries with all
+        // they need, then lease them.
+        let rows = sqlx::query(&format!("{JOB_SELECT} ({CLAIM_DUE_SELECT})"))
+            .bind(ms(now))
+            .bind(&skip)
+            .bind(i64::from(limit))
+            .bind(since.map_or(i64::MIN, ms))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let rowids: Vec<i64> = rows.iter().map(|r| r.get("rid")).collect();
+        if !rowids.is_empty() {
+            // A claimed delivery's next attempt is its lease's end: if this
+            // worker dies, the delivery falls due again by itself, and one index
+            // on next_attempt_at finds both new and abandoned work.
+            sqlx::query(
+                "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
+                 WHERE rowid IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ms(lease_until))
+            .bind(ms(lease_until))
+            .bind(ms(now))
+            .bind(serde_json::to_string(&rowids).expect("integers serialize"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        let jobs = rows.iter().map(row_job).collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(jobs)
     }
 
     async fn fetch_secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>> {
@@ -771,41 +818,20 @@ impl Store for SqliteStore {
         limit: u32,
         skip_endpoints: &[String],
     ) -> Result<Vec<Job>> {
-        let skip = serde_json::to_string(skip_endpoints).expect("strings serialize");
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        // A claimed delivery's next attempt is its lease's end: if this worker
-        // dies, the delivery falls due again by itself, and one index on
-        // next_attempt_at finds both new and abandoned work.
-        // Two statements whatever the batch size (the writer is single, so
-        // nothing else moves between them): read the due deliveries with all
-        // they need, then lease them.
-        let rows = sqlx::query(&format!("{JOB_SELECT} ({CLAIM_DUE_SELECT})"))
-            .bind(ms(now))
-            .bind(&skip)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+        self.claim(now, None, lease_until, limit, skip_endpoints)
             .await
-            .map_err(db_err)?;
-        let rowids: Vec<i64> = rows.iter().map(|r| r.get("rid")).collect();
-        if !rowids.is_empty() {
-            // A claimed delivery's next attempt is its lease's end: if this
-            // worker dies, the delivery falls due again by itself, and one index
-            // on next_attempt_at finds both new and abandoned work.
-            sqlx::query(
-                "UPDATE delivery SET status = 3, lease_until = ?, next_attempt_at = ?, updated_at = ?
-                 WHERE rowid IN (SELECT value FROM json_each(?))",
-            )
-            .bind(ms(lease_until))
-            .bind(ms(lease_until))
-            .bind(ms(now))
-            .bind(serde_json::to_string(&rowids).expect("integers serialize"))
-            .execute(&mut *tx)
+    }
+
+    async fn claim_recent(
+        &self,
+        now: Timestamp,
+        since: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<Job>> {
+        self.claim(now, Some(since), lease_until, limit, skip_endpoints)
             .await
-            .map_err(db_err)?;
-        }
-        let jobs = rows.iter().map(row_job).collect::<Result<Vec<_>>>()?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(jobs)
     }
 
     async fn claim_delivery(
@@ -1257,6 +1283,7 @@ mod index_tests {
             .bind(0_i64)
             .bind(r#"["ep_1"]"#)
             .bind(10_i64)
+            .bind(0_i64)
             .fetch_all(&store.reader)
             .await
             .unwrap();

@@ -6,6 +6,7 @@
 //! keeps its lease until it expires (or the store is reopened), then is claimed
 //! again and sent with the same `webhook-id`.
 
+mod breaker;
 pub mod client;
 mod deliver;
 mod wake;
@@ -18,12 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use herald_store::Store;
+use herald_store::{MessageStatus, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use breaker::Breaker;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 64;
@@ -39,6 +41,10 @@ const CLAIM_AHEAD: usize = 4;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Poll interval while some endpoints are at their concurrency limit.
 const BUSY_POLL: Duration = Duration::from_millis(50);
+/// A claim made for news of new work looks only at deliveries that fell due
+/// since the previous claim, less this margin for messages still committing
+/// then; every other claim (at least every `BUSY_POLL`) looks at all.
+const NEWS_MARGIN: chrono::Duration = chrono::Duration::milliseconds(250);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -84,6 +90,7 @@ impl Dispatcher {
         let tasks = TaskTracker::new();
         let mut backoff = Duration::from_millis(100);
 
+        let breaker = Arc::new(Breaker::default());
         let ahead = this.config.endpoint_concurrency * CLAIM_AHEAD;
         let claim_min = CLAIM_MIN.min(this.config.worker_concurrency);
         // A claimed delivery that waited for its slot so long that its lease may
@@ -93,6 +100,10 @@ impl Dispatcher {
             .lease
             .saturating_sub(this.config.delivery_timeout)
             .saturating_sub(Duration::from_secs(1));
+        // When the last claim that looked at every due delivery was made.
+        let mut last_full_claim = Instant::now();
+        // Set when the loop wakes for news only: claim just the recent.
+        let mut since: Option<chrono::DateTime<Utc>> = None;
         while !shutdown.is_cancelled() {
             let available = global.available_permits();
             let in_flight = this.config.worker_concurrency - available;
@@ -105,7 +116,9 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let busy: Vec<String> = {
+            // Endpoints not to claim for: those with enough claimed ahead, and
+            // those paused for failing.
+            let mut busy: Vec<String> = {
                 let slots = slots.lock().expect("slots lock");
                 slots
                     .iter()
@@ -113,14 +126,27 @@ impl Dispatcher {
                     .map(|(id, _)| id.clone())
                     .collect()
             };
+            busy.extend(breaker.paused_endpoints());
             let now = Utc::now();
             let lease_until = now
                 + chrono::Duration::from_std(this.config.lease).unwrap_or(chrono::Duration::MAX);
-            let jobs = match this
-                .store
-                .claim_due(now, lease_until, free as u32, &busy)
-                .await
-            {
+            let recent = since
+                .take()
+                .filter(|_| last_full_claim.elapsed() < BUSY_POLL);
+            let claim = match recent {
+                Some(since) => {
+                    this.store
+                        .claim_recent(now, since, lease_until, free as u32, &busy)
+                        .await
+                }
+                None => {
+                    last_full_claim = Instant::now();
+                    this.store
+                        .claim_due(now, lease_until, free as u32, &busy)
+                        .await
+                }
+            };
+            let jobs = match claim {
                 Ok(jobs) => {
                     backoff = Duration::from_millis(100);
                     jobs
@@ -157,6 +183,7 @@ impl Dispatcher {
                 let freed = freed.clone();
                 let global = global.clone();
                 let shutdown = shutdown.clone();
+                let breaker = breaker.clone();
                 tasks.spawn(async move {
                     let endpoint_id = job.endpoint_id.clone();
                     let mut outcome = None;
@@ -165,6 +192,12 @@ impl Dispatcher {
                         // shutdown starts is not begun; it is retried after restart.
                         if !shutdown.is_cancelled() && claimed_at.elapsed() < max_wait {
                             outcome = this.deliverer.send(job, Retries::Scheduled).await;
+                        }
+                        if let Some((attempt, _)) = &outcome {
+                            let ok = attempt.status == MessageStatus::Success;
+                            if breaker.outcome(&endpoint_id, ok) {
+                                tracing::warn!(endpoint = %endpoint_id, "endpoint keeps failing; pausing its deliveries");
+                            }
                         }
                     }
                     // The endpoint's slot is free again before the outcome is
@@ -204,6 +237,9 @@ impl Dispatcher {
                         if this.wake.take().only_for(&busy) && !left.is_zero() {
                             continue;
                         }
+                        // The claim just made came up short: it took all it
+                        // could see up to `now`.
+                        since = Some(now - NEWS_MARGIN);
                     }
                     _ = freed.notified() => {}
                     _ = this.store.wait_for_work(left) => {}
