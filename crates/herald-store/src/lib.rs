@@ -141,6 +141,16 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>>;
+    /// Gives back a claimed delivery that was not attempted, due at `now`, if
+    /// the claim that ends at `lease_until` still holds it (another worker's
+    /// later claim is left alone).
+    async fn release_claim(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Records one attempt and moves its delivery on, in one transaction.
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()>;
     /// Called once when a process starts. A store that one process owns

@@ -165,6 +165,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_held_delivery_is_left_to_its_holder,
     a_lease_hides_a_delivery_until_it_expires,
+    a_released_claim_is_due_again_unless_claimed_since,
     busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite,
     recording_an_attempt_moves_the_delivery_on,
     concurrent_claims_take_each_delivery_once,
@@ -339,6 +340,23 @@ async fn a_lease_hides_a_delivery_until_it_expires(t: &TestStore) {
         .unwrap();
     assert_eq!(again.len(), 1, "an expired lease is claimed again");
     assert_eq!(again[0].attempts, 0);
+}
+
+async fn a_released_claim_is_due_again_unless_claimed_since(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let lease = now + Span::seconds(60);
+    assert_eq!(t.claim_due(now, lease, 10, &[]).await.unwrap().len(), 1);
+    // Another lease than the holder's: not this claim's to give back.
+    t.release_claim("msg_1", "ep_1", lease + Span::seconds(1), now)
+        .await
+        .unwrap();
+    assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
+    t.release_claim("msg_1", "ep_1", lease, now).await.unwrap();
+    assert_eq!(t.next_due().await.unwrap(), Some(now));
+    let again = t.claim_due(now, lease, 10, &[]).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 0, "giving back is not an attempt");
 }
 
 async fn busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite(t: &TestStore) {

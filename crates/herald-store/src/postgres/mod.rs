@@ -1012,6 +1012,29 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db_err)
     }
 
+    async fn release_claim(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "UPDATE delivery SET status = 1, lease_until = NULL, next_attempt_at = $1, updated_at = $1
+             WHERE msg_id = $2 AND endpoint_id = $3 AND lease_until = $4",
+        )
+        .bind(ms(now))
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .bind(ms(lease_until))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        notify_work(&mut tx).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
     async fn recover_after_restart(&self) -> Result<u64> {
         // Other nodes may hold leases right now; an expired lease falls due by
         // itself (claiming sets next_attempt_at to the lease's end).

@@ -875,6 +875,28 @@ impl Store for SqliteStore {
         self.batch.record_attempt(attempt, next).await
     }
 
+    async fn release_claim(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE delivery SET status = 1, lease_until = NULL, next_attempt_at = ?, updated_at = ?
+             WHERE msg_id = ? AND endpoint_id = ? AND lease_until = ?",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .bind(ms(lease_until))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn recover_after_restart(&self) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE delivery SET lease_until = NULL, status = 1,

@@ -97,7 +97,8 @@ impl Dispatcher {
         let ahead = this.config.endpoint_concurrency * CLAIM_AHEAD;
         let claim_min = CLAIM_MIN.min(this.config.worker_concurrency);
         // A claimed delivery that waited for its slot so long that its lease may
-        // run out before its request does is not sent: another claim may have it.
+        // run out before its request does is not sent (another claim could
+        // take it mid-request) but given back.
         let max_wait = this
             .config
             .lease
@@ -203,11 +204,16 @@ impl Dispatcher {
                 let breaker = breaker.clone();
                 tasks.spawn(async move {
                     let endpoint_id = job.endpoint_id.clone();
+                    let msg_id = job.msg_id.clone();
                     let mut outcome = None;
+                    let mut unsent = true;
                     if let Ok(_running) = endpoint_sem.acquire().await {
                         // A delivery still waiting for its endpoint's slot when
-                        // shutdown starts is not begun; it is retried after restart.
+                        // shutdown starts is not begun, nor one that waited so
+                        // long that its lease could end mid-request: both are
+                        // given back below, due now.
                         if !shutdown.is_cancelled() && claimed_at.elapsed() < max_wait {
+                            unsent = false;
                             outcome = this.deliverer.send(job, Retries::Scheduled).await;
                         }
                         if let Some((attempt, _)) = &outcome {
@@ -221,6 +227,16 @@ impl Dispatcher {
                     // written: recording does not touch the endpoint.
                     if let Some((attempt, next)) = outcome {
                         this.deliverer.record(&attempt, &next).await;
+                    }
+                    if unsent {
+                        let given_back = this
+                            .store
+                            .release_claim(&msg_id, &endpoint_id, lease_until, Utc::now())
+                            .await;
+                        if let Err(e) = given_back {
+                            // The lease runs out and the delivery is claimed again.
+                            tracing::warn!(error = %e, msg = %msg_id, "cannot give back an unsent delivery; it waits for its lease");
+                        }
                     }
                     if release(&slots, &endpoint_id, ahead, permit, &global, claim_min) {
                         freed.notify_one();
