@@ -120,7 +120,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Job>>;
     /// Like [`Store::claim_due`], but only deliveries that fell due after
     /// `since`: a worker told of new work claims it without walking the older
-    /// backlog of endpoints it skips. A store may ignore `since` (the default).
+    /// backlog of endpoints it skips.
     async fn claim_recent(
         &self,
         now: Timestamp,
@@ -128,11 +128,7 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
         skip_endpoints: &[String],
-    ) -> Result<Vec<Job>> {
-        let _ = since;
-        self.claim_due(now, lease_until, limit, skip_endpoints)
-            .await
-    }
+    ) -> Result<Vec<Job>>;
     /// Claims one delivery, if it is due (the Test button sends it at once).
     async fn claim_delivery(
         &self,

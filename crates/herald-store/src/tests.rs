@@ -166,6 +166,7 @@ on_both_backends!(
     a_held_delivery_is_left_to_its_holder,
     a_lease_hides_a_delivery_until_it_expires,
     a_released_claim_is_due_again_unless_claimed_since,
+    a_recent_claim_leaves_older_due_deliveries,
     busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite,
     recording_an_attempt_moves_the_delivery_on,
     concurrent_claims_take_each_delivery_once,
@@ -357,6 +358,32 @@ async fn a_released_claim_is_due_again_unless_claimed_since(t: &TestStore) {
     let again = t.claim_due(now, lease, 10, &[]).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 0, "giving back is not an attempt");
+}
+
+async fn a_recent_claim_leaves_older_due_deliveries(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let old = now - Span::seconds(10);
+    for (id, at) in [("msg_old", old), ("msg_new", now)] {
+        t.create_message(&message(id, "a", None, at), &Targets::Matching)
+            .await
+            .unwrap();
+    }
+    let lease = now + Span::seconds(60);
+    let since = now - Span::seconds(5);
+    let recent = t.claim_recent(now, since, lease, 10, &[]).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|j| j.msg_id.as_str()).collect::<Vec<_>>(),
+        ["msg_new"]
+    );
+    let rest = t.claim_due(now, lease, 10, &[]).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|j| j.msg_id.as_str()).collect::<Vec<_>>(),
+        ["msg_old"]
+    );
 }
 
 async fn busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite(t: &TestStore) {

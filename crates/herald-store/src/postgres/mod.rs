@@ -176,11 +176,11 @@ fn row_job(r: &PgRow) -> Result<Job> {
 }
 
 /// The due deliveries a claim takes (`$1` now, `$2` the endpoints to skip, `$3`
-/// the limit), locked for the claim; rows other nodes are claiming are
+/// the limit, `$4` a time they fell due after), locked for the claim; rows other nodes are claiming are
 /// skipped, not waited for. It walks the partial index `delivery_due`; the
 /// index tests below keep it that way.
 const CLAIM_DUE_SELECT: &str = "SELECT msg_id, endpoint_id, next_attempt_at FROM delivery
-     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND next_attempt_at > $4
        AND NOT (endpoint_id = ANY($2))
      ORDER BY next_attempt_at
      LIMIT $3
@@ -363,6 +363,33 @@ async fn notify_work(tx: &mut sqlx::Transaction<'_, Postgres>) -> Result<()> {
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl PostgresStore {
+    /// Claims due deliveries (those that fell due after `since`, if given).
+    async fn claim(
+        &self,
+        now: Timestamp,
+        since: Option<Timestamp>,
+        lease_until: Timestamp,
+        limit: u32,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<Job>> {
+        // One statement: the rows it locks are the rows it claims, and rows other
+        // nodes are claiming at the same moment are skipped, not waited for.
+        let sql = format!(
+            "WITH due AS ({CLAIM_DUE_SELECT}){}",
+            claimed_jobs("$5", "$1")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(ms(now))
+            .bind(skip_endpoints)
+            .bind(i64::from(limit))
+            .bind(since.map_or(i64::MIN, ms))
+            .bind(ms(lease_until))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(row_job).collect()
+    }
+
     /// Connects to the database a `postgres://` URL names and, unless told not
     /// to, runs migrations.
     pub async fn open(url: &str, options: &PostgresOptions) -> Result<PostgresStore> {
@@ -922,21 +949,20 @@ impl Store for PostgresStore {
         limit: u32,
         skip_endpoints: &[String],
     ) -> Result<Vec<Job>> {
-        // One statement: the rows it locks are the rows it claims, and rows other
-        // nodes are claiming at the same moment are skipped, not waited for.
-        let sql = format!(
-            "WITH due AS ({CLAIM_DUE_SELECT}){}",
-            claimed_jobs("$4", "$1")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(ms(now))
-            .bind(skip_endpoints)
-            .bind(i64::from(limit))
-            .bind(ms(lease_until))
-            .fetch_all(&self.pool)
+        self.claim(now, None, lease_until, limit, skip_endpoints)
             .await
-            .map_err(db_err)?;
-        rows.iter().map(row_job).collect()
+    }
+
+    async fn claim_recent(
+        &self,
+        now: Timestamp,
+        since: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip_endpoints: &[String],
+    ) -> Result<Vec<Job>> {
+        self.claim(now, Some(since), lease_until, limit, skip_endpoints)
+            .await
     }
 
     async fn claim_delivery(
@@ -1422,7 +1448,8 @@ mod index_tests {
         let query = sqlx::query(&sql)
             .bind(0_i64)
             .bind(vec!["ep_1".to_string()])
-            .bind(10_i64);
+            .bind(10_i64)
+            .bind(0_i64);
         let claim = plan_of(&store, query).await;
         assert_indexed("the due-delivery claim", &claim);
         assert!(claim.contains("delivery_due"), "{claim}");
