@@ -244,6 +244,18 @@ pub enum Next {
     GiveUp,
 }
 
+impl Next {
+    /// The delivery's status after it, and when it is next due (none: it is
+    /// finished).
+    pub fn delivery_state(&self) -> (MessageStatus, Option<Timestamp>) {
+        match self {
+            Next::Done => (MessageStatus::Success, None),
+            Next::RetryAt(t) => (MessageStatus::Pending, Some(*t)),
+            Next::GiveUp => (MessageStatus::Fail, None),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointStats {
     pub success: i64,

@@ -991,11 +991,8 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
-        let (status, next_at) = match next {
-            Next::Done => (MessageStatus::Success, None),
-            Next::RetryAt(t) => (MessageStatus::Pending, Some(ms(*t))),
-            Next::GiveUp => (MessageStatus::Fail, None),
-        };
+        let (status, next_at) = next.delivery_state();
+        let next_at = next_at.map(ms);
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,

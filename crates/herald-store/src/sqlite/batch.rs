@@ -71,29 +71,29 @@ impl Batcher {
         msg: &Message,
         targets: &Targets,
     ) -> Result<Vec<String>> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Write::Message {
+        self.submit(|reply| Write::Message {
             msg: msg.clone(),
             targets: targets.clone(),
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| stopped())?
+        .await
     }
 
     pub(super) async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Write::Attempt {
+        self.submit(|reply| Write::Attempt {
             attempt: attempt.clone(),
             next: next.clone(),
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| stopped())?
+        .await
     }
 
-    async fn submit(&self, write: Write) -> Result<()> {
-        self.queue.send(write).await.map_err(|_| stopped())
+    /// Queues the write `make` builds around its reply channel, and waits
+    /// for the answer (after the commit).
+    async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Write) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(make(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -325,11 +325,8 @@ async fn record_attempts(
         let moves: Vec<serde_json::Value> = chunk
             .iter()
             .map(|(a, next)| {
-                let (status, next_at) = match next {
-                    Next::Done => (MessageStatus::Success, None),
-                    Next::RetryAt(t) => (MessageStatus::Pending, Some(ms(*t))),
-                    Next::GiveUp => (MessageStatus::Fail, None),
-                };
+                let (status, next_at) = next.delivery_state();
+                let next_at = next_at.map(ms);
                 serde_json::json!([
                     a.msg_id,
                     a.endpoint_id,

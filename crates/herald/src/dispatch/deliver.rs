@@ -41,7 +41,7 @@ struct Current {
     read_at: Instant,
     /// `None`: the endpoint is gone.
     endpoint: Option<Endpoint>,
-    secrets: Arc<Vec<EndpointSecret>>,
+    secrets: Vec<EndpointSecret>,
 }
 
 pub struct Deliverer {
@@ -75,7 +75,7 @@ impl Deliverer {
     /// `None` as for [`Deliverer::deliver`].
     pub async fn send(&self, job: Job, retries: Retries) -> Option<(Attempt, Next)> {
         let fresh = retries == Retries::None;
-        let (job, secrets) = match self.with_current_endpoint(job, fresh).await {
+        let (job, current) = match self.with_current_endpoint(job, fresh).await {
             Ok(Some(current)) => current,
             Ok(None) => return None,
             Err(e) => {
@@ -90,7 +90,7 @@ impl Deliverer {
             }
         } else {
             let body = self.body_for(&job).await;
-            let headers = signed_headers(&job, &secrets, Utc::now().timestamp(), &body);
+            let headers = signed_headers(&job, &current.secrets, Utc::now().timestamp(), &body);
             self.client.post(&job.url, headers, body).await
         };
         let failed_attempts = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
@@ -195,7 +195,7 @@ impl Deliverer {
         let current = Arc::new(Current {
             read_at,
             endpoint,
-            secrets: Arc::new(secrets),
+            secrets,
         });
         let mut cache = self.endpoints.lock().expect("endpoint cache lock");
         if cache.len() >= ENDPOINT_CACHE_SWEEP {
@@ -205,7 +205,8 @@ impl Deliverer {
         Ok(current)
     }
 
-    /// The job with its endpoint as it is now, and the keys to sign with. A
+    /// The job with its endpoint as it is now, and that read (with the keys to
+    /// sign with). A
     /// claimed delivery may wait for its endpoint's slot; an edit, a disable or
     /// a delete made meanwhile, on any node, applies to it: only a request
     /// already under way goes out as it was. `Ok(None)` when the endpoint is
@@ -215,7 +216,7 @@ impl Deliverer {
         &self,
         mut job: Job,
         fresh: bool,
-    ) -> anyhow::Result<Option<(Job, Arc<Vec<EndpointSecret>>)>> {
+    ) -> anyhow::Result<Option<(Job, Arc<Current>)>> {
         let current = self.current(&job.app_id, &job.endpoint_id, fresh).await?;
         let Some(ep) = &current.endpoint else {
             return Ok(None);
@@ -227,7 +228,7 @@ impl Deliverer {
         job.headers.clone_from(&ep.headers);
         job.disabled = ep.disabled;
         job.date_format.clone_from(&ep.date_format);
-        Ok(Some((job, current.secrets.clone())))
+        Ok(Some((job, current)))
     }
 
     /// Gone: the receiver asks us to stop. Disable the endpoint.

@@ -105,8 +105,7 @@ impl Dispatcher {
             .saturating_sub(this.config.delivery_timeout)
             .saturating_sub(Duration::from_secs(1));
         // When the last claim that looked at every due delivery was made.
-        let mut last_full_claim = Instant::now();
-        let mut last_full_claim_at = Utc::now();
+        let mut last_full_claim = Utc::now();
         // Set when the loop wakes for news only: claim just the recent.
         let mut since: Option<chrono::DateTime<Utc>> = None;
         while !shutdown.is_cancelled() {
@@ -140,7 +139,8 @@ impl Dispatcher {
             } else {
                 IDLE_POLL
             };
-            let recent = if last_full_claim.elapsed() >= full_every {
+            let since_full = (now - last_full_claim).to_std().unwrap_or(Duration::ZERO);
+            let recent = if since_full >= full_every {
                 since = None;
                 None
             } else if busy.is_empty() {
@@ -148,7 +148,7 @@ impl Dispatcher {
             } else {
                 // Skipping endpoints: never walk their backlog more than once
                 // per IDLE_POLL.
-                since.take().or(Some(last_full_claim_at - NEWS_MARGIN))
+                since.take().or(Some(last_full_claim - NEWS_MARGIN))
             };
             let claim = match recent {
                 Some(since) => {
@@ -157,8 +157,7 @@ impl Dispatcher {
                         .await
                 }
                 None => {
-                    last_full_claim = Instant::now();
-                    last_full_claim_at = now;
+                    last_full_claim = now;
                     this.store
                         .claim_due(now, lease_until, free as u32, &busy)
                         .await
