@@ -205,11 +205,10 @@ impl Deliverer {
         Ok(current)
     }
 
-    /// The job with its endpoint as it is now, and that read (with the keys to
-    /// sign with). A
-    /// claimed delivery may wait for its endpoint's slot; an edit, a disable or
-    /// a delete made meanwhile, on any node, applies to it: only a request
-    /// already under way goes out as it was. `Ok(None)` when the endpoint is
+    /// The job with its endpoint as it is now, and that read (with the keys
+    /// to sign with). A claimed delivery may wait for its endpoint's slot; an
+    /// edit, a disable or a delete made meanwhile, on any node, applies to it:
+    /// only a request already under way goes out as it was. `Ok(None)` when the endpoint is
     /// gone; an error when it has no usable signing key or the database cannot
     /// say (the lease then runs out and the delivery is tried again).
     async fn with_current_endpoint(
