@@ -29,6 +29,8 @@ pub enum UrlError {
     BadScheme { scheme: String },
     #[error("has no host")]
     NoHost,
+    #[error("port 0 is not a port anything listens on")]
+    PortZero,
     #[error("must not contain credentials")]
     Credentials,
     #[error("must not contain a fragment")]
@@ -55,6 +57,11 @@ impl EndpointUrl {
         // the type's promise even if that ever changes.
         if url.host().is_none() {
             return Err(UrlError::NoHost);
+        }
+        // Port 0 means "any port" to a listener; connecting to it fails on
+        // some systems and means something else on others.
+        if url.port() == Some(0) {
+            return Err(UrlError::PortZero);
         }
         // Credentials in the URL would be sent to the receiver and shown in the
         // portal and logs; receivers that need them can use custom headers.
@@ -195,6 +202,8 @@ mod tests {
             ("https://user@example.com/", UrlError::Credentials),
             ("https://user:pw@example.com/", UrlError::Credentials),
             ("https://:pw@example.com/", UrlError::Credentials),
+            ("http://example.com:0/hook", UrlError::PortZero),
+            ("https://127.0.0.1:0/", UrlError::PortZero),
             ("https://example.com/#frag", UrlError::Fragment),
             ("https://example.com/#", UrlError::Fragment),
             (&long_path, UrlError::TooLong),
@@ -237,6 +246,10 @@ mod tests {
             ),
             (Some(UrlError::TooLong), "is longer than 65536 characters"),
             (Some(UrlError::NoHost), "has no host"),
+            (
+                EndpointUrl::parse("http://example.com:0/").err(),
+                "port 0 is not a port anything listens on",
+            ),
         ];
         for (error, expected) in table {
             assert_eq!(error.map(|e| e.to_string()).as_deref(), Some(expected));

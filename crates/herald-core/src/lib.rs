@@ -4,7 +4,8 @@
 //! value, Standard Webhooks signing secrets and signatures, the retry schedule and
 //! Retry-After handling, the rule that decides which IP addresses Herald may
 //! deliver to, the date formats an endpoint may choose for timestamp fields, and
-//! JSON Schema checks for event type schemas and the payloads sent against them.
+//! JSON Schema checks for event type schemas and the payloads sent against them,
+//! and the strict reading of the JSON text Herald keeps as sent.
 //! Architecture invariant: this crate does no I/O — no sockets, no files, no
 //! database, no async runtime — so every function here is a pure computation
 //! (apart from reading the clock and the random number generator) that can be
@@ -13,6 +14,7 @@
 pub mod dates;
 pub mod endpoint_url;
 pub mod id;
+pub mod json;
 pub mod name;
 pub mod net;
 pub mod schedule;

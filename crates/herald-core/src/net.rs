@@ -41,6 +41,36 @@ pub struct Refusal {
     pub suggestion: String,
 }
 
+impl Refusal {
+    /// The refusal as a tenant may read it (the attempt log, the API, the
+    /// portal), for a URL whose host is `host`. For a name it says neither
+    /// which address the name resolved to nor what kind it is: otherwise any
+    /// tenant could use Herald to map the names of the operator's internal
+    /// network. The operator's log keeps the detail ([`Refusal`]'s `Display`).
+    pub fn tenant_text(&self, host: &TenantHost<'_>) -> String {
+        match host {
+            TenantHost::Name(name) => format!(
+                "{name} resolves to a non-public address; Herald delivers only to public internet \
+                 addresses (SSRF protection)"
+            ),
+            TenantHost::Literal => format!(
+                "{} is not a public address ({}); Herald delivers only to public internet \
+                 addresses (SSRF protection)",
+                self.ip, self.reason
+            ),
+        }
+    }
+}
+
+/// How the refused address came into a URL, for [`Refusal::tenant_text`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantHost<'a> {
+    /// The URL names a host, which resolved to the refused address.
+    Name(&'a str),
+    /// The URL's host is the refused address itself (the tenant wrote it).
+    Literal,
+}
+
 /// Why `ip` is not a globally routable unicast address, or `None` if it is.
 ///
 /// The reason is a short phrase that reads well in "`ip` is not a global
@@ -612,6 +642,21 @@ mod tests {
                 .map(|e| e.to_string());
             assert_eq!(message.as_deref(), Some(expected), "{addr}");
         }
+    }
+
+    #[test]
+    fn tenant_text_names_no_resolved_address() {
+        let refusal = AllowList::default().check(ip("10.1.2.3")).unwrap_err();
+        let by_name = refusal.tenant_text(&TenantHost::Name("intranet.corp"));
+        assert_eq!(
+            by_name,
+            "intranet.corp resolves to a non-public address; Herald delivers only to public internet addresses (SSRF protection)"
+        );
+        assert!(!by_name.contains("10.1.2.3") && !by_name.contains("private"));
+        assert_eq!(
+            refusal.tenant_text(&TenantHost::Literal),
+            "10.1.2.3 is not a public address (private); Herald delivers only to public internet addresses (SSRF protection)"
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         if d.is_unique_violation() {
             return StoreError::Conflict(d.message().to_string());
         }
+        // A write that refers to a row deleted meanwhile (an attempt whose
+        // message went with its application, a message for an application
+        // deleted on another node): the thing is gone, the database is fine.
+        if d.is_foreign_key_violation() {
+            return StoreError::NotFound;
+        }
     }
     StoreError::Unavailable(e.to_string())
 }

@@ -100,7 +100,19 @@ pub async fn serve(
     } else {
         api::health_router(state)
     };
-    let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
+    // The span names the path, never the query: a portal login URL carries a
+    // one-time token there, and no log line at any level may show it.
+    let router = router.layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            },
+        ),
+    );
     let server_shutdown = shutdown.clone();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await })

@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// opened; the session it starts lasts 8 hours.
     #[arg(long, env = "HERALD_PORTAL_TOKEN_TTL_SECONDS", default_value_t = 3600)]
     pub portal_token_ttl_seconds: u64,
+
+    /// Origins allowed to show the portal in a frame (comma-separated, e.g.
+    /// https://admin.example.com). Default: none, the portal cannot be framed.
+    #[arg(long, env = "HERALD_PORTAL_FRAME_ANCESTORS", default_value = "")]
+    pub portal_frame_ancestors: String,
 }
 
 /// The parts of Herald a process runs.
@@ -188,6 +193,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How long a portal link can be opened.
     pub portal_token_ttl: Duration,
+    /// Origins that may frame the portal (`scheme://host[:port]`); empty:
+    /// none may.
+    pub portal_frame_ancestors: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -289,6 +297,7 @@ impl ServeArgs {
                 .then(|| Duration::from_secs(self.prune_interval_seconds)),
             public_url: public_url(self.public_url.as_deref())?,
             portal_token_ttl: portal_token_ttl(self.portal_token_ttl_seconds)?,
+            portal_frame_ancestors: frame_ancestors(&self.portal_frame_ancestors)?,
         })
     }
 }
@@ -312,6 +321,34 @@ pub fn public_url(url: Option<&str>) -> anyhow::Result<Option<String>> {
         bail!("HERALD_PUBLIC_URL must start with http:// or https://");
     }
     Ok(Some(url.trim_end_matches('/').to_string()))
+}
+
+/// `HERALD_PORTAL_FRAME_ANCESTORS`: each entry an origin, `scheme://host` with
+/// an optional port and nothing else, as CSP's `frame-ancestors` takes it.
+pub fn frame_ancestors(list: &str) -> anyhow::Result<Vec<String>> {
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            // Nothing after the authority but an optional `/`.
+            let bare = entry
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.trim_end_matches('/').contains(['/', '?', '#']));
+            match url::Url::parse(entry) {
+                Ok(u)
+                    if bare
+                        && matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.username().is_empty() =>
+                {
+                    Ok(u.origin().ascii_serialization())
+                }
+                _ => bail!(
+                    "HERALD_PORTAL_FRAME_ANCESTORS: {entry:?} is not an origin such as https://admin.example.com"
+                ),
+            }
+        })
+        .collect()
 }
 
 /// `HERALD_PORTAL_TOKEN_TTL_SECONDS` as a duration (at least a second).
@@ -423,6 +460,25 @@ mod tests {
             assert_eq!(secret_path(url).unwrap(), PathBuf::from(want), "{url}");
         }
         assert!(secret_path("postgres://h/db").is_err());
+    }
+
+    #[test]
+    fn frame_ancestors_are_origins() {
+        assert_eq!(frame_ancestors("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            frame_ancestors("https://Admin.example.com, http://localhost:3000/").unwrap(),
+            vec!["https://admin.example.com", "http://localhost:3000"]
+        );
+        for bad in [
+            "admin.example.com",
+            "https://admin.example.com/settings",
+            "https://a.example?x=1",
+            "javascript:alert(1)",
+            "'none'",
+            "https://user@a.example",
+        ] {
+            assert!(frame_ancestors(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

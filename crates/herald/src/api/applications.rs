@@ -128,6 +128,10 @@ pub async fn update(
     Path(app_id): Path<String>,
     Body(input): Body<ApplicationIn>,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+    // An application's record (its uid above all: the platform addresses
+    // messages by it) belongs to the organisation. A tenant that could rename
+    // its uid could claim another tenant's future uid and receive its events.
+    require_org(&who)?;
     match load_app(&state, &who, &app_id).await {
         Ok(mut app) => {
             check_name(&input.name)?;
@@ -141,7 +145,7 @@ pub async fn update(
             state.lookups.forget(&who.org_id);
             Ok((StatusCode::OK, Json(app.into())))
         }
-        Err(ApiError::NotFound(_)) if who.app_id.is_none() => {
+        Err(ApiError::NotFound(_)) => {
             let mut input = input;
             if input.uid.is_none() {
                 validate_name(&app_id).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
@@ -162,6 +166,7 @@ pub async fn patch(
     Path(app_id): Path<String>,
     Body(input): Body<ApplicationPatch>,
 ) -> ApiResult<Json<ApplicationOut>> {
+    require_org(&who)?;
     let mut app = load_app(&state, &who, &app_id).await?;
     match input.name {
         Patch::Absent => {}

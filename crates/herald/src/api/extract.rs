@@ -41,7 +41,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
+    // One JSON value and nothing after it: `{...} trailing` is not a body.
+    if result.is_ok() {
+        de.end().map_err(|inner| ApiError::BadRequest {
+            code: "invalid_json",
+            detail: format!("request body is not valid JSON: {inner}"),
+        })?;
+    }
     result.map_err(|err| {
         let inner = err.inner();
         if inner.is_syntax() || inner.is_eof() {

@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name};
 use herald_core::schema::{pointer_segments, validate};
 use herald_store::Targets;
@@ -60,6 +61,13 @@ pub async fn create(
     if !input.payload.get().trim_start().starts_with('{') {
         return Err(ApiError::field(&["payload"], "must be a JSON object"));
     }
+    // Kept as sent, so refuse now what a later parse would refuse or mangle.
+    check_strict(input.payload.get()).map_err(|e| {
+        ApiError::field(
+            &["payload"],
+            format!("not JSON that can be delivered as sent: {e} (within the payload)"),
+        )
+    })?;
     let channels = match input.channels {
         Some(list) if list.len() > MAX_CHANNELS => {
             return Err(ApiError::field(

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_core::net::{AllowList, Refusal};
+use herald_core::net::{AllowList, TenantHost};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -39,6 +39,20 @@ struct GuardedResolver {
     allow: Arc<AllowList>,
 }
 
+/// A name that resolved only to refused addresses. Its text is what the
+/// tenant reads in the attempt log, so it does not name those addresses
+/// ([`herald_core::net::Refusal::tenant_text`]); the operator's log does.
+#[derive(Debug)]
+struct HostRefused(String);
+
+impl std::fmt::Display for HostRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostRefused {}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = self.allow.clone();
@@ -59,7 +73,11 @@ impl Resolve for GuardedResolver {
                 .collect();
             if allowed.is_empty() {
                 return Err(match refusal {
-                    Some(r) => Box::new(r) as Box<dyn std::error::Error + Send + Sync>,
+                    Some(r) => {
+                        tracing::info!(%host, refusal = %r, "delivery refused by the address rule");
+                        let text = r.tenant_text(&TenantHost::Name(&host));
+                        Box::new(HostRefused(text)) as Box<dyn std::error::Error + Send + Sync>
+                    }
                     None => format!("{host} did not resolve to any address").into(),
                 });
             }
@@ -106,7 +124,8 @@ impl DeliveryClient {
         };
         if let Some(ip) = literal_ip(&parsed) {
             if let Err(refusal) = self.allow.check(ip) {
-                return no_response(refusal.to_string());
+                tracing::info!(%refusal, "delivery refused by the address rule");
+                return no_response(refusal.tenant_text(&TenantHost::Literal));
             }
         }
         let sent = self
@@ -149,8 +168,8 @@ impl DeliveryClient {
                 err.source()
             })
         };
-        if let Some(refusal) = chain().find_map(|err| err.downcast_ref::<Refusal>()) {
-            return refusal.to_string();
+        if let Some(refused) = chain().find_map(|err| err.downcast_ref::<HostRefused>()) {
+            return refused.to_string();
         }
         if e.is_timeout() {
             return format!("timed out after {} s", self.timeout.as_secs());

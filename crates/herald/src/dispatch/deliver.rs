@@ -143,9 +143,19 @@ impl Deliverer {
 
     /// Records an attempt [`Deliverer::send`] made.
     pub async fn record(&self, attempt: &Attempt, next: &Next) {
-        if let Err(e) = self.store.record_attempt(attempt, next).await {
+        match self.store.record_attempt(attempt, next).await {
+            Ok(()) => {}
+            // Its application, message or endpoint was deleted while the
+            // request was in flight: there is nothing left to record it on.
+            Err(herald_store::StoreError::NotFound) => tracing::debug!(
+                msg = %attempt.msg_id,
+                endpoint = %attempt.endpoint_id,
+                "the delivery was deleted while in flight; its attempt is not recorded"
+            ),
             // The lease runs out and the delivery is tried again: at least once.
-            tracing::error!(error = %e, msg = %attempt.msg_id, "cannot record attempt; the delivery will be retried");
+            Err(e) => {
+                tracing::error!(error = %e, msg = %attempt.msg_id, "cannot record attempt; the delivery will be retried")
+            }
         }
     }
 

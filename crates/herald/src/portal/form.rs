@@ -12,7 +12,7 @@ use chrono::Utc;
 use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
 use herald_core::id::{new_id, IdPrefix};
-use herald_core::net::AllowList;
+use herald_core::net::{AllowList, TenantHost};
 use herald_core::signing::EndpointSecret;
 use herald_store::{Endpoint, EventType};
 use serde_json::{json, Value};
@@ -230,23 +230,26 @@ async fn ssrf_refusal(allow: &AllowList, url: &str) -> Option<String> {
     let parsed = EndpointUrl::parse(url).ok()?;
     let u = parsed.as_url();
     let port = u.port_or_known_default().unwrap_or(80);
-    let ips: Vec<IpAddr> = match u.host()? {
-        url::Host::Ipv4(ip) => vec![ip.into()],
-        url::Host::Ipv6(ip) => vec![ip.into()],
+    let (ips, host): (Vec<IpAddr>, TenantHost<'_>) = match u.host()? {
+        url::Host::Ipv4(ip) => (vec![ip.into()], TenantHost::Literal),
+        url::Host::Ipv6(ip) => (vec![ip.into()], TenantHost::Literal),
         url::Host::Domain(name) => {
-            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, port))).await
-            {
-                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
-                _ => Vec::new(),
-            }
+            let ips =
+                match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, port)))
+                    .await
+                {
+                    Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                    _ => Vec::new(),
+                };
+            (ips, TenantHost::Name(name))
         }
     };
     ips.into_iter()
         .find_map(|ip| allow.check(ip).err())
         .map(|refusal| {
             format!(
-                "Herald only delivers to public internet addresses, so that webhooks cannot \
-             be used to reach private networks (SSRF protection). {refusal}."
+                "Webhooks cannot be used to reach private networks: {}.",
+                refusal.tenant_text(&host)
             )
         })
 }

@@ -16,7 +16,7 @@ pub mod session;
 
 use std::sync::OnceLock;
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,6 +28,7 @@ use crate::api::error::ApiError;
 use crate::api::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let headers = SecurityHeaders::new(&state.config.portal_frame_ancestors);
     Router::new()
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
         .route("/portal/", get(pages::home))
@@ -61,7 +62,63 @@ pub fn router(state: AppState) -> Router {
         .route("/portal/assets/portal.css", get(css))
         .route("/portal/assets/portal.js", get(js))
         .route("/portal/{*rest}", get(pages::unknown).post(pages::unknown))
+        .layer(axum::middleware::map_response(
+            move |mut response: Response| {
+                let headers = headers.clone();
+                async move {
+                    headers.apply(response.headers_mut());
+                    response
+                }
+            },
+        ))
         .with_state(state)
+}
+
+/// The headers every portal response carries: what the page may load and who
+/// may frame it (CSP), no MIME sniffing, no `Referer` (a login URL carries its
+/// one-time token), and no caching of pages that show an application's data.
+#[derive(Clone)]
+struct SecurityHeaders {
+    csp: HeaderValue,
+    /// `X-Frame-Options: DENY` for browsers without `frame-ancestors`, when no
+    /// origin may frame the portal.
+    deny_frames: bool,
+}
+
+impl SecurityHeaders {
+    fn new(frame_ancestors: &[String]) -> SecurityHeaders {
+        let ancestors = if frame_ancestors.is_empty() {
+            "'none'".to_string()
+        } else {
+            frame_ancestors.join(" ")
+        };
+        let csp = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+        );
+        SecurityHeaders {
+            csp: HeaderValue::from_str(&csp).expect("origins are valid header text"),
+            deny_frames: frame_ancestors.is_empty(),
+        }
+    }
+
+    fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        if self.deny_frames {
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
 }
 
 /// Why a portal request was not answered with its page. Rendered as HTML.

@@ -447,7 +447,18 @@ async fn loopback_is_refused_unless_allowed() {
         assert_eq!(a["responseStatusCode"], 0, "{a}");
         assert_eq!(a["status"], 2, "{a}");
         let text = a["response"].as_str().unwrap();
-        assert!(text.contains("HERALD_ALLOW_SUBNETS"), "{a}");
+        assert!(text.contains("SSRF"), "{a}");
+        // The tenant reads this: it must not tell the operator's setting, nor
+        // what a name resolved to (that would let tenants map internal names).
+        assert!(!text.contains("HERALD_ALLOW_SUBNETS"), "{a}");
+        if a["url"].as_str().unwrap().contains("localhost") {
+            assert_eq!(
+                text,
+                "localhost resolves to a non-public address; Herald delivers only to public internet addresses (SSRF protection)",
+            );
+        } else {
+            assert!(text.contains("is not a public address"), "{a}");
+        }
     }
     assert!(receiver.received().is_empty());
     app.stop().await;

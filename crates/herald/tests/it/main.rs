@@ -12,6 +12,7 @@ mod multinode;
 mod portal;
 mod retention;
 mod sdk;
+mod security;
 mod signatures;
 mod smoke;
 mod support;

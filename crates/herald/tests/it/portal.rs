@@ -418,10 +418,28 @@ async fn a_private_address_is_refused_with_the_ssrf_rule_explained() {
     let html = r.text().await.unwrap();
     let error = attr_after(&html, "role=\"alert\" class=\"error\" id=\"url-error\">");
     assert!(
-        html.contains("HERALD_ALLOW_SUBNETS") && html.contains("SSRF"),
+        error.contains("127.0.0.1 is not a public address") && error.contains("SSRF"),
         "{html}"
     );
-    assert!(!error.is_empty());
+    assert!(!html.contains("HERALD_ALLOW_SUBNETS"), "{html}");
+    // A name: the page says it resolves to a non-public address, never which.
+    let r = portal
+        .post(
+            "/portal/endpoints",
+            &[("csrf", &csrf), ("url", "http://localhost:9/hook")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    let error = attr_after(&html, "role=\"alert\" class=\"error\" id=\"url-error\">");
+    assert!(
+        error.contains("localhost resolves to a non-public address"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("127.0.0.1") && !html.contains("::1"),
+        "{html}"
+    );
     let (_, list): (_, Value) = app
         .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
         .await;

@@ -32,6 +32,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Import the built-in Spot catalog at start-up.
     pub seed_catalog: bool,
+    /// Origins that may frame the portal.
+    pub portal_frame_ancestors: Vec<String>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             worker_concurrency: 256,
             max_body_bytes: 1024 * 1024,
             seed_catalog: false,
+            portal_frame_ancestors: Vec::new(),
         }
     }
 }
@@ -99,6 +102,7 @@ impl TestApp {
             prune_interval: Some(Duration::from_secs(3600)),
             public_url: None,
             portal_token_ttl: Duration::from_secs(3600),
+            portal_frame_ancestors: options.portal_frame_ancestors,
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
