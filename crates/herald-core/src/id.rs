@@ -19,6 +19,10 @@ pub enum IdPrefix {
     EventType,
     Org,
     Task,
+    /// An API token's record (its `jti`).
+    Token,
+    /// A portal link and the sessions it opens.
+    PortalGrant,
 }
 
 impl IdPrefix {
@@ -33,6 +37,8 @@ impl IdPrefix {
             IdPrefix::EventType => "evtype",
             IdPrefix::Org => "org",
             IdPrefix::Task => "qtask",
+            IdPrefix::Token => "tok",
+            IdPrefix::PortalGrant => "pgrant",
         }
     }
 }
@@ -135,6 +141,8 @@ mod tests {
             (IdPrefix::EventType, "evtype"),
             (IdPrefix::Org, "org"),
             (IdPrefix::Task, "qtask"),
+            (IdPrefix::Token, "tok"),
+            (IdPrefix::PortalGrant, "pgrant"),
         ];
         for (prefix, expected) in table {
             assert_eq!(prefix.as_str(), expected);

@@ -5,7 +5,8 @@
 //! Retry-After handling, the rule that decides which IP addresses Herald may
 //! deliver to, the date formats an endpoint may choose for timestamp fields, and
 //! JSON Schema checks for event type schemas and the payloads sent against them,
-//! and the strict reading of the JSON text Herald keeps as sent.
+//! the strict reading of the JSON text Herald keeps as sent, and the sealing
+//! of secrets at rest.
 //! Architecture invariant: this crate does no I/O — no sockets, no files, no
 //! database, no async runtime — so every function here is a pure computation
 //! (apart from reading the clock and the random number generator) that can be
@@ -19,4 +20,5 @@ pub mod name;
 pub mod net;
 pub mod schedule;
 pub mod schema;
+pub mod seal;
 pub mod signing;

@@ -1,11 +1,14 @@
 //! What both backends share: how records become columns and back (timestamps
-//! as UNIX milliseconds, JSON as text), and how sqlx errors become
-//! [`StoreError`]s.
+//! as UNIX milliseconds, JSON as text, secrets sealed), and how sqlx errors
+//! become [`StoreError`]s.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
+use herald_core::seal::Keyring;
 use serde_json::Value;
 
-use crate::model::Timestamp;
+use crate::model::{SealedColumn, Timestamp};
 use crate::{Result, StoreError};
 
 /// How long a request holding an idempotency key may run before the key is
@@ -65,4 +68,112 @@ pub(crate) fn list_text(v: &Option<Vec<String>>) -> Option<String> {
 pub(crate) fn parse_list(s: Option<String>) -> Result<Option<Vec<String>>> {
     s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
         .transpose()
+}
+
+/// A stored secret that does not open: the database holds a value sealed with
+/// a key this process was not given, or one that was altered.
+pub(crate) fn seal_err(e: herald_core::seal::SealError) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// An endpoint signing key as stored: sealed, bound to its endpoint.
+pub(crate) fn seal_secret(keyring: &Keyring, endpoint_id: &str, key: &str) -> String {
+    keyring.seal(
+        key.as_bytes(),
+        &SealedColumn::EndpointSecret.context(endpoint_id),
+    )
+}
+
+pub(crate) fn open_secret(keyring: &Keyring, endpoint_id: &str, stored: &str) -> Result<String> {
+    keyring
+        .open_text(stored, &SealedColumn::EndpointSecret.context(endpoint_id))
+        .map_err(seal_err)
+}
+
+/// Custom headers as stored: the JSON object sealed whole (values such as
+/// `authorization` are credentials), or `{}` when there are none.
+pub(crate) fn seal_headers(
+    keyring: &Keyring,
+    endpoint_id: &str,
+    headers: &BTreeMap<String, String>,
+) -> String {
+    if headers.is_empty() {
+        return "{}".to_string();
+    }
+    let json = serde_json::to_string(headers).expect("a string map serializes");
+    keyring.seal(
+        json.as_bytes(),
+        &SealedColumn::EndpointHeaders.context(endpoint_id),
+    )
+}
+
+pub(crate) fn open_headers(
+    keyring: &Keyring,
+    endpoint_id: &str,
+    stored: &str,
+) -> Result<BTreeMap<String, String>> {
+    let json = keyring
+        .open_text(stored, &SealedColumn::EndpointHeaders.context(endpoint_id))
+        .map_err(seal_err)?;
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The owner of an idempotency record, as [`SealedColumn::IdempotencyBody`]
+/// names it.
+pub(crate) fn idempotency_owner(scope: &str, key: &str) -> String {
+    format!("{scope}\n{key}")
+}
+
+pub(crate) fn seal_body(keyring: &Keyring, scope: &str, key: &str, body: &[u8]) -> Vec<u8> {
+    let context = SealedColumn::IdempotencyBody.context(&idempotency_owner(scope, key));
+    keyring.seal(body, &context).into_bytes()
+}
+
+pub(crate) fn open_body(
+    keyring: &Keyring,
+    scope: &str,
+    key: &str,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    let context = SealedColumn::IdempotencyBody.context(&idempotency_owner(scope, key));
+    keyring.open(stored, &context).map_err(seal_err)
+}
+
+/// The `LIKE` pattern of values sealed with the key `key_id`.
+pub(crate) fn sealed_with_pattern(key_id: &str) -> String {
+    format!("{}{key_id}:%", herald_core::seal::PREFIX)
+}
+
+/// What routing a new message needs of an endpoint (never its secrets): the
+/// columns `id, app_id, event_types, channels`.
+pub(crate) struct Route {
+    pub id: String,
+    pub app_id: String,
+    event_types: Option<Vec<String>>,
+    channels: Option<Vec<String>>,
+}
+
+impl Route {
+    pub fn new(
+        id: String,
+        app_id: String,
+        event_types: Option<String>,
+        channels: Option<String>,
+    ) -> Result<Route> {
+        Ok(Route {
+            id,
+            app_id,
+            event_types: parse_list(event_types)?,
+            channels: parse_list(channels)?,
+        })
+    }
+
+    pub fn accepts(&self, event_type: &str, msg_channels: Option<&[String]>) -> bool {
+        crate::model::routes(
+            self.event_types.as_deref(),
+            self.channels.as_deref(),
+            event_type,
+            msg_channels,
+        )
+    }
 }

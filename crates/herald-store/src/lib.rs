@@ -8,13 +8,21 @@
 mod codec;
 pub mod model;
 mod postgres;
+pub mod sealing;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
+/// The keyring the store's own tests seal with.
+#[cfg(test)]
+fn test_keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::new(b"store tests' encryption key", &[]))
+}
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use herald_core::seal::Keyring;
 
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
@@ -221,11 +229,53 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets a key whose request failed, so the client may try again.
     async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
 
+    // Credentials.
+    async fn create_api_token(&self, token: &ApiToken) -> Result<()>;
+    /// Newest first; every organisation's when `org_id` is `None`.
+    async fn list_api_tokens(&self, org_id: Option<&str>) -> Result<Vec<ApiToken>>;
+    /// Marks the token revoked at `now` (one already revoked keeps its time)
+    /// and returns it; `NotFound` if there is no such token.
+    async fn revoke_api_token(&self, id: &str, now: Timestamp) -> Result<ApiToken>;
+    /// The ids of revoked tokens that had not expired by `now`.
+    async fn revoked_api_tokens(&self, now: Timestamp) -> Result<Vec<String>>;
+    async fn create_portal_grant(&self, grant: &PortalGrant) -> Result<()>;
+    /// Uses a portal link: if it is unused, not ended and its link has not
+    /// expired at `now`, marks it used and returns it; otherwise `None`. Of
+    /// two concurrent uses exactly one succeeds.
+    async fn use_portal_grant(&self, id: &str, now: Timestamp) -> Result<Option<PortalGrant>>;
+    async fn get_portal_grant(&self, id: &str) -> Result<Option<PortalGrant>>;
+    /// Ends the grant: its link opens nothing and its sessions end (one
+    /// already ended keeps its time). `NotFound` if there is no such grant.
+    async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()>;
+
+    // Secrets at rest (see `sealing`).
+    /// Up to `limit` values of `column` that are not sealed with the key
+    /// `current_key` (plaintext, or sealed with another key).
+    async fn read_sealed(
+        &self,
+        column: SealedColumn,
+        current_key: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>>;
+    /// Replaces one value, if it is still `old`; whether it was.
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        owner: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool>;
+    /// A fact about the database itself (`herald_meta`).
+    async fn meta(&self, name: &str) -> Result<Option<String>>;
+    async fn set_meta(&self, name: &str, value: &str) -> Result<()>;
+
     // Retention.
     /// One bounded round of clean-up, each part its own short statement so no
     /// lock is held for long: expunges (sets to `{}`) up to `batch` payloads
-    /// that expired by `now`, and deletes up to `batch` attempts created
-    /// before `attempts_before`. A message with a pending delivery keeps its
+    /// that expired by `now`, deletes up to `batch` attempts created before
+    /// `attempts_before`, up to `batch` idempotency records older than
+    /// [`IDEMPOTENCY_RETENTION`], and up to `batch` portal grants whose
+    /// sessions ended by `now`. A message with a pending delivery keeps its
     /// payload whatever its date: an accepted message is still delivered.
     /// Callers repeat until a round removes nothing.
     async fn prune(
@@ -238,10 +288,16 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store a database URL names, running migrations: `sqlite://PATH`
 /// (or `sqlite:PATH`) with `options`, or `postgres://...` (`postgresql://...`)
-/// with the default [`PostgresOptions`].
-pub async fn connect(url: &str, options: &SqliteOptions) -> Result<Arc<dyn Store>> {
+/// with the default [`PostgresOptions`]. Secrets are sealed and opened with
+/// `keyring`; [`sealing::seal_all`] seals what an older Herald left in
+/// plaintext.
+pub async fn connect(
+    url: &str,
+    options: &SqliteOptions,
+    keyring: Arc<Keyring>,
+) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = PostgresStore::open(url, &PostgresOptions::default()).await?;
+        let store = PostgresStore::open(url, &PostgresOptions::default(), keyring).await?;
         return Ok(Arc::new(store));
     }
     let path = url
@@ -253,7 +309,7 @@ pub async fn connect(url: &str, options: &SqliteOptions) -> Result<Arc<dyn Store
                 redact_url(url)
             ))
         })?;
-    let store = SqliteStore::open(path, options).await?;
+    let store = SqliteStore::open(path, options, keyring).await?;
     Ok(Arc::new(store))
 }
 

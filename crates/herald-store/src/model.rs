@@ -80,18 +80,33 @@ impl Endpoint {
     /// is empty or names the type, and when it has no channels or shares one with
     /// the message.
     pub fn accepts(&self, event_type: &str, msg_channels: Option<&[String]>) -> bool {
-        let type_ok = match &self.event_types {
-            Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
-            _ => true,
-        };
-        let channel_ok = match &self.channels {
-            Some(ours) if !ours.is_empty() => {
-                msg_channels.is_some_and(|theirs| theirs.iter().any(|c| ours.contains(c)))
-            }
-            _ => true,
-        };
-        type_ok && channel_ok
+        routes(
+            self.event_types.as_deref(),
+            self.channels.as_deref(),
+            event_type,
+            msg_channels,
+        )
     }
+}
+
+/// Svix's routing rule ([`Endpoint::accepts`]) on an endpoint's filters alone.
+pub fn routes(
+    event_types: Option<&[String]>,
+    channels: Option<&[String]>,
+    event_type: &str,
+    msg_channels: Option<&[String]>,
+) -> bool {
+    let type_ok = match event_types {
+        Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
+        _ => true,
+    };
+    let channel_ok = match channels {
+        Some(ours) if !ours.is_empty() => {
+            msg_channels.is_some_and(|theirs| theirs.iter().any(|c| ours.contains(c)))
+        }
+        _ => true,
+    };
+    type_ok && channel_ok
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,11 +132,15 @@ pub struct PruneReport {
     pub payloads: u64,
     /// Attempts deleted.
     pub attempts: u64,
+    /// Idempotency records older than [`IDEMPOTENCY_RETENTION`] deleted.
+    pub idempotency: u64,
+    /// Portal grants deleted after their sessions ended.
+    pub grants: u64,
 }
 
 impl PruneReport {
     pub fn is_empty(&self) -> bool {
-        self.payloads == 0 && self.attempts == 0
+        *self == PruneReport::default()
     }
 }
 
@@ -129,7 +148,99 @@ impl std::ops::AddAssign for PruneReport {
     fn add_assign(&mut self, other: PruneReport) {
         self.payloads += other.payloads;
         self.attempts += other.attempts;
+        self.idempotency += other.idempotency;
+        self.grants += other.grants;
     }
+}
+
+/// How long an idempotency key's response is kept (Svix and Stripe keep them
+/// about a day). It is shorter than the shortest payload retention (5 days),
+/// so a payload is never expunged while a copy of it waits in a remembered
+/// response.
+pub const IDEMPOTENCY_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
+/// An API token's identity, so that it can be listed and revoked. The token
+/// itself (a JWT signed with the main secret) is never stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiToken {
+    /// The token's `jti`.
+    pub id: String,
+    pub org_id: String,
+    /// Set for a token scoped to one application.
+    pub app_id: Option<String>,
+    /// What the operator called it.
+    pub name: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A portal link and the sessions opened with it. The link's token carries
+/// the grant's id; it opens the portal once, before `link_expires_at`, and the
+/// session it opens carries the id too, so ending the grant ends the session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortalGrant {
+    pub id: String,
+    pub org_id: String,
+    /// The application shown; `None` for an operator's link to every one.
+    pub app_id: Option<String>,
+    /// The session may look but not change anything.
+    pub read_only: bool,
+    /// The platform's own name for the session (Svix's `sessionId`).
+    pub session_id: Option<String>,
+    pub created_at: Timestamp,
+    pub link_expires_at: Timestamp,
+    /// Sessions opened with the link end then at the latest.
+    pub expires_at: Timestamp,
+    /// When the link was opened; it opens nothing after that.
+    pub used_at: Option<Timestamp>,
+    /// When its sessions were ended (logout).
+    pub ended_at: Option<Timestamp>,
+}
+
+impl PortalGrant {
+    /// Whether a session opened with this grant may still be used at `now`.
+    pub fn session_active(&self, now: Timestamp) -> bool {
+        self.used_at.is_some() && self.ended_at.is_none() && now < self.expires_at
+    }
+}
+
+/// The stored secrets, for re-sealing them under the current key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `endpoint_secret.key`: one value, owner = the endpoint id.
+    EndpointSecret,
+    /// `endpoint.headers`: a JSON object whose values are sealed one by one,
+    /// owner = the endpoint id.
+    EndpointHeaders,
+    /// `idempotency.body`: owner = scope and key, joined by a newline.
+    IdempotencyBody,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 3] = [
+        SealedColumn::EndpointSecret,
+        SealedColumn::EndpointHeaders,
+        SealedColumn::IdempotencyBody,
+    ];
+
+    /// What a value of this column is bound to when sealed: its column and
+    /// its owner, so a value copied to another row or column does not open.
+    pub fn context(self, owner: &str) -> String {
+        let column = match self {
+            SealedColumn::EndpointSecret => "endpoint_secret.key",
+            SealedColumn::EndpointHeaders => "endpoint.headers",
+            SealedColumn::IdempotencyBody => "idempotency.body",
+        };
+        format!("{column}:{owner}")
+    }
+}
+
+/// One stored value of a [`SealedColumn`], as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SealedValue {
+    pub owner: String,
+    pub value: Vec<u8>,
 }
 
 /// Svix's `MessageStatus`: the numbers are part of the API.

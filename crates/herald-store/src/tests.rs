@@ -47,9 +47,13 @@ impl TestStore {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("t.db");
-                let store = SqliteStore::open(path.to_str().unwrap(), &SqliteOptions::default())
-                    .await
-                    .unwrap();
+                let store = SqliteStore::open(
+                    path.to_str().unwrap(),
+                    &SqliteOptions::default(),
+                    test_keyring(),
+                )
+                .await
+                .unwrap();
                 TestStore {
                     backend,
                     store: Arc::new(store),
@@ -64,7 +68,9 @@ impl TestStore {
                     max_connections: 5,
                     ..PostgresOptions::default()
                 };
-                let store = PostgresStore::open(&url, &options).await.unwrap();
+                let store = PostgresStore::open(&url, &options, test_keyring())
+                    .await
+                    .unwrap();
                 TestStore {
                     backend,
                     store: Arc::new(store),
@@ -177,6 +183,11 @@ on_both_backends!(
     endpoints_rotate_disable_recover_and_resend,
     messages_keep_their_expiry,
     pruning_expunges_delivered_payloads_and_old_attempts_in_batches,
+    secrets_are_sealed_at_rest_and_resealed_under_a_new_key,
+    plaintext_left_by_an_older_herald_is_sealed_once,
+    api_tokens_are_listed_and_revoked,
+    portal_links_open_once_and_their_sessions_end,
+    idempotency_records_and_ended_grants_are_pruned,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -1072,7 +1083,9 @@ async fn postgres_notify_wakes_a_waiting_worker() {
 #[tokio::test]
 async fn connect_chooses_the_backend_by_scheme() {
     let (database, url) = create_database().await;
-    let store = connect(&url, &SqliteOptions::default()).await.unwrap();
+    let store = connect(&url, &SqliteOptions::default(), test_keyring())
+        .await
+        .unwrap();
     store.ping().await.unwrap();
     drop(store);
     drop_database(&database).await;
@@ -1082,15 +1095,20 @@ async fn connect_chooses_the_backend_by_scheme() {
     let store = connect(
         &format!("sqlite://{}", path.display()),
         &SqliteOptions::default(),
+        test_keyring(),
     )
     .await
     .unwrap();
     store.ping().await.unwrap();
 
-    let err = connect("mysql://u:pw@h/db", &SqliteOptions::default())
-        .await
-        .err()
-        .unwrap();
+    let err = connect(
+        "mysql://u:pw@h/db",
+        &SqliteOptions::default(),
+        test_keyring(),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(!err.to_string().contains("pw"), "{err}");
 }
 
@@ -1184,14 +1202,16 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
         round().await.unwrap(),
         PruneReport {
             payloads: 2,
-            attempts: 2
+            attempts: 2,
+            ..PruneReport::default()
         }
     );
     assert_eq!(
         round().await.unwrap(),
         PruneReport {
             payloads: 1,
-            attempts: 1
+            attempts: 1,
+            ..PruneReport::default()
         }
     );
     assert_eq!(round().await.unwrap(), PruneReport::default());
@@ -1238,7 +1258,8 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
         t.prune(now, attempts_before, 1000).await.unwrap(),
         PruneReport {
             payloads: 1,
-            attempts: 0
+            attempts: 0,
+            ..PruneReport::default()
         }
     );
     assert_eq!(get("msg_p").await.payload, "{}");
@@ -1246,4 +1267,327 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
         t.prune(now, attempts_before, 1000).await.unwrap(),
         PruneReport::default()
     );
+}
+
+/// Every value of `column` exactly as stored (no value is sealed with the key
+/// id `ffffffff`, so `read_sealed` returns them all).
+async fn stored(t: &TestStore, column: SealedColumn) -> Vec<String> {
+    t.read_sealed(column, "ffffffff", 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| String::from_utf8(v.value).unwrap())
+        .collect()
+}
+
+async fn secrets_are_sealed_at_rest_and_resealed_under_a_new_key(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    let ep = Endpoint {
+        headers: BTreeMap::from([("authorization".into(), "Bearer s3cret-token".into())]),
+        ..endpoint("ep_1", now)
+    };
+    t.create_endpoint(&ep, "whsec_Zmlyc3Q=").await.unwrap();
+    t.rotate_secret("ep_1", "whsec_c2Vjb25k", now + Span::hours(1), now)
+        .await
+        .unwrap();
+    t.idempotency_begin("org_1::/api/v1/x", "k", now)
+        .await
+        .unwrap();
+    t.idempotency_finish(
+        "org_1::/api/v1/x",
+        "k",
+        200,
+        b"{\"key\":\"whsec_c2Vjb25k\"}",
+    )
+    .await
+    .unwrap();
+
+    // Read through the store: plaintext.
+    let keys: Vec<String> = t
+        .secrets("ep_1", now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    assert_eq!(keys, ["whsec_c2Vjb25k", "whsec_Zmlyc3Q="]);
+    let read = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(read.headers, ep.headers);
+    let claimed = t
+        .claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert!(claimed.is_empty());
+    // As stored: sealed, nothing readable.
+    let raw = [
+        stored(t, SealedColumn::EndpointSecret).await,
+        stored(t, SealedColumn::EndpointHeaders).await,
+        stored(t, SealedColumn::IdempotencyBody).await,
+    ];
+    assert_eq!(raw.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 1]);
+    for value in raw.iter().flatten() {
+        assert!(value.starts_with("hrld1:"), "{value}");
+        for secret in ["whsec_", "s3cret", "authorization"] {
+            assert!(!value.contains(secret), "{value}");
+        }
+    }
+
+    // A new key: what is sealed under the old one is re-sealed, once.
+    let new = Keyring::new(b"the new encryption key", &[b"store tests' encryption key"]);
+    let report = sealing::reseal(&**t, &new).await.unwrap();
+    assert_eq!(
+        report,
+        sealing::ResealReport {
+            secrets: 2,
+            headers: 1,
+            idempotency: 1
+        }
+    );
+    assert_eq!(sealing::reseal(&**t, &new).await.unwrap().total(), 0);
+    assert_eq!(sealing::seal_all(&**t, &new).await.unwrap().total(), 0);
+    for column in SealedColumn::ALL {
+        assert!(t
+            .read_sealed(column, new.current_id(), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    // This store still holds only the old key: it can no longer open them.
+    assert!(matches!(
+        t.secrets("ep_1", now).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        t.get_endpoint("app_1", "ep_1").await,
+        Err(StoreError::Corrupt(_))
+    ));
+    // Without the key they were sealed with, re-sealing refuses to go on.
+    let stranger = Keyring::new(b"a key that never sealed anything", &[]);
+    let refused = sealing::reseal(&**t, &stranger).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("HERALD_ENCRYPTION_KEY"),
+        "{refused}"
+    );
+}
+
+async fn plaintext_left_by_an_older_herald_is_sealed_once(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    let ep = Endpoint {
+        headers: BTreeMap::from([("x-api-key".into(), "k3y".into())]),
+        ..endpoint("ep_1", now)
+    };
+    t.create_endpoint(&ep, "whsec_b2xk").await.unwrap();
+    // Put the plaintext an older Herald wrote back in place.
+    let ring = crate::test_keyring();
+    for (column, plain) in [
+        (SealedColumn::EndpointSecret, "whsec_b2xk".to_string()),
+        (
+            SealedColumn::EndpointHeaders,
+            r#"{"x-api-key":"k3y"}"#.to_string(),
+        ),
+    ] {
+        let sealed = stored(t, column).await.pop().unwrap();
+        assert!(t
+            .replace_sealed(column, "ep_1", sealed.as_bytes(), plain.as_bytes())
+            .await
+            .unwrap());
+    }
+    assert!(stored(t, SealedColumn::EndpointSecret).await[0].contains("whsec_b2xk"));
+    // Plaintext still reads (nothing breaks between upgrade and sealing) ...
+    assert_eq!(t.secrets("ep_1", now).await.unwrap()[0].key, "whsec_b2xk");
+    // ... and opening with a keyring seals it, once.
+    let report = sealing::seal_all(&**t, &ring).await.unwrap();
+    assert_eq!((report.secrets, report.headers), (1, 1));
+    assert_eq!(sealing::seal_all(&**t, &ring).await.unwrap().total(), 0);
+    assert!(!stored(t, SealedColumn::EndpointSecret).await[0].contains("whsec_"));
+    assert!(!stored(t, SealedColumn::EndpointHeaders).await[0].contains("k3y"));
+    assert_eq!(t.secrets("ep_1", now).await.unwrap()[0].key, "whsec_b2xk");
+    assert_eq!(
+        t.get_endpoint("app_1", "ep_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .headers,
+        ep.headers
+    );
+}
+
+async fn api_tokens_are_listed_and_revoked(t: &TestStore) {
+    let now = now();
+    let token = |id: &str, org: &str, at: Timestamp, expires: Option<Timestamp>| ApiToken {
+        id: id.into(),
+        org_id: org.into(),
+        app_id: None,
+        name: format!("{id} for {org}"),
+        created_at: at,
+        expires_at: expires,
+        revoked_at: None,
+    };
+    let first = token("tok_1", "org_1", now - Span::seconds(2), None);
+    let second = ApiToken {
+        app_id: Some("app_1".into()),
+        ..token(
+            "tok_2",
+            "org_2",
+            now - Span::seconds(1),
+            Some(now + Span::days(1)),
+        )
+    };
+    let short = token("tok_3", "org_1", now, Some(now + Span::seconds(1)));
+    for tok in [&first, &second, &short] {
+        t.create_api_token(tok).await.unwrap();
+    }
+    let ids = |list: Vec<ApiToken>| list.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(t.list_api_tokens(None).await.unwrap()),
+        ["tok_3", "tok_2", "tok_1"]
+    );
+    assert_eq!(
+        ids(t.list_api_tokens(Some("org_1")).await.unwrap()),
+        ["tok_3", "tok_1"]
+    );
+    assert_eq!(
+        t.list_api_tokens(Some("org_2")).await.unwrap(),
+        std::slice::from_ref(&second)
+    );
+    assert!(t.revoked_api_tokens(now).await.unwrap().is_empty());
+
+    let revoked = t.revoke_api_token("tok_2", now).await.unwrap();
+    assert_eq!(
+        revoked,
+        ApiToken {
+            revoked_at: Some(now),
+            ..second
+        }
+    );
+    // Revoking again keeps the first time.
+    let again = t
+        .revoke_api_token("tok_2", now + Span::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(now));
+    t.revoke_api_token("tok_3", now).await.unwrap();
+    assert!(matches!(
+        t.revoke_api_token("tok_404", now).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut list = t.revoked_api_tokens(now).await.unwrap();
+    list.sort();
+    assert_eq!(list, ["tok_2", "tok_3"]);
+    // An expired token is refused anyway: it leaves the revoked list.
+    assert_eq!(
+        t.revoked_api_tokens(now + Span::seconds(2)).await.unwrap(),
+        ["tok_2"]
+    );
+}
+
+fn grant(id: &str, now: Timestamp) -> PortalGrant {
+    PortalGrant {
+        id: id.into(),
+        org_id: "org_1".into(),
+        app_id: Some("app_1".into()),
+        read_only: true,
+        session_id: Some("user_1".into()),
+        created_at: now,
+        link_expires_at: now + Span::seconds(60),
+        expires_at: now + Span::hours(8),
+        used_at: None,
+        ended_at: None,
+    }
+}
+
+async fn portal_links_open_once_and_their_sessions_end(t: &TestStore) {
+    let now = now();
+    t.create_portal_grant(&grant("pg_1", now)).await.unwrap();
+    let used = t.use_portal_grant("pg_1", now).await.unwrap().unwrap();
+    assert_eq!(
+        used,
+        PortalGrant {
+            used_at: Some(now),
+            ..grant("pg_1", now)
+        }
+    );
+    assert!(used.session_active(now));
+    assert_eq!(
+        t.use_portal_grant("pg_1", now).await.unwrap(),
+        None,
+        "a link opens once"
+    );
+    assert_eq!(
+        t.get_portal_grant("pg_1").await.unwrap(),
+        Some(used.clone())
+    );
+
+    t.end_portal_grant("pg_1", now + Span::seconds(1))
+        .await
+        .unwrap();
+    let ended = t.get_portal_grant("pg_1").await.unwrap().unwrap();
+    assert_eq!(ended.ended_at, Some(now + Span::seconds(1)));
+    assert!(!ended.session_active(now + Span::seconds(2)));
+    assert!(
+        !used.session_active(now + Span::hours(8)),
+        "sessions end at expires_at"
+    );
+    assert!(matches!(
+        t.end_portal_grant("pg_404", now).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // An expired link, and one ended before it was used, open nothing.
+    t.create_portal_grant(&grant("pg_2", now)).await.unwrap();
+    assert_eq!(
+        t.use_portal_grant("pg_2", now + Span::seconds(60))
+            .await
+            .unwrap(),
+        None
+    );
+    t.create_portal_grant(&grant("pg_3", now)).await.unwrap();
+    t.end_portal_grant("pg_3", now).await.unwrap();
+    assert_eq!(t.use_portal_grant("pg_3", now).await.unwrap(), None);
+
+    // Of many concurrent uses of one link, exactly one opens it.
+    t.create_portal_grant(&grant("pg_4", now)).await.unwrap();
+    let tries = (0..8)
+        .map(|_| {
+            let store = t.store.clone();
+            tokio::spawn(async move { store.use_portal_grant("pg_4", now).await.unwrap() })
+        })
+        .collect::<Vec<_>>();
+    let mut opened = 0;
+    for try_ in tries {
+        opened += usize::from(try_.await.unwrap().is_some());
+    }
+    assert_eq!(opened, 1);
+}
+
+async fn idempotency_records_and_ended_grants_are_pruned(t: &TestStore) {
+    let now = now();
+    let day_ago = now - IDEMPOTENCY_RETENTION;
+    t.idempotency_begin("s", "old", day_ago - Span::seconds(1))
+        .await
+        .unwrap();
+    t.idempotency_finish("s", "old", 202, b"{}").await.unwrap();
+    t.idempotency_begin("s", "new", day_ago + Span::seconds(5))
+        .await
+        .unwrap();
+    t.idempotency_finish("s", "new", 202, b"{}").await.unwrap();
+    t.create_portal_grant(&grant("pg_old", now - Span::hours(9)))
+        .await
+        .unwrap();
+    t.create_portal_grant(&grant("pg_new", now)).await.unwrap();
+
+    let report = t.prune(now, now - Span::days(90), 1000).await.unwrap();
+    assert_eq!((report.idempotency, report.grants), (1, 1));
+    assert!(matches!(
+        t.idempotency_begin("s", "new", now).await.unwrap(),
+        IdempotencyState::Done { status: 202, .. }
+    ));
+    assert_eq!(
+        t.idempotency_begin("s", "old", now).await.unwrap(),
+        IdempotencyState::New
+    );
+    assert_eq!(t.get_portal_grant("pg_old").await.unwrap(), None);
+    assert!(t.get_portal_grant("pg_new").await.unwrap().is_some());
 }

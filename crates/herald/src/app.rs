@@ -4,32 +4,44 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use herald_store::{SqliteOptions, Store};
+use herald_store::{Keyring, SqliteOptions, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::auth::{Keys, DEFAULT_ORG};
+use crate::auth::{Keys, Revocations, DEFAULT_ORG};
 use crate::config::Config;
 use crate::dispatch::{Deliverer, Dispatcher, Wake};
 
-/// Opens the store a configuration names, running migrations.
+/// Opens the store a configuration names, running migrations, and seals
+/// whatever secrets are not yet sealed with `keyring`'s current key (after an
+/// upgrade from a Herald that kept them in plaintext, or a key rotation).
 pub async fn open_store(
     database_url: &str,
     synchronous_full: bool,
+    keyring: Arc<Keyring>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let options = SqliteOptions {
         synchronous_full,
         ..SqliteOptions::default()
     };
-    herald_store::connect(database_url, &options)
+    let redacted = || herald_store::redact_url(database_url);
+    let store = herald_store::connect(database_url, &options, keyring.clone())
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                herald_store::redact_url(database_url)
-            )
-        })
+        .with_context(|| format!("cannot open the database {}", redacted()))?;
+    let sealed = herald_store::sealing::seal_all(store.as_ref(), &keyring)
+        .await
+        .with_context(|| format!("cannot seal the secrets in {}", redacted()))?;
+    if sealed.total() > 0 {
+        tracing::info!(
+            secrets = sealed.secrets,
+            headers = sealed.headers,
+            idempotency = sealed.idempotency,
+            key = keyring.current_id(),
+            "sealed stored secrets under the current encryption key"
+        );
+    }
+    Ok(store)
 }
 
 /// Serves the API on `listener` and runs the dispatcher beside it until
@@ -48,7 +60,12 @@ pub async fn serve(
             .context("the listener has no address")?;
     }
     let config = Arc::new(config);
-    let store = open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+    let store = open_store(
+        &config.database_url,
+        config.sqlite_synchronous_full,
+        config.keyring.clone(),
+    )
+    .await?;
     if config.role.runs_worker() {
         // With SQLite a lease left over was held by this process before it died,
         // so its deliveries are due again now.
@@ -77,6 +94,7 @@ pub async fn serve(
         wake: wake.clone(),
         deliverer: deliverer.clone(),
         lookups: Arc::default(),
+        revocations: Arc::new(Revocations::new(store.clone())),
     };
     // Pruning is the worker's housekeeping, so an API-only node never does it.
     let pruner = config

@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herald_core::net::AllowList;
 use herald_core::schedule::RetrySchedule;
+use herald_core::seal::Keyring;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -32,6 +34,18 @@ pub struct CommonArgs {
     /// "full" also survives power loss, at a cost in write throughput.
     #[arg(long, env = "HERALD_SQLITE_SYNCHRONOUS", default_value = "normal")]
     pub sqlite_synchronous: String,
+
+    /// Key that seals endpoint signing keys, custom header values and
+    /// remembered responses in the database (at least 16 characters).
+    /// Default: derived from the main secret.
+    #[arg(long, env = "HERALD_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// Comma-separated keys that sealed values before the current one: they
+    /// still open, and Herald re-seals under the current key at start-up (or
+    /// with `herald rekey`). Drop them once that is done.
+    #[arg(long, env = "HERALD_PREVIOUS_ENCRYPTION_KEYS", hide_env_values = true)]
+    pub previous_encryption_keys: Option<String>,
 }
 
 /// Settings of `herald serve`.
@@ -172,6 +186,8 @@ pub struct Config {
     pub secret: SecretString,
     pub secret_source: SecretSource,
     pub sqlite_synchronous_full: bool,
+    /// Seals and opens the secrets the store keeps.
+    pub keyring: Arc<Keyring>,
     pub allow_subnets: AllowList,
     pub retry_schedule: RetrySchedule,
     pub max_body_bytes: usize,
@@ -221,6 +237,7 @@ pub struct CommonConfig {
     pub secret: SecretString,
     pub secret_source: SecretSource,
     pub sqlite_synchronous_full: bool,
+    pub keyring: Arc<Keyring>,
 }
 
 impl CommonArgs {
@@ -237,11 +254,17 @@ impl CommonArgs {
             Some(_) => bail!("HERALD_SECRET must be at least 16 characters long"),
             None => load_or_generate_secret(&secret_path(&self.database_url)?)?,
         };
+        let keyring = keyring(
+            self.encryption_key.as_deref(),
+            self.previous_encryption_keys.as_deref(),
+            &secret,
+        )?;
         Ok(CommonConfig {
             database_url: self.database_url.clone(),
             secret,
             secret_source,
             sqlite_synchronous_full,
+            keyring: Arc::new(keyring),
         })
     }
 }
@@ -281,6 +304,7 @@ impl ServeArgs {
             secret: common.secret,
             secret_source: common.secret_source,
             sqlite_synchronous_full: common.sqlite_synchronous_full,
+            keyring: common.keyring,
             allow_subnets,
             retry_schedule,
             max_body_bytes: self.max_body_bytes,
@@ -300,6 +324,30 @@ impl ServeArgs {
             portal_frame_ancestors: frame_ancestors(&self.portal_frame_ancestors)?,
         })
     }
+}
+
+/// The keyring from `HERALD_ENCRYPTION_KEY` (or the main secret) and
+/// `HERALD_PREVIOUS_ENCRYPTION_KEYS`.
+pub fn keyring(
+    current: Option<&str>,
+    previous: Option<&str>,
+    secret: &SecretString,
+) -> anyhow::Result<Keyring> {
+    let current = match current.map(str::trim).filter(|k| !k.is_empty()) {
+        Some(key) if key.len() < 16 => {
+            bail!("HERALD_ENCRYPTION_KEY must be at least 16 characters long")
+        }
+        Some(key) => key.to_string(),
+        None => secret.expose_secret().to_string(),
+    };
+    let previous: Vec<&str> = previous
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
+    let previous: Vec<&[u8]> = previous.iter().map(|k| k.as_bytes()).collect();
+    Ok(Keyring::new(current.as_bytes(), &previous))
 }
 
 /// `HERALD_ATTEMPT_RETENTION_DAYS` as a duration (at least a day: 0 would

@@ -24,8 +24,8 @@ use crate::config::ServeArgs;
 pub const DEMO_APP_UID: &str = "demo-spot";
 pub const DEMO_APP_NAME: &str = "Design Club";
 
-/// How long the printed portal link logs in: a working day of touring.
-const PORTAL_LINK_TTL_HOURS: i64 = 12;
+/// How long the printed portal link can be opened: a working day of touring.
+const PORTAL_LINK_TTL_SECONDS: &str = "43200";
 
 /// Settings of `herald demo`.
 #[derive(clap::Args, Clone, Debug)]
@@ -108,12 +108,18 @@ async fn tour(
     )
     .await?;
 
-    let portal_token = keys.app_token(
-        DEFAULT_ORG,
-        &app_id,
-        Some(chrono::Duration::hours(PORTAL_LINK_TTL_HOURS)),
-    );
-    println!("Portal: {base}/portal/login?token={portal_token}");
+    // The link the platform would hand its Spot admin (it opens the portal
+    // once; `herald portal-link --app demo-spot` makes another).
+    let access = api
+        .post(
+            &format!("/api/v1/auth/app-portal-access/{app_id}"),
+            json!({}),
+        )
+        .await?;
+    let portal_token = access["token"]
+        .as_str()
+        .context("the portal access answer has no token")?;
+    println!("Portal: {}", crate::portal::link::url(base, portal_token));
     println!("API token: {}", api.token);
     println!(
         "Demo Spot: {DEMO_APP_NAME} ({app_id}, uid {DEMO_APP_UID}); receiver on http://{receiver}"
@@ -168,6 +174,8 @@ fn serve_config(dir: &std::path::Path, secret: &str) -> anyhow::Result<crate::co
         // Failed deliveries come back quickly in a demo.
         "--retry-schedule",
         "5,30,120",
+        "--portal-token-ttl-seconds",
+        PORTAL_LINK_TTL_SECONDS,
     ])
     .context("the demo's settings")?;
     serve.args.resolve()

@@ -3,7 +3,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use herald::auth::{Keys, DEFAULT_ORG};
+use std::sync::Arc;
+
 use herald::config::{CommonArgs, SecretSource, ServeArgs};
+use herald_store::Store;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of the system allocator: under load glibc's malloc and free
@@ -33,6 +36,10 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate(CommonArgs),
+    /// Re-seal every stored secret (endpoint keys, header values, remembered
+    /// responses) under HERALD_ENCRYPTION_KEY; the keys they were sealed with
+    /// must be in HERALD_PREVIOUS_ENCRYPTION_KEYS.
+    Rekey(CommonArgs),
     /// Expunge expired message payloads and delete old attempts now, then
     /// exit (`serve` does it every HERALD_PRUNE_INTERVAL_SECONDS).
     Prune {
@@ -79,7 +86,8 @@ enum CatalogCommand {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Print an API token on the last line of stdout.
+    /// Make an API token and print it on the last line of stdout (its id and
+    /// details go to stderr).
     Create {
         #[command(flatten)]
         common: CommonArgs,
@@ -89,6 +97,27 @@ enum TokenCommand {
         /// Scope the token to one application (its id or uid).
         #[arg(long)]
         app: Option<String>,
+        /// What the token is for, shown by `herald token list`.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Let the token expire after this long (e.g. 90d, 12h, 30m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// List the tokens made with `herald token create`, newest first.
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Only this organisation's tokens.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke a token, given by its id (tok_...) or as the token itself. Every
+    /// node refuses it within a second.
+    Revoke {
+        #[command(flatten)]
+        common: CommonArgs,
+        token: String,
     },
 }
 
@@ -104,9 +133,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
-        Command::Token {
-            command: TokenCommand::Create { common, org, app },
-        } => token_create(common, org, app).await,
+        Command::Token { command } => token(command).await,
+        Command::Rekey(common) => rekey(common).await,
         Command::Catalog {
             command: CatalogCommand::Import { common, org, path },
         } => catalog_import(common, org, path).await,
@@ -124,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(common) => {
             let config = common.resolve()?;
-            herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+            open(&config).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -138,8 +166,7 @@ async fn main() -> anyhow::Result<()> {
 async fn prune(common: CommonArgs, attempt_retention_days: u32) -> anyhow::Result<()> {
     let retention = herald::config::attempt_retention(attempt_retention_days)?;
     let config = common.resolve()?;
-    let store =
-        herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+    let store = open(&config).await?;
     let now = chrono::Utc::now();
     let attempts_before = herald::retention::attempts_before(now, retention);
     let report = herald::retention::prune_all(store.as_ref(), now, attempts_before).await?;
@@ -177,25 +204,76 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     herald::app::serve(config, listener, shutdown).await
 }
 
-async fn token_create(common: CommonArgs, org: String, app: Option<String>) -> anyhow::Result<()> {
-    let config = common.resolve()?;
-    log_secret_source(&config.secret_source);
-    let keys = Keys::new(config.secret_bytes());
-    let token = match app {
-        None => keys.org_token(&org),
-        Some(app) => {
-            let store =
-                herald::app::open_store(&config.database_url, config.sqlite_synchronous_full)
-                    .await?;
-            let found = store
-                .get_app(&org, &app)
-                .await?
-                .with_context(|| format!("no application {app:?} in organisation {org}"))?;
-            eprintln!("token scoped to application {} ({})", found.id, found.name);
-            keys.app_token(&org, &found.id, None)
+async fn open(config: &herald::config::CommonConfig) -> anyhow::Result<Arc<dyn Store>> {
+    herald::app::open_store(
+        &config.database_url,
+        config.sqlite_synchronous_full,
+        config.keyring.clone(),
+    )
+    .await
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            common,
+            org,
+            app,
+            name,
+            expires_in,
+        } => {
+            let config = common.resolve()?;
+            log_secret_source(&config.secret_source);
+            let store = open(&config).await?;
+            let keys = Keys::new(config.secret_bytes());
+            let (record, token) = herald::tokens::create(
+                store.as_ref(),
+                &keys,
+                &org,
+                app.as_deref(),
+                &name,
+                expires_in,
+            )
+            .await?;
+            let scope = record.app_id.as_deref().unwrap_or("every application");
+            let expires = record
+                .expires_at
+                .map_or("never expires".to_string(), |t| format!("expires {t}"));
+            eprintln!("token {} for {org}, {scope}; {expires}", record.id);
+            println!("{token}");
         }
-    };
-    println!("{token}");
+        TokenCommand::List { common, org } => {
+            let config = common.resolve()?;
+            let store = open(&config).await?;
+            let tokens = store.list_api_tokens(org.as_deref()).await?;
+            print!("{}", herald::tokens::table(&tokens));
+        }
+        TokenCommand::Revoke { common, token } => {
+            let config = common.resolve()?;
+            let store = open(&config).await?;
+            let keys = Keys::new(config.secret_bytes());
+            let record = herald::tokens::revoke(store.as_ref(), &keys, &token).await?;
+            println!(
+                "revoked {}; every node refuses it within {} s",
+                record.id,
+                herald::auth::REVOCATION_FRESHNESS.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn rekey(common: CommonArgs) -> anyhow::Result<()> {
+    let config = common.resolve()?;
+    let store = open(&config).await?;
+    let report = herald_store::sealing::reseal(store.as_ref(), &config.keyring).await?;
+    println!(
+        "sealed under key {}: {} signing keys, {} header sets, {} remembered responses re-sealed",
+        config.keyring.current_id(),
+        report.secrets,
+        report.headers,
+        report.idempotency
+    );
     Ok(())
 }
 
@@ -209,8 +287,7 @@ async fn catalog_import(
         None => herald::catalog::builtin()?,
     };
     let config = common.resolve()?;
-    let store =
-        herald::app::open_store(&config.database_url, config.sqlite_synchronous_full).await?;
+    let store = open(&config).await?;
     let report = herald::catalog::import(store.as_ref(), &org, &entries).await?;
     let source = path.map_or("the built-in Spot catalog".to_string(), |p| {
         p.display().to_string()

@@ -5,8 +5,8 @@
 //! The schema and the SQL mirror the SQLite store method by method (timestamps
 //! are UNIX milliseconds, JSON is TEXT), so both behave the same behind the trait.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,7 +16,7 @@ use sqlx::{QueryBuilder, Row};
 use tokio::time::Instant;
 
 use crate::model::*;
-use crate::{Result, Store, StoreError};
+use crate::{Keyring, Result, Store, StoreError};
 
 /// Knobs of the shared store.
 #[derive(Clone, Debug)]
@@ -46,6 +46,8 @@ pub struct PostgresStore {
     /// One long-lived listener, made on first use and dropped after an error
     /// (the next wait makes a new one). Waiters take turns.
     listener: tokio::sync::Mutex<Option<PgListener>>,
+    /// Seals and opens the secrets this store keeps.
+    keyring: Arc<Keyring>,
 }
 
 /// The channel new work is announced on.
@@ -83,10 +85,12 @@ fn row_event_type(r: &PgRow) -> Result<EventType> {
     })
 }
 
-fn row_endpoint(r: &PgRow) -> Result<Endpoint> {
+fn row_endpoint(keyring: &Keyring, r: &PgRow) -> Result<Endpoint> {
+    let id: String = r.get("id");
     let headers: String = r.get("headers");
     Ok(Endpoint {
-        id: r.get("id"),
+        headers: open_headers(keyring, &id, &headers)?,
+        id,
         app_id: r.get("app_id"),
         uid: r.get("uid"),
         url: r.get("url"),
@@ -95,8 +99,6 @@ fn row_endpoint(r: &PgRow) -> Result<Endpoint> {
         event_types: parse_list(r.get("event_types"))?,
         channels: parse_list(r.get("channels"))?,
         metadata: parse_json(r.get("metadata"))?,
-        headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         throttle_rate: r.get("throttle_rate"),
         date_format: r.get("date_format"),
         created_at: from_ms(r.get("created_at")),
@@ -152,18 +154,19 @@ fn row_attempt(r: &PgRow) -> Attempt {
 }
 
 /// A row of [`CLAIMED_JOBS`].
-fn row_job(r: &PgRow) -> Result<Job> {
+fn row_job(keyring: &Keyring, r: &PgRow) -> Result<Job> {
     let headers: String = r.get("headers");
+    let endpoint_id: String = r.get("endpoint_id");
     let manual: bool = r.get("manual");
     Ok(Job {
+        headers: open_headers(keyring, &endpoint_id, &headers)?,
         msg_id: r.get("msg_id"),
         app_id: r.get("app_id"),
         org_id: r.get("org_id"),
         event_type: r.get("event_type"),
         payload: r.get("payload"),
-        endpoint_id: r.get("endpoint_id"),
+        endpoint_id,
         url: r.get("url"),
-        headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         disabled: r.get("disabled"),
         date_format: r.get("date_format"),
         attempts: r.get("attempts"),
@@ -387,12 +390,16 @@ impl PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter().map(row_job).collect()
+        rows.iter().map(|r| row_job(&self.keyring, r)).collect()
     }
 
     /// Connects to the database a `postgres://` URL names and, unless told not
     /// to, runs migrations.
-    pub async fn open(url: &str, options: &PostgresOptions) -> Result<PostgresStore> {
+    pub async fn open(
+        url: &str,
+        options: &PostgresOptions,
+        keyring: Arc<Keyring>,
+    ) -> Result<PostgresStore> {
         let connect = PgConnectOptions::from_str(url).map_err(db_err)?;
         // A short acquire timeout: while the database is away, requests fail
         // fast with Unavailable (503) instead of hanging.
@@ -409,6 +416,7 @@ impl PostgresStore {
             pool,
             listen_pool,
             listener: tokio::sync::Mutex::new(None),
+            keyring,
         };
         if options.run_migrations {
             store.migrate().await?;
@@ -627,7 +635,7 @@ impl Store for PostgresStore {
         .bind(list_text(&ep.event_types))
         .bind(list_text(&ep.channels))
         .bind(json_text(&ep.metadata))
-        .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
+        .bind(seal_headers(&self.keyring, &ep.id, &ep.headers))
         .bind(ep.throttle_rate)
         .bind(&ep.date_format)
         .bind(ms(ep.created_at))
@@ -639,7 +647,7 @@ impl Store for PostgresStore {
             "INSERT INTO endpoint_secret (endpoint_id, key, created_at) VALUES ($1, $2, $3)",
         )
         .bind(&ep.id)
-        .bind(secret)
+        .bind(seal_secret(&self.keyring, &ep.id, secret))
         .bind(ms(ep.created_at))
         .execute(&mut *tx)
         .await
@@ -657,7 +665,9 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        row.as_ref().map(row_endpoint).transpose()
+        row.as_ref()
+            .map(|r| row_endpoint(&self.keyring, r))
+            .transpose()
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &Page) -> Result<PageOf<Endpoint>> {
@@ -665,7 +675,10 @@ impl Store for PostgresStore {
         qb.push_bind(app_id.to_string());
         paginate(&mut qb, "id", page);
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
-        let items = rows.iter().map(row_endpoint).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| row_endpoint(&self.keyring, r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
     }
 
@@ -683,7 +696,7 @@ impl Store for PostgresStore {
         .bind(list_text(&ep.event_types))
         .bind(list_text(&ep.channels))
         .bind(json_text(&ep.metadata))
-        .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
+        .bind(seal_headers(&self.keyring, &ep.id, &ep.headers))
         .bind(ep.throttle_rate)
         .bind(&ep.date_format)
         .bind(ms(ep.updated_at))
@@ -737,13 +750,14 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| SecretKey {
-                key: r.get("key"),
-                expires_at: opt_ms(r.get("expires_at")),
+        rows.iter()
+            .map(|r| {
+                Ok(SecretKey {
+                    key: open_secret(&self.keyring, endpoint_id, r.get("key"))?,
+                    expires_at: opt_ms(r.get("expires_at")),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn rotate_secret(
@@ -783,7 +797,7 @@ impl Store for PostgresStore {
             "INSERT INTO endpoint_secret (endpoint_id, key, created_at) VALUES ($1, $2, $3)",
         )
         .bind(endpoint_id)
-        .bind(new_key)
+        .bind(seal_secret(&self.keyring, endpoint_id, new_key))
         .bind(ms(now))
         .execute(&mut *tx)
         .await
@@ -875,14 +889,22 @@ impl Store for PostgresStore {
         let endpoint_ids: Vec<String> = match targets.endpoint() {
             Some(id) => vec![id.to_string()],
             None => {
-                let rows = sqlx::query("SELECT * FROM endpoint WHERE app_id = $1 AND NOT disabled")
-                    .bind(&msg.app_id)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                let rows = sqlx::query(
+                    "SELECT id, app_id, event_types, channels FROM endpoint
+                     WHERE app_id = $1 AND NOT disabled",
+                )
+                .bind(&msg.app_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
                 let mut ids = Vec::new();
                 for r in &rows {
-                    let ep = row_endpoint(r)?;
+                    let ep = Route::new(
+                        r.try_get("id").map_err(db_err)?,
+                        r.try_get("app_id").map_err(db_err)?,
+                        r.try_get("event_types").map_err(db_err)?,
+                        r.try_get("channels").map_err(db_err)?,
+                    )?;
                     if ep.accepts(&msg.event_type, msg.channels.as_deref()) {
                         ids.push(ep.id);
                     }
@@ -987,7 +1009,7 @@ impl Store for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.as_ref().map(row_job).transpose()
+        row.as_ref().map(|r| row_job(&self.keyring, r)).transpose()
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
@@ -1210,7 +1232,7 @@ impl Store for PostgresStore {
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
         let items = rows
             .iter()
-            .map(|r| Ok((row_endpoint(r)?, row_delivery(r))))
+            .map(|r| Ok((row_endpoint(&self.keyring, r)?, row_delivery(r))))
             .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
     }
@@ -1295,7 +1317,10 @@ impl Store for PostgresStore {
                     return Ok(match r.get::<Option<i64>, _>("status") {
                         Some(status) => IdempotencyState::Done {
                             status: u16::try_from(status).unwrap_or(500),
-                            body: r.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
+                            body: match r.get::<Option<Vec<u8>>, _>("body") {
+                                Some(stored) => open_body(&self.keyring, scope, key, &stored)?,
+                                None => Vec::new(),
+                            },
                         },
                         None => IdempotencyState::InProgress,
                     })
@@ -1315,7 +1340,7 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         sqlx::query("UPDATE idempotency SET status = $1, body = $2 WHERE scope = $3 AND key = $4")
             .bind(i64::from(status))
-            .bind(body)
+            .bind(seal_body(&self.keyring, scope, key, body))
             .bind(scope)
             .bind(key)
             .execute(&self.pool)
@@ -1359,11 +1384,277 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(db_err)?;
+        let idempotency = sqlx::query(
+            "DELETE FROM idempotency WHERE (scope, key) IN
+                 (SELECT scope, key FROM idempotency WHERE created_at < $1 LIMIT $2
+                  FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(ms(now - IDEMPOTENCY_RETENTION))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let grants = sqlx::query(
+            "DELETE FROM portal_grant WHERE id IN
+                 (SELECT id FROM portal_grant WHERE expires_at < $1 LIMIT $2
+                  FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(ms(now))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(PruneReport {
             payloads: payloads.rows_affected(),
             attempts: attempts.rows_affected(),
+            idempotency: idempotency.rows_affected(),
+            grants: grants.rows_affected(),
         })
     }
+
+    async fn create_api_token(&self, token: &ApiToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_token (id, org_id, app_id, name, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&token.id)
+        .bind(&token.org_id)
+        .bind(&token.app_id)
+        .bind(&token.name)
+        .bind(ms(token.created_at))
+        .bind(token.expires_at.map(ms))
+        .bind(token.revoked_at.map(ms))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_api_tokens(&self, org_id: Option<&str>) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT * FROM api_token WHERE $1::text IS NULL OR org_id = $1
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(row_api_token).collect()
+    }
+
+    async fn revoke_api_token(&self, id: &str, now: Timestamp) -> Result<ApiToken> {
+        let row = sqlx::query(
+            "UPDATE api_token SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref()
+            .map(row_api_token)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn revoked_api_tokens(&self, now: Timestamp) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM api_token
+             WHERE revoked_at IS NOT NULL AND (expires_at IS NULL OR expires_at > $1)",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(db_err))
+            .collect()
+    }
+
+    async fn create_portal_grant(&self, grant: &PortalGrant) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO portal_grant (id, org_id, app_id, read_only, session_id, created_at,
+                 link_expires_at, expires_at, used_at, ended_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.org_id)
+        .bind(&grant.app_id)
+        .bind(grant.read_only)
+        .bind(&grant.session_id)
+        .bind(ms(grant.created_at))
+        .bind(ms(grant.link_expires_at))
+        .bind(ms(grant.expires_at))
+        .bind(grant.used_at.map(ms))
+        .bind(grant.ended_at.map(ms))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn use_portal_grant(&self, id: &str, now: Timestamp) -> Result<Option<PortalGrant>> {
+        let row = sqlx::query(
+            "UPDATE portal_grant SET used_at = $1
+             WHERE id = $2 AND used_at IS NULL AND ended_at IS NULL AND link_expires_at > $1
+             RETURNING *",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_portal_grant).transpose()
+    }
+
+    async fn get_portal_grant(&self, id: &str) -> Result<Option<PortalGrant>> {
+        let row = sqlx::query("SELECT * FROM portal_grant WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(row_portal_grant).transpose()
+    }
+
+    async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE portal_grant SET ended_at = COALESCE(ended_at, $1) WHERE id = $2")
+                .bind(ms(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        found(done.rows_affected())
+    }
+
+    async fn read_sealed(
+        &self,
+        column: SealedColumn,
+        current_key: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>> {
+        let sql = match column {
+            SealedColumn::EndpointSecret => {
+                "SELECT endpoint_id AS owner, convert_to(key, 'UTF8') AS value FROM endpoint_secret
+                 WHERE key NOT LIKE $1 LIMIT $2"
+            }
+            SealedColumn::EndpointHeaders => {
+                "SELECT id AS owner, convert_to(headers, 'UTF8') AS value FROM endpoint
+                 WHERE headers <> '{}' AND headers NOT LIKE $1 LIMIT $2"
+            }
+            SealedColumn::IdempotencyBody => {
+                "SELECT scope || chr(10) || key AS owner, body AS value FROM idempotency
+                 WHERE body IS NOT NULL AND body NOT LIKE convert_to($1, 'UTF8') LIMIT $2"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(sealed_with_pattern(current_key))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedValue {
+                    owner: r.try_get("owner").map_err(db_err)?,
+                    value: r.try_get("value").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        owner: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let done = match column {
+            SealedColumn::EndpointSecret => {
+                sqlx::query(
+                    "UPDATE endpoint_secret SET key = $1 WHERE endpoint_id = $2 AND key = $3",
+                )
+                .bind(text(new))
+                .bind(owner)
+                .bind(text(old))
+                .execute(&self.pool)
+                .await
+            }
+            SealedColumn::EndpointHeaders => {
+                sqlx::query("UPDATE endpoint SET headers = $1 WHERE id = $2 AND headers = $3")
+                    .bind(text(new))
+                    .bind(owner)
+                    .bind(text(old))
+                    .execute(&self.pool)
+                    .await
+            }
+            SealedColumn::IdempotencyBody => {
+                let (scope, key) = owner.split_once('\n').ok_or(StoreError::NotFound)?;
+                sqlx::query(
+                    "UPDATE idempotency SET body = $1 WHERE scope = $2 AND key = $3 AND body = $4",
+                )
+                .bind(new)
+                .bind(scope)
+                .bind(key)
+                .bind(old)
+                .execute(&self.pool)
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn meta(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM herald_meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| r.try_get("value").map_err(db_err)).transpose()
+    }
+
+    async fn set_meta(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO herald_meta (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn row_api_token(r: &PgRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.try_get("id").map_err(db_err)?,
+        org_id: r.try_get("org_id").map_err(db_err)?,
+        app_id: r.try_get("app_id").map_err(db_err)?,
+        name: r.try_get("name").map_err(db_err)?,
+        created_at: from_ms(r.try_get("created_at").map_err(db_err)?),
+        expires_at: opt_ms(r.try_get("expires_at").map_err(db_err)?),
+        revoked_at: opt_ms(r.try_get("revoked_at").map_err(db_err)?),
+    })
+}
+
+fn row_portal_grant(r: &PgRow) -> Result<PortalGrant> {
+    Ok(PortalGrant {
+        id: r.try_get("id").map_err(db_err)?,
+        org_id: r.try_get("org_id").map_err(db_err)?,
+        app_id: r.try_get("app_id").map_err(db_err)?,
+        read_only: r.try_get("read_only").map_err(db_err)?,
+        session_id: r.try_get("session_id").map_err(db_err)?,
+        created_at: from_ms(r.try_get("created_at").map_err(db_err)?),
+        link_expires_at: from_ms(r.try_get("link_expires_at").map_err(db_err)?),
+        expires_at: from_ms(r.try_get("expires_at").map_err(db_err)?),
+        used_at: opt_ms(r.try_get("used_at").map_err(db_err)?),
+        ended_at: opt_ms(r.try_get("ended_at").map_err(db_err)?),
+    })
 }
 
 /// The queries behind the lists, the claim and pruning must walk an index, not
@@ -1416,7 +1707,9 @@ mod index_tests {
             max_connections: 2,
             ..PostgresOptions::default()
         };
-        let store = PostgresStore::open(&url, &options).await.unwrap();
+        let store = PostgresStore::open(&url, &options, crate::test_keyring())
+            .await
+            .unwrap();
         let filter = ListFilter::default();
         let first = Page {
             limit: 50,

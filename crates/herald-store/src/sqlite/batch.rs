@@ -15,9 +15,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::row_endpoint;
-use crate::codec::{db_err, list_text, ms};
-use crate::model::{Attempt, Endpoint, Message, MessageStatus, Next, Targets};
+use crate::codec::{db_err, list_text, ms, Route};
+use crate::model::{Attempt, Message, MessageStatus, Next, Targets};
 use crate::{Result, StoreError};
 
 /// Most writes in one transaction.
@@ -215,11 +214,11 @@ async fn insert_messages(
         .filter(|(msg, targets)| targets.endpoint().is_none() && inserted.contains(&msg.id))
         .map(|(msg, _)| msg.app_id.as_str())
         .collect();
-    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    let mut endpoints: HashMap<String, Vec<Route>> = HashMap::new();
     if !apps.is_empty() {
         let apps = serde_json::to_string(&apps).expect("strings serialize");
         let rows = sqlx::query(
-            "SELECT * FROM endpoint
+            "SELECT id, app_id, event_types, channels FROM endpoint
              WHERE disabled = 0 AND app_id IN (SELECT value FROM json_each(?))",
         )
         .bind(apps)
@@ -227,7 +226,12 @@ async fn insert_messages(
         .await
         .map_err(db_err)?;
         for r in &rows {
-            let ep = row_endpoint(r)?;
+            let ep = Route::new(
+                r.try_get("id").map_err(db_err)?,
+                r.try_get("app_id").map_err(db_err)?,
+                r.try_get("event_types").map_err(db_err)?,
+                r.try_get("channels").map_err(db_err)?,
+            )?;
             endpoints.entry(ep.app_id.clone()).or_default().push(ep);
         }
     }

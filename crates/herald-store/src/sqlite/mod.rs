@@ -2,9 +2,9 @@
 //! pool of exactly one connection (no `SQLITE_BUSY` between our own writers) and
 //! reads through a separate pool that WAL lets run beside the writer.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::model::*;
-use crate::{Result, Store, StoreError};
+use crate::{Keyring, Result, Store, StoreError};
 
 mod batch;
 use batch::Batcher;
@@ -44,6 +44,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Group commit of new messages and attempt outcomes (through `writer`).
     batch: Batcher,
+    /// Seals and opens the secrets this store keeps.
+    keyring: Arc<Keyring>,
 }
 
 use crate::codec::*;
@@ -78,10 +80,12 @@ fn row_event_type(r: &SqliteRow) -> Result<EventType> {
     })
 }
 
-fn row_endpoint(r: &SqliteRow) -> Result<Endpoint> {
+fn row_endpoint(keyring: &Keyring, r: &SqliteRow) -> Result<Endpoint> {
+    let id: String = r.get("id");
     let headers: String = r.get("headers");
     Ok(Endpoint {
-        id: r.get("id"),
+        headers: open_headers(keyring, &id, &headers)?,
+        id,
         app_id: r.get("app_id"),
         uid: r.get("uid"),
         url: r.get("url"),
@@ -90,8 +94,6 @@ fn row_endpoint(r: &SqliteRow) -> Result<Endpoint> {
         event_types: parse_list(r.get("event_types"))?,
         channels: parse_list(r.get("channels"))?,
         metadata: parse_json(r.get("metadata"))?,
-        headers: serde_json::from_str::<BTreeMap<String, String>>(&headers)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         throttle_rate: r.get("throttle_rate"),
         date_format: r.get("date_format"),
         created_at: from_ms(r.get("created_at")),
@@ -274,8 +276,13 @@ fn push_list_attempts_by_msg(
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file and runs migrations.
-    pub async fn open(path: &str, options: &SqliteOptions) -> Result<SqliteStore> {
+    /// Opens (creating if missing) the database file and runs migrations;
+    /// secrets are sealed and opened with `keyring`.
+    pub async fn open(
+        path: &str,
+        options: &SqliteOptions,
+        keyring: Arc<Keyring>,
+    ) -> Result<SqliteStore> {
         if let Some(dir) = Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -283,6 +290,7 @@ impl SqliteStore {
                 })?;
             }
         }
+        private_file(Path::new(path.split('?').next().unwrap_or(path)))?;
         let connect = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(db_err)?
             .create_if_missing(true)
@@ -299,10 +307,22 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(db_err)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        // Another process may be migrating the same file right now (a
+        // `herald token create` beside a starting `serve`); SQLite's migrator
+        // takes no lock, so the loser sees a half-applied state once. It
+        // retries after the winner's transaction is done, and then finds the
+        // migrations applied.
+        let mut tries = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&writer).await {
+                Ok(()) => break,
+                Err(_) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(e) => return Err(StoreError::Unavailable(format!("migration failed: {e}"))),
+            }
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(connect.read_only(true))
@@ -313,6 +333,7 @@ impl SqliteStore {
             writer,
             reader,
             batch,
+            keyring,
         })
     }
 
@@ -358,7 +379,10 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         }
-        let jobs = rows.iter().map(row_job).collect::<Result<Vec<_>>>()?;
+        let jobs = rows
+            .iter()
+            .map(|r| row_job(&self.keyring, r))
+            .collect::<Result<Vec<_>>>()?;
         tx.commit().await.map_err(db_err)?;
         Ok(jobs)
     }
@@ -374,13 +398,14 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| SecretKey {
-                key: r.get("key"),
-                expires_at: opt_ms(r.get("expires_at")),
+        rows.iter()
+            .map(|r| {
+                Ok(SecretKey {
+                    key: open_secret(&self.keyring, endpoint_id, r.get("key"))?,
+                    expires_at: opt_ms(r.get("expires_at")),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -580,7 +605,7 @@ impl Store for SqliteStore {
         .bind(list_text(&ep.event_types))
         .bind(list_text(&ep.channels))
         .bind(json_text(&ep.metadata))
-        .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
+        .bind(seal_headers(&self.keyring, &ep.id, &ep.headers))
         .bind(ep.throttle_rate)
         .bind(&ep.date_format)
         .bind(ms(ep.created_at))
@@ -590,7 +615,7 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         sqlx::query("INSERT INTO endpoint_secret (endpoint_id, key, created_at) VALUES (?, ?, ?)")
             .bind(&ep.id)
-            .bind(secret)
+            .bind(seal_secret(&self.keyring, &ep.id, secret))
             .bind(ms(ep.created_at))
             .execute(&mut *tx)
             .await
@@ -610,7 +635,9 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(db_err)?;
-        row.as_ref().map(row_endpoint).transpose()
+        row.as_ref()
+            .map(|r| row_endpoint(&self.keyring, r))
+            .transpose()
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &Page) -> Result<PageOf<Endpoint>> {
@@ -618,7 +645,10 @@ impl Store for SqliteStore {
         qb.push_bind(app_id.to_string());
         paginate(&mut qb, "id", page);
         let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
-        let items = rows.iter().map(row_endpoint).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|r| row_endpoint(&self.keyring, r))
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
     }
 
@@ -636,7 +666,7 @@ impl Store for SqliteStore {
         .bind(list_text(&ep.event_types))
         .bind(list_text(&ep.channels))
         .bind(json_text(&ep.metadata))
-        .bind(serde_json::to_string(&ep.headers).expect("a string map serializes"))
+        .bind(seal_headers(&self.keyring, &ep.id, &ep.headers))
         .bind(ep.throttle_rate)
         .bind(&ep.date_format)
         .bind(ms(ep.updated_at))
@@ -718,7 +748,7 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         sqlx::query("INSERT INTO endpoint_secret (endpoint_id, key, created_at) VALUES (?, ?, ?)")
             .bind(endpoint_id)
-            .bind(new_key)
+            .bind(seal_secret(&self.keyring, endpoint_id, new_key))
             .bind(ms(now))
             .execute(&mut *tx)
             .await
@@ -866,7 +896,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        let job = row_job(&row)?;
+        let job = row_job(&self.keyring, &row)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(job))
     }
@@ -1012,7 +1042,7 @@ impl Store for SqliteStore {
         let rows = qb.build().fetch_all(&self.reader).await.map_err(db_err)?;
         let items = rows
             .iter()
-            .map(|r| Ok((row_endpoint(r)?, row_delivery(r))))
+            .map(|r| Ok((row_endpoint(&self.keyring, r)?, row_delivery(r))))
             .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, page))
     }
@@ -1065,7 +1095,10 @@ impl Store for SqliteStore {
             Some(r) => match r.get::<Option<i64>, _>("status") {
                 Some(status) => IdempotencyState::Done {
                     status: u16::try_from(status).unwrap_or(500),
-                    body: r.get::<Option<Vec<u8>>, _>("body").unwrap_or_default(),
+                    body: match r.get::<Option<Vec<u8>>, _>("body") {
+                        Some(stored) => open_body(&self.keyring, scope, key, &stored)?,
+                        None => Vec::new(),
+                    },
                 },
                 // A request that never finished (the process died) is abandoned
                 // after a while, so the client's retry can run.
@@ -1107,7 +1140,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         sqlx::query("UPDATE idempotency SET status = ?, body = ? WHERE scope = ? AND key = ?")
             .bind(i64::from(status))
-            .bind(body)
+            .bind(seal_body(&self.keyring, scope, key, body))
             .bind(scope)
             .bind(key)
             .execute(&self.writer)
@@ -1151,28 +1184,327 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(db_err)?;
+        let idempotency = sqlx::query(
+            "DELETE FROM idempotency WHERE rowid IN
+                 (SELECT rowid FROM idempotency WHERE created_at < ? LIMIT ?)",
+        )
+        .bind(ms(now - IDEMPOTENCY_RETENTION))
+        .bind(i64::from(batch))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let grants = sqlx::query(
+            "DELETE FROM portal_grant WHERE rowid IN
+                 (SELECT rowid FROM portal_grant WHERE expires_at < ? LIMIT ?)",
+        )
+        .bind(ms(now))
+        .bind(i64::from(batch))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
         Ok(PruneReport {
             payloads: payloads.rows_affected(),
             attempts: attempts.rows_affected(),
+            idempotency: idempotency.rows_affected(),
+            grants: grants.rows_affected(),
         })
     }
+    async fn create_api_token(&self, token: &ApiToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_token (id, org_id, app_id, name, created_at, expires_at, revoked_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&token.id)
+        .bind(&token.org_id)
+        .bind(&token.app_id)
+        .bind(&token.name)
+        .bind(ms(token.created_at))
+        .bind(token.expires_at.map(ms))
+        .bind(token.revoked_at.map(ms))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_api_tokens(&self, org_id: Option<&str>) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT * FROM api_token WHERE ?1 IS NULL OR org_id = ?1
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(org_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(row_api_token).collect()
+    }
+
+    async fn revoke_api_token(&self, id: &str, now: Timestamp) -> Result<ApiToken> {
+        let row = sqlx::query(
+            "UPDATE api_token SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)?;
+        row.as_ref()
+            .map(row_api_token)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn revoked_api_tokens(&self, now: Timestamp) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM api_token
+             WHERE revoked_at IS NOT NULL AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get("id").map_err(db_err))
+            .collect()
+    }
+
+    async fn create_portal_grant(&self, grant: &PortalGrant) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO portal_grant (id, org_id, app_id, read_only, session_id, created_at,
+                 link_expires_at, expires_at, used_at, ended_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.org_id)
+        .bind(&grant.app_id)
+        .bind(grant.read_only)
+        .bind(&grant.session_id)
+        .bind(ms(grant.created_at))
+        .bind(ms(grant.link_expires_at))
+        .bind(ms(grant.expires_at))
+        .bind(grant.used_at.map(ms))
+        .bind(grant.ended_at.map(ms))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn use_portal_grant(&self, id: &str, now: Timestamp) -> Result<Option<PortalGrant>> {
+        let row = sqlx::query(
+            "UPDATE portal_grant SET used_at = ?1
+             WHERE id = ?2 AND used_at IS NULL AND ended_at IS NULL AND link_expires_at > ?1
+             RETURNING *",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_portal_grant).transpose()
+    }
+
+    async fn get_portal_grant(&self, id: &str) -> Result<Option<PortalGrant>> {
+        let row = sqlx::query("SELECT * FROM portal_grant WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(row_portal_grant).transpose()
+    }
+
+    async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE portal_grant SET ended_at = COALESCE(ended_at, ?) WHERE id = ?")
+                .bind(ms(now))
+                .bind(id)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+        found(done.rows_affected())
+    }
+
+    async fn read_sealed(
+        &self,
+        column: SealedColumn,
+        current_key: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>> {
+        let sql = match column {
+            SealedColumn::EndpointSecret => {
+                "SELECT endpoint_id AS owner, CAST(key AS BLOB) AS value FROM endpoint_secret
+                 WHERE key NOT LIKE ?1 LIMIT ?2"
+            }
+            SealedColumn::EndpointHeaders => {
+                "SELECT id AS owner, CAST(headers AS BLOB) AS value FROM endpoint
+                 WHERE headers <> '{}' AND headers NOT LIKE ?1 LIMIT ?2"
+            }
+            SealedColumn::IdempotencyBody => {
+                "SELECT scope || char(10) || key AS owner, body AS value FROM idempotency
+                 WHERE body IS NOT NULL AND body NOT LIKE ?1 LIMIT ?2"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(sealed_with_pattern(current_key))
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedValue {
+                    owner: r.try_get("owner").map_err(db_err)?,
+                    value: r.try_get("value").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        owner: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let done = match column {
+            SealedColumn::EndpointSecret => {
+                sqlx::query("UPDATE endpoint_secret SET key = ? WHERE endpoint_id = ? AND key = ?")
+                    .bind(text(new))
+                    .bind(owner)
+                    .bind(text(old))
+                    .execute(&self.writer)
+                    .await
+            }
+            SealedColumn::EndpointHeaders => {
+                sqlx::query("UPDATE endpoint SET headers = ? WHERE id = ? AND headers = ?")
+                    .bind(text(new))
+                    .bind(owner)
+                    .bind(text(old))
+                    .execute(&self.writer)
+                    .await
+            }
+            SealedColumn::IdempotencyBody => {
+                let (scope, key) = owner.split_once('\n').ok_or(StoreError::NotFound)?;
+                sqlx::query(
+                    "UPDATE idempotency SET body = ? WHERE scope = ? AND key = ? AND body = ?",
+                )
+                .bind(new)
+                .bind(scope)
+                .bind(key)
+                .bind(old)
+                .execute(&self.writer)
+                .await
+            }
+        }
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn meta(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM herald_meta WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| r.try_get("value").map_err(db_err)).transpose()
+    }
+
+    async fn set_meta(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO herald_meta (name, value) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn row_api_token(r: &SqliteRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.try_get("id").map_err(db_err)?,
+        org_id: r.try_get("org_id").map_err(db_err)?,
+        app_id: r.try_get("app_id").map_err(db_err)?,
+        name: r.try_get("name").map_err(db_err)?,
+        created_at: from_ms(r.try_get("created_at").map_err(db_err)?),
+        expires_at: opt_ms(r.try_get("expires_at").map_err(db_err)?),
+        revoked_at: opt_ms(r.try_get("revoked_at").map_err(db_err)?),
+    })
+}
+
+fn row_portal_grant(r: &SqliteRow) -> Result<PortalGrant> {
+    Ok(PortalGrant {
+        id: r.try_get("id").map_err(db_err)?,
+        org_id: r.try_get("org_id").map_err(db_err)?,
+        app_id: r.try_get("app_id").map_err(db_err)?,
+        read_only: r.try_get("read_only").map_err(db_err)?,
+        session_id: r.try_get("session_id").map_err(db_err)?,
+        created_at: from_ms(r.try_get("created_at").map_err(db_err)?),
+        link_expires_at: from_ms(r.try_get("link_expires_at").map_err(db_err)?),
+        expires_at: from_ms(r.try_get("expires_at").map_err(db_err)?),
+        used_at: opt_ms(r.try_get("used_at").map_err(db_err)?),
+        ended_at: opt_ms(r.try_get("ended_at").map_err(db_err)?),
+    })
+}
+
+/// Creates the database file readable by its owner only (SQLite gives its
+/// `-wal` and `-shm` files the same mode), and takes away what others could
+/// read of one an older Herald created.
+#[cfg(unix)]
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(io)?;
+            tracing::warn!(file = %file.display(), "the database file was readable by others; it is now readable by its owner only");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_file(_path: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// Everything needed to send a claimed delivery (`claimed` is the row the claim
 /// returned).
 /// A job from a row of [`JOB_SELECT`].
-fn row_job(row: &SqliteRow) -> Result<Job> {
+fn row_job(keyring: &Keyring, row: &SqliteRow) -> Result<Job> {
     let headers: String = row.get("headers");
+    let endpoint_id: String = row.get("endpoint_id");
     let manual: bool = row.get("manual");
     Ok(Job {
+        headers: open_headers(keyring, &endpoint_id, &headers)?,
         msg_id: row.get("msg_id"),
         app_id: row.get("app_id"),
         org_id: row.get("org_id"),
         event_type: row.get("event_type"),
         payload: row.get("payload"),
-        endpoint_id: row.get("endpoint_id"),
+        endpoint_id,
         url: row.get("url"),
-        headers: serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         disabled: row.get("disabled"),
         date_format: row.get("date_format"),
         attempts: row.get("attempts"),
@@ -1224,9 +1556,13 @@ mod index_tests {
     async fn open() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let store = SqliteStore::open(path.to_str().unwrap(), &SqliteOptions::default())
-            .await
-            .unwrap();
+        let store = SqliteStore::open(
+            path.to_str().unwrap(),
+            &SqliteOptions::default(),
+            crate::test_keyring(),
+        )
+        .await
+        .unwrap();
         (store, dir)
     }
 

@@ -234,26 +234,34 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        principal_of(parts, state)
+        principal_of(parts, state).await
     }
 }
 
-/// Reads and checks the bearer token of a request.
-pub fn principal_of(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
-    let header = parts
-        .headers
+/// The bearer token of a request, as sent.
+pub fn bearer(headers: &axum::http::HeaderMap) -> ApiResult<&str> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into()))?;
     let header = header
         .to_str()
         .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
-    let token = header
+    Ok(header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .unwrap_or(header)
-        .trim();
-    state
+        .trim())
+}
+
+/// Reads and checks the bearer token of a request: signed by this server,
+/// not expired, an API token (not a portal link), and not revoked.
+pub async fn principal_of(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
+    let verified = state
         .keys
-        .verify(token)
-        .map_err(|why| ApiError::Unauthorized(why.into()))
+        .verify(bearer(&parts.headers)?)
+        .map_err(|why| ApiError::Unauthorized(why.into()))?;
+    if !state.revocations.allows(&verified).await? {
+        return Err(ApiError::Unauthorized("the token has been revoked".into()));
+    }
+    Ok(verified.principal)
 }

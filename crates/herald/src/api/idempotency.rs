@@ -38,7 +38,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let (parts, body) = req.into_parts();
     // Without a valid token the handler answers 401; nothing to remember.
-    let Ok(who) = principal_of(&parts, &state) else {
+    let Ok(who) = principal_of(&parts, &state).await else {
         return next.run(Request::from_parts(parts, body)).await;
     };
     let scope = format!(

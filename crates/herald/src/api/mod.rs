@@ -26,7 +26,7 @@ use herald_core::name::validate_name;
 use herald_store::{Application, Endpoint, Message, Store};
 use serde_json::Value;
 
-use crate::auth::{Keys, Principal};
+use crate::auth::{Keys, Principal, Revocations};
 use crate::config::Config;
 use crate::dispatch::{Deliverer, Wake};
 use error::{ApiError, ApiResult};
@@ -43,6 +43,8 @@ pub struct AppState {
     pub deliverer: Arc<Deliverer>,
     /// Applications and event types as recently read, for creating messages.
     pub lookups: Arc<lookups::Lookups>,
+    /// The revoked API tokens, as recently read.
+    pub revocations: Arc<Revocations>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/auth/app-portal-access/{app_id}",
             post(portal_access::create),
         )
+        .route("/api/v1/auth/logout", post(portal_access::logout))
         .route(
             "/api/v1/app",
             get(applications::list).post(applications::create),

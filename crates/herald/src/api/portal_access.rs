@@ -1,24 +1,175 @@
-//! `POST /api/v1/auth/app-portal-access/{app_id}` (Svix's route): a link to the
-//! portal of one application, carrying a short-lived token scoped to it. The
-//! platform links or embeds it from its own settings page.
+//! Svix's authentication routes for the portal:
+//!
+//! - `POST /api/v1/auth/app-portal-access/{app_id}`: a link to the portal of
+//!   one application, which the platform links or embeds from its own settings
+//!   page. The link opens the portal once; `expiry` bounds everything it
+//!   grants, `readOnly` (or `capabilities` without `ManageEndpoint`) makes the
+//!   session look-only, `sessionId` names it.
+//! - `POST /api/v1/auth/logout`: with a link's token as the bearer, ends the
+//!   portal session that link opened (or will open).
 
+use std::time::Duration;
+
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ApiResult;
+use super::applications::ApplicationIn;
+use super::error::{ApiError, ApiResult};
+use super::extract::{bearer, parse_json};
 use super::{load_app, AppState};
 use crate::auth::Principal;
+use crate::portal::link::{self, LinkRequest};
+
+/// Svix's bounds on `expiry`, in seconds: an hour to a week.
+const EXPIRY: std::ops::RangeInclusive<u64> = 3600..=604_800;
+/// Svix's `AppPortalCapability` values.
+const CAPABILITIES: [&str; 6] = [
+    "ViewBase",
+    "ViewEndpointSecret",
+    "ManageEndpointSecret",
+    "ManageTransformations",
+    "CreateAttempts",
+    "ManageEndpoint",
+];
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessIn {
+    #[serde(default)]
+    expiry: Option<u64>,
+    #[serde(default)]
+    read_only: Option<bool>,
+    #[serde(default)]
+    capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    session_id: Option<String>,
+    /// Accepted for Svix's clients; Herald's portal has no feature flags.
+    #[serde(default)]
+    #[allow(dead_code)]
+    feature_flags: Option<Vec<String>>,
+    /// Creates the application when it does not exist yet (Svix's shortcut).
+    #[serde(default)]
+    application: Option<ApplicationIn>,
+}
+
+impl AccessIn {
+    /// Whether the session may only look: `readOnly`, or capabilities that
+    /// do not include managing endpoints.
+    fn read_only(&self) -> ApiResult<bool> {
+        if let Some(caps) = &self.capabilities {
+            for (i, cap) in caps.iter().enumerate() {
+                if !CAPABILITIES.contains(&cap.as_str()) {
+                    return Err(ApiError::field(
+                        &["capabilities", &i.to_string()],
+                        format!("must be one of {}", CAPABILITIES.join(", ")),
+                    ));
+                }
+            }
+        }
+        let limited = self
+            .capabilities
+            .as_ref()
+            .is_some_and(|caps| !caps.iter().any(|c| c == "ManageEndpoint"));
+        Ok(self.read_only.unwrap_or(false) || limited)
+    }
+
+    fn expiry(&self) -> ApiResult<Option<Duration>> {
+        match self.expiry {
+            None => Ok(None),
+            Some(secs) if EXPIRY.contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+            Some(_) => Err(ApiError::field(
+                &["expiry"],
+                format!(
+                    "must be between {} and {} seconds",
+                    EXPIRY.start(),
+                    EXPIRY.end()
+                ),
+            )),
+        }
+    }
+
+    fn session_id(&self) -> ApiResult<Option<String>> {
+        let Some(id) = &self.session_id else {
+            return Ok(None);
+        };
+        let ok = (1..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-'));
+        if !ok {
+            return Err(ApiError::field(
+                &["sessionId"],
+                "must be 1 to 64 characters of a-z, A-Z, 0-9, @, _ and -",
+            ));
+        }
+        Ok(Some(id.clone()))
+    }
+}
 
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
     Path(app_id): Path<String>,
+    body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let app = load_app(&state, &who, &app_id).await?;
-    let ttl = chrono::Duration::from_std(state.config.portal_token_ttl)
-        .unwrap_or(chrono::Duration::hours(1));
-    let token = state.keys.app_token(&app.org_id, &app.id, Some(ttl));
-    let url = format!("{}/portal/login?token={token}", state.config.base_url());
+    // Svix's clients send `{}`; an empty body means the same.
+    let input: AccessIn = if body.iter().all(u8::is_ascii_whitespace) {
+        AccessIn::default()
+    } else {
+        parse_json(&body)?
+    };
+    let read_only = input.read_only()?;
+    let expiry = input.expiry()?;
+    let session_id = input.session_id()?;
+    let app = match (load_app(&state, &who, &app_id).await, input.application) {
+        (Ok(app), _) => app,
+        (Err(ApiError::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
+            new_app.uid.get_or_insert(app_id);
+            let app = new_app.into_new(&who.org_id)?;
+            state.store.create_app(&app).await?;
+            state.lookups.forget(&who.org_id);
+            app
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let request = LinkRequest {
+        org_id: app.org_id.clone(),
+        app_id: Some(app.id.clone()),
+        read_only,
+        session_id,
+        link_ttl: state.config.portal_token_ttl,
+        expiry,
+    };
+    let token = link::issue(state.store.as_ref(), &state.keys, &request).await?;
+    let url = link::url(&state.config.base_url(), &token);
     Ok(Json(json!({ "url": url, "token": token })))
+}
+
+/// Ends the portal session of the link whose token is the bearer. An API
+/// token cannot be logged out (revoke it with `herald token revoke`).
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
+    let token = bearer(&headers)?;
+    let grant = match state.keys.verify_link(token, true) {
+        Ok(grant) => grant,
+        Err(_) if state.keys.verify(token).is_ok() => return Err(ApiError::Forbidden(
+            "only a portal token can be logged out; revoke API tokens with `herald token revoke`"
+                .into(),
+        )),
+        Err(why) => return Err(ApiError::Unauthorized(why.into())),
+    };
+    state
+        .store
+        .end_portal_grant(&grant, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            herald_store::StoreError::NotFound => {
+                ApiError::Unauthorized("the portal session has already ended".into())
+            }
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -256,6 +256,7 @@ async fn ssrf_refusal(allow: &AllowList, url: &str) -> Option<String> {
 
 /// `/portal/endpoints/new`.
 pub async fn new(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+    session.writable()?;
     let app = app_of(&state, &session).await?;
     let values = Values {
         date_format: DateFormat::default().as_str().into(),
@@ -270,6 +271,7 @@ pub async fn edit(
     session: Session,
     Path(id): Path<String>,
 ) -> PortalResult<Response> {
+    session.writable()?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
     form_page(

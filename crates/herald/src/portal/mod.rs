@@ -11,6 +11,7 @@
 
 mod chart;
 mod form;
+pub mod link;
 mod pages;
 pub mod session;
 
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
         .route("/portal/", get(pages::home))
         .route("/portal/login", get(pages::login))
+        .route(session::LOGOUT_PATH, post(pages::logout))
         .route("/portal/apps", get(pages::apps))
         .route("/portal/apps/{app_id}", get(pages::switch_app))
         .route("/portal/catalog", get(pages::catalog))
@@ -132,6 +134,8 @@ pub enum PortalError {
     BadLink,
     /// A form without this session's CSRF token.
     Csrf,
+    /// A change asked of a read-only session.
+    ReadOnly,
     NotFound,
     /// An operator who has not chosen an application yet.
     ChooseApp,
@@ -175,6 +179,11 @@ impl IntoResponse for PortalError {
                 StatusCode::FORBIDDEN,
                 "This form has expired",
                 "The form was not sent from this portal session (its security token is missing or stale). Go back, reload the page and try again.",
+            ),
+            PortalError::ReadOnly => (
+                StatusCode::FORBIDDEN,
+                "This portal is read-only",
+                "You can look at these webhooks, but this portal session cannot change them. Ask your platform for a portal link that allows changes.",
             ),
             PortalError::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -336,9 +345,12 @@ pub struct LinkArgs {
     /// The address `herald serve` listens on (used when no public URL is set).
     #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8071")]
     pub listen: std::net::SocketAddr,
-    /// Seconds the link can be opened.
+    /// Seconds the link can be opened (once).
     #[arg(long, env = "HERALD_PORTAL_TOKEN_TTL_SECONDS", default_value_t = 3600)]
     pub portal_token_ttl_seconds: u64,
+    /// Open a portal that can look but not change anything.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// The link `herald portal-link` prints: an organisation's operator view, or
@@ -346,24 +358,34 @@ pub struct LinkArgs {
 pub async fn link(args: &LinkArgs) -> anyhow::Result<String> {
     use anyhow::Context;
     let config = args.common.resolve()?;
-    let ttl = crate::config::portal_token_ttl(args.portal_token_ttl_seconds)?;
-    let ttl =
-        chrono::Duration::from_std(ttl).context("HERALD_PORTAL_TOKEN_TTL_SECONDS is too large")?;
+    let link_ttl = crate::config::portal_token_ttl(args.portal_token_ttl_seconds)?;
     let base = crate::config::public_url(args.public_url.as_deref())?
         .unwrap_or_else(|| format!("http://{}", args.listen));
     let keys = crate::auth::Keys::new(config.secret_bytes());
-    let token = match &args.app {
-        None => keys.org_token_expiring(&args.org, ttl),
+    let store = crate::app::open_store(
+        &config.database_url,
+        config.sqlite_synchronous_full,
+        config.keyring.clone(),
+    )
+    .await?;
+    let app_id = match &args.app {
+        None => None,
         Some(app) => {
-            let store =
-                crate::app::open_store(&config.database_url, config.sqlite_synchronous_full)
-                    .await?;
             let found = store
                 .get_app(&args.org, app)
                 .await?
                 .with_context(|| format!("no application {app:?} in organisation {}", args.org))?;
-            keys.app_token(&args.org, &found.id, Some(ttl))
+            Some(found.id)
         }
     };
-    Ok(format!("{base}/portal/login?token={token}"))
+    let request = link::LinkRequest {
+        org_id: args.org.clone(),
+        app_id,
+        read_only: args.read_only,
+        session_id: None,
+        link_ttl,
+        expiry: None,
+    };
+    let token = link::issue(store.as_ref(), &keys, &request).await?;
+    Ok(link::url(&base, &token))
 }

@@ -40,6 +40,7 @@ pub(super) fn base(
     m.insert("nav".into(), json!(nav));
     m.insert("csrf".into(), json!(session.csrf));
     m.insert("operator".into(), json!(session.operator));
+    m.insert("read_only".into(), json!(session.read_only));
     m.insert("app_name".into(), json!(app.map(|a| a.name.as_str())));
     m
 }
@@ -99,35 +100,65 @@ pub struct LoginQuery {
     token: String,
 }
 
-/// Opens a portal link: the token becomes a session cookie.
+/// Opens a portal link, once: the link's grant is marked used and the token
+/// becomes a session cookie. A link opened before, expired, ended, or for an
+/// application deleted since opens nothing.
 pub async fn login(
     State(state): State<AppState>,
     Query(q): Query<LoginQuery>,
 ) -> PortalResult<Response> {
-    let who = state
+    let grant_id = state
         .keys
-        .verify_expiring(&q.token)
+        .verify_link(&q.token, false)
         .map_err(|_| PortalError::BadLink)?;
-    let session = match who.app_id {
-        Some(app_id) => {
-            // The application may have been deleted since the link was made.
-            state
-                .store
-                .get_app(&who.org_id, &app_id)
-                .await?
-                .ok_or(PortalError::BadLink)?;
-            Session::new(who.org_id, Some(app_id), false)
-        }
-        None => Session::new(who.org_id, None, true),
-    };
+    let grant = state
+        .store
+        .use_portal_grant(&grant_id, Utc::now())
+        .await?
+        .ok_or(PortalError::BadLink)?;
+    if let Some(app_id) = &grant.app_id {
+        state
+            .store
+            .get_app(&grant.org_id, app_id)
+            .await?
+            .ok_or(PortalError::BadLink)?;
+    }
+    let session = Session::new(&grant, Utc::now());
     Ok(with_session(&state, &session, see_other("/portal/")))
+}
+
+/// `POST /portal/logout`: ends the session's grant (so the session ends on
+/// every node at once) and removes the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    check_csrf(&session, &FormData::parse(&body))?;
+    state
+        .store
+        .end_portal_grant(&session.grant, Utc::now())
+        .await?;
+    let mut response = page(
+        "error.html",
+        json!({
+            "title": "You have logged out",
+            "text": "Your portal session has ended. Open the webhooks portal again from your platform's settings page.",
+            "bare": true,
+        }),
+    )?;
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, Session::clear_cookie());
+    Ok(response)
 }
 
 fn with_session(state: &AppState, session: &Session, mut response: Response) -> Response {
     let secure = state.config.base_url().starts_with("https://");
+    let embeddable = !state.config.portal_frame_ancestors.is_empty();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session.cookie(state.config.secret_bytes(), secure),
+        session.cookie(state.config.secret_bytes(), secure, embeddable),
     );
     response
         .headers_mut()
@@ -564,6 +595,7 @@ pub async fn confirm_delete(
     session: Session,
     Path(id): Path<String>,
 ) -> PortalResult<Response> {
+    session.writable()?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
     page(

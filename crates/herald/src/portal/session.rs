@@ -1,11 +1,16 @@
-//! Portal sessions: stateless, signed cookies. A session is a JWT of its own
-//! kind (audience `herald-portal`, no `sub`), signed with the main secret, so
-//! an API token is never a session and a session is never an API token. It
-//! carries a random CSRF secret that every form echoes back.
+//! Portal sessions: signed cookies of their own kind (audience
+//! `herald-portal`, no `sub`), signed with the main secret, so an API token is
+//! never a session and a session is never an API token.
+//!
+//! A session names the grant of the link that opened it, and every request
+//! reads that grant: a session ends the moment its grant is ended (logout, on
+//! any node), not only when its cookie expires. It carries a random CSRF
+//! secret that every form echoes back, and whether it may change anything.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
+use herald_store::PortalGrant;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -14,8 +19,11 @@ use super::PortalError;
 use crate::api::AppState;
 
 pub const COOKIE: &str = "herald_portal";
-/// How long a session lasts once a link was opened.
+/// How long a session lasts once a link was opened (unless the link said
+/// less).
 pub const LIFETIME_SECONDS: i64 = 8 * 3600;
+/// The one change a read-only session may make: ending itself.
+pub const LOGOUT_PATH: &str = "/portal/logout";
 const AUDIENCE: &str = "herald-portal";
 const ISSUER: &str = "herald";
 
@@ -27,9 +35,14 @@ pub struct Session {
     /// The application shown; an operator may have none chosen yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
-    /// Opened with an organisation token: may switch applications.
+    /// Opened with an organisation's link: may switch applications.
     #[serde(default)]
     pub operator: bool,
+    /// The grant of the link that opened this session.
+    pub grant: String,
+    /// May look, but the server refuses every change.
+    #[serde(default)]
+    pub read_only: bool,
     /// Echoed by every form; compared in constant time.
     pub csrf: String,
     exp: i64,
@@ -45,25 +58,33 @@ struct Claims {
 }
 
 impl Session {
-    pub fn new(org: String, app: Option<String>, operator: bool) -> Session {
+    /// The session a link's grant opens at `now`.
+    pub fn new(grant: &PortalGrant, now: chrono::DateTime<chrono::Utc>) -> Session {
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
         Session {
-            org,
-            app,
-            operator,
+            org: grant.org_id.clone(),
+            app: grant.app_id.clone(),
+            operator: grant.app_id.is_none(),
+            grant: grant.id.clone(),
+            read_only: grant.read_only,
             csrf: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            exp: chrono::Utc::now().timestamp() + LIFETIME_SECONDS,
+            exp: (now.timestamp() + LIFETIME_SECONDS).min(grant.expires_at.timestamp()),
         }
     }
 
     /// The same session looking at another application (an operator's switch);
-    /// it keeps its expiry and CSRF secret.
+    /// it keeps its grant, expiry and CSRF secret.
     pub fn with_app(&self, app: String) -> Session {
         Session {
             app: Some(app),
             ..self.clone()
         }
+    }
+
+    /// Seconds until the session ends.
+    fn max_age(&self) -> i64 {
+        (self.exp - chrono::Utc::now().timestamp()).max(0)
     }
 
     pub fn encode(&self, secret: &[u8]) -> String {
@@ -92,14 +113,26 @@ impl Session {
             .map(|d| d.claims.session)
     }
 
-    /// The `Set-Cookie` value that stores this session.
-    pub fn cookie(&self, secret: &[u8], secure: bool) -> HeaderValue {
-        let secure = if secure { "; Secure" } else { "" };
+    /// The `Set-Cookie` value that stores this session. An embeddable portal
+    /// (framed by the platform's pages, another site) needs `SameSite=None`,
+    /// which browsers take only with `Secure`.
+    pub fn cookie(&self, secret: &[u8], secure: bool, embeddable: bool) -> HeaderValue {
+        let attributes = match (embeddable, secure) {
+            (true, _) => "; SameSite=None; Secure",
+            (false, true) => "; SameSite=Lax; Secure",
+            (false, false) => "; SameSite=Lax",
+        };
         let value = format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Lax; Path=/portal; Max-Age={LIFETIME_SECONDS}{secure}",
-            self.encode(secret)
+            "{COOKIE}={}; HttpOnly; Path=/portal; Max-Age={}{attributes}",
+            self.encode(secret),
+            self.max_age(),
         );
         HeaderValue::from_str(&value).expect("a JWT is a valid header value")
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie.
+    pub fn clear_cookie() -> HeaderValue {
+        HeaderValue::from_static("herald_portal=; HttpOnly; Path=/portal; Max-Age=0")
     }
 
     /// Whether a form's `csrf` field is this session's, in constant time.
@@ -111,14 +144,25 @@ impl Session {
         }
         a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
+
+    /// Refuses a read-only session: for the pages that exist only to change
+    /// something (the forms to add, edit and delete).
+    pub fn writable(&self) -> Result<(), PortalError> {
+        if self.read_only {
+            return Err(PortalError::ReadOnly);
+        }
+        Ok(())
+    }
 }
 
-/// The session of a request, from its cookie; without one, the portal's 401.
+/// The session of a request, from its cookie, if its grant still holds;
+/// without one, the portal's 401. A read-only session's changes are refused
+/// here, for every route at once.
 impl FromRequestParts<AppState> for Session {
     type Rejection = PortalError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PortalError> {
-        let cookie = parts
+        let session = parts
             .headers
             .get_all(header::COOKIE)
             .iter()
@@ -126,10 +170,18 @@ impl FromRequestParts<AppState> for Session {
             .flat_map(|v| v.split(';'))
             .filter_map(|kv| kv.trim().split_once('='))
             .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v.to_string());
-        cookie
-            .and_then(|c| Session::decode(&c, state.config.secret_bytes()))
-            .ok_or(PortalError::NoSession)
+            .and_then(|(_, v)| Session::decode(v, state.config.secret_bytes()))
+            .ok_or(PortalError::NoSession)?;
+        let grant = state.store.get_portal_grant(&session.grant).await?;
+        let holds =
+            grant.is_some_and(|g| g.session_active(chrono::Utc::now()) && g.org_id == session.org);
+        if !holds {
+            return Err(PortalError::NoSession);
+        }
+        if session.read_only && parts.method != Method::GET && parts.uri.path() != LOGOUT_PATH {
+            return Err(PortalError::ReadOnly);
+        }
+        Ok(session)
     }
 }
 
@@ -140,10 +192,27 @@ mod tests {
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    fn grant(expires_in: i64) -> PortalGrant {
+        let now = chrono::Utc::now();
+        PortalGrant {
+            id: "pgrant_1".into(),
+            org_id: "org_1".into(),
+            app_id: Some("app_1".into()),
+            read_only: true,
+            session_id: None,
+            created_at: now,
+            link_expires_at: now,
+            expires_at: now + chrono::Duration::seconds(expires_in),
+            used_at: Some(now),
+            ended_at: None,
+        }
+    }
+
     #[test]
     fn sessions_and_api_tokens_are_not_interchangeable() {
         let keys = Keys::new(SECRET);
-        let session = Session::new("org_1".into(), Some("app_1".into()), false);
+        let session = Session::new(&grant(3600), chrono::Utc::now());
+        assert!(session.read_only && !session.operator);
         let encoded = session.encode(SECRET);
         assert_eq!(Session::decode(&encoded, SECRET), Some(session.clone()));
         assert!(
@@ -151,7 +220,8 @@ mod tests {
             "a session is not an API token"
         );
         assert!(Session::decode(&keys.org_token("org_1"), SECRET).is_none());
-        assert!(Session::decode(&keys.app_token("org_1", "app_1", None), SECRET).is_none());
+        assert!(Session::decode(&keys.app_token("org_1", "app_1"), SECRET).is_none());
+        assert!(Session::decode(&keys.portal_link(&grant(60)), SECRET).is_none());
         assert!(Session::decode(&encoded, b"another secret, not the same one").is_none());
 
         assert!(session.csrf_ok(Some(&session.csrf.clone())));
@@ -160,9 +230,18 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_session_is_refused() {
-        let mut session = Session::new("org_1".into(), None, true);
-        session.exp = chrono::Utc::now().timestamp() - 5;
+    fn a_session_ends_with_its_grant_at_the_latest() {
+        let now = chrono::Utc::now();
+        assert_eq!(
+            Session::new(&grant(60), now).exp,
+            grant(60).expires_at.timestamp()
+        );
+        assert_eq!(
+            Session::new(&grant(10 * LIFETIME_SECONDS), now).exp,
+            now.timestamp() + LIFETIME_SECONDS
+        );
+        let mut session = Session::new(&grant(3600), now);
+        session.exp = now.timestamp() - 1;
         assert!(Session::decode(&session.encode(SECRET), SECRET).is_none());
     }
 }

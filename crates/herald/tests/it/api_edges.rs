@@ -111,7 +111,7 @@ async fn an_app_token_sees_only_its_application() {
     let ep_b = app
         .create_endpoint(&b, json!({"url": "https://example.com/b"}))
         .await;
-    let token = app.keys.app_token("org_herald", &a, None);
+    let token = app.keys.app_token("org_herald", &a);
 
     let (status, body) = get_with(&app, Some(&token), &format!("/api/v1/app/{a}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");

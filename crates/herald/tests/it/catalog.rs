@@ -339,9 +339,13 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
 
     // What the database now holds, read in-process.
     {
-        let store = herald::app::open_store(&format!("sqlite://{}", db.display()), false)
-            .await
-            .unwrap();
+        let store = herald::app::open_store(
+            &format!("sqlite://{}", db.display()),
+            false,
+            crate::support::test_keyring(),
+        )
+        .await
+        .unwrap();
         let live = store
             .get_event_type(herald::auth::DEFAULT_ORG, "live.updated")
             .await
@@ -402,9 +406,13 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.example.json"), "{stderr}");
     // And nothing of it was loaded.
-    let store = herald::app::open_store(&format!("sqlite://{}", db.display()), false)
-        .await
-        .unwrap();
+    let store = herald::app::open_store(
+        &format!("sqlite://{}", db.display()),
+        false,
+        crate::support::test_keyring(),
+    )
+    .await
+    .unwrap();
     assert!(store
         .get_event_type(herald::auth::DEFAULT_ORG, "broken.example")
         .await

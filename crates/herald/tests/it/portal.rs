@@ -11,13 +11,13 @@ use crate::support::{Options, Receiver, Reply, TestApp};
 
 /// A browser without a browser: no redirects followed, the session cookie kept
 /// by hand.
-struct Portal {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
+pub(crate) struct Portal {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookie: String,
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(redirect::Policy::none())
         .build()
@@ -36,7 +36,7 @@ fn session_cookie(r: &reqwest::Response) -> String {
 }
 
 impl Portal {
-    async fn open(app: &TestApp, url: &str) -> Portal {
+    pub async fn open(app: &TestApp, url: &str) -> Portal {
         let http = client();
         let r = http.get(url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{url}");
@@ -49,7 +49,7 @@ impl Portal {
         }
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, String) {
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -61,13 +61,13 @@ impl Portal {
     }
 
     /// The CSRF token, as a form of the portal carries it.
-    async fn csrf(&self) -> String {
-        let (status, html) = self.get("/portal/endpoints/new").await;
+    pub async fn csrf(&self) -> String {
+        let (status, html) = self.get("/portal/").await;
         assert_eq!(status, StatusCode::OK, "{html}");
         attr_after(&html, "name=\"csrf\" value=\"")
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
             .header(COOKIE, &self.cookie)
@@ -83,7 +83,7 @@ impl Portal {
     }
 }
 
-fn attr_after(html: &str, marker: &str) -> String {
+pub(crate) fn attr_after(html: &str, marker: &str) -> String {
     let start = html
         .find(marker)
         .unwrap_or_else(|| panic!("{marker} not in {html}"))
@@ -91,7 +91,7 @@ fn attr_after(html: &str, marker: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
-async fn portal_url(app: &TestApp, app_id: &str) -> String {
+pub(crate) async fn portal_url(app: &TestApp, app_id: &str) -> String {
     let (status, body) = app
         .post_json(
             &format!("/api/v1/auth/app-portal-access/{app_id}"),
@@ -134,12 +134,13 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
         "HttpOnly",
         "SameSite=Lax",
         "Path=/portal",
-        "Max-Age=28800",
+        "Max-Age=28",
     ] {
         assert!(set.contains(part), "{part} missing from {set}");
     }
 
-    let portal = Portal::open(&app, &url).await;
+    // A link opens the portal once: this session needs a link of its own.
+    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -178,7 +179,7 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
 
     // An app token may ask for its own application's link, not another's.
     let other = app.create_app("Other Spot").await;
-    let scoped = app.keys.app_token("org_herald", &app_id, None);
+    let scoped = app.keys.app_token("org_herald", &app_id);
     for (target, want) in [(&app_id, StatusCode::OK), (&other, StatusCode::NOT_FOUND)] {
         let r = app
             .http
@@ -195,9 +196,21 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
 async fn an_expired_link_does_not_log_in() {
     let app = TestApp::spawn().await;
     let app_id = app.create_app("Spot").await;
-    let expired = app
-        .keys
-        .app_token("org_herald", &app_id, Some(chrono::Duration::seconds(-120)));
+    let now = chrono::Utc::now();
+    let grant = herald_store::PortalGrant {
+        id: "pgrant_expired".into(),
+        org_id: "org_herald".into(),
+        app_id: Some(app_id.clone()),
+        read_only: false,
+        session_id: None,
+        created_at: now - chrono::Duration::seconds(120),
+        link_expires_at: now - chrono::Duration::seconds(1),
+        expires_at: now + chrono::Duration::hours(8),
+        used_at: None,
+        ended_at: None,
+    };
+    app.store().await.create_portal_grant(&grant).await.unwrap();
+    let expired = app.keys.portal_link(&grant);
     for token in [expired.as_str(), "garbage"] {
         let r = client()
             .get(app.url(&format!("/portal/login?token={token}")))
@@ -451,10 +464,7 @@ async fn an_operator_link_lists_the_applications_and_opens_one() {
     let app = TestApp::spawn().await;
     let first = app.create_app("First Spot").await;
     let second = app.create_app("Second Spot").await;
-    let token = app
-        .keys
-        .org_token_expiring("org_herald", chrono::Duration::minutes(5));
-    let portal = Portal::open(&app, &app.url(&format!("/portal/login?token={token}"))).await;
+    let portal = Portal::open(&app, &app.portal_link(None).await).await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     for (id, name) in [(&first, "First Spot"), (&second, "Second Spot")] {

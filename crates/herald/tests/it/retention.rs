@@ -43,9 +43,13 @@ async fn payload_retention_period_is_checked_and_sets_the_expiry() {
     let default = app
         .send(&app_id, json!({"eventType": "a", "payload": {"k": 2}}))
         .await;
-    let store = herald::app::open_store(&database_url(app.dir.path()), false)
-        .await
-        .unwrap();
+    let store = herald::app::open_store(
+        &database_url(app.dir.path()),
+        false,
+        crate::support::test_keyring(),
+    )
+    .await
+    .unwrap();
     for (msg_id, days) in [(five, 5), (default, 90)] {
         let msg = store.get_message(&app_id, &msg_id).await.unwrap().unwrap();
         assert_eq!(msg.expires_at, Some(msg.created_at + Duration::days(days)));
@@ -82,7 +86,9 @@ async fn herald_prune_expunges_delivered_payloads_and_old_attempts() {
     // Seeded through the store: an application with one endpoint; a delivered
     // message and a still-retrying one, both expired, each with an attempt
     // made 40 days ago.
-    let store = herald::app::open_store(&url, false).await.unwrap();
+    let store = herald::app::open_store(&url, false, crate::support::test_keyring())
+        .await
+        .unwrap();
     store
         .create_app(&Application {
             id: "app_1".into(),

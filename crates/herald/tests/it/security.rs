@@ -32,7 +32,7 @@ async fn a_tenant_cannot_take_over_another_tenants_future_uid() {
         .post_json("/api/v1/app", json!({"name": "Spot 42", "uid": "spot-42"}))
         .await;
     let own_id = own["id"].as_str().unwrap().to_string();
-    let tenant = app.keys.app_token(DEFAULT_ORG, &own_id, None);
+    let tenant = app.keys.app_token(DEFAULT_ORG, &own_id);
 
     // Every way an app-scoped token could write an application record.
     let attempts = [
@@ -206,22 +206,27 @@ async fn portal_pages_cannot_be_framed_sniffed_or_leak_a_referrer() {
     );
 }
 
-#[tokio::test]
-async fn deleting_an_application_under_its_deliveries_ends_them_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = "security-test-secret-0123456789abcdef";
+/// The main secret of the servers these tests start as a child process.
+pub const SECRET: &str = "security-test-secret-0123456789abcdef";
+
+/// `herald serve` on a database in `dir`, logging at `rust_log` to
+/// `dir/herald.log`, with loopback allowed for deliveries.
+pub async fn spawn_binary(dir: &std::path::Path, rust_log: &str) -> HeraldProcess {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
     cmd.arg("serve")
         .env("HERALD_LISTEN", "127.0.0.1:0")
-        .env(
-            "HERALD_DATABASE_URL",
-            crate::support::database_url(dir.path()),
-        )
-        .env("HERALD_SECRET", secret)
+        .env("HERALD_DATABASE_URL", crate::support::database_url(dir))
+        .env("HERALD_SECRET", SECRET)
         .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
-        .env("RUST_LOG", "info");
-    let server = HeraldProcess::spawn(cmd, dir.path().join("herald.log")).await;
-    let token = herald::auth::Keys::new(secret.as_bytes()).org_token(DEFAULT_ORG);
+        .env("RUST_LOG", rust_log);
+    HeraldProcess::spawn(cmd, dir.join("herald.log")).await
+}
+
+#[tokio::test]
+async fn deleting_an_application_under_its_deliveries_ends_them_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_binary(dir.path(), "info").await;
+    let token = herald::auth::Keys::new(SECRET.as_bytes()).org_token(DEFAULT_ORG);
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         http.post(server.url(path))

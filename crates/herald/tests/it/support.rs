@@ -22,6 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 pub const TEST_SECRET: &str = "integration-test-secret-0123456789";
 
+/// The keyring `TestApp` seals secrets with: the one a server with
+/// `TEST_SECRET` and no `HERALD_ENCRYPTION_KEY` derives.
+pub fn test_keyring() -> std::sync::Arc<herald_store::Keyring> {
+    std::sync::Arc::new(herald_store::Keyring::new(TEST_SECRET.as_bytes(), &[]))
+}
+
 /// Settings a test may change before the server starts.
 pub struct Options {
     pub allow_subnets: AllowList,
@@ -34,6 +40,8 @@ pub struct Options {
     pub seed_catalog: bool,
     /// Origins that may frame the portal.
     pub portal_frame_ancestors: Vec<String>,
+    /// How long a portal link can be opened.
+    pub portal_token_ttl: Duration,
 }
 
 impl Default for Options {
@@ -53,6 +61,7 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             seed_catalog: false,
             portal_frame_ancestors: Vec::new(),
+            portal_token_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -86,6 +95,7 @@ impl TestApp {
             secret: SecretString::from(TEST_SECRET.to_string()),
             secret_source: SecretSource::Environment,
             sqlite_synchronous_full: false,
+            keyring: test_keyring(),
             allow_subnets: options.allow_subnets,
             retry_schedule: options.retry_schedule,
             max_body_bytes: options.max_body_bytes,
@@ -101,7 +111,7 @@ impl TestApp {
             // The defaults: a first run at start-up, then hourly.
             prune_interval: Some(Duration::from_secs(3600)),
             public_url: None,
-            portal_token_ttl: Duration::from_secs(3600),
+            portal_token_ttl: options.portal_token_ttl,
             portal_frame_ancestors: options.portal_frame_ancestors,
         };
         let shutdown = CancellationToken::new();
@@ -223,6 +233,31 @@ impl TestApp {
         Fut: std::future::Future<Output = Option<T>>,
     {
         eventually(timeout, what, &mut check).await
+    }
+
+    /// A second handle on the server's database, as another process (a CLI
+    /// command, another node) would open it.
+    pub async fn store(&self) -> std::sync::Arc<dyn herald_store::Store> {
+        herald::app::open_store(&database_url(self.dir.path()), false, test_keyring())
+            .await
+            .unwrap()
+    }
+
+    /// A portal link as `herald portal-link` makes it: one application's
+    /// portal, or with `None` the operator view of every application.
+    pub async fn portal_link(&self, app_id: Option<&str>) -> String {
+        let request = herald::portal::link::LinkRequest {
+            org_id: DEFAULT_ORG.into(),
+            app_id: app_id.map(Into::into),
+            read_only: false,
+            session_id: None,
+            link_ttl: Duration::from_secs(300),
+            expiry: None,
+        };
+        let token = herald::portal::link::issue(self.store().await.as_ref(), &self.keys, &request)
+            .await
+            .unwrap();
+        herald::portal::link::url(&self.base_url, &token)
     }
 
     /// Stops the server gracefully and waits for it.
