@@ -13,10 +13,9 @@ use crate::auth::{Keys, Revocations, DEFAULT_ORG};
 use crate::config::Config;
 use crate::dispatch::{Deliverer, Dispatcher, Wake};
 
-/// Opens the store a configuration names, running migrations, and seals
-/// whatever secrets are not yet sealed with `keyring`'s current key (after an
-/// upgrade from a Herald that kept them in plaintext, or a key rotation).
-pub async fn open_store(
+/// Opens the store a configuration names and runs migrations, nothing more
+/// (`herald rekey` re-seals by itself).
+pub async fn connect_store(
     database_url: &str,
     synchronous_full: bool,
     keyring: Arc<Keyring>,
@@ -25,10 +24,26 @@ pub async fn open_store(
         synchronous_full,
         ..SqliteOptions::default()
     };
-    let redacted = || herald_store::redact_url(database_url);
-    let store = herald_store::connect(database_url, &options, keyring.clone())
+    herald_store::connect(database_url, &options, keyring)
         .await
-        .with_context(|| format!("cannot open the database {}", redacted()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                herald_store::redact_url(database_url)
+            )
+        })
+}
+
+/// Opens the store a configuration names, running migrations, and seals
+/// whatever secrets are not yet sealed with `keyring`'s current key (after an
+/// upgrade from a Herald that kept them in plaintext, or a key rotation).
+pub async fn open_store(
+    database_url: &str,
+    synchronous_full: bool,
+    keyring: Arc<Keyring>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let redacted = || herald_store::redact_url(database_url);
+    let store = connect_store(database_url, synchronous_full, keyring.clone()).await?;
     let sealed = herald_store::sealing::seal_all(store.as_ref(), &keyring)
         .await
         .with_context(|| format!("cannot seal the secrets in {}", redacted()))?;

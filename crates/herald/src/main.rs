@@ -265,7 +265,12 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
 
 async fn rekey(common: CommonArgs) -> anyhow::Result<()> {
     let config = common.resolve()?;
-    let store = open(&config).await?;
+    let store = herald::app::connect_store(
+        &config.database_url,
+        config.sqlite_synchronous_full,
+        config.keyring.clone(),
+    )
+    .await?;
     let report = herald_store::sealing::reseal(store.as_ref(), &config.keyring).await?;
     println!(
         "sealed under key {}: {} signing keys, {} header sets, {} remembered responses re-sealed",

@@ -2,10 +2,12 @@
 //! SQLite database, and real HTTP receivers on loopback.
 
 mod api_edges;
+mod at_rest;
 mod bench;
 mod browser;
 mod catalog;
 mod crash;
+mod credentials;
 mod delivery;
 mod demo;
 mod multinode;

@@ -212,14 +212,51 @@ pub const SECRET: &str = "security-test-secret-0123456789abcdef";
 /// `herald serve` on a database in `dir`, logging at `rust_log` to
 /// `dir/herald.log`, with loopback allowed for deliveries.
 pub async fn spawn_binary(dir: &std::path::Path, rust_log: &str) -> HeraldProcess {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    spawn_binary_with(dir, rust_log, &[]).await
+}
+
+/// [`spawn_binary`] with more environment (which may override the secret).
+pub async fn spawn_binary_with(
+    dir: &std::path::Path,
+    rust_log: &str,
+    env: &[(&str, &str)],
+) -> HeraldProcess {
+    let mut cmd = herald(dir);
     cmd.arg("serve")
         .env("HERALD_LISTEN", "127.0.0.1:0")
-        .env("HERALD_DATABASE_URL", crate::support::database_url(dir))
-        .env("HERALD_SECRET", SECRET)
         .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
-        .env("RUST_LOG", rust_log);
-    HeraldProcess::spawn(cmd, dir.join("herald.log")).await
+        .env("RUST_LOG", rust_log)
+        .envs(env.iter().copied());
+    let log = dir.join(format!(
+        "herald-{}.log",
+        LOGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    HeraldProcess::spawn(cmd, log).await
+}
+
+static LOGS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The `herald` binary with the database in `dir` and [`SECRET`].
+pub fn herald(dir: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.env("HERALD_DATABASE_URL", crate::support::database_url(dir))
+        .env("HERALD_SECRET", SECRET)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a `herald` command to its end; returns its stdout, or fails the test
+/// with its stderr.
+pub async fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = herald(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "herald {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]
