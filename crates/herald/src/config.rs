@@ -188,6 +188,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How long a portal link can be opened.
     pub portal_token_ttl: Duration,
+    /// Answers for names before the system resolver: a test seam, `None`
+    /// whenever the configuration comes from flags and the environment.
+    pub hosts_override: Option<crate::dispatch::client::HostsOverride>,
 }
 
 impl std::fmt::Debug for Config {
@@ -289,6 +292,7 @@ impl ServeArgs {
                 .then(|| Duration::from_secs(self.prune_interval_seconds)),
             public_url: public_url(self.public_url.as_deref())?,
             portal_token_ttl: portal_token_ttl(self.portal_token_ttl_seconds)?,
+            hosts_override: None,
         })
     }
 }

@@ -3,13 +3,15 @@
 //! applied before signing, the Test button, and the public catalog page.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{split, Options, Received, Receiver, Reply, TestApp, TEST_SECRET};
+use crate::support::{
+    herald_command, split, Options, Received, Receiver, Reply, Scope, TestApp, TestDatabase,
+    TEST_SECRET,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -234,7 +236,7 @@ async fn the_public_catalog_shows_only_public_unarchived_types() {
     assert!(html.contains(&anchor("live.updated")));
 
     // An organisation with event types, none public: 404 JSON.
-    let other = app.keys.org_token("org_other");
+    let other = app.token_for(Scope::Org("org_other"));
     let r = app
         .http
         .post(app.url("/api/v1/event-type"))
@@ -266,13 +268,14 @@ async fn the_public_catalog_shows_only_public_unarchived_types() {
 
 // 3. herald catalog import
 
-fn herald(db: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
+/// `herald catalog import ARGS` on `db`: its output, whether it failed or not.
+async fn catalog_import(db: &TestDatabase, args: &[&str]) -> std::process::Output {
+    herald_command(db.url(), TEST_SECRET)
+        .args(["catalog", "import"])
         .args(args)
-        .env("HERALD_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("HERALD_SECRET", TEST_SECRET)
         .env("RUST_LOG", "warn")
         .output()
+        .await
         .unwrap()
 }
 
@@ -286,22 +289,10 @@ fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn catalog_import_creates_then_changes_only_what_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
-
-    let first = stdout_of(&herald(&db, &["catalog", "import"]));
-    assert!(first.contains("14 created"), "{first}");
-    assert!(first.contains("0 updated, 0 unchanged"), "{first}");
-    let again = stdout_of(&herald(&db, &["catalog", "import"]));
-    assert!(
-        again.contains("0 created, 0 updated, 14 unchanged"),
-        "{again}"
-    );
-
-    // A catalog directory: one changed Spot type and one new type.
-    let cat = dir.path().join("mine");
+/// A catalog directory: Spot's live.updated with another description, a new
+/// type, and a file that is not a catalog file.
+fn my_catalog(dir: &std::path::Path) -> String {
+    let cat = dir.join("mine");
     std::fs::create_dir(&cat).unwrap();
     let mut live: Value =
         serde_json::from_slice(&std::fs::read(spot_file("live.updated")).unwrap()).unwrap();
@@ -328,10 +319,26 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
         .unwrap(),
     )
     .unwrap();
-    // Not a catalog file: ignored.
     std::fs::write(cat.join("README.txt"), "notes").unwrap();
-    let cat_arg = cat.display().to_string();
-    let third = stdout_of(&herald(&db, &["catalog", "import", &cat_arg]));
+    cat.display().to_string()
+}
+
+#[tokio::test]
+async fn catalog_import_creates_then_changes_only_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
+
+    let first = stdout_of(&catalog_import(&db, &[]).await);
+    assert!(first.contains("14 created"), "{first}");
+    assert!(first.contains("0 updated, 0 unchanged"), "{first}");
+    let again = stdout_of(&catalog_import(&db, &[]).await);
+    assert!(
+        again.contains("0 created, 0 updated, 14 unchanged"),
+        "{again}"
+    );
+
+    let cat = my_catalog(dir.path());
+    let third = stdout_of(&catalog_import(&db, &[&cat]).await);
     assert!(
         third.contains("1 created, 1 updated, 0 unchanged"),
         "{third}"
@@ -339,48 +346,42 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
 
     // What the database now holds, read in-process.
     {
-        let store = herald::app::open_store(&format!("sqlite://{}", db.display()), false)
-            .await
-            .unwrap();
-        let live = store
-            .get_event_type(herald::auth::DEFAULT_ORG, "live.updated")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(live.description, "A live changed (our wording).");
-        assert!(live.public);
-        let paid = store
-            .get_event_type(herald::auth::DEFAULT_ORG, "invoice.paid")
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(paid.validate_payload);
+        let store = herald::app::open_store(db.url(), false).await.unwrap();
+        let org = herald::auth::DEFAULT_ORG;
+        let live = store.get_event_type(org, "live.updated").await.unwrap();
+        assert_eq!(live.unwrap().description, "A live changed (our wording).");
+        let paid = store.get_event_type(org, "invoice.paid").await.unwrap();
+        let paid = paid.unwrap();
+        assert!(paid.validate_payload && paid.public);
         assert_eq!(
             paid.example(0),
             Some(&json!({"amount": 1200, "paidAt": 1715095714}))
         );
         // Types the catalog does not name are kept.
-        let all = herald::catalog::all_event_types(store.as_ref(), herald::auth::DEFAULT_ORG)
+        let all = herald::catalog::all_event_types(store.as_ref(), org)
             .await
             .unwrap();
         assert_eq!(all.len(), 15);
     }
 
     // Re-importing the built-in catalog puts Spot's description back.
-    let fourth = stdout_of(&herald(&db, &["catalog", "import"]));
+    let fourth = stdout_of(&catalog_import(&db, &[]).await);
     assert!(
         fourth.contains("0 created, 1 updated, 13 unchanged"),
         "{fourth}"
     );
-
     // Another organisation gets its own copy.
-    let other = stdout_of(&herald(&db, &["catalog", "import", "--org", "org_other"]));
+    let other = stdout_of(&catalog_import(&db, &["--org", "org_other"]).await);
     assert!(
         other.contains("14 created") && other.contains("org_other"),
         "{other}"
     );
+}
 
-    // A file whose example does not match its schema: refused, naming the file.
+#[tokio::test]
+async fn a_catalog_file_whose_example_breaks_its_schema_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
     let bad = dir.path().join("bad");
     std::fs::create_dir(&bad).unwrap();
     std::fs::write(
@@ -397,14 +398,12 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
         .unwrap(),
     )
     .unwrap();
-    let out = herald(&db, &["catalog", "import", &bad.display().to_string()]);
+    let out = catalog_import(&db, &[&bad.display().to_string()]).await;
     assert!(!out.status.success(), "a bad catalog was imported");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.example.json"), "{stderr}");
     // And nothing of it was loaded.
-    let store = herald::app::open_store(&format!("sqlite://{}", db.display()), false)
-        .await
-        .unwrap();
+    let store = herald::app::open_store(db.url(), false).await.unwrap();
     assert!(store
         .get_event_type(herald::auth::DEFAULT_ORG, "broken.example")
         .await

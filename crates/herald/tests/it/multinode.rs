@@ -10,7 +10,9 @@ use herald::auth::Keys;
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::support::{eventually, postgres_database_url, HeraldProcess, Receiver, Reply};
+use crate::support::{
+    eventually, herald_command, mint_token, HeraldProcess, Receiver, Reply, Scope, TestDatabase,
+};
 
 const SECRET: &str = "multinode-test-secret-0123456789";
 const MESSAGES: usize = 1500;
@@ -19,18 +21,21 @@ const ENDPOINTS: usize = 4;
 const WORKER_CONCURRENCY: usize = 32;
 
 fn herald(db: &str, role: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    let mut cmd = herald_command(db, SECRET);
     cmd.args(["serve", "--role", role])
-        .env("HERALD_LISTEN", "127.0.0.1:0")
-        .env("HERALD_DATABASE_URL", db)
-        .env("HERALD_SECRET", SECRET)
-        .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
         .env("HERALD_RETRY_SCHEDULE", "1,1,1,1,1")
         .env("HERALD_DELIVERY_TIMEOUT_SECONDS", "5")
         .env("HERALD_LEASE_SECONDS", "8")
-        .env("HERALD_WORKER_CONCURRENCY", WORKER_CONCURRENCY.to_string())
-        .env("RUST_LOG", "info");
+        .env("HERALD_WORKER_CONCURRENCY", WORKER_CONCURRENCY.to_string());
     cmd
+}
+
+fn org_token() -> String {
+    mint_token(
+        &Keys::new(SECRET.as_bytes()),
+        Scope::Org("org_herald"),
+        None,
+    )
 }
 
 async fn start(db: &str, role: &str, dir: &std::path::Path, name: &str) -> HeraldProcess {
@@ -47,7 +52,8 @@ async fn start_narrow_worker(db: &str, dir: &std::path::Path, name: &str) -> Her
 #[tokio::test(flavor = "multi_thread")]
 async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = postgres_database_url(dir.path());
+    let database = TestDatabase::postgres();
+    let db = database.url().to_string();
     let receiver = Receiver::start().await;
     let api = start(&db, "api", dir.path(), "api").await;
     let mut workers = [
@@ -55,7 +61,7 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
         start(&db, "worker", dir.path(), "worker-2").await,
         start(&db, "worker", dir.path(), "worker-3").await,
     ];
-    let token = Keys::new(SECRET.as_bytes()).org_token("org_herald");
+    let token = org_token();
     let http = reqwest::Client::new();
 
     let app: serde_json::Value = http
@@ -185,10 +191,11 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn edits_through_one_node_reach_every_worker_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
-    let db = postgres_database_url(dir.path());
+    let database = TestDatabase::postgres();
+    let db = database.url().to_string();
     let receiver = Receiver::start().await;
     let api = start(&db, "api", dir.path(), "api").await;
-    let token = Keys::new(SECRET.as_bytes()).org_token("org_herald");
+    let token = org_token();
     let http = reqwest::Client::new();
     let post = |path: String, body: serde_json::Value| {
         http.post(api.url(&path))

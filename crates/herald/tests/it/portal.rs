@@ -4,112 +4,13 @@
 //! `browser.rs`.)
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{redirect, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{Options, Receiver, Reply, TestApp};
-
-/// A browser without a browser: no redirects followed, the session cookie kept
-/// by hand.
-struct Portal {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The `name=value` part of the session cookie a response sets.
-fn session_cookie(r: &reqwest::Response) -> String {
-    let set = r
-        .headers()
-        .get(SET_COOKIE)
-        .expect("a session cookie")
-        .to_str()
-        .unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
-impl Portal {
-    async fn open(app: &TestApp, url: &str) -> Portal {
-        let http = client();
-        let r = http.get(url).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{url}");
-        assert_eq!(r.headers()[LOCATION], "/portal/");
-        let cookie = session_cookie(&r);
-        Portal {
-            http,
-            base: app.base_url.clone(),
-            cookie,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
-
-    /// The CSRF token, as a form of the portal carries it.
-    async fn csrf(&self) -> String {
-        let (status, html) = self.get("/portal/endpoints/new").await;
-        assert_eq!(status, StatusCode::OK, "{html}");
-        attr_after(&html, "name=\"csrf\" value=\"")
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(form)
-                    .finish(),
-            )
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-fn attr_after(html: &str, marker: &str) -> String {
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("{marker} not in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-async fn portal_url(app: &TestApp, app_id: &str) -> String {
-    let (status, body) = app
-        .post_json(
-            &format!("/api/v1/auth/app-portal-access/{app_id}"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let url = body["url"].as_str().unwrap().to_string();
-    assert_eq!(
-        url,
-        format!(
-            "{}/portal/login?token={}",
-            app.base_url,
-            body["token"].as_str().unwrap()
-        )
-    );
-    url
-}
+use crate::support::{
+    attr_after, mint_token, no_redirects as client, portal_link, session_cookie, Options,
+    PortalSession, Receiver, Reply, Scope, TestApp,
+};
 
 async fn seeded(allow_subnets: &str) -> TestApp {
     TestApp::spawn_with(Options {
@@ -124,7 +25,7 @@ async fn seeded(allow_subnets: &str) -> TestApp {
 async fn the_access_route_gives_a_link_that_starts_a_session() {
     let app = seeded("127.0.0.0/8").await;
     let app_id = app.create_app("Yoga Spot").await;
-    let url = portal_url(&app, &app_id).await;
+    let url = portal_link(&app, &app_id).await;
 
     let r = client().get(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -139,7 +40,7 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
         assert!(set.contains(part), "{part} missing from {set}");
     }
 
-    let portal = Portal::open(&app, &url).await;
+    let portal = PortalSession::open(&app.base_url, &url).await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -178,7 +79,7 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
 
     // An app token may ask for its own application's link, not another's.
     let other = app.create_app("Other Spot").await;
-    let scoped = app.keys.app_token("org_herald", &app_id, None);
+    let scoped = app.app_token(&app_id);
     for (target, want) in [(&app_id, StatusCode::OK), (&other, StatusCode::NOT_FOUND)] {
         let r = app
             .http
@@ -195,9 +96,11 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
 async fn an_expired_link_does_not_log_in() {
     let app = TestApp::spawn().await;
     let app_id = app.create_app("Spot").await;
-    let expired = app
-        .keys
-        .app_token("org_herald", &app_id, Some(chrono::Duration::seconds(-120)));
+    let scope = Scope::App {
+        org: "org_herald",
+        app: &app_id,
+    };
+    let expired = mint_token(&app.keys, scope, Some(chrono::Duration::seconds(-120)));
     for token in [expired.as_str(), "garbage"] {
         let r = client()
             .get(app.url(&format!("/portal/login?token={token}")))
@@ -214,7 +117,7 @@ async fn an_expired_link_does_not_log_in() {
 async fn a_post_without_the_csrf_token_is_refused() {
     let app = seeded("127.0.0.0/8").await;
     let app_id = app.create_app("Spot").await;
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
     let receiver = Receiver::start().await;
     let url = receiver.url("/hook");
     for csrf in [None, Some("0123456789abcdef0123456789abcdef")] {
@@ -250,7 +153,7 @@ async fn one_applications_session_cannot_reach_another_applications_data() {
         .wait_for("/b", 1, std::time::Duration::from_secs(10))
         .await;
 
-    let portal = Portal::open(&app, &portal_url(&app, &a).await).await;
+    let portal = PortalSession::for_app(&app, &a).await;
     let csrf = portal.csrf().await;
     for path in [
         format!("/portal/endpoints/{ep_b}"),
@@ -286,7 +189,7 @@ async fn one_applications_session_cannot_reach_another_applications_data() {
 async fn add_test_and_delete_an_endpoint_through_the_forms() {
     let app = seeded("127.0.0.0/8").await;
     let app_id = app.create_app("Spot").await;
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
     let csrf = portal.csrf().await;
     let receiver = Receiver::start().await;
     receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
@@ -406,7 +309,7 @@ async fn add_test_and_delete_an_endpoint_through_the_forms() {
 async fn a_private_address_is_refused_with_the_ssrf_rule_explained() {
     let app = seeded("").await;
     let app_id = app.create_app("Spot").await;
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
     let csrf = portal.csrf().await;
     let r = portal
         .post(
@@ -433,10 +336,16 @@ async fn an_operator_link_lists_the_applications_and_opens_one() {
     let app = TestApp::spawn().await;
     let first = app.create_app("First Spot").await;
     let second = app.create_app("Second Spot").await;
-    let token = app
-        .keys
-        .org_token_expiring("org_herald", chrono::Duration::minutes(5));
-    let portal = Portal::open(&app, &app.url(&format!("/portal/login?token={token}"))).await;
+    let token = mint_token(
+        &app.keys,
+        Scope::Org("org_herald"),
+        Some(chrono::Duration::minutes(5)),
+    );
+    let portal = PortalSession::open(
+        &app.base_url,
+        &app.url(&format!("/portal/login?token={token}")),
+    )
+    .await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     for (id, name) in [(&first, "First Spot"), (&second, "Second Spot")] {
@@ -456,7 +365,7 @@ async fn an_operator_link_lists_the_applications_and_opens_one() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let switched = Portal {
+    let switched = PortalSession {
         cookie: session_cookie(&r),
         http: client(),
         base: app.base_url.clone(),
