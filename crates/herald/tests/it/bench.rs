@@ -1,8 +1,26 @@
 //! `herald bench --smoke`: the real binary runs a tiny version of every scenario
 //! (its own receiver, a Herald child process per scenario) and fails if an
-//! accepted message did not arrive. No timing is asserted.
+//! accepted message did not arrive. Nothing is killed in a smoke run, so a
+//! duplicate is a bug too: the JSON reports them and these tests count them.
+//! No timing is asserted.
 
 use serde_json::Value;
+
+use crate::support::postgres_base_url;
+
+/// Every accepted message arrived, once.
+fn assert_phase_complete(name: &str, phase: &Value) {
+    let expected = phase["deliveries_expected"].as_u64().unwrap();
+    assert!(expected > 0, "{name}: {phase}");
+    assert_eq!(
+        phase["deliveries"].as_u64(),
+        Some(expected),
+        "{name}: {phase}"
+    );
+    assert_eq!(phase["lost"].as_u64(), Some(0), "{name}: {phase}");
+    assert_eq!(phase["duplicates"].as_u64(), Some(0), "{name}: {phase}");
+    assert_eq!(phase["send_errors"].as_u64(), Some(0), "{name}: {phase}");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_smoke_runs_every_scenario_and_loses_nothing() {
@@ -32,26 +50,17 @@ async fn bench_smoke_runs_every_scenario_and_loses_nothing() {
             .unwrap_or_else(|| panic!("no scenario {name} in {doc}"));
         assert!(!phases.is_empty(), "{name}");
         for phase in phases {
-            let expected = phase["deliveries_expected"].as_u64().unwrap();
-            assert!(expected > 0, "{name}: {phase}");
-            assert_eq!(
-                phase["deliveries"].as_u64(),
-                Some(expected),
-                "{name}: {phase}"
-            );
-            assert_eq!(phase["lost"].as_u64(), Some(0), "{name}: {phase}");
-            assert_eq!(phase["send_errors"].as_u64(), Some(0), "{name}: {phase}");
+            assert_phase_complete(name, phase);
         }
     }
 }
 
 /// `--workers N` starts one API process and N worker processes on one fresh
-/// PostgreSQL database; it runs when `HERALD_TEST_POSTGRES_URL` is set.
+/// PostgreSQL database (on `HERALD_TEST_POSTGRES_URL` or the local server: this
+/// test needs PostgreSQL in every run, and fails without it).
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_smoke_with_separate_worker_processes_on_postgres() {
-    let Ok(url) = std::env::var("HERALD_TEST_POSTGRES_URL") else {
-        return;
-    };
+    let url = postgres_base_url();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
     let out = tokio::time::timeout(
@@ -73,8 +82,7 @@ async fn bench_smoke_with_separate_worker_processes_on_postgres() {
     assert_eq!(doc["machine"]["workers"].as_u64(), Some(2), "{doc}");
     for name in ["throughput", "fanout"] {
         for phase in doc["scenarios"][name]["phases"].as_array().unwrap() {
-            assert_eq!(phase["lost"].as_u64(), Some(0), "{name}: {phase}");
-            assert!(phase["deliveries"].as_u64().unwrap() > 0, "{name}: {phase}");
+            assert_phase_complete(name, phase);
             let roles: Vec<&str> = phase["server_processes"]
                 .as_array()
                 .unwrap()
