@@ -10,6 +10,7 @@ mod delivery;
 mod demo;
 mod multinode;
 mod portal;
+mod portal_forms;
 mod retention;
 mod sdk;
 mod signatures;
