@@ -8,6 +8,7 @@ mod catalog;
 mod crash;
 mod delivery;
 mod demo;
+mod idempotency;
 mod multinode;
 mod portal;
 mod portal_forms;
