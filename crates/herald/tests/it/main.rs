@@ -17,3 +17,4 @@ mod sdk;
 mod signatures;
 mod smoke;
 mod support;
+mod worker_failures;
