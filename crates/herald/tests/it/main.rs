@@ -16,5 +16,6 @@ mod retention;
 mod sdk;
 mod signatures;
 mod smoke;
+mod ssrf;
 mod support;
 mod worker_failures;
