@@ -18,4 +18,5 @@ mod signatures;
 mod smoke;
 mod ssrf;
 mod support;
+mod tenants;
 mod worker_failures;
