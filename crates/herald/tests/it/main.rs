@@ -5,6 +5,7 @@ mod api_edges;
 mod bench;
 mod browser;
 mod catalog;
+mod cli;
 mod crash;
 mod delivery;
 mod demo;

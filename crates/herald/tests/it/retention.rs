@@ -16,7 +16,9 @@ use herald_store::{
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{herald_command, herald_stdout, Options, TestApp, TestDatabase, TEST_SECRET};
+use crate::support::{
+    herald_command, herald_stdout, HeraldProcess, Options, TestApp, TestDatabase, TEST_SECRET,
+};
 
 const PAYLOAD: &str = r#"{"member":{"email":"ada@example.com"}}"#;
 
@@ -245,13 +247,31 @@ async fn assert_never_pruned(options: Options) {
     app.stop().await;
 }
 
+/// `herald serve` (the binary: the setting is read from the environment) with
+/// this `HERALD_PRUNE_INTERVAL_SECONDS`.
+async fn serve_binary(db: &TestDatabase, dir: &std::path::Path, interval: &str) -> HeraldProcess {
+    let mut cmd = herald_command(db.url(), TEST_SECRET);
+    cmd.arg("serve")
+        .env("HERALD_PRUNE_INTERVAL_SECONDS", interval);
+    HeraldProcess::spawn(cmd, dir.join(format!("serve-{interval}.log"))).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interval_of_zero_turns_pruning_in_serve_off() {
-    assert_never_pruned(Options {
-        prune_interval: None,
-        ..Options::default()
-    })
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
+    let store = herald::app::open_store(db.url(), false).await.unwrap();
+    seed_app(store.as_ref()).await;
+    let expired = Utc::now() - Duration::days(1);
+    seed_message(store.as_ref(), "msg_expired", expired, Next::Done).await;
+
+    let off = serve_binary(&db, dir.path(), "0").await;
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    assert_eq!(payload_of(store.as_ref(), "msg_expired").await, PAYLOAD);
+    drop(off);
+    // The control: the same server with an interval prunes at start-up.
+    let _on = serve_binary(&db, dir.path(), "3600").await;
+    wait_expunged(&store, "msg_expired", StdDuration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
