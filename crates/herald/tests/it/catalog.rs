@@ -234,7 +234,12 @@ async fn the_public_catalog_shows_only_public_unarchived_types() {
     let (status, _, html) = public_get(&app, "/catalog/org_herald").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&anchor("live.updated")));
+    app.stop().await;
+}
 
+#[tokio::test]
+async fn a_catalog_with_nothing_public_is_a_json_404_and_formats_are_checked() {
+    let app = seeded().await;
     // An organisation with event types, none public: 404 JSON.
     let other = app.token_for(Scope::Org("org_other"));
     let r = app
@@ -423,26 +428,14 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
         "examples": [{"n": "not a number"}]
     }});
 
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "a.b", "description": "d", "schemas": bad_schema}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    let loc = first_loc(&out);
-    assert_eq!(loc[..3], ["body", "schemas", "1"], "{out}");
-
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "a.b", "description": "d", "schemas": bad_example}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    let loc = first_loc(&out);
-    assert_eq!(loc[..5], ["body", "schemas", "1", "examples", "0"], "{out}");
-    assert_eq!(loc.last().unwrap(), "n", "{out}");
+    let examples_loc: &[&str] = &["body", "schemas", "1", "examples", "0"];
+    let schema_loc: &[&str] = &["body", "schemas", "1"];
+    for (schemas, loc) in [(&bad_schema, schema_loc), (&bad_example, examples_loc)] {
+        let body = json!({"name": "a.b", "description": "d", "schemas": schemas});
+        let (status, out) = app.post_json("/api/v1/event-type", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        assert_eq!(first_loc(&out)[..loc.len()], *loc, "{out}");
+    }
     // Nothing was created.
     assert!(event_type_names(&app).await.is_empty());
 
@@ -463,35 +456,16 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
     assert_eq!(out["public"], true);
     assert_eq!(out["validatePayload"], true);
 
-    for (method, body) in [
-        (
-            Method::PUT,
-            json!({"description": "d", "schemas": bad_example}),
-        ),
-        (Method::PATCH, json!({"schemas": bad_example})),
+    for (method, schemas, loc) in [
+        (Method::PUT, &bad_example, examples_loc),
+        (Method::PATCH, &bad_example, examples_loc),
+        (Method::PUT, &bad_schema, schema_loc),
+        (Method::PATCH, &bad_schema, schema_loc),
     ] {
+        let body = json!({"description": "d", "schemas": schemas});
         let (status, out) = call(&app, method.clone(), "/api/v1/event-type/a.b", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method}: {out}");
-        assert_eq!(
-            first_loc(&out)[..5],
-            ["body", "schemas", "1", "examples", "0"],
-            "{method}: {out}"
-        );
-    }
-    for (method, body) in [
-        (
-            Method::PUT,
-            json!({"description": "d", "schemas": bad_schema}),
-        ),
-        (Method::PATCH, json!({"schemas": bad_schema})),
-    ] {
-        let (status, out) = call(&app, method.clone(), "/api/v1/event-type/a.b", Some(body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method}: {out}");
-        assert_eq!(
-            first_loc(&out)[..3],
-            ["body", "schemas", "1"],
-            "{method}: {out}"
-        );
+        assert_eq!(first_loc(&out)[..loc.len()], *loc, "{method}: {out}");
     }
     // The event type is as it was.
     let (status, out) = app.get_json("/api/v1/event-type/a.b").await;
@@ -524,131 +498,118 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
 }
 
 #[tokio::test]
-async fn ingest_follows_the_catalog() {
+async fn ingest_takes_anything_while_an_organisation_has_no_event_types() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     app.create_endpoint(&app_id, json!({"url": receiver.url("/all")}))
         .await;
-
-    // No event types at all: anything goes.
     app.send(
         &app_id,
         json!({"eventType": "anything.goes", "payload": {"x": 1}}),
     )
     .await;
     receiver.wait_for("/all", 1, WAIT).await;
+    app.stop().await;
+}
 
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "invoice.paid", "description": "Paid", "validatePayload": true,
-            "schemas": {"1": {
-                "type": "object",
-                "properties": {
-                    "amount": {"type": "integer"},
-                    "customer": {"type": "object",
-                                 "properties": {"email": {"type": "string"}},
-                                 "required": ["email"]}
-                },
-                "required": ["amount", "customer"]
-            }}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{out}");
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "invoice.sent", "description": "Sent (not validated)",
-                   "schemas": {"1": {"type": "object", "required": ["amount"]}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{out}");
-
-    // A fresh application, so "nothing stored" is easy to see.
+/// `invoice.paid` (validatePayload, a schema that wants an amount and a
+/// customer's email) and `invoice.sent` (a schema, not enforced); then a
+/// fresh application with an endpoint at `/two`, whose message path it returns.
+async fn invoice_types(app: &TestApp, receiver: &Receiver) -> String {
+    let paid = json!({"name": "invoice.paid", "description": "Paid", "validatePayload": true,
+    "schemas": {"1": {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "integer"},
+            "customer": {"type": "object",
+                         "properties": {"email": {"type": "string"}},
+                         "required": ["email"]}
+        },
+        "required": ["amount", "customer"]
+    }}});
+    let sent = json!({"name": "invoice.sent", "description": "Sent (not validated)",
+        "schemas": {"1": {"type": "object", "required": ["amount"]}}});
+    for body in [paid, sent] {
+        let (status, out) = app.post_json("/api/v1/event-type", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{out}");
+    }
     let app2 = app.create_app("Other").await;
     app.create_endpoint(&app2, json!({"url": receiver.url("/two")}))
         .await;
-    let msg_path = format!("/api/v1/app/{app2}/msg");
+    format!("/api/v1/app/{app2}/msg")
+}
 
-    // Now that types exist, an unknown one is refused.
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_refuses_unknown_types_and_payloads_that_break_their_schema() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let msg_path = invoice_types(&app, &receiver).await;
+    let refused: [(Value, &[&str]); 4] = [
+        // Now that types exist, an unknown one is refused.
+        (
             json!({"eventType": "anything.goes", "payload": {"x": 1}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out), ["body", "eventType"]);
-
-    // A payload not matching the schema: 422 at the payload path.
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+            &["body", "eventType"],
+        ),
+        // A payload not matching the schema: 422 at the payload path.
+        (
             json!({"eventType": "invoice.paid",
                    "payload": {"amount": "ten", "customer": {"email": "a@b.c"}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out), ["body", "payload", "amount"]);
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+            &["body", "payload", "amount"],
+        ),
+        (
             json!({"eventType": "invoice.paid",
                    "payload": {"amount": 10, "customer": {"email": 42}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out), ["body", "payload", "customer", "email"]);
-    // A missing required field is reported too.
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+            &["body", "payload", "customer", "email"],
+        ),
+        // A missing required field is reported too (where it is missing).
+        (
             json!({"eventType": "invoice.paid", "payload": {"amount": 10}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out)[..2], ["body", "payload"], "{out}");
-
+            &["body", "payload"],
+        ),
+    ];
+    for (body, loc) in refused {
+        let (status, out) = app.post_json(&msg_path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        assert_eq!(first_loc(&out)[..loc.len()], *loc, "{out}");
+    }
     // Nothing was stored or delivered.
     let (status, list) = app.get_json(&msg_path).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["data"], json!([]), "{list}");
     settle_and_count(&receiver, "/two", 0).await;
+    app.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_takes_matching_and_unvalidated_payloads_and_refuses_archived_types() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let msg_path = invoice_types(&app, &receiver).await;
+    let send = |body: Value| {
+        let (app, path) = (&app, &msg_path);
+        async move { app.post_json(path, body).await }
+    };
     // A type without validatePayload takes a payload its schema would refuse.
-    app.send(
-        &app2,
-        json!({"eventType": "invoice.sent", "payload": {"x": 1}}),
-    )
-    .await;
+    let (status, out) = send(json!({"eventType": "invoice.sent", "payload": {"x": 1}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
     // A matching payload goes through and out.
     let good = json!({"amount": 10, "customer": {"email": "a@b.c"}});
-    let msg_id = app
-        .send(&app2, json!({"eventType": "invoice.paid", "payload": good}))
-        .await;
+    let (status, out) = send(json!({"eventType": "invoice.paid", "payload": good})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
     let got = receiver.wait_for("/two", 2, WAIT).await;
-    let paid = got
-        .iter()
-        .find(|r| r.header("webhook-id") == msg_id)
-        .unwrap();
-    assert_eq!(paid.json(), good);
+    let paid = got.iter().find(|r| r.header("webhook-id") == out["id"]);
+    assert_eq!(paid.unwrap().json(), good);
 
     // Archived: refused.
-    let (status, _) = call(
+    let archive = call(
         &app,
         Method::DELETE,
         "/api/v1/event-type/invoice.paid",
         None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, out) = app
-        .post_json(
-            &msg_path,
-            json!({"eventType": "invoice.paid", "payload": good}),
-        )
-        .await;
+    );
+    assert_eq!(archive.await.0, StatusCode::NO_CONTENT);
+    let (status, out) = send(json!({"eventType": "invoice.paid", "payload": good})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
     assert_eq!(first_loc(&out), ["body", "eventType"]);
     let (_, list) = app.get_json(&msg_path).await;
@@ -808,6 +769,14 @@ async fn unix_time_fields_are_converted_per_endpoint_and_signed_as_sent() {
         }
     }
 
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_whose_type_has_no_schema_goes_out_byte_for_byte() {
+    let app = seeded().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Spot").await;
     // A type without a schema goes out byte for byte, whatever the format.
     let (status, out) = app
         .post_json(
