@@ -164,23 +164,15 @@ async fn one_applications_session_cannot_reach_another_applications_data() {
     assert!(!html.contains(&ep_b));
 }
 
-#[tokio::test]
-async fn add_test_and_delete_an_endpoint_through_the_forms() {
-    let app = seeded("127.0.0.0/8").await;
-    let app_id = app.create_app("Spot").await;
-    let portal = PortalSession::for_app(&app, &app_id).await;
-    let csrf = portal.csrf().await;
-    let receiver = Receiver::start().await;
-    receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
-    let url = receiver.url("/hook");
-
-    // Add: the form's fields become the endpoint.
+/// Add, through the form with every field; returns the page it redirects to
+/// and the new endpoint's id.
+async fn add_endpoint(portal: &PortalSession, csrf: &str, url: &str) -> (String, String) {
     let r = portal
         .post(
             "/portal/endpoints",
             &[
-                ("csrf", &csrf),
-                ("url", &url),
+                ("csrf", csrf),
+                ("url", url),
                 ("event_types", "member.created"),
                 ("event_types", "live.updated"),
                 ("description", "CRM sync"),
@@ -199,6 +191,19 @@ async fn add_test_and_delete_an_endpoint_through_the_forms() {
         .next()
         .unwrap()
         .to_string();
+    (location, ep_id)
+}
+
+#[tokio::test]
+async fn add_an_endpoint_through_the_form() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let csrf = portal.csrf().await;
+    let url = "http://127.0.0.1:9/hook";
+
+    // Add: the form's fields become the endpoint.
+    let (location, ep_id) = add_endpoint(&portal, &csrf, url).await;
     let (_, ep) = app
         .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep_id}"))
         .await;
@@ -233,6 +238,17 @@ async fn add_test_and_delete_an_endpoint_through_the_forms() {
         html.contains("role=\"alert\" class=\"error\"") && html.contains("kept"),
         "{html}"
     );
+}
+
+#[tokio::test]
+async fn test_read_the_log_and_delete_through_the_forms() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let csrf = portal.csrf().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
+    let (_, ep_id) = add_endpoint(&portal, &csrf, &receiver.url("/hook")).await;
 
     // Test: the receiver's status and body come back on the page.
     let r = portal
