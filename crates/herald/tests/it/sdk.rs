@@ -1016,14 +1016,17 @@ async fn messages_list_with_filters_and_pages_and_get_by_id_or_event_id() {
         ..Default::default()
     };
     let (ids, _) = listed(&svix, &app_id, types(&["member.deleted"])).await;
-    assert_eq!(ids, [second.id.clone()]);
+    assert_eq!(ids, vec![second.id.clone()]);
     let (ids, _) = listed(&svix, &app_id, types(&["member.deleted", "member.created"])).await;
     assert_eq!(ids.len(), 2);
     let channel = MessageListOptions {
         channel: Some("project.1".into()),
         ..Default::default()
     };
-    assert_eq!(listed(&svix, &app_id, channel).await.0, [first.id.clone()]);
+    assert_eq!(
+        listed(&svix, &app_id, channel).await.0,
+        vec![first.id.clone()]
+    );
     let one = |iterator| MessageListOptions {
         limit: Some(1),
         iterator,
