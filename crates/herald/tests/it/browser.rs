@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::support::{Options, Receiver, TestApp};
 
 /// How long a page may take to show what a step waits for.
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 const CHROME_FLAGS: [&str; 10] = [
     "--headless=new",

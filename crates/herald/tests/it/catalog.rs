@@ -13,7 +13,7 @@ use crate::support::{
     TEST_SECRET,
 };
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The 14 event types Spot ships, in name order.
 const SPOT_TYPES: [&str; 14] = [

@@ -199,7 +199,9 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
 /// An endpoint disabled or re-pointed through the API node stops receiving
 /// from every worker at once: a claimed delivery re-reads its endpoint just
 /// before it is sent, so only requests already under way go out as they were.
-/// The documented bound is one second (plus those requests); this checks it.
+/// The documented bound is 200 ms (plus those requests); the test allows a
+/// second, five times that, for a loaded machine: an edit that never reached
+/// the workers would leave hundreds of queued deliveries going out late.
 /// The workers start after the messages are queued, so each claims a batch
 /// larger than it may send at once: those claimed deliveries wait for their
 /// endpoint's slot, and are sent after the edit.

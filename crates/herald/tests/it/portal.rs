@@ -129,7 +129,7 @@ async fn one_applications_session_cannot_reach_another_applications_data() {
         )
         .await;
     receiver
-        .wait_for("/b", 1, std::time::Duration::from_secs(10))
+        .wait_for("/b", 1, std::time::Duration::from_secs(30))
         .await;
 
     let portal = PortalSession::for_app(&app, &a).await;

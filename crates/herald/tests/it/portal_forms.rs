@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::{Options, PortalSession, Receiver, Reply, TestApp};
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A seeded server without retries, one application with an endpoint whose
 /// first delivery failed (500), and its portal session.

@@ -21,7 +21,7 @@ use svix::models::{
 
 use crate::support::{eventually, Options, Receiver, Reply, TestApp};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The HTTP status of an SDK error; panics on transport errors.
 fn status_of(e: &SvixError) -> u16 {

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::support::{Options, Receiver, Reply, TestApp};
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Names and the addresses the server resolves them to; changeable mid-test.
 #[derive(Clone, Default)]
