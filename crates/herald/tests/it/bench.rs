@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::support::postgres_base_url;
+use crate::support::{herald_binary, postgres_base_url};
 
 /// Every accepted message arrived, once.
 fn assert_phase_complete(name: &str, phase: &Value) {
@@ -26,7 +26,7 @@ fn assert_phase_complete(name: &str, phase: &Value) {
 async fn bench_smoke_runs_every_scenario_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    let mut cmd = herald_binary();
     cmd.args(["bench", "--smoke", "--json"]).arg(&json);
     if let Ok(url) = std::env::var("HERALD_TEST_POSTGRES_URL") {
         cmd.args(["--database", &url]);
@@ -65,7 +65,7 @@ async fn bench_smoke_with_separate_worker_processes_on_postgres() {
     let json = dir.path().join("bench.json");
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(300),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        herald_binary()
             .args(["bench", "--smoke", "--scenario", "throughput,fanout"])
             .args(["--workers", "2", "--database", &url, "--json"])
             .arg(&json)
@@ -96,7 +96,7 @@ async fn bench_smoke_with_separate_worker_processes_on_postgres() {
 
 #[tokio::test]
 async fn bench_refuses_worker_processes_on_sqlite() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = herald_binary()
         .args(["bench", "--smoke", "--workers", "1"])
         .output()
         .await

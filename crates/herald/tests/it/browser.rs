@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Options, Receiver, TestApp};
+use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 
 /// How long a page may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
@@ -60,7 +60,7 @@ struct Story {
 }
 
 async fn seed_story(b: Client) {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Design Club").await;
     let hook_url = receiver.url("/spot");
@@ -319,7 +319,7 @@ impl Story {
 }
 
 async fn isolation(b: Client) {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let mut spots = Vec::new();
     for name in ["a", "b"] {
@@ -390,7 +390,7 @@ async fn isolation(b: Client) {
         .text()
         .await
         .unwrap();
-    let csrf = csrf_value(&page);
+    let csrf = csrf_of(&page);
     let r = http
         .post(app.url(&format!("/portal/endpoints/{b_ep}/delete")))
         .header("cookie", &cookie)
@@ -416,37 +416,6 @@ async fn isolation(b: Client) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn seeded() -> TestApp {
-    TestApp::spawn_with(Options {
-        seed_catalog: true,
-        ..Default::default()
-    })
-    .await
-}
-
-/// What the platform does: ask Herald for a portal link to one application.
-async fn portal_link(app: &TestApp, app_id: &str) -> String {
-    let r = app
-        .request(
-            Method::POST,
-            &format!("/api/v1/auth/app-portal-access/{app_id}"),
-        )
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = crate::support::split(r).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let url = body["url"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no url in {body}"));
-    assert!(
-        url.starts_with(&app.url("/portal/login?token=")),
-        "a link to this server's portal: {url}"
-    );
-    url.to_string()
-}
-
 /// The checkbox of one event type; ids contain dots, so no `#id` selector.
 fn event_box(name: &str) -> String {
     format!("[id=\"event-{name}\"]")
@@ -468,19 +437,6 @@ fn looks_iso8601(text: &str) -> bool {
             && w[8..10].iter().all(u8::is_ascii_digit)
             && w[10] == b'T'
     })
-}
-
-fn csrf_value(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\"")
-        .unwrap_or_else(|| panic!("no csrf field in {html}"));
-    let tag_start = html[..at].rfind('<').unwrap();
-    let tag = &html[tag_start..tag_start + html[tag_start..].find('>').unwrap()];
-    let value = tag
-        .split("value=\"")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no csrf value in {tag}"));
-    value[..value.find('"').unwrap()].to_string()
 }
 
 // ---- the browser ----

@@ -9,8 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::{
-    herald_command, split, Options, Received, Receiver, Reply, Scope, TestApp, TestDatabase,
-    TEST_SECRET,
+    herald_command, split, Received, Receiver, Reply, Scope, TestApp, TestDatabase, TEST_SECRET,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -32,14 +31,6 @@ const SPOT_TYPES: [&str; 14] = [
     "member.updated",
     "registration_form.answered",
 ];
-
-async fn seeded() -> TestApp {
-    TestApp::spawn_with(Options {
-        seed_catalog: true,
-        ..Default::default()
-    })
-    .await
-}
 
 async fn call(
     app: &TestApp,
@@ -134,7 +125,7 @@ fn std_verify(secret: &str, got: &Received) -> bool {
 
 #[tokio::test]
 async fn seed_catalog_loads_the_14_spot_types_and_publishes_them() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let (status, body) = app.get_json("/api/v1/event-type?limit=250").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let types = body["data"].as_array().unwrap();
@@ -164,7 +155,7 @@ async fn seed_catalog_loads_the_14_spot_types_and_publishes_them() {
 
 #[tokio::test]
 async fn the_public_catalog_shows_only_public_unarchived_types() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let (status, out) = app
         .post_json(
             "/api/v1/event-type",
@@ -239,7 +230,7 @@ async fn the_public_catalog_shows_only_public_unarchived_types() {
 
 #[tokio::test]
 async fn a_catalog_with_nothing_public_is_a_json_404_and_formats_are_checked() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     // An organisation with event types, none public: 404 JSON.
     let other = app.token_for(Scope::Org("org_other"));
     let r = app
@@ -702,7 +693,7 @@ async fn endpoint_date_format_is_checked_and_kept() {
 
 #[tokio::test]
 async fn unix_time_fields_are_converted_per_endpoint_and_signed_as_sent() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     let formats = ["unix", "unix_ms", "iso8601", "rfc2822"];
@@ -774,7 +765,7 @@ async fn unix_time_fields_are_converted_per_endpoint_and_signed_as_sent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payload_whose_type_has_no_schema_goes_out_byte_for_byte() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     // A type without a schema goes out byte for byte, whatever the format.
@@ -826,7 +817,7 @@ async fn send_example(app: &TestApp, app_id: &str, ep: &str, event_type: &str) -
 
 #[tokio::test]
 async fn the_test_button_sends_the_example_once_and_reports_the_attempt() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     // Filtered to another type: the Test still reaches it.
@@ -908,7 +899,7 @@ async fn the_test_button_sends_the_example_once_and_reports_the_attempt() {
 
 #[tokio::test]
 async fn a_failed_test_is_reported_and_not_retried() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     let ep = app
@@ -952,7 +943,7 @@ async fn a_failed_test_is_reported_and_not_retried() {
 
 #[tokio::test]
 async fn registration_form_answers_go_to_the_endpoint_of_their_form() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     for form in ["f1", "f2"] {

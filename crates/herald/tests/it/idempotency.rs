@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{split, Options, Receiver, Reply, TestApp};
+use crate::support::{split, Receiver, Reply, TestApp};
 
 /// A POST with `token` and `key`; the status, body and whether it was marked
 /// as a replay.
@@ -47,11 +47,7 @@ async fn count(app: &TestApp, path: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_still_in_flight_answers_409_and_then_replays_the_first_answer() {
-    let app = TestApp::spawn_with(Options {
-        seed_catalog: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     receiver.set_default("/slow", Reply::status(200).delay(Duration::from_secs(2)));
     let app_id = app.create_app("Idem").await;

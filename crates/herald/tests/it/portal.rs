@@ -12,11 +12,11 @@ use crate::support::{
     PortalSession, Receiver, Reply, Scope, TestApp,
 };
 
+/// A seeded server that allows these subnets.
 async fn seeded(allow_subnets: &str) -> TestApp {
     TestApp::spawn_with(Options {
-        seed_catalog: true,
         allow_subnets: allow_subnets.parse().unwrap(),
-        ..Default::default()
+        ..Options::seeded()
     })
     .await
 }

@@ -26,9 +26,8 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let app = TestApp::spawn_with(Options {
-            seed_catalog: true,
             retry_schedule: herald_core::schedule::RetrySchedule::from_delays(vec![]).unwrap(),
-            ..Options::default()
+            ..Options::seeded()
         })
         .await;
         let receiver = Receiver::start().await;

@@ -62,6 +62,16 @@ pub struct Options {
     pub hosts: Option<HostsOverride>,
 }
 
+impl Options {
+    /// The defaults, with the built-in Spot catalog imported at start-up.
+    pub fn seeded() -> Options {
+        Options {
+            seed_catalog: true,
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -105,6 +115,11 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn() -> TestApp {
         TestApp::spawn_with(Options::default()).await
+    }
+
+    /// A server with the built-in Spot catalog imported at start-up.
+    pub async fn seeded() -> TestApp {
+        TestApp::spawn_with(Options::seeded()).await
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
@@ -671,11 +686,19 @@ async fn record(
     response
 }
 
+/// The `herald` binary this test build made, killed when dropped: for the
+/// commands that bring their own database (`demo`, `bench`).
+pub fn herald_binary() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.kill_on_drop(true);
+    cmd
+}
+
 /// The `herald` binary with what every test run of it needs: the database,
 /// the secret, loopback receivers allowed, port 0, info logs; killed when
 /// dropped. Add the subcommand and anything else.
 pub fn herald_command(database_url: &str, secret: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    let mut cmd = herald_binary();
     cmd.env("HERALD_LISTEN", "127.0.0.1:0")
         .env("HERALD_DATABASE_URL", database_url)
         .env("HERALD_SECRET", secret)
