@@ -146,7 +146,7 @@ impl Drop for TempDatabase {
 /// Creates an empty database.
 pub(crate) async fn create_database() -> TempDatabase {
     let admin = admin_url();
-    let database = format!("herald_t_{}", random_hex());
+    let database = format!("herald_t_{}_{}", std::process::id(), random_hex());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL for tests at {}: {e}", redact_url(&admin)));

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::support::{herald_binary, postgres_base_url};
+use crate::support::{herald_binary, postgres_base_url, suite_on_postgres};
 
 /// Every accepted message arrived, once.
 fn assert_phase_complete(name: &str, phase: &Value) {
@@ -22,19 +22,70 @@ fn assert_phase_complete(name: &str, phase: &Value) {
     assert_eq!(phase["send_errors"].as_u64(), Some(0), "{name}: {phase}");
 }
 
+/// The PostgreSQL databases one bench process makes (`herald_bench_<pid>_<n>`;
+/// it drops each after its scenario): dropped here too, so that a bench that
+/// failed half-way leaves none behind.
+struct BenchDatabases {
+    base: String,
+    pid: u32,
+}
+
+impl Drop for BenchDatabases {
+    fn drop(&mut self) {
+        let admin = format!("{}/postgres", self.base);
+        let sql = format!(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'herald\\_bench\\_{}\\_%'",
+            self.pid
+        );
+        let Ok(out) = std::process::Command::new("psql")
+            .args(["-tAc", &sql, "-d", &admin])
+            .output()
+        else {
+            return;
+        };
+        for name in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = std::process::Command::new("psql")
+                .args(["-qc", &drop, "-d", &admin])
+                .output();
+        }
+    }
+}
+
+/// Runs `herald bench ARGS` (on the PostgreSQL server at `postgres`, if any)
+/// to its end, within five minutes.
+async fn bench(args: &[&str], postgres: Option<&str>) -> std::process::Output {
+    let mut cmd = herald_binary();
+    cmd.arg("bench").args(args);
+    if let Some(url) = postgres {
+        cmd.args(["--database", url]);
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let _databases = postgres.map(|base| BenchDatabases {
+        base: base.trim_end_matches('/').to_string(),
+        pid: child.id().unwrap(),
+    });
+    tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the smoke bench finishes within 5 minutes")
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_smoke_runs_every_scenario_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let mut cmd = herald_binary();
-    cmd.args(["bench", "--smoke", "--json"]).arg(&json);
-    if let Ok(url) = std::env::var("HERALD_TEST_POSTGRES_URL") {
-        cmd.args(["--database", &url]);
-    }
-    let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
-        .await
-        .expect("the smoke bench finishes within 5 minutes")
-        .unwrap();
+    let postgres = suite_on_postgres().then(postgres_base_url);
+    let args = ["--smoke", "--json", json.to_str().unwrap()];
+    let out = bench(&args, postgres.as_deref()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -63,17 +114,16 @@ async fn bench_smoke_with_separate_worker_processes_on_postgres() {
     let url = postgres_base_url();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(300),
-        herald_binary()
-            .args(["bench", "--smoke", "--scenario", "throughput,fanout"])
-            .args(["--workers", "2", "--database", &url, "--json"])
-            .arg(&json)
-            .output(),
-    )
-    .await
-    .expect("the smoke bench finishes within 5 minutes")
-    .unwrap();
+    let args = [
+        "--smoke",
+        "--scenario",
+        "throughput,fanout",
+        "--workers",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let out = bench(&args, Some(&url)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
