@@ -40,7 +40,8 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
         assert!(set.contains(part), "{part} missing from {set}");
     }
 
-    let portal = PortalSession::open(&app.base_url, &url).await;
+    // A fresh link for the session (a link is for opening the portal once).
+    let portal = PortalSession::for_app(&app, &app_id).await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
