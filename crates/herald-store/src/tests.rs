@@ -29,8 +29,8 @@ struct TestStore {
     store: Arc<dyn Store>,
     /// Holds the SQLite file.
     _dir: Option<tempfile::TempDir>,
-    /// The PostgreSQL database to drop when the test is done.
-    database: Option<String>,
+    /// The PostgreSQL database, dropped with this (passed or panicked).
+    database: Option<TempDatabase>,
 }
 
 impl std::ops::Deref for TestStore {
@@ -62,7 +62,8 @@ impl TestStore {
                 }
             }
             Backend::Postgres => {
-                let (database, url) = create_database().await;
+                let database = create_database().await;
+                let url = database.url.clone();
                 // Small pools: tests run in parallel against one server.
                 let options = PostgresOptions {
                     max_connections: 5,
@@ -81,11 +82,11 @@ impl TestStore {
         }
     }
 
+    /// Ends the test: the store's connections close before its database is
+    /// dropped. (A panicking test drops the database all the same.)
     async fn finish(self) {
         drop(self.store);
-        if let Some(database) = self.database {
-            drop_database(&database).await;
-        }
+        drop(self.database);
     }
 }
 
@@ -121,10 +122,37 @@ fn random_hex() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Creates an empty database; returns its name and URL.
-pub(crate) async fn create_database() -> (String, String) {
+/// A PostgreSQL database of one test, dropped (with `FORCE`, so connections
+/// still open do not stop it) when this value is, whether the test passed or
+/// panicked.
+pub(crate) struct TempDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        // Drop may run inside a runtime, which cannot block on another future:
+        // a thread of its own with a runtime of its own.
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(drop_database(&name))
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// Creates an empty database.
+pub(crate) async fn create_database() -> TempDatabase {
     let admin = admin_url();
-    let database = format!("herald_t_{}", random_hex());
+    let database = format!("herald_t_{}_{}", std::process::id(), random_hex());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL for tests at {}: {e}", redact_url(&admin)));
@@ -134,10 +162,13 @@ pub(crate) async fn create_database() -> (String, String) {
         .unwrap();
     conn.close().await.unwrap();
     let url = with_database(&admin, &database);
-    (database, url)
+    TempDatabase {
+        name: database,
+        url,
+    }
 }
 
-pub(crate) async fn drop_database(database: &str) {
+async fn drop_database(database: &str) {
     let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
         .execute(&mut conn)
@@ -1021,10 +1052,12 @@ async fn postgres_notify_wakes_a_waiting_worker() {
     t.wait_for_work(Duration::from_millis(300)).await;
     assert!(start.elapsed() >= Duration::from_millis(300));
 
+    // Woken by NOTIFY, not by the 30 s timeout: the bound below leaves a
+    // loaded machine room and still tells the two apart.
     let store = t.store.clone();
     let waiter = tokio::spawn(async move {
         let start = Instant::now();
-        store.wait_for_work(Duration::from_secs(5)).await;
+        store.wait_for_work(Duration::from_secs(30)).await;
         start.elapsed()
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1032,26 +1065,24 @@ async fn postgres_notify_wakes_a_waiting_worker() {
         .await
         .unwrap();
     let waited = waiter.await.unwrap();
-    assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "woke after {waited:?}");
 
     // A resend wakes workers too.
     let store = t.store.clone();
     let waiter = tokio::spawn(async move {
         let start = Instant::now();
-        store.wait_for_work(Duration::from_secs(5)).await;
+        store.wait_for_work(Duration::from_secs(30)).await;
         start.elapsed()
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     t.resend("app_1", "msg_1", "ep_1", t0).await.unwrap();
     let waited = waiter.await.unwrap();
-    assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "woke after {waited:?}");
 
     // The listening connection dies: the next wait neither fails nor spins,
     // and listening resumes.
-    let database = t.database.clone().unwrap();
-    let mut conn = sqlx::PgConnection::connect(&with_database(&admin_url(), &database))
-        .await
-        .unwrap();
+    let url = &t.database.as_ref().unwrap().url;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE datname = current_database() AND query LIKE 'LISTEN%'",
@@ -1065,7 +1096,7 @@ async fn postgres_notify_wakes_a_waiting_worker() {
     let store = t.store.clone();
     let waiter = tokio::spawn(async move {
         let start = Instant::now();
-        store.wait_for_work(Duration::from_secs(5)).await;
+        store.wait_for_work(Duration::from_secs(30)).await;
         start.elapsed()
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1074,7 +1105,7 @@ async fn postgres_notify_wakes_a_waiting_worker() {
         .unwrap();
     let waited = waiter.await.unwrap();
     assert!(
-        waited < Duration::from_secs(2),
+        waited < Duration::from_secs(10),
         "woke after {waited:?} once listening again"
     );
     t.finish().await;
@@ -1082,13 +1113,13 @@ async fn postgres_notify_wakes_a_waiting_worker() {
 
 #[tokio::test]
 async fn connect_chooses_the_backend_by_scheme() {
-    let (database, url) = create_database().await;
-    let store = connect(&url, &SqliteOptions::default(), test_keyring())
+    let database = create_database().await;
+    let store = connect(&database.url, &SqliteOptions::default(), test_keyring())
         .await
         .unwrap();
     store.ping().await.unwrap();
     drop(store);
-    drop_database(&database).await;
+    drop(database);
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");

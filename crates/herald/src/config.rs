@@ -212,6 +212,9 @@ pub struct Config {
     /// Origins that may frame the portal (`scheme://host[:port]`); empty:
     /// none may.
     pub portal_frame_ancestors: Vec<String>,
+    /// Answers for names before the system resolver: a test seam, `None`
+    /// whenever the configuration comes from flags and the environment.
+    pub hosts_override: Option<crate::dispatch::client::HostsOverride>,
 }
 
 impl std::fmt::Debug for Config {
@@ -322,6 +325,7 @@ impl ServeArgs {
             public_url: public_url(self.public_url.as_deref())?,
             portal_token_ttl: portal_token_ttl(self.portal_token_ttl_seconds)?,
             portal_frame_ancestors: frame_ancestors(&self.portal_frame_ancestors)?,
+            hosts_override: None,
         })
     }
 }

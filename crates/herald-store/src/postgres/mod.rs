@@ -1702,7 +1702,8 @@ mod index_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lists_claims_and_pruning_use_indexes() {
-        let (database, url) = crate::tests::create_database().await;
+        let database = crate::tests::create_database().await;
+        let url = database.url.clone();
         let options = PostgresOptions {
             max_connections: 2,
             ..PostgresOptions::default()
@@ -1760,6 +1761,6 @@ mod index_tests {
         }
 
         drop(store);
-        crate::tests::drop_database(&database).await;
+        drop(database);
     }
 }

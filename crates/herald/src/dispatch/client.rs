@@ -2,6 +2,10 @@
 //! address actually connected to: names resolve through [`GuardedResolver`], which
 //! drops every non-global address the allow list does not cover, and IP literals
 //! are checked before the request, so DNS rebinding has no gap to use.
+//!
+//! [`HostsOverride`] is a test seam: tests give a name the addresses they want
+//! it to have (and change them between deliveries) without touching the
+//! machine's resolver. Herald's own configuration never sets it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,6 +14,11 @@ use std::time::{Duration, Instant};
 use herald_core::net::{AllowList, TenantHost};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Addresses for names, asked before the system resolver: `Some` answers for
+/// the name, `None` leaves it to the system. A test seam (see the module
+/// comment); the answers go through the same address check as the system's.
+pub type HostsOverride = Arc<dyn Fn(&str) -> Option<Vec<IpAddr>> + Send + Sync>;
 
 /// How much of a response body is kept on the attempt.
 pub const RESPONSE_PREFIX_BYTES: usize = 4096;
@@ -37,6 +46,7 @@ pub enum Outcome {
 
 struct GuardedResolver {
     allow: Arc<AllowList>,
+    hosts: Option<HostsOverride>,
 }
 
 /// A name that resolved only to refused addresses. Its text is what the
@@ -56,10 +66,13 @@ impl std::error::Error for HostRefused {}
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = self.allow.clone();
+        let overridden = self.hosts.as_ref().and_then(|hosts| hosts(name.as_str()));
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = match overridden {
+                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -87,7 +100,11 @@ impl Resolve for GuardedResolver {
 }
 
 impl DeliveryClient {
-    pub fn new(allow: AllowList, timeout: Duration) -> anyhow::Result<DeliveryClient> {
+    pub fn new(
+        allow: AllowList,
+        timeout: Duration,
+        hosts: Option<HostsOverride>,
+    ) -> anyhow::Result<DeliveryClient> {
         let allow = Arc::new(allow);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -101,6 +118,7 @@ impl DeliveryClient {
             .user_agent(concat!("Herald-Webhooks/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(GuardedResolver {
                 allow: allow.clone(),
+                hosts,
             }))
             .build()?;
         Ok(DeliveryClient {

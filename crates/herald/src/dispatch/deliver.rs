@@ -53,7 +53,11 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> anyhow::Result<Deliverer> {
-        let client = DeliveryClient::new(config.allow_subnets.clone(), config.delivery_timeout)?;
+        let client = DeliveryClient::new(
+            config.allow_subnets.clone(),
+            config.delivery_timeout,
+            config.hosts_override.clone(),
+        )?;
         Ok(Deliverer {
             store,
             config,

@@ -472,10 +472,21 @@ mod tests {
             .await
             .unwrap();
         assert!(why.contains("127.0.0.1 is not a public address"), "{why}");
-        assert!(!why.contains("HERALD_ALLOW_SUBNETS"), "the operator's setting: {why}");
-        let by_name = ssrf_refusal(&none, "http://localhost:8080/hook").await.unwrap();
-        assert!(by_name.contains("localhost resolves to a non-public address"), "{by_name}");
-        assert!(!by_name.contains("127.0.0.1") && !by_name.contains("::1"), "{by_name}");
+        assert!(
+            !why.contains("HERALD_ALLOW_SUBNETS"),
+            "the operator's setting: {why}"
+        );
+        let by_name = ssrf_refusal(&none, "http://localhost:8080/hook")
+            .await
+            .unwrap();
+        assert!(
+            by_name.contains("localhost resolves to a non-public address"),
+            "{by_name}"
+        );
+        assert!(
+            !by_name.contains("127.0.0.1") && !by_name.contains("::1"),
+            "{by_name}"
+        );
         assert!(ssrf_refusal(&none, "http://[::1]/hook").await.is_some());
         let loopback: AllowList = "127.0.0.0/8".parse().unwrap();
         assert!(ssrf_refusal(&loopback, "http://127.0.0.1:8080/hook")

@@ -8,7 +8,7 @@ use herald::auth::Keys;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{split, Options, Receiver, TestApp};
+use crate::support::{mint_token, split, Options, Receiver, Scope, TestApp};
 
 fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{body}");
@@ -76,7 +76,11 @@ async fn requests_without_a_valid_token_are_401() {
         "authentication_failed",
     );
 
-    let foreign = Keys::new(b"some-other-secret-entirely-0000").org_token("org_herald");
+    let foreign = mint_token(
+        &Keys::new(b"some-other-secret-entirely-0000"),
+        Scope::Org("org_herald"),
+        None,
+    );
     let (status, body) = get_with(&app, Some(&foreign), "/api/v1/app").await;
     assert_error(
         status,
@@ -111,7 +115,7 @@ async fn an_app_token_sees_only_its_application() {
     let ep_b = app
         .create_endpoint(&b, json!({"url": "https://example.com/b"}))
         .await;
-    let token = app.keys.app_token("org_herald", &a);
+    let token = app.app_token(&a);
 
     let (status, body) = get_with(&app, Some(&token), &format!("/api/v1/app/{a}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -3,13 +3,11 @@
 //! (its files, byte for byte, which are readable by their owner only) and on
 //! PostgreSQL (`pg_dump`). And the key that seals them can be rotated.
 
-use std::path::Path;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::security::{herald, run, spawn_binary, spawn_binary_with, SECRET};
-use crate::support::{split, HeraldProcess};
+use crate::support::{split, HeraldProcess, TestDatabase};
 
 const CREDENTIAL: &str = "Bearer cred-s3cret-4f9a";
 
@@ -110,11 +108,11 @@ async fn endpoint_with_secrets(server: &HeraldProcess) -> Vec<String> {
 
 /// Everything the database holds, as a thief with the files (or a dump) has
 /// it. SQLite: the raw bytes of the database, its WAL and shared memory.
-fn stolen(dir: &Path) -> String {
-    let url = crate::support::database_url(dir);
-    if url.starts_with("postgres") {
+fn stolen(db: &TestDatabase) -> String {
+    let url = db.url();
+    if db.is_postgres() {
         let out = std::process::Command::new("pg_dump")
-            .args(["--data-only", &url])
+            .args(["--data-only", url])
             .output()
             .expect("pg_dump, from PostgreSQL's client, reads the test database");
         assert!(
@@ -135,9 +133,10 @@ fn stolen(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stolen_database_reveals_no_signing_key_and_no_credential() {
     let dir = tempfile::tempdir().unwrap();
-    let server = spawn_binary(dir.path(), "info").await;
+    let db = TestDatabase::for_suite(dir.path());
+    let server = spawn_binary(&db, dir.path(), "info").await;
     let keys = endpoint_with_secrets(&server).await;
-    let dump = stolen(dir.path());
+    let dump = stolen(&db);
     assert!(
         dump.contains("https://example.com/hook"),
         "the dump holds the data"
@@ -156,7 +155,7 @@ async fn a_stolen_database_reveals_no_signing_key_and_no_credential() {
     );
 
     #[cfg(unix)]
-    if !crate::support::database_url(dir.path()).starts_with("postgres") {
+    if !db.is_postgres() {
         use std::os::unix::fs::PermissionsExt;
         for file in ["herald.db", "herald.db-wal", "herald.db-shm"] {
             let mode =
@@ -170,10 +169,11 @@ async fn a_stolen_database_reveals_no_signing_key_and_no_credential() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_encryption_key_rotates_with_rekey() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let d = &TestDatabase::for_suite(dir.path());
     let old_key = "the-first-encryption-key-0123";
     let new_key = "the-second-encryption-key-456";
-    let server = spawn_binary_with(d, "info", &[("HERALD_ENCRYPTION_KEY", old_key)]).await;
+    let server =
+        spawn_binary_with(d, dir.path(), "info", &[("HERALD_ENCRYPTION_KEY", old_key)]).await;
     let keys = endpoint_with_secrets(&server).await;
     drop(server);
 
@@ -196,7 +196,8 @@ async fn the_encryption_key_rotates_with_rekey() {
     let report = run(d, &["rekey"], &both).await;
     assert!(report.contains("re-sealed"), "{report}");
     // Afterwards the new key alone opens everything.
-    let server = spawn_binary_with(d, "info", &[("HERALD_ENCRYPTION_KEY", new_key)]).await;
+    let server =
+        spawn_binary_with(d, dir.path(), "info", &[("HERALD_ENCRYPTION_KEY", new_key)]).await;
     let (status, secret) = Client::new()
         .call(
             &server,

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Options, Receiver, TestApp};
+use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 
 /// How long a page may take to show what a step waits for.
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 const CHROME_FLAGS: [&str; 10] = [
     "--headless=new",
@@ -45,8 +45,22 @@ async fn a_portal_session_cannot_reach_another_applications_pages() {
     with_browser("isolation", isolation).await;
 }
 
+/// The name of the live in the story's real message.
+const LIVE_NAME: &str = "Portfolio review: spring collection";
+
+/// What the seed's story has made so far.
+struct Story {
+    b: Client,
+    app: TestApp,
+    receiver: Receiver,
+    app_id: String,
+    hook_url: String,
+    endpoint_path: String,
+    endpoint_id: String,
+}
+
 async fn seed_story(b: Client) {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Design Club").await;
     let hook_url = receiver.url("/spot");
@@ -55,106 +69,139 @@ async fn seed_story(b: Client) {
     let link = portal_link(&app, &app_id).await;
     b.goto(&link).await.unwrap();
     wait_path(&b, "the Webhooks page", |p| p == "/portal/").await;
+    let mut story = Story {
+        b,
+        app,
+        receiver,
+        app_id,
+        hook_url,
+        endpoint_path: String::new(),
+        endpoint_id: String::new(),
+    };
+    story.add().await;
+    story.test().await;
+    story.edit().await;
+    let (msg_id, link_css) = story.real_message().await;
+    story.detail_and_resend(&msg_id, &link_css).await;
+    story.delete().await;
+}
 
-    // Add: URL, one event, ISO 8601 dates.
-    click(&b, "#add-endpoint").await;
-    wait_css(&b, "#endpoint-form").await;
-    let url_field = wait_css(&b, "#url").await;
-    url_field.clear().await.unwrap();
-    url_field.send_keys(&hook_url).await.unwrap();
-    click(&b, &event_box("live.updated")).await;
-    wait_css(&b, "#date_format")
-        .await
-        .select_by_value("iso8601")
-        .await
-        .unwrap();
-    // The preview follows the chosen format (JavaScript updates it).
-    wait_text(
-        &b,
-        "#date-preview",
-        "an ISO 8601 date in the preview",
-        looks_iso8601,
-    )
-    .await;
-    shot(&b, "02b-add-endpoint-date-format").await;
-    b.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
-    shot(&b, "02-add-endpoint-form").await;
-    click(&b, "#save-endpoint").await;
-    let endpoint_path = wait_path(&b, "the new endpoint's page", is_endpoint_page).await;
-    let endpoint_id = endpoint_path.rsplit('/').next().unwrap().to_string();
-    wait_text(&b, "h1", "the endpoint URL in the title", |t| {
-        t.contains(&hook_url)
-    })
-    .await;
-
-    // Test: the example is really delivered and the page shows the 200.
-    wait_css(&b, "#test-event-type")
-        .await
-        .select_by_value("live.updated")
-        .await
-        .unwrap();
-    click(&b, "#send-test").await;
-    wait_text(&b, "#test-status", "status 200 of the test", |t| {
-        t.trim().starts_with("200")
-    })
-    .await;
-    let got = receiver.wait_for("/spot", 1, WAIT).await;
-    let test_body = got[0].json();
-    assert_eq!(test_body["test"], true, "{test_body}");
-    assert!(
-        test_body["live"]["name"].is_string(),
-        "the live.updated example was sent: {test_body}"
-    );
-    assert!(
-        test_body["occurredAt"].as_str().is_some_and(looks_iso8601),
-        "the endpoint's date format is applied: {test_body}"
-    );
-    shot(&b, "03-endpoint-page-tested").await;
-
-    // Edit: add member.created to the events.
-    click(&b, "#edit-endpoint").await;
-    wait_css(&b, "#endpoint-form").await;
-    let prefilled = wait_css(&b, "#url").await.prop("value").await.unwrap();
-    assert_eq!(prefilled.as_deref(), Some(hook_url.as_str()));
-    assert!(
-        wait_css(&b, &event_box("live.updated"))
+impl Story {
+    /// Add: URL, one event, ISO 8601 dates.
+    async fn add(&mut self) {
+        let (b, hook_url) = (&self.b, self.hook_url.as_str());
+        click(b, "#add-endpoint").await;
+        wait_css(b, "#endpoint-form").await;
+        let url_field = wait_css(b, "#url").await;
+        url_field.clear().await.unwrap();
+        url_field.send_keys(hook_url).await.unwrap();
+        click(b, &event_box("live.updated")).await;
+        wait_css(b, "#date_format")
             .await
-            .is_selected()
+            .select_by_value("iso8601")
             .await
-            .unwrap(),
-        "the edit form keeps the chosen event"
-    );
-    click(&b, &event_box("member.created")).await;
-    click(&b, "#save-endpoint").await;
-    wait_path(&b, "the endpoint page after the edit", |p| {
-        p == endpoint_path
-    })
-    .await;
-    let (status, ep) = app
-        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}"))
+            .unwrap();
+        // The preview follows the chosen format (JavaScript updates it).
+        wait_text(
+            b,
+            "#date-preview",
+            "an ISO 8601 date in the preview",
+            looks_iso8601,
+        )
         .await;
-    assert_eq!(status, StatusCode::OK, "{ep}");
-    let mut types: Vec<&str> = ep["filterTypes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no filterTypes in {ep}"))
-        .iter()
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    types.sort_unstable();
-    assert_eq!(types, ["live.updated", "member.created"], "{ep}");
-    assert_eq!(ep["dateFormat"], "iso8601", "{ep}");
+        shot(b, "02b-add-endpoint-date-format").await;
+        b.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+        shot(b, "02-add-endpoint-form").await;
+        click(b, "#save-endpoint").await;
+        self.endpoint_path = wait_path(b, "the new endpoint's page", is_endpoint_page).await;
+        self.endpoint_id = self.endpoint_path.rsplit('/').next().unwrap().to_string();
+        wait_text(b, "h1", "the endpoint URL in the title", |t| {
+            t.contains(hook_url)
+        })
+        .await;
+    }
 
-    // A real message from the platform shows up in the delivery log.
-    let live_name = "Portfolio review: spring collection";
-    let msg_id = app
+    /// Test: the example is really delivered and the page shows the 200.
+    async fn test(&self) {
+        let (b, receiver) = (&self.b, &self.receiver);
+        wait_css(b, "#test-event-type")
+            .await
+            .select_by_value("live.updated")
+            .await
+            .unwrap();
+        click(b, "#send-test").await;
+        wait_text(b, "#test-status", "status 200 of the test", |t| {
+            t.trim().starts_with("200")
+        })
+        .await;
+        let got = receiver.wait_for("/spot", 1, WAIT).await;
+        let test_body = got[0].json();
+        assert_eq!(test_body["test"], true, "{test_body}");
+        assert!(
+            test_body["live"]["name"].is_string(),
+            "the live.updated example was sent: {test_body}"
+        );
+        assert!(
+            test_body["occurredAt"].as_str().is_some_and(looks_iso8601),
+            "the endpoint's date format is applied: {test_body}"
+        );
+        shot(b, "03-endpoint-page-tested").await;
+    }
+
+    /// Edit: add member.created to the events.
+    async fn edit(&self) {
+        let (b, app, hook_url) = (&self.b, &self.app, self.hook_url.as_str());
+        let (app_id, endpoint_id, endpoint_path) =
+            (&self.app_id, &self.endpoint_id, &self.endpoint_path);
+        click(b, "#edit-endpoint").await;
+        wait_css(b, "#endpoint-form").await;
+        let prefilled = wait_css(b, "#url").await.prop("value").await.unwrap();
+        assert_eq!(prefilled.as_deref(), Some(hook_url));
+        assert!(
+            wait_css(b, &event_box("live.updated"))
+                .await
+                .is_selected()
+                .await
+                .unwrap(),
+            "the edit form keeps the chosen event"
+        );
+        click(b, &event_box("member.created")).await;
+        click(b, "#save-endpoint").await;
+        wait_path(b, "the endpoint page after the edit", |p| {
+            p == *endpoint_path
+        })
+        .await;
+        let (status, ep) = app
+            .get_json(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{ep}");
+        let mut types: Vec<&str> = ep["filterTypes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no filterTypes in {ep}"))
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        types.sort_unstable();
+        assert_eq!(types, ["live.updated", "member.created"], "{ep}");
+        assert_eq!(ep["dateFormat"], "iso8601", "{ep}");
+    }
+
+    /// A real message from the platform shows up in the delivery log, and the
+    /// list shows the endpoint, its events and its health. Returns the
+    /// message id and the CSS of its link in the log.
+    async fn real_message(&self) -> (String, String) {
+        let (b, app, receiver) = (&self.b, &self.app, &self.receiver);
+        let hook_url = self.hook_url.as_str();
+        let app_id = &self.app_id;
+        let msg_id = app
         .send(
-            &app_id,
+            app_id,
             json!({
                 "eventType": "live.updated",
                 "payload": {
                     "live": {
                         "id": "5f0c1e2a-7a43-4c5e-9d0b-3c1f2a9e8b71",
-                        "name": live_name,
+                        "name": LIVE_NAME,
                         "status": "Live",
                         "startsAt": 1_760_000_000
                     },
@@ -165,103 +212,114 @@ async fn seed_story(b: Client) {
             }),
         )
         .await;
-    let real = receiver.wait_for("/spot", 2, WAIT).await;
-    assert!(
-        real.iter().any(|r| r.header("webhook-id") == msg_id),
-        "the receiver got {msg_id}"
-    );
-    let link_css =
-        format!("#delivery-log tr.delivery a.delivery-link[href$=\"/messages/{msg_id}\"]");
-    reload_until(&b, "the message in the delivery log", || async {
-        b.find(Locator::Css(&link_css)).await.ok()
-    })
-    .await;
-
-    // The list shows the endpoint, its events and its health.
-    b.goto(&app.url("/portal/")).await.unwrap();
-    let row = wait_text(&b, "#endpoints tr.endpoint", "the endpoint row", |t| {
-        t.contains(&hook_url)
-    })
-    .await;
-    for expected in ["live.updated", "member.created", "active", "%"] {
+        let real = receiver.wait_for("/spot", 2, WAIT).await;
         assert!(
-            row.to_lowercase().contains(expected),
-            "{expected:?} in the row: {row}"
+            real.iter().any(|r| r.header("webhook-id") == msg_id),
+            "the receiver got {msg_id}"
         );
-    }
-    shot(&b, "01-webhooks-list").await;
-
-    // The delivery's detail: the payload as sent and the 200.
-    b.goto(&app.url(&endpoint_path)).await.unwrap();
-    click(&b, &link_css).await;
-    wait_path(&b, "the delivery detail", |p| {
-        p == format!("{endpoint_path}/messages/{msg_id}")
-    })
-    .await;
-    wait_text(&b, "#payload", "the payload", |t| t.contains(live_name)).await;
-    reload_until(&b, "an attempt with status 200", || async {
-        let attempts = b
-            .find_all(Locator::Css("#attempts li.attempt"))
-            .await
-            .ok()?;
-        for a in attempts {
-            if a.text().await.ok()?.contains("200") {
-                return Some(());
-            }
-        }
-        None
-    })
-    .await;
-    wait_text(&b, "#request-headers", "the signing headers", |t| {
-        t.contains("webhook-id") && t.contains(&msg_id)
-    })
-    .await;
-    shot(&b, "04-delivery-detail").await;
-
-    // Resend: the receiver gets the same webhook-id again.
-    click(&b, "#resend").await;
-    let same_id = |r: &crate::support::Received| r.header("webhook-id") == msg_id;
-    let mut resent = || {
-        let n = receiver
-            .received_on("/spot")
-            .iter()
-            .filter(|r| same_id(r))
-            .count();
-        async move { (n >= 2).then_some(()) }
-    };
-    crate::support::eventually(WAIT, "the resent message", &mut resent).await;
-    reload_until(&b, "two attempts in the detail", || async {
-        let n = b
-            .find_all(Locator::Css("#attempts li.attempt"))
-            .await
-            .ok()?
-            .len();
-        (n >= 2).then_some(())
-    })
-    .await;
-
-    // Delete, with confirmation; the list and the API agree it is gone.
-    b.goto(&app.url(&endpoint_path)).await.unwrap();
-    click(&b, "#delete-endpoint").await;
-    click(&b, "#confirm-delete").await;
-    wait_path(&b, "the Webhooks page after deleting", |p| p == "/portal/").await;
-    wait_css(&b, "#add-endpoint").await;
-    let left = b
-        .find_all(Locator::Css(&format!(
-            "a.endpoint-link[href$=\"/portal/endpoints/{endpoint_id}\"]"
-        )))
-        .await
-        .unwrap();
-    assert!(left.is_empty(), "the deleted endpoint is still listed");
-    shot(&b, "05-webhooks-list-after-delete").await;
-    let (status, body) = app
-        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}"))
+        let link_css =
+            format!("#delivery-log tr.delivery a.delivery-link[href$=\"/messages/{msg_id}\"]");
+        reload_until(b, "the message in the delivery log", || async {
+            b.find(Locator::Css(&link_css)).await.ok()
+        })
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+        // The list shows the endpoint, its events and its health.
+        b.goto(&app.url("/portal/")).await.unwrap();
+        let row = wait_text(b, "#endpoints tr.endpoint", "the endpoint row", |t| {
+            t.contains(hook_url)
+        })
+        .await;
+        for expected in ["live.updated", "member.created", "active", "%"] {
+            assert!(
+                row.to_lowercase().contains(expected),
+                "{expected:?} in the row: {row}"
+            );
+        }
+        shot(b, "01-webhooks-list").await;
+
+        (msg_id, link_css)
+    }
+
+    /// The delivery's detail: the payload as sent and the 200; then Resend.
+    async fn detail_and_resend(&self, msg_id: &str, link_css: &str) {
+        let (b, app, receiver, endpoint_path) =
+            (&self.b, &self.app, &self.receiver, &self.endpoint_path);
+        b.goto(&app.url(endpoint_path)).await.unwrap();
+        click(b, link_css).await;
+        wait_path(b, "the delivery detail", |p| {
+            p == format!("{endpoint_path}/messages/{msg_id}")
+        })
+        .await;
+        wait_text(b, "#payload", "the payload", |t| t.contains(LIVE_NAME)).await;
+        reload_until(b, "an attempt with status 200", || async {
+            let attempts = b
+                .find_all(Locator::Css("#attempts li.attempt"))
+                .await
+                .ok()?;
+            for a in attempts {
+                if a.text().await.ok()?.contains("200") {
+                    return Some(());
+                }
+            }
+            None
+        })
+        .await;
+        wait_text(b, "#request-headers", "the signing headers", |t| {
+            t.contains("webhook-id") && t.contains(msg_id)
+        })
+        .await;
+        shot(b, "04-delivery-detail").await;
+
+        // Resend: the receiver gets the same webhook-id again.
+        click(b, "#resend").await;
+        let same_id = |r: &crate::support::Received| r.header("webhook-id") == msg_id;
+        let mut resent = || {
+            let n = receiver
+                .received_on("/spot")
+                .iter()
+                .filter(|r| same_id(r))
+                .count();
+            async move { (n >= 2).then_some(()) }
+        };
+        crate::support::eventually(WAIT, "the resent message", &mut resent).await;
+        reload_until(b, "two attempts in the detail", || async {
+            let n = b
+                .find_all(Locator::Css("#attempts li.attempt"))
+                .await
+                .ok()?
+                .len();
+            (n >= 2).then_some(())
+        })
+        .await;
+    }
+
+    /// Delete, with confirmation; the list and the API agree it is gone.
+    async fn delete(&self) {
+        let (b, app, endpoint_path) = (&self.b, &self.app, &self.endpoint_path);
+        let (app_id, endpoint_id) = (&self.app_id, &self.endpoint_id);
+        b.goto(&app.url(endpoint_path)).await.unwrap();
+        click(b, "#delete-endpoint").await;
+        click(b, "#confirm-delete").await;
+        wait_path(b, "the Webhooks page after deleting", |p| p == "/portal/").await;
+        wait_css(b, "#add-endpoint").await;
+        let left = b
+            .find_all(Locator::Css(&format!(
+                "a.endpoint-link[href$=\"/portal/endpoints/{endpoint_id}\"]"
+            )))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "the deleted endpoint is still listed");
+        shot(b, "05-webhooks-list-after-delete").await;
+        let (status, body) = app
+            .get_json(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}"))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
 }
 
 async fn isolation(b: Client) {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let mut spots = Vec::new();
     for name in ["a", "b"] {
@@ -332,7 +390,7 @@ async fn isolation(b: Client) {
         .text()
         .await
         .unwrap();
-    let csrf = csrf_value(&page);
+    let csrf = csrf_of(&page);
     let r = http
         .post(app.url(&format!("/portal/endpoints/{b_ep}/delete")))
         .header("cookie", &cookie)
@@ -358,37 +416,6 @@ async fn isolation(b: Client) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn seeded() -> TestApp {
-    TestApp::spawn_with(Options {
-        seed_catalog: true,
-        ..Default::default()
-    })
-    .await
-}
-
-/// What the platform does: ask Herald for a portal link to one application.
-async fn portal_link(app: &TestApp, app_id: &str) -> String {
-    let r = app
-        .request(
-            Method::POST,
-            &format!("/api/v1/auth/app-portal-access/{app_id}"),
-        )
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = crate::support::split(r).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let url = body["url"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no url in {body}"));
-    assert!(
-        url.starts_with(&app.url("/portal/login?token=")),
-        "a link to this server's portal: {url}"
-    );
-    url.to_string()
-}
-
 /// The checkbox of one event type; ids contain dots, so no `#id` selector.
 fn event_box(name: &str) -> String {
     format!("[id=\"event-{name}\"]")
@@ -410,19 +437,6 @@ fn looks_iso8601(text: &str) -> bool {
             && w[8..10].iter().all(u8::is_ascii_digit)
             && w[10] == b'T'
     })
-}
-
-fn csrf_value(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\"")
-        .unwrap_or_else(|| panic!("no csrf field in {html}"));
-    let tag_start = html[..at].rfind('<').unwrap();
-    let tag = &html[tag_start..tag_start + html[tag_start..].find('>').unwrap()];
-    let value = tag
-        .split("value=\"")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no csrf value in {tag}"));
-    value[..value.find('"').unwrap()].to_string()
 }
 
 // ---- the browser ----

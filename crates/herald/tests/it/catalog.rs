@@ -3,15 +3,16 @@
 //! applied before signing, the Test button, and the public catalog page.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{split, Options, Received, Receiver, Reply, TestApp, TEST_SECRET};
+use crate::support::{
+    herald_command, split, Received, Receiver, Reply, Scope, TestApp, TestDatabase, TEST_SECRET,
+};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The 14 event types Spot ships, in name order.
 const SPOT_TYPES: [&str; 14] = [
@@ -30,14 +31,6 @@ const SPOT_TYPES: [&str; 14] = [
     "member.updated",
     "registration_form.answered",
 ];
-
-async fn seeded() -> TestApp {
-    TestApp::spawn_with(Options {
-        seed_catalog: true,
-        ..Default::default()
-    })
-    .await
-}
 
 async fn call(
     app: &TestApp,
@@ -132,7 +125,7 @@ fn std_verify(secret: &str, got: &Received) -> bool {
 
 #[tokio::test]
 async fn seed_catalog_loads_the_14_spot_types_and_publishes_them() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let (status, body) = app.get_json("/api/v1/event-type?limit=250").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let types = body["data"].as_array().unwrap();
@@ -162,7 +155,7 @@ async fn seed_catalog_loads_the_14_spot_types_and_publishes_them() {
 
 #[tokio::test]
 async fn the_public_catalog_shows_only_public_unarchived_types() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let (status, out) = app
         .post_json(
             "/api/v1/event-type",
@@ -232,9 +225,14 @@ async fn the_public_catalog_shows_only_public_unarchived_types() {
     let (status, _, html) = public_get(&app, "/catalog/org_herald").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&anchor("live.updated")));
+    app.stop().await;
+}
 
+#[tokio::test]
+async fn a_catalog_with_nothing_public_is_a_json_404_and_formats_are_checked() {
+    let app = TestApp::seeded().await;
     // An organisation with event types, none public: 404 JSON.
-    let other = app.keys.org_token("org_other");
+    let other = app.token_for(Scope::Org("org_other"));
     let r = app
         .http
         .post(app.url("/api/v1/event-type"))
@@ -266,13 +264,14 @@ async fn the_public_catalog_shows_only_public_unarchived_types() {
 
 // 3. herald catalog import
 
-fn herald(db: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
+/// `herald catalog import ARGS` on `db`: its output, whether it failed or not.
+async fn catalog_import(db: &TestDatabase, args: &[&str]) -> std::process::Output {
+    herald_command(db.url(), TEST_SECRET)
+        .args(["catalog", "import"])
         .args(args)
-        .env("HERALD_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("HERALD_SECRET", TEST_SECRET)
         .env("RUST_LOG", "warn")
         .output()
+        .await
         .unwrap()
 }
 
@@ -286,22 +285,10 @@ fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn catalog_import_creates_then_changes_only_what_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
-
-    let first = stdout_of(&herald(&db, &["catalog", "import"]));
-    assert!(first.contains("14 created"), "{first}");
-    assert!(first.contains("0 updated, 0 unchanged"), "{first}");
-    let again = stdout_of(&herald(&db, &["catalog", "import"]));
-    assert!(
-        again.contains("0 created, 0 updated, 14 unchanged"),
-        "{again}"
-    );
-
-    // A catalog directory: one changed Spot type and one new type.
-    let cat = dir.path().join("mine");
+/// A catalog directory: Spot's live.updated with another description, a new
+/// type, and a file that is not a catalog file.
+fn my_catalog(dir: &std::path::Path) -> String {
+    let cat = dir.join("mine");
     std::fs::create_dir(&cat).unwrap();
     let mut live: Value =
         serde_json::from_slice(&std::fs::read(spot_file("live.updated")).unwrap()).unwrap();
@@ -328,10 +315,26 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
         .unwrap(),
     )
     .unwrap();
-    // Not a catalog file: ignored.
     std::fs::write(cat.join("README.txt"), "notes").unwrap();
-    let cat_arg = cat.display().to_string();
-    let third = stdout_of(&herald(&db, &["catalog", "import", &cat_arg]));
+    cat.display().to_string()
+}
+
+#[tokio::test]
+async fn catalog_import_creates_then_changes_only_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
+
+    let first = stdout_of(&catalog_import(&db, &[]).await);
+    assert!(first.contains("14 created"), "{first}");
+    assert!(first.contains("0 updated, 0 unchanged"), "{first}");
+    let again = stdout_of(&catalog_import(&db, &[]).await);
+    assert!(
+        again.contains("0 created, 0 updated, 14 unchanged"),
+        "{again}"
+    );
+
+    let cat = my_catalog(dir.path());
+    let third = stdout_of(&catalog_import(&db, &[&cat]).await);
     assert!(
         third.contains("1 created, 1 updated, 0 unchanged"),
         "{third}"
@@ -339,52 +342,44 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
 
     // What the database now holds, read in-process.
     {
-        let store = herald::app::open_store(
-            &format!("sqlite://{}", db.display()),
-            false,
-            crate::support::test_keyring(),
-        )
-        .await
-        .unwrap();
-        let live = store
-            .get_event_type(herald::auth::DEFAULT_ORG, "live.updated")
+        let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(live.description, "A live changed (our wording).");
-        assert!(live.public);
-        let paid = store
-            .get_event_type(herald::auth::DEFAULT_ORG, "invoice.paid")
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(paid.validate_payload);
+        let org = herald::auth::DEFAULT_ORG;
+        let live = store.get_event_type(org, "live.updated").await.unwrap();
+        assert_eq!(live.unwrap().description, "A live changed (our wording).");
+        let paid = store.get_event_type(org, "invoice.paid").await.unwrap();
+        let paid = paid.unwrap();
+        assert!(paid.validate_payload && paid.public);
         assert_eq!(
             paid.example(0),
             Some(&json!({"amount": 1200, "paidAt": 1715095714}))
         );
         // Types the catalog does not name are kept.
-        let all = herald::catalog::all_event_types(store.as_ref(), herald::auth::DEFAULT_ORG)
+        let all = herald::catalog::all_event_types(store.as_ref(), org)
             .await
             .unwrap();
         assert_eq!(all.len(), 15);
     }
 
     // Re-importing the built-in catalog puts Spot's description back.
-    let fourth = stdout_of(&herald(&db, &["catalog", "import"]));
+    let fourth = stdout_of(&catalog_import(&db, &[]).await);
     assert!(
         fourth.contains("0 created, 1 updated, 13 unchanged"),
         "{fourth}"
     );
-
     // Another organisation gets its own copy.
-    let other = stdout_of(&herald(&db, &["catalog", "import", "--org", "org_other"]));
+    let other = stdout_of(&catalog_import(&db, &["--org", "org_other"]).await);
     assert!(
         other.contains("14 created") && other.contains("org_other"),
         "{other}"
     );
+}
 
-    // A file whose example does not match its schema: refused, naming the file.
+#[tokio::test]
+async fn a_catalog_file_whose_example_breaks_its_schema_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
     let bad = dir.path().join("bad");
     std::fs::create_dir(&bad).unwrap();
     std::fs::write(
@@ -401,18 +396,14 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
         .unwrap(),
     )
     .unwrap();
-    let out = herald(&db, &["catalog", "import", &bad.display().to_string()]);
+    let out = catalog_import(&db, &[&bad.display().to_string()]).await;
     assert!(!out.status.success(), "a bad catalog was imported");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.example.json"), "{stderr}");
     // And nothing of it was loaded.
-    let store = herald::app::open_store(
-        &format!("sqlite://{}", db.display()),
-        false,
-        crate::support::test_keyring(),
-    )
-    .await
-    .unwrap();
+    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+        .await
+        .unwrap();
     assert!(store
         .get_event_type(herald::auth::DEFAULT_ORG, "broken.example")
         .await
@@ -432,26 +423,14 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
         "examples": [{"n": "not a number"}]
     }});
 
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "a.b", "description": "d", "schemas": bad_schema}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    let loc = first_loc(&out);
-    assert_eq!(loc[..3], ["body", "schemas", "1"], "{out}");
-
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "a.b", "description": "d", "schemas": bad_example}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    let loc = first_loc(&out);
-    assert_eq!(loc[..5], ["body", "schemas", "1", "examples", "0"], "{out}");
-    assert_eq!(loc.last().unwrap(), "n", "{out}");
+    let examples_loc: &[&str] = &["body", "schemas", "1", "examples", "0"];
+    let schema_loc: &[&str] = &["body", "schemas", "1"];
+    for (schemas, loc) in [(&bad_schema, schema_loc), (&bad_example, examples_loc)] {
+        let body = json!({"name": "a.b", "description": "d", "schemas": schemas});
+        let (status, out) = app.post_json("/api/v1/event-type", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        assert_eq!(first_loc(&out)[..loc.len()], *loc, "{out}");
+    }
     // Nothing was created.
     assert!(event_type_names(&app).await.is_empty());
 
@@ -472,35 +451,16 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
     assert_eq!(out["public"], true);
     assert_eq!(out["validatePayload"], true);
 
-    for (method, body) in [
-        (
-            Method::PUT,
-            json!({"description": "d", "schemas": bad_example}),
-        ),
-        (Method::PATCH, json!({"schemas": bad_example})),
+    for (method, schemas, loc) in [
+        (Method::PUT, &bad_example, examples_loc),
+        (Method::PATCH, &bad_example, examples_loc),
+        (Method::PUT, &bad_schema, schema_loc),
+        (Method::PATCH, &bad_schema, schema_loc),
     ] {
+        let body = json!({"description": "d", "schemas": schemas});
         let (status, out) = call(&app, method.clone(), "/api/v1/event-type/a.b", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method}: {out}");
-        assert_eq!(
-            first_loc(&out)[..5],
-            ["body", "schemas", "1", "examples", "0"],
-            "{method}: {out}"
-        );
-    }
-    for (method, body) in [
-        (
-            Method::PUT,
-            json!({"description": "d", "schemas": bad_schema}),
-        ),
-        (Method::PATCH, json!({"schemas": bad_schema})),
-    ] {
-        let (status, out) = call(&app, method.clone(), "/api/v1/event-type/a.b", Some(body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method}: {out}");
-        assert_eq!(
-            first_loc(&out)[..3],
-            ["body", "schemas", "1"],
-            "{method}: {out}"
-        );
+        assert_eq!(first_loc(&out)[..loc.len()], *loc, "{method}: {out}");
     }
     // The event type is as it was.
     let (status, out) = app.get_json("/api/v1/event-type/a.b").await;
@@ -533,131 +493,118 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
 }
 
 #[tokio::test]
-async fn ingest_follows_the_catalog() {
+async fn ingest_takes_anything_while_an_organisation_has_no_event_types() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     app.create_endpoint(&app_id, json!({"url": receiver.url("/all")}))
         .await;
-
-    // No event types at all: anything goes.
     app.send(
         &app_id,
         json!({"eventType": "anything.goes", "payload": {"x": 1}}),
     )
     .await;
     receiver.wait_for("/all", 1, WAIT).await;
+    app.stop().await;
+}
 
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "invoice.paid", "description": "Paid", "validatePayload": true,
-            "schemas": {"1": {
-                "type": "object",
-                "properties": {
-                    "amount": {"type": "integer"},
-                    "customer": {"type": "object",
-                                 "properties": {"email": {"type": "string"}},
-                                 "required": ["email"]}
-                },
-                "required": ["amount", "customer"]
-            }}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{out}");
-    let (status, out) = app
-        .post_json(
-            "/api/v1/event-type",
-            json!({"name": "invoice.sent", "description": "Sent (not validated)",
-                   "schemas": {"1": {"type": "object", "required": ["amount"]}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{out}");
-
-    // A fresh application, so "nothing stored" is easy to see.
+/// `invoice.paid` (validatePayload, a schema that wants an amount and a
+/// customer's email) and `invoice.sent` (a schema, not enforced); then a
+/// fresh application with an endpoint at `/two`, whose message path it returns.
+async fn invoice_types(app: &TestApp, receiver: &Receiver) -> String {
+    let paid = json!({"name": "invoice.paid", "description": "Paid", "validatePayload": true,
+    "schemas": {"1": {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "integer"},
+            "customer": {"type": "object",
+                         "properties": {"email": {"type": "string"}},
+                         "required": ["email"]}
+        },
+        "required": ["amount", "customer"]
+    }}});
+    let sent = json!({"name": "invoice.sent", "description": "Sent (not validated)",
+        "schemas": {"1": {"type": "object", "required": ["amount"]}}});
+    for body in [paid, sent] {
+        let (status, out) = app.post_json("/api/v1/event-type", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{out}");
+    }
     let app2 = app.create_app("Other").await;
     app.create_endpoint(&app2, json!({"url": receiver.url("/two")}))
         .await;
-    let msg_path = format!("/api/v1/app/{app2}/msg");
+    format!("/api/v1/app/{app2}/msg")
+}
 
-    // Now that types exist, an unknown one is refused.
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_refuses_unknown_types_and_payloads_that_break_their_schema() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let msg_path = invoice_types(&app, &receiver).await;
+    let refused: [(Value, &[&str]); 4] = [
+        // Now that types exist, an unknown one is refused.
+        (
             json!({"eventType": "anything.goes", "payload": {"x": 1}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out), ["body", "eventType"]);
-
-    // A payload not matching the schema: 422 at the payload path.
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+            &["body", "eventType"],
+        ),
+        // A payload not matching the schema: 422 at the payload path.
+        (
             json!({"eventType": "invoice.paid",
                    "payload": {"amount": "ten", "customer": {"email": "a@b.c"}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out), ["body", "payload", "amount"]);
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+            &["body", "payload", "amount"],
+        ),
+        (
             json!({"eventType": "invoice.paid",
                    "payload": {"amount": 10, "customer": {"email": 42}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out), ["body", "payload", "customer", "email"]);
-    // A missing required field is reported too.
-    let (status, out) = app
-        .post_json(
-            &msg_path,
+            &["body", "payload", "customer", "email"],
+        ),
+        // A missing required field is reported too (where it is missing).
+        (
             json!({"eventType": "invoice.paid", "payload": {"amount": 10}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
-    assert_eq!(first_loc(&out)[..2], ["body", "payload"], "{out}");
-
+            &["body", "payload"],
+        ),
+    ];
+    for (body, loc) in refused {
+        let (status, out) = app.post_json(&msg_path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+        assert_eq!(first_loc(&out)[..loc.len()], *loc, "{out}");
+    }
     // Nothing was stored or delivered.
     let (status, list) = app.get_json(&msg_path).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["data"], json!([]), "{list}");
     settle_and_count(&receiver, "/two", 0).await;
+    app.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_takes_matching_and_unvalidated_payloads_and_refuses_archived_types() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let msg_path = invoice_types(&app, &receiver).await;
+    let send = |body: Value| {
+        let (app, path) = (&app, &msg_path);
+        async move { app.post_json(path, body).await }
+    };
     // A type without validatePayload takes a payload its schema would refuse.
-    app.send(
-        &app2,
-        json!({"eventType": "invoice.sent", "payload": {"x": 1}}),
-    )
-    .await;
+    let (status, out) = send(json!({"eventType": "invoice.sent", "payload": {"x": 1}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
     // A matching payload goes through and out.
     let good = json!({"amount": 10, "customer": {"email": "a@b.c"}});
-    let msg_id = app
-        .send(&app2, json!({"eventType": "invoice.paid", "payload": good}))
-        .await;
+    let (status, out) = send(json!({"eventType": "invoice.paid", "payload": good})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
     let got = receiver.wait_for("/two", 2, WAIT).await;
-    let paid = got
-        .iter()
-        .find(|r| r.header("webhook-id") == msg_id)
-        .unwrap();
-    assert_eq!(paid.json(), good);
+    let paid = got.iter().find(|r| r.header("webhook-id") == out["id"]);
+    assert_eq!(paid.unwrap().json(), good);
 
     // Archived: refused.
-    let (status, _) = call(
+    let archive = call(
         &app,
         Method::DELETE,
         "/api/v1/event-type/invoice.paid",
         None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, out) = app
-        .post_json(
-            &msg_path,
-            json!({"eventType": "invoice.paid", "payload": good}),
-        )
-        .await;
+    );
+    assert_eq!(archive.await.0, StatusCode::NO_CONTENT);
+    let (status, out) = send(json!({"eventType": "invoice.paid", "payload": good})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
     assert_eq!(first_loc(&out), ["body", "eventType"]);
     let (_, list) = app.get_json(&msg_path).await;
@@ -750,7 +697,7 @@ async fn endpoint_date_format_is_checked_and_kept() {
 
 #[tokio::test]
 async fn unix_time_fields_are_converted_per_endpoint_and_signed_as_sent() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     let formats = ["unix", "unix_ms", "iso8601", "rfc2822"];
@@ -817,6 +764,14 @@ async fn unix_time_fields_are_converted_per_endpoint_and_signed_as_sent() {
         }
     }
 
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_whose_type_has_no_schema_goes_out_byte_for_byte() {
+    let app = TestApp::seeded().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Spot").await;
     // A type without a schema goes out byte for byte, whatever the format.
     let (status, out) = app
         .post_json(
@@ -866,7 +821,7 @@ async fn send_example(app: &TestApp, app_id: &str, ep: &str, event_type: &str) -
 
 #[tokio::test]
 async fn the_test_button_sends_the_example_once_and_reports_the_attempt() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     // Filtered to another type: the Test still reaches it.
@@ -948,7 +903,7 @@ async fn the_test_button_sends_the_example_once_and_reports_the_attempt() {
 
 #[tokio::test]
 async fn a_failed_test_is_reported_and_not_retried() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     let ep = app
@@ -992,7 +947,7 @@ async fn a_failed_test_is_reported_and_not_retried() {
 
 #[tokio::test]
 async fn registration_form_answers_go_to_the_endpoint_of_their_form() {
-    let app = seeded().await;
+    let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     let app_id = app.create_app("Spot").await;
     for form in ["f1", "f2"] {

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::security::{run, spawn_binary, SECRET};
-use crate::support::{split, HeraldProcess};
+use crate::support::{split, HeraldProcess, TestDatabase};
 
 async fn apps(server: &HeraldProcess, token: &str) -> (StatusCode, Value) {
     let r = reqwest::Client::new()
@@ -41,8 +41,8 @@ fn last_line(out: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_token_is_refused_by_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let server = spawn_binary(d, "info").await;
+    let d = &TestDatabase::for_suite(dir.path());
+    let server = spawn_binary(d, dir.path(), "info").await;
     let token = last_line(&run(d, &["token", "create", "--name", "ci deploys"], &[]).await);
     let other = last_line(&run(d, &["token", "create"], &[]).await);
     assert_eq!(apps(&server, &token).await.0, StatusCode::OK);
@@ -90,8 +90,8 @@ async fn a_revoked_token_is_refused_by_a_running_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_expire_and_legacy_ones_can_be_revoked() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let server = spawn_binary(d, "info").await;
+    let d = &TestDatabase::for_suite(dir.path());
+    let server = spawn_binary(d, dir.path(), "info").await;
     let brief = last_line(&run(d, &["token", "create", "--expires-in", "2s"], &[]).await);
     assert_eq!(apps(&server, &brief).await.0, StatusCode::OK);
     let took = refused_within(&server, &brief, Duration::from_secs(10)).await;

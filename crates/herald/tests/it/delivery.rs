@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::{Options, Receiver, Reply, TestApp};
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The attempts of a message, oldest first.
 async fn attempts(app: &TestApp, app_id: &str, msg_id: &str) -> Vec<Value> {

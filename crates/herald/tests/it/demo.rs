@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_prints_a_portal_link_and_delivers_spot_events() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let mut child = crate::support::herald_binary()
         .args(["demo", "--listen", "127.0.0.1:0", "--interval-seconds", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

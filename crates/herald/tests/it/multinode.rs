@@ -10,7 +10,9 @@ use herald::auth::Keys;
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::support::{eventually, postgres_database_url, HeraldProcess, Receiver, Reply};
+use crate::support::{
+    eventually, herald_command, mint_token, HeraldProcess, Receiver, Reply, Scope, TestDatabase,
+};
 
 const SECRET: &str = "multinode-test-secret-0123456789";
 const MESSAGES: usize = 1500;
@@ -19,22 +21,74 @@ const ENDPOINTS: usize = 4;
 const WORKER_CONCURRENCY: usize = 32;
 
 fn herald(db: &str, role: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    let mut cmd = herald_command(db, SECRET);
     cmd.args(["serve", "--role", role])
-        .env("HERALD_LISTEN", "127.0.0.1:0")
-        .env("HERALD_DATABASE_URL", db)
-        .env("HERALD_SECRET", SECRET)
-        .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
         .env("HERALD_RETRY_SCHEDULE", "1,1,1,1,1")
         .env("HERALD_DELIVERY_TIMEOUT_SECONDS", "5")
         .env("HERALD_LEASE_SECONDS", "8")
-        .env("HERALD_WORKER_CONCURRENCY", WORKER_CONCURRENCY.to_string())
-        .env("RUST_LOG", "info");
+        .env("HERALD_WORKER_CONCURRENCY", WORKER_CONCURRENCY.to_string());
     cmd
+}
+
+fn org_token() -> String {
+    mint_token(
+        &Keys::new(SECRET.as_bytes()),
+        Scope::Org("org_herald"),
+        None,
+    )
 }
 
 async fn start(db: &str, role: &str, dir: &std::path::Path, name: &str) -> HeraldProcess {
     HeraldProcess::spawn(herald(db, role), dir.join(format!("{name}.log"))).await
+}
+
+/// An application with one endpoint per receiver path, made through `api`;
+/// returns its id and the endpoints' ids.
+async fn app_with_endpoints(
+    api: &HeraldProcess,
+    receiver: &Receiver,
+    paths: &[&str],
+) -> (String, Vec<String>) {
+    let (http, token) = (reqwest::Client::new(), org_token());
+    let post = |path: String, body: serde_json::Value| {
+        let req = http.post(api.url(&path)).bearer_auth(&token).json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let r = post("/api/v1/app".into(), json!({"name": "Many nodes"})).await;
+    assert_eq!(r.status(), 201);
+    let app: serde_json::Value = r.json().await.unwrap();
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let mut endpoints = Vec::new();
+    for path in paths {
+        let body = json!({"url": receiver.url(path)});
+        let r = post(format!("/api/v1/app/{app_id}/endpoint"), body).await;
+        assert_eq!(r.status(), 201);
+        let ep: serde_json::Value = r.json().await.unwrap();
+        endpoints.push(ep["id"].as_str().unwrap().to_string());
+    }
+    (app_id, endpoints)
+}
+
+/// How often each webhook-id reached `path`.
+fn counts(receiver: &Receiver, path: &str) -> BTreeMap<String, usize> {
+    let mut map: BTreeMap<String, usize> = BTreeMap::new();
+    for r in receiver.received_on(path) {
+        *map.entry(r.header("webhook-id").to_string()).or_default() += 1;
+    }
+    map
+}
+
+/// SIGTERM, and the exit within the grace period, with status 0.
+async fn stop_gracefully(worker: &mut HeraldProcess) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &worker.pid().to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), worker.child.wait())
+        .await
+        .expect("the worker stops within its grace period")
+        .unwrap();
+    assert!(exit.success(), "graceful stop exits 0");
 }
 
 /// A worker that sends at most two deliveries at once to each endpoint.
@@ -47,7 +101,8 @@ async fn start_narrow_worker(db: &str, dir: &std::path::Path, name: &str) -> Her
 #[tokio::test(flavor = "multi_thread")]
 async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = postgres_database_url(dir.path());
+    let database = TestDatabase::postgres();
+    let db = database.url().to_string();
     let receiver = Receiver::start().await;
     let api = start(&db, "api", dir.path(), "api").await;
     let mut workers = [
@@ -55,34 +110,15 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
         start(&db, "worker", dir.path(), "worker-2").await,
         start(&db, "worker", dir.path(), "worker-3").await,
     ];
-    let token = Keys::new(SECRET.as_bytes()).org_token("org_herald");
+    let token = org_token();
     let http = reqwest::Client::new();
-
-    let app: serde_json::Value = http
-        .post(api.url("/api/v1/app"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Many nodes"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app_id = app["id"].as_str().unwrap().to_string();
     let paths: Vec<String> = (0..ENDPOINTS).map(|i| format!("/ep{i}")).collect();
     for path in &paths {
         // A little latency, so that deliveries are in flight when a node dies.
         receiver.set_default(path, Reply::status(200).delay(Duration::from_millis(5)));
-        let status = http
-            .post(api.url(&format!("/api/v1/app/{app_id}/endpoint")))
-            .bearer_auth(&token)
-            .json(&json!({"url": receiver.url(path)}))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 201);
     }
+    let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let (app_id, _) = app_with_endpoints(&api, &receiver, &path_refs).await;
 
     // Send every message (16 at a time); keep the ids the API accepted.
     let url = api.url(&format!("/api/v1/app/{app_id}/msg"));
@@ -110,16 +146,7 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
         }
         if n == MESSAGES / 2 {
             // ...and another is restarted gracefully.
-            let w = &mut workers[1];
-            std::process::Command::new("kill")
-                .args(["-TERM", &w.pid().to_string()])
-                .status()
-                .unwrap();
-            let exit = tokio::time::timeout(Duration::from_secs(30), w.child.wait())
-                .await
-                .expect("the worker stops within its grace period")
-                .unwrap();
-            assert!(exit.success(), "graceful stop exits 0");
+            stop_gracefully(&mut workers[1]).await;
             workers[1] = start(&db, "worker", dir.path(), "worker-2b").await;
         }
     }
@@ -131,13 +158,7 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
 
     // Every accepted message reaches every endpoint (a killed worker's leases
     // expire after HERALD_LEASE_SECONDS and another worker takes them over).
-    let counts = |path: &str| {
-        let mut map: BTreeMap<String, usize> = BTreeMap::new();
-        for r in receiver.received_on(path) {
-            *map.entry(r.header("webhook-id").to_string()).or_default() += 1;
-        }
-        map
-    };
+    let counts = |path: &str| counts(&receiver, path);
     let mut check = || {
         let missing: usize = paths
             .iter()
@@ -178,17 +199,20 @@ async fn three_workers_one_api_a_sigkill_and_a_restart_lose_nothing() {
 /// An endpoint disabled or re-pointed through the API node stops receiving
 /// from every worker at once: a claimed delivery re-reads its endpoint just
 /// before it is sent, so only requests already under way go out as they were.
-/// The documented bound is one second (plus those requests); this checks it.
+/// The documented bound is 200 ms (plus those requests); the test allows a
+/// second, five times that, for a loaded machine: an edit that never reached
+/// the workers would leave hundreds of queued deliveries going out late.
 /// The workers start after the messages are queued, so each claims a batch
 /// larger than it may send at once: those claimed deliveries wait for their
 /// endpoint's slot, and are sent after the edit.
 #[tokio::test(flavor = "multi_thread")]
 async fn edits_through_one_node_reach_every_worker_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
-    let db = postgres_database_url(dir.path());
+    let database = TestDatabase::postgres();
+    let db = database.url().to_string();
     let receiver = Receiver::start().await;
     let api = start(&db, "api", dir.path(), "api").await;
-    let token = Keys::new(SECRET.as_bytes()).org_token("org_herald");
+    let token = org_token();
     let http = reqwest::Client::new();
     let post = |path: String, body: serde_json::Value| {
         http.post(api.url(&path))
@@ -196,28 +220,12 @@ async fn edits_through_one_node_reach_every_worker_within_a_second() {
             .json(&body)
             .send()
     };
-    let app: serde_json::Value = post("/api/v1/app".into(), json!({"name": "Edits"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app_id = app["id"].as_str().unwrap().to_string();
     // Slow receivers keep a queue of claimed deliveries waiting for their slot.
-    let mut endpoints = Vec::new();
-    for path in ["/disabled", "/before-move"] {
+    let paths = ["/disabled", "/before-move"];
+    for path in paths {
         receiver.set_default(path, Reply::status(200).delay(Duration::from_secs(1)));
-        let ep: serde_json::Value = post(
-            format!("/api/v1/app/{app_id}/endpoint"),
-            json!({"url": receiver.url(path)}),
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        endpoints.push(ep["id"].as_str().unwrap().to_string());
     }
+    let (app_id, endpoints) = app_with_endpoints(&api, &receiver, &paths).await;
     for n in 0..400 {
         let r = post(
             format!("/api/v1/app/{app_id}/msg"),

@@ -4,118 +4,19 @@
 //! `browser.rs`.)
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{redirect, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{Options, Receiver, Reply, TestApp};
+use crate::support::{
+    attr_after, no_redirects as client, portal_link, session_cookie, Options, PortalSession,
+    Receiver, Reply, TestApp,
+};
 
-/// A browser without a browser: no redirects followed, the session cookie kept
-/// by hand.
-pub(crate) struct Portal {
-    pub http: reqwest::Client,
-    pub base: String,
-    pub cookie: String,
-}
-
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The `name=value` part of the session cookie a response sets.
-fn session_cookie(r: &reqwest::Response) -> String {
-    let set = r
-        .headers()
-        .get(SET_COOKIE)
-        .expect("a session cookie")
-        .to_str()
-        .unwrap();
-    set.split(';').next().unwrap().to_string()
-}
-
-impl Portal {
-    pub async fn open(app: &TestApp, url: &str) -> Portal {
-        let http = client();
-        let r = http.get(url).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{url}");
-        assert_eq!(r.headers()[LOCATION], "/portal/");
-        let cookie = session_cookie(&r);
-        Portal {
-            http,
-            base: app.base_url.clone(),
-            cookie,
-        }
-    }
-
-    pub async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
-
-    /// The CSRF token, as a form of the portal carries it.
-    pub async fn csrf(&self) -> String {
-        let (status, html) = self.get("/portal/").await;
-        assert_eq!(status, StatusCode::OK, "{html}");
-        attr_after(&html, "name=\"csrf\" value=\"")
-    }
-
-    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(form)
-                    .finish(),
-            )
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-pub(crate) fn attr_after(html: &str, marker: &str) -> String {
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("{marker} not in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-pub(crate) async fn portal_url(app: &TestApp, app_id: &str) -> String {
-    let (status, body) = app
-        .post_json(
-            &format!("/api/v1/auth/app-portal-access/{app_id}"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let url = body["url"].as_str().unwrap().to_string();
-    assert_eq!(
-        url,
-        format!(
-            "{}/portal/login?token={}",
-            app.base_url,
-            body["token"].as_str().unwrap()
-        )
-    );
-    url
-}
-
+/// A seeded server that allows these subnets.
 async fn seeded(allow_subnets: &str) -> TestApp {
     TestApp::spawn_with(Options {
-        seed_catalog: true,
         allow_subnets: allow_subnets.parse().unwrap(),
-        ..Default::default()
+        ..Options::seeded()
     })
     .await
 }
@@ -124,7 +25,7 @@ async fn seeded(allow_subnets: &str) -> TestApp {
 async fn the_access_route_gives_a_link_that_starts_a_session() {
     let app = seeded("127.0.0.0/8").await;
     let app_id = app.create_app("Yoga Spot").await;
-    let url = portal_url(&app, &app_id).await;
+    let url = portal_link(&app, &app_id).await;
 
     let r = client().get(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -139,8 +40,8 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
         assert!(set.contains(part), "{part} missing from {set}");
     }
 
-    // A link opens the portal once: this session needs a link of its own.
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    // A fresh link for the session (a link is for opening the portal once).
+    let portal = PortalSession::for_app(&app, &app_id).await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -179,7 +80,7 @@ async fn the_access_route_gives_a_link_that_starts_a_session() {
 
     // An app token may ask for its own application's link, not another's.
     let other = app.create_app("Other Spot").await;
-    let scoped = app.keys.app_token("org_herald", &app_id);
+    let scoped = app.app_token(&app_id);
     for (target, want) in [(&app_id, StatusCode::OK), (&other, StatusCode::NOT_FOUND)] {
         let r = app
             .http
@@ -209,7 +110,11 @@ async fn an_expired_link_does_not_log_in() {
         used_at: None,
         ended_at: None,
     };
-    app.store().await.create_portal_grant(&grant).await.unwrap();
+    app.open_store()
+        .await
+        .create_portal_grant(&grant)
+        .await
+        .unwrap();
     let expired = app.keys.portal_link(&grant);
     for token in [expired.as_str(), "garbage"] {
         let r = client()
@@ -221,27 +126,6 @@ async fn an_expired_link_does_not_log_in() {
         assert!(r.headers().get(SET_COOKIE).is_none());
         assert!(r.text().await.unwrap().contains("expired"));
     }
-}
-
-#[tokio::test]
-async fn a_post_without_the_csrf_token_is_refused() {
-    let app = seeded("127.0.0.0/8").await;
-    let app_id = app.create_app("Spot").await;
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
-    let receiver = Receiver::start().await;
-    let url = receiver.url("/hook");
-    for csrf in [None, Some("0123456789abcdef0123456789abcdef")] {
-        let mut form = vec![("url", url.as_str())];
-        if let Some(c) = csrf {
-            form.push(("csrf", c));
-        }
-        let r = portal.post("/portal/endpoints", &form).await;
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    }
-    let (_, list) = app
-        .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
-        .await;
-    assert_eq!(list["data"], json!([]), "nothing was created");
 }
 
 #[tokio::test]
@@ -260,10 +144,10 @@ async fn one_applications_session_cannot_reach_another_applications_data() {
         )
         .await;
     receiver
-        .wait_for("/b", 1, std::time::Duration::from_secs(10))
+        .wait_for("/b", 1, std::time::Duration::from_secs(30))
         .await;
 
-    let portal = Portal::open(&app, &portal_url(&app, &a).await).await;
+    let portal = PortalSession::for_app(&app, &a).await;
     let csrf = portal.csrf().await;
     for path in [
         format!("/portal/endpoints/{ep_b}"),
@@ -295,23 +179,15 @@ async fn one_applications_session_cannot_reach_another_applications_data() {
     assert!(!html.contains(&ep_b));
 }
 
-#[tokio::test]
-async fn add_test_and_delete_an_endpoint_through_the_forms() {
-    let app = seeded("127.0.0.0/8").await;
-    let app_id = app.create_app("Spot").await;
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
-    let csrf = portal.csrf().await;
-    let receiver = Receiver::start().await;
-    receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
-    let url = receiver.url("/hook");
-
-    // Add: the form's fields become the endpoint.
+/// Add, through the form with every field; returns the page it redirects to
+/// and the new endpoint's id.
+async fn add_endpoint(portal: &PortalSession, csrf: &str, url: &str) -> (String, String) {
     let r = portal
         .post(
             "/portal/endpoints",
             &[
-                ("csrf", &csrf),
-                ("url", &url),
+                ("csrf", csrf),
+                ("url", url),
                 ("event_types", "member.created"),
                 ("event_types", "live.updated"),
                 ("description", "CRM sync"),
@@ -330,6 +206,19 @@ async fn add_test_and_delete_an_endpoint_through_the_forms() {
         .next()
         .unwrap()
         .to_string();
+    (location, ep_id)
+}
+
+#[tokio::test]
+async fn add_an_endpoint_through_the_form() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let csrf = portal.csrf().await;
+    let url = "http://127.0.0.1:9/hook";
+
+    // Add: the form's fields become the endpoint.
+    let (location, ep_id) = add_endpoint(&portal, &csrf, url).await;
     let (_, ep) = app
         .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep_id}"))
         .await;
@@ -364,6 +253,17 @@ async fn add_test_and_delete_an_endpoint_through_the_forms() {
         html.contains("role=\"alert\" class=\"error\"") && html.contains("kept"),
         "{html}"
     );
+}
+
+#[tokio::test]
+async fn test_read_the_log_and_delete_through_the_forms() {
+    let app = seeded("127.0.0.0/8").await;
+    let app_id = app.create_app("Spot").await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let csrf = portal.csrf().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
+    let (_, ep_id) = add_endpoint(&portal, &csrf, &receiver.url("/hook")).await;
 
     // Test: the receiver's status and body come back on the page.
     let r = portal
@@ -419,7 +319,7 @@ async fn add_test_and_delete_an_endpoint_through_the_forms() {
 async fn a_private_address_is_refused_with_the_ssrf_rule_explained() {
     let app = seeded("").await;
     let app_id = app.create_app("Spot").await;
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
     let csrf = portal.csrf().await;
     let r = portal
         .post(
@@ -464,7 +364,7 @@ async fn an_operator_link_lists_the_applications_and_opens_one() {
     let app = TestApp::spawn().await;
     let first = app.create_app("First Spot").await;
     let second = app.create_app("Second Spot").await;
-    let portal = Portal::open(&app, &app.portal_link(None).await).await;
+    let portal = PortalSession::open(&app.base_url, &app.cli_portal_link(None).await).await;
     let (status, html) = portal.get("/portal/").await;
     assert_eq!(status, StatusCode::OK);
     for (id, name) in [(&first, "First Spot"), (&second, "Second Spot")] {
@@ -484,7 +384,7 @@ async fn an_operator_link_lists_the_applications_and_opens_one() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let switched = Portal {
+    let switched = PortalSession {
         cookie: session_cookie(&r),
         http: client(),
         base: app.base_url.clone(),

@@ -9,8 +9,9 @@ use reqwest::header::SET_COOKIE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::portal::{client, portal_url, Portal};
-use crate::support::{split, Options, TestApp};
+use crate::support::{
+    no_redirects as client, portal_link as portal_url, split, Options, PortalSession, TestApp,
+};
 
 async fn access(app: &TestApp, app_id: &str, body: Value) -> (StatusCode, Value) {
     app.post_json(&format!("/api/v1/auth/app-portal-access/{app_id}"), body)
@@ -134,7 +135,7 @@ async fn a_read_only_session_can_look_but_every_change_is_refused() {
         json!({"capabilities": ["ViewBase", "ViewEndpointSecret"]}),
     ] {
         let (_, out) = access(&app, &app_id, body).await;
-        let portal = Portal::open(&app, out["url"].as_str().unwrap()).await;
+        let portal = PortalSession::open(&app.base_url, out["url"].as_str().unwrap()).await;
         let (status, html) = portal.get(&format!("/portal/endpoints/{ep}")).await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert!(html.contains("id=\"read-only\""), "{html}");
@@ -175,7 +176,7 @@ async fn logging_out_ends_the_session_on_the_server() {
     let app_id = app.create_app("Spot").await;
 
     // Through the portal's button.
-    let portal = Portal::open(&app, &portal_url(&app, &app_id).await).await;
+    let portal = PortalSession::open(&app.base_url, &portal_url(&app, &app_id).await).await;
     let csrf = portal.csrf().await;
     assert_eq!(
         portal.post("/portal/logout", &[]).await.status(),
@@ -192,7 +193,7 @@ async fn logging_out_ends_the_session_on_the_server() {
 
     // Through Svix's route, with the link's token, after the link was used.
     let (_, out) = access(&app, &app_id, json!({})).await;
-    let portal = Portal::open(&app, out["url"].as_str().unwrap()).await;
+    let portal = PortalSession::open(&app.base_url, out["url"].as_str().unwrap()).await;
     assert_eq!(portal.get("/portal/").await.0, StatusCode::OK);
     let logout = |token: String| {
         app.http
@@ -227,7 +228,8 @@ async fn logging_out_ends_the_session_on_the_server() {
 #[tokio::test]
 async fn a_portal_link_never_reaches_a_log_line() {
     let dir = tempfile::tempdir().unwrap();
-    let server = crate::security::spawn_binary(dir.path(), "trace").await;
+    let db = crate::support::TestDatabase::for_suite(dir.path());
+    let server = crate::security::spawn_binary(&db, dir.path(), "trace").await;
     let token = herald::auth::Keys::new(crate::security::SECRET.as_bytes())
         .org_token(herald::auth::DEFAULT_ORG);
     let http = reqwest::Client::new();

@@ -1,18 +1,26 @@
 //! Retention: `payloadRetentionPeriod` is checked and sets the message's expiry;
 //! `herald prune` expunges expired payloads (never a pending delivery's) and
-//! deletes old attempts, and says how many.
+//! deletes old attempts, and says how many, on both backends; `serve` prunes at
+//! start-up and every `HERALD_PRUNE_INTERVAL_SECONDS`, not at all with 0, and
+//! never on an API-only node.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use herald::config::Role;
 use herald_store::{
-    Application, Attempt, Endpoint, Message, MessageStatus, Next, Targets, TriggerType,
+    Application, Attempt, Endpoint, Message, MessageStatus, Next, Store, Targets, TriggerType,
 };
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{database_url, TestApp, TEST_SECRET};
+use crate::support::{
+    herald_command, herald_stdout, HeraldProcess, Options, TestApp, TestDatabase, TEST_SECRET,
+};
+
+const PAYLOAD: &str = r#"{"member":{"email":"ada@example.com"}}"#;
 
 #[tokio::test]
 async fn payload_retention_period_is_checked_and_sets_the_expiry() {
@@ -43,13 +51,7 @@ async fn payload_retention_period_is_checked_and_sets_the_expiry() {
     let default = app
         .send(&app_id, json!({"eventType": "a", "payload": {"k": 2}}))
         .await;
-    let store = herald::app::open_store(
-        &database_url(app.dir.path()),
-        false,
-        crate::support::test_keyring(),
-    )
-    .await
-    .unwrap();
+    let store = app.open_store().await;
     for (msg_id, days) in [(five, 5), (default, 90)] {
         let msg = store.get_message(&app_id, &msg_id).await.unwrap().unwrap();
         assert_eq!(msg.expires_at, Some(msg.created_at + Duration::days(days)));
@@ -58,37 +60,9 @@ async fn payload_retention_period_is_checked_and_sets_the_expiry() {
     app.stop().await;
 }
 
-fn herald(db: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
-        .env("HERALD_DATABASE_URL", format!("sqlite://{}", db.display()))
-        .env("HERALD_SECRET", TEST_SECRET)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "herald failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[tokio::test]
-async fn herald_prune_expunges_delivered_payloads_and_old_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
-    let url = format!("sqlite://{}", db.display());
-    let now = Utc::now();
-    let long_ago = now - Duration::days(40);
-
-    // Seeded through the store: an application with one endpoint; a delivered
-    // message and a still-retrying one, both expired, each with an attempt
-    // made 40 days ago.
-    let store = herald::app::open_store(&url, false, crate::support::test_keyring())
-        .await
-        .unwrap();
+/// An application `app_1` with one endpoint `ep_1`, made 40 days ago.
+async fn seed_app(store: &dyn Store) {
+    let long_ago = Utc::now() - Duration::days(40);
     store
         .create_app(&Application {
             id: "app_1".into(),
@@ -119,57 +93,199 @@ async fn herald_prune_expunges_delivered_payloads_and_old_attempts() {
         updated_at: long_ago,
     };
     store.create_endpoint(&endpoint, "whsec_key").await.unwrap();
-    let payload = r#"{"member":{"email":"ada@example.com"}}"#;
-    for (id, next) in [
-        ("msg_done", Next::Done),
-        ("msg_retrying", Next::RetryAt(now + Duration::hours(1))),
-    ] {
-        let msg = Message {
-            id: id.into(),
-            app_id: "app_1".into(),
-            event_type: "a".into(),
-            event_id: None,
-            channels: None,
-            payload: payload.into(),
-            created_at: long_ago,
-            expires_at: Some(now - Duration::days(1)),
-        };
-        store
-            .create_message(&msg, &Targets::Matching)
-            .await
-            .unwrap();
-        let attempt = Attempt {
-            id: format!("atmpt_{id}"),
-            msg_id: id.into(),
-            endpoint_id: "ep_1".into(),
-            app_id: "app_1".into(),
-            url: endpoint.url.clone(),
-            status: MessageStatus::Fail,
-            response_status_code: 500,
-            response: String::new(),
-            response_duration_ms: 3,
-            trigger_type: TriggerType::Scheduled,
-            created_at: long_ago,
-        };
-        store.record_attempt(&attempt, &next).await.unwrap();
-    }
+}
+
+/// A message to `ep_1` made 40 days ago whose payload expires at `expires_at`,
+/// with one failed attempt made then, after which its delivery is `next`.
+async fn seed_message(store: &dyn Store, id: &str, expires_at: DateTime<Utc>, next: Next) {
+    let long_ago = Utc::now() - Duration::days(40);
+    let msg = Message {
+        id: id.into(),
+        app_id: "app_1".into(),
+        event_type: "a".into(),
+        event_id: None,
+        channels: None,
+        payload: PAYLOAD.into(),
+        created_at: long_ago,
+        expires_at: Some(expires_at),
+    };
+    store
+        .create_message(&msg, &Targets::Matching)
+        .await
+        .unwrap();
+    let attempt = Attempt {
+        id: format!("atmpt_{id}"),
+        msg_id: id.into(),
+        endpoint_id: "ep_1".into(),
+        app_id: "app_1".into(),
+        url: "https://example.com/hook".into(),
+        status: MessageStatus::Fail,
+        response_status_code: 500,
+        response: String::new(),
+        response_duration_ms: 3,
+        trigger_type: TriggerType::Scheduled,
+        created_at: long_ago,
+    };
+    store.record_attempt(&attempt, &next).await.unwrap();
+}
+
+async fn payload_of(store: &dyn Store, id: &str) -> String {
+    store
+        .get_message("app_1", id)
+        .await
+        .unwrap()
+        .unwrap()
+        .payload
+}
+
+/// `herald prune ARGS` on `db`; its one line of output.
+async fn prune(db: &TestDatabase, args: &[&str]) -> String {
+    let mut cmd = herald_command(db.url(), TEST_SECRET);
+    cmd.arg("prune").args(args).env("RUST_LOG", "warn");
+    herald_stdout(cmd).await.trim().to_string()
+}
+
+/// A delivered message and a still-retrying one, both expired, each with an
+/// attempt made 40 days ago.
+async fn herald_prune_expunges_delivered_payloads_and_old_attempts(db: TestDatabase) {
+    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+        .await
+        .unwrap();
+    seed_app(store.as_ref()).await;
+    let expired = Utc::now() - Duration::days(1);
+    let retry_at = Utc::now() + Duration::hours(1);
+    seed_message(store.as_ref(), "msg_done", expired, Next::Done).await;
+    seed_message(
+        store.as_ref(),
+        "msg_retrying",
+        expired,
+        Next::RetryAt(retry_at),
+    )
+    .await;
 
     // The default keeps attempts 90 days: only the delivered payload goes.
-    let first = herald(&db, &["prune"]);
-    assert_eq!(first.trim(), "pruned 1 payloads, 0 attempts");
-    let shorter = herald(&db, &["prune", "--attempt-retention-days", "30"]);
-    assert_eq!(shorter.trim(), "pruned 0 payloads, 2 attempts");
-    let again = herald(&db, &["prune", "--attempt-retention-days", "30"]);
-    assert_eq!(again.trim(), "pruned 0 payloads, 0 attempts");
+    assert_eq!(prune(&db, &[]).await, "pruned 1 payloads, 0 attempts");
+    let shorter = ["--attempt-retention-days", "30"];
+    assert_eq!(prune(&db, &shorter).await, "pruned 0 payloads, 2 attempts");
+    assert_eq!(prune(&db, &shorter).await, "pruned 0 payloads, 0 attempts");
 
-    let get = |id: &'static str| {
-        let store = store.clone();
-        async move { store.get_message("app_1", id).await.unwrap().unwrap() }
-    };
-    assert_eq!(get("msg_done").await.payload, "{}");
+    assert_eq!(payload_of(store.as_ref(), "msg_done").await, "{}");
     assert_eq!(
-        get("msg_retrying").await.payload,
-        payload,
+        payload_of(store.as_ref(), "msg_retrying").await,
+        PAYLOAD,
         "a pending delivery keeps its payload"
     );
+}
+
+#[tokio::test]
+async fn herald_prune_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    herald_prune_expunges_delivered_payloads_and_old_attempts(TestDatabase::sqlite(dir.path()))
+        .await;
+}
+
+#[tokio::test]
+async fn herald_prune_on_postgres() {
+    herald_prune_expunges_delivered_payloads_and_old_attempts(TestDatabase::postgres()).await;
+}
+
+/// A server with these options on a database seeded by `seed` before it starts.
+async fn serve_seeded(options: Options, seed: impl AsyncFnOnce(&dyn Store)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
+    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+        .await
+        .unwrap();
+    seed_app(store.as_ref()).await;
+    seed(store.as_ref()).await;
+    drop(store);
+    TestApp::spawn_on(dir, db, options).await
+}
+
+/// Polls the payload of `id` until it is `{}`.
+async fn wait_expunged(store: &Arc<dyn Store>, id: &str, within: StdDuration) {
+    let mut check = || async { (payload_of(store.as_ref(), id).await == "{}").then_some(()) };
+    crate::support::eventually(
+        within,
+        &format!("{id}'s payload to be expunged"),
+        &mut check,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_prunes_at_start_up_and_then_every_interval() {
+    let options = Options {
+        prune_interval: Some(StdDuration::from_secs(1)),
+        ..Options::default()
+    };
+    let expired = Utc::now() - Duration::days(1);
+    let soon = Utc::now() + Duration::seconds(4);
+    let app = serve_seeded(options, async |store: &dyn Store| {
+        seed_message(store, "msg_expired", expired, Next::Done).await;
+        seed_message(store, "msg_later", soon, Next::Done).await;
+    })
+    .await;
+    let store = app.open_store().await;
+    // The run at start-up takes what had expired by then...
+    wait_expunged(&store, "msg_expired", StdDuration::from_secs(20)).await;
+    assert_eq!(payload_of(store.as_ref(), "msg_later").await, PAYLOAD);
+    // ...and a later run what expired since.
+    wait_expunged(&store, "msg_later", StdDuration::from_secs(30)).await;
+    drop(store);
+    app.stop().await;
+}
+
+/// Two seconds with an expired, delivered payload: long enough for the run at
+/// start-up and two more at a one-second interval, had there been any.
+async fn assert_never_pruned(options: Options) {
+    let expired = Utc::now() - Duration::days(1);
+    let app = serve_seeded(options, async |store: &dyn Store| {
+        seed_message(store, "msg_expired", expired, Next::Done).await;
+    })
+    .await;
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    let store = app.open_store().await;
+    assert_eq!(payload_of(store.as_ref(), "msg_expired").await, PAYLOAD);
+    drop(store);
+    app.stop().await;
+}
+
+/// `herald serve` (the binary: the setting is read from the environment) with
+/// this `HERALD_PRUNE_INTERVAL_SECONDS`.
+async fn serve_binary(db: &TestDatabase, dir: &std::path::Path, interval: &str) -> HeraldProcess {
+    let mut cmd = herald_command(db.url(), TEST_SECRET);
+    cmd.arg("serve")
+        .env("HERALD_PRUNE_INTERVAL_SECONDS", interval);
+    HeraldProcess::spawn(cmd, dir.join(format!("serve-{interval}.log"))).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interval_of_zero_turns_pruning_in_serve_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
+    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+        .await
+        .unwrap();
+    seed_app(store.as_ref()).await;
+    let expired = Utc::now() - Duration::days(1);
+    seed_message(store.as_ref(), "msg_expired", expired, Next::Done).await;
+
+    let off = serve_binary(&db, dir.path(), "0").await;
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    assert_eq!(payload_of(store.as_ref(), "msg_expired").await, PAYLOAD);
+    drop(off);
+    // The control: the same server with an interval prunes at start-up.
+    let _on = serve_binary(&db, dir.path(), "3600").await;
+    wait_expunged(&store, "msg_expired", StdDuration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_only_node_never_prunes() {
+    assert_never_pruned(Options {
+        role: Role::Api,
+        prune_interval: Some(StdDuration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
 }

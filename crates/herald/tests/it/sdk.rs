@@ -21,7 +21,7 @@ use svix::models::{
 
 use crate::support::{eventually, Options, Receiver, Reply, TestApp};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The HTTP status of an SDK error; panics on transport errors.
 fn status_of(e: &SvixError) -> u16 {
@@ -58,12 +58,8 @@ async fn sdk_endpoint(svix: &Svix, app_id: &str, url: String) -> String {
         .id
 }
 
-#[tokio::test]
-async fn applications_create_get_list_update_patch_delete() {
-    let app = TestApp::spawn().await;
-    let svix = app.svix();
-    let apps = svix.application();
-
+/// Alpha (with metadata), Beta and Gamma, created through the SDK.
+async fn three_apps(apps: &svix::api::Application<'_>) -> [svix::models::ApplicationOut; 3] {
     let mut a = app_in("Alpha", "spot-alpha");
     a.metadata = Some(map(&[("plan", "pro")]));
     let alpha = apps.create(a, None).await.unwrap();
@@ -79,6 +75,15 @@ async fn applications_create_get_list_update_patch_delete() {
         .create(app_in("Gamma", "spot-gamma"), None)
         .await
         .unwrap();
+    [alpha, beta, gamma]
+}
+
+#[tokio::test]
+async fn applications_create_get_and_list_in_pages() {
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let apps = svix.application();
+    let [alpha, beta, gamma] = three_apps(&apps).await;
 
     // By id and by uid.
     assert_eq!(apps.get(alpha.id.clone()).await.unwrap(), alpha);
@@ -123,6 +128,15 @@ async fn applications_create_get_list_update_patch_delete() {
     let all = apps.list(None).await.unwrap();
     assert_eq!(all.data.len(), 3);
     assert!(all.done);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn applications_get_or_create_upsert_patch_delete() {
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let apps = svix.application();
+    let [alpha, beta, gamma] = three_apps(&apps).await;
 
     // get_or_create: the existing app by uid, or a new one.
     let same = apps
@@ -206,13 +220,17 @@ async fn applications_create_get_list_update_patch_delete() {
     app.stop().await;
 }
 
+fn invoice_schemas() -> serde_json::Value {
+    json!({"1": {"type": "object", "examples": [{"invoice": "inv_1"}]}})
+}
+
 #[tokio::test]
-async fn event_types_create_get_list_update_patch_archive() {
+async fn event_types_create_get_list_update_patch() {
     let app = TestApp::spawn().await;
     let svix = app.svix();
     let ets = svix.event_type();
 
-    let schemas = json!({"1": {"type": "object", "examples": [{"invoice": "inv_1"}]}});
+    let schemas = invoice_schemas();
     let created = ets
         .create(
             EventTypeIn {
@@ -299,6 +317,22 @@ async fn event_types_create_get_list_update_patch_archive() {
     assert!(patched.deprecated);
     assert_eq!(patched.description, "Paid in full");
     assert_eq!(patched.schemas, Some(schemas.clone()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn event_types_delete_archives_and_expunge_removes() {
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let ets = svix.event_type();
+    for (name, description) in [
+        ("invoice.paid", "Paid"),
+        ("invoice.voided", "Voided"),
+        ("invoice.refunded", "Refunded"),
+    ] {
+        let type_in = EventTypeIn::new(name.into(), description.into());
+        ets.create(type_in, None).await.unwrap();
+    }
 
     // Delete archives: hidden from the default list, shown with include_archived.
     ets.delete("invoice.voided".into(), None).await.unwrap();
@@ -353,19 +387,17 @@ async fn event_types_create_get_list_update_patch_archive() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn endpoints_create_get_list_update_patch_delete() {
-    let app = TestApp::spawn().await;
-    let svix = app.svix();
+/// Application `spot-1` with endpoint `ep-main` (every field set), through
+/// the SDK; returns the app id and the endpoint.
+async fn main_endpoint(svix: &Svix) -> (String, svix::models::EndpointOut) {
     let app_id = svix
         .application()
         .create(app_in("Spot", "spot-1"), None)
         .await
         .unwrap()
         .id;
-    let eps = svix.endpoint();
-
-    let created = eps
+    let created = svix
+        .endpoint()
         .create(
             "spot-1".into(),
             EndpointIn {
@@ -392,6 +424,15 @@ async fn endpoints_create_get_list_update_patch_delete() {
     );
     assert_eq!(created.channels, Some(set(&["project.1"])));
     assert_eq!(created.metadata, map(&[("team", "core")]));
+    (app_id, created)
+}
+
+#[tokio::test]
+async fn endpoints_create_get_and_list() {
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let (app_id, created) = main_endpoint(&svix).await;
+    let eps = svix.endpoint();
 
     // By id and by uid (and the app by its uid).
     assert_eq!(
@@ -428,6 +469,16 @@ async fn endpoints_create_get_list_update_patch_delete() {
         .unwrap();
     assert_eq!(page.data.len(), 1);
     assert!(!page.done);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn endpoints_upsert_patch_validate_and_delete() {
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let (app_id, created) = main_endpoint(&svix).await;
+    let eps = svix.endpoint();
+    sdk_endpoint(&svix, &app_id, "http://127.0.0.1:9/two".into()).await;
 
     // PUT replaces the fields it carries.
     let replaced = eps
@@ -749,59 +800,31 @@ async fn send_example_reaches_the_endpoint_and_stats_count_it() {
         .unwrap()
         .id;
 
-    let msg = svix
-        .endpoint()
-        .send_example(
-            app_id.clone(),
-            ep.clone(),
-            EventExampleIn::new("member.created".into()),
-            None,
-        )
-        .await
-        .unwrap();
+    // The Test button: the example at an index (the first by default).
+    let endpoints = svix.endpoint();
+    let example = |index: Option<u64>| {
+        let example_in = EventExampleIn {
+            example_index: index,
+            ..EventExampleIn::new("member.created".into())
+        };
+        endpoints.send_example(app_id.clone(), ep.clone(), example_in, None)
+    };
+    let msg = example(None).await.unwrap();
     assert_eq!(msg.event_type, "member.created");
     let got = receiver.wait_for("/hook", 1, WAIT).await;
     assert_eq!(got[0].header("webhook-id"), msg.id);
     // The Test button marks the example as a test.
-    assert_eq!(
-        got[0].json(),
-        json!({"member": {"id": "m_example"}, "test": true})
-    );
+    let want = json!({"member": {"id": "m_example"}, "test": true});
+    assert_eq!(got[0].json(), want);
 
-    let msg2 = svix
-        .endpoint()
-        .send_example(
-            app_id.clone(),
-            ep.clone(),
-            EventExampleIn {
-                example_index: Some(1),
-                ..EventExampleIn::new("member.created".into())
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let msg2 = example(Some(1)).await.unwrap();
     let got = receiver.wait_for("/hook", 2, WAIT).await;
     assert_eq!(got[1].header("webhook-id"), msg2.id);
-    assert_eq!(
-        got[1].json(),
-        json!({"member": {"id": "m_second"}, "test": true})
-    );
+    let want = json!({"member": {"id": "m_second"}, "test": true});
+    assert_eq!(got[1].json(), want);
 
     // No example there: a validation error.
-    let err = svix
-        .endpoint()
-        .send_example(
-            app_id.clone(),
-            ep.clone(),
-            EventExampleIn {
-                example_index: Some(7),
-                ..EventExampleIn::new("member.created".into())
-            },
-            None,
-        )
-        .await
-        .unwrap_err();
+    let err = example(Some(7)).await.unwrap_err();
     assert_eq!(status_of(&err), 422, "{err}");
 
     let eps = svix.endpoint();
@@ -892,18 +915,15 @@ async fn recover_resends_failed_deliveries() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn messages_create_list_and_get() {
-    let app = TestApp::spawn().await;
-    let receiver = Receiver::start().await;
-    let svix = app.svix();
-    let app_id = app.create_app("Spot").await;
-    sdk_endpoint(&svix, &app_id, receiver.url("/hook")).await;
+/// Two messages through the SDK: the first with an eventId and a channel.
+async fn two_messages(
+    svix: &Svix,
+    app_id: &str,
+) -> (svix::models::MessageOut, svix::models::MessageOut) {
     let msgs = svix.message();
-
     let first = msgs
         .create(
-            app_id.clone(),
+            app_id.into(),
             MessageIn {
                 event_id: Some("evt-1".into()),
                 channels: Some(set(&["project.1"])),
@@ -919,12 +939,23 @@ async fn messages_create_list_and_get() {
     assert_eq!(first.event_type, "member.created");
     let second = msgs
         .create(
-            app_id.clone(),
+            app_id.into(),
             MessageIn::new("member.deleted".into(), json!({"member": "m2"})),
             None,
         )
         .await
         .unwrap();
+    (first, second)
+}
+
+#[tokio::test]
+async fn messages_are_delivered_and_an_event_id_is_taken_once() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    sdk_endpoint(&svix, &app_id, receiver.url("/hook")).await;
+    let (first, second) = two_messages(&svix, &app_id).await;
 
     let got = receiver.wait_for("/hook", 2, WAIT).await;
     let by_id: BTreeMap<String, serde_json::Value> = got
@@ -935,18 +966,36 @@ async fn messages_create_list_and_get() {
     assert_eq!(by_id[&second.id], json!({"member": "m2"}));
 
     // The same eventId again is refused.
-    let err = msgs
-        .create(
-            app_id.clone(),
-            MessageIn {
-                event_id: Some("evt-1".into()),
-                ..MessageIn::new("member.created".into(), json!({}))
-            },
-            None,
-        )
+    let again = MessageIn {
+        event_id: Some("evt-1".into()),
+        ..MessageIn::new("member.created".into(), json!({}))
+    };
+    let err = svix
+        .message()
+        .create(app_id.clone(), again, None)
         .await
         .unwrap_err();
     assert_eq!(status_of(&err), 409, "{err}");
+    app.stop().await;
+}
+
+/// The ids a message list answers, and whether it is done.
+async fn listed(svix: &Svix, app_id: &str, options: MessageListOptions) -> (Vec<String>, bool) {
+    let page = svix
+        .message()
+        .list(app_id.into(), Some(options))
+        .await
+        .unwrap();
+    (page.data.into_iter().map(|m| m.id).collect(), page.done)
+}
+
+#[tokio::test]
+async fn messages_list_with_filters_and_pages_and_get_by_id_or_event_id() {
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    let (first, second) = two_messages(&svix, &app_id).await;
+    let msgs = svix.message();
 
     // Newest first.
     let all = msgs.list(app_id.clone(), None).await.unwrap();
@@ -955,97 +1004,53 @@ async fn messages_create_list_and_get() {
     assert!(all.done);
     // The SDK asks for no content by default.
     assert_eq!(all.data[0].payload, json!({}));
-    let with_content = msgs
-        .list(
-            app_id.clone(),
-            Some(MessageListOptions {
-                with_content: Some(true),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(with_content.data[0].payload, json!({"member": "m2"}));
-
-    let filtered = msgs
-        .list(
-            app_id.clone(),
-            Some(MessageListOptions {
-                event_types: Some(set(&["member.deleted"])),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    let ids: Vec<&str> = filtered.data.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, [second.id.as_str()]);
-    let both = msgs
-        .list(
-            app_id.clone(),
-            Some(MessageListOptions {
-                event_types: Some(set(&["member.deleted", "member.created"])),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(both.data.len(), 2);
-    let in_channel = msgs
-        .list(
-            app_id.clone(),
-            Some(MessageListOptions {
-                channel: Some("project.1".into()),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    let ids: Vec<&str> = in_channel.data.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, [first.id.as_str()]);
-    let page = msgs
-        .list(
-            app_id.clone(),
-            Some(MessageListOptions {
-                limit: Some(1),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(page.data.len(), 1);
-    assert!(!page.done);
-    let rest = msgs
-        .list(
-            app_id.clone(),
-            Some(MessageListOptions {
-                limit: Some(1),
-                iterator: page.iterator.clone(),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(rest.data[0].id, first.id);
-    assert!(rest.done);
-
-    let content = Some(MessageGetOptions {
+    let with_content = MessageListOptions {
         with_content: Some(true),
-    });
+        ..Default::default()
+    };
+    let listed_with = msgs.list(app_id.clone(), Some(with_content)).await.unwrap();
+    assert_eq!(listed_with.data[0].payload, json!({"member": "m2"}));
+
+    let types = |names: &[&str]| MessageListOptions {
+        event_types: Some(set(names)),
+        ..Default::default()
+    };
+    let (ids, _) = listed(&svix, &app_id, types(&["member.deleted"])).await;
+    assert_eq!(ids, vec![second.id.clone()]);
+    let (ids, _) = listed(&svix, &app_id, types(&["member.deleted", "member.created"])).await;
+    assert_eq!(ids.len(), 2);
+    let channel = MessageListOptions {
+        channel: Some("project.1".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        listed(&svix, &app_id, channel).await.0,
+        vec![first.id.clone()]
+    );
+    let one = |iterator| MessageListOptions {
+        limit: Some(1),
+        iterator,
+        ..Default::default()
+    };
+    let page = msgs.list(app_id.clone(), Some(one(None))).await.unwrap();
+    assert_eq!((page.data.len(), page.done), (1, false));
+    let rest = listed(&svix, &app_id, one(page.iterator.clone())).await;
+    assert_eq!(rest, (vec![first.id.clone()], true));
+
+    let content = || {
+        Some(MessageGetOptions {
+            with_content: Some(true),
+        })
+    };
     let got = msgs
-        .get(app_id.clone(), first.id.clone(), content)
+        .get(app_id.clone(), first.id.clone(), content())
         .await
         .unwrap();
     assert_eq!(got.id, first.id);
     assert_eq!(got.payload, json!({"member": "m1"}));
     assert_eq!(got.channels, Some(set(&["project.1"])));
     let by_event = msgs
-        .get(
-            app_id.clone(),
-            "evt-1".into(),
-            Some(MessageGetOptions {
-                with_content: Some(true),
-            }),
-        )
+        .get(app_id.clone(), "evt-1".into(), content())
         .await
         .unwrap();
     assert_eq!(by_event.id, first.id);
@@ -1057,10 +1062,17 @@ async fn messages_create_list_and_get() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn attempts_list_get_destinations_and_resend() {
-    let app = TestApp::spawn().await;
-    let receiver = Receiver::start().await;
+/// One message delivered to one endpoint, its attempt recorded; returns the
+/// app id, the endpoint id, the message and the attempts at the endpoint.
+async fn delivered_once(
+    app: &TestApp,
+    receiver: &Receiver,
+) -> (
+    String,
+    String,
+    svix::models::MessageOut,
+    svix::models::ListResponseMessageAttemptOut,
+) {
     let svix = app.svix();
     let app_id = app.create_app("Spot").await;
     let ep = sdk_endpoint(&svix, &app_id, receiver.url("/hook")).await;
@@ -1085,6 +1097,16 @@ async fn attempts_list_get_destinations_and_resend() {
         }
     };
     let by_ep = eventually(WAIT, "the attempt to be recorded", &mut recorded).await;
+    (app_id, ep, msg, by_ep)
+}
+
+#[tokio::test]
+async fn attempts_list_by_endpoint_and_message_get_and_destinations() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let (app_id, ep, msg, by_ep) = delivered_once(&app, &receiver).await;
+    let svix = app.svix();
+    let attempts = svix.message_attempt();
     let attempt = &by_ep.data[0];
     assert_eq!(attempt.msg_id, msg.id);
     assert_eq!(attempt.endpoint_id, ep);
@@ -1126,6 +1148,16 @@ async fn attempts_list_get_destinations_and_resend() {
     assert_eq!(msgs.data[0].id, msg.id);
     assert_eq!(msgs.data[0].status, MessageStatus::Success);
     assert_eq!(msgs.data[0].event_type, "a.b");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resend_makes_a_manual_attempt_with_the_same_webhook_id() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let (app_id, ep, msg, _) = delivered_once(&app, &receiver).await;
+    let svix = app.svix();
+    let attempts = svix.message_attempt();
 
     // Resend: a second, manual attempt with the same webhook-id.
     attempts

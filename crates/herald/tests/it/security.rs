@@ -9,7 +9,10 @@ use herald::auth::DEFAULT_ORG;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{read, split, HeraldProcess, Options, Receiver, Reply, TestApp};
+use crate::support::{
+    herald_command, herald_stdout, read, split, HeraldProcess, Options, Receiver, Reply, TestApp,
+    TestDatabase,
+};
 
 async fn call(
     app: &TestApp,
@@ -209,60 +212,50 @@ async fn portal_pages_cannot_be_framed_sniffed_or_leak_a_referrer() {
 /// The main secret of the servers these tests start as a child process.
 pub const SECRET: &str = "security-test-secret-0123456789abcdef";
 
-/// `herald serve` on a database in `dir`, logging at `rust_log` to
-/// `dir/herald.log`, with loopback allowed for deliveries.
-pub async fn spawn_binary(dir: &std::path::Path, rust_log: &str) -> HeraldProcess {
-    spawn_binary_with(dir, rust_log, &[]).await
+/// `herald serve` on `db`, logging at `rust_log` to a file in `dir`.
+pub async fn spawn_binary(
+    db: &TestDatabase,
+    dir: &std::path::Path,
+    rust_log: &str,
+) -> HeraldProcess {
+    spawn_binary_with(db, dir, rust_log, &[]).await
 }
 
 /// [`spawn_binary`] with more environment (which may override the secret).
 pub async fn spawn_binary_with(
+    db: &TestDatabase,
     dir: &std::path::Path,
     rust_log: &str,
     env: &[(&str, &str)],
 ) -> HeraldProcess {
-    let mut cmd = herald(dir);
+    let mut cmd = herald(db);
     cmd.arg("serve")
-        .env("HERALD_LISTEN", "127.0.0.1:0")
-        .env("HERALD_ALLOW_SUBNETS", "127.0.0.0/8")
         .env("RUST_LOG", rust_log)
         .envs(env.iter().copied());
-    let log = dir.join(format!(
-        "herald-{}.log",
-        LOGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    HeraldProcess::spawn(cmd, log).await
+    let n = LOGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    HeraldProcess::spawn(cmd, dir.join(format!("herald-{n}.log"))).await
 }
 
 static LOGS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The `herald` binary with the database in `dir` and [`SECRET`].
-pub fn herald(dir: &std::path::Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.env("HERALD_DATABASE_URL", crate::support::database_url(dir))
-        .env("HERALD_SECRET", SECRET)
-        .kill_on_drop(true);
-    cmd
+/// The `herald` binary on `db` with [`SECRET`].
+pub fn herald(db: &TestDatabase) -> tokio::process::Command {
+    herald_command(db.url(), SECRET)
 }
 
-/// Runs a `herald` command to its end; returns its stdout, or fails the test
-/// with its stderr.
-pub async fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = herald(dir)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "herald {args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
+/// Runs a `herald` command on `db` to its end; returns its stdout, or fails
+/// the test with its stderr.
+pub async fn run(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = herald(db);
+    cmd.args(args).envs(env.iter().copied());
+    herald_stdout(cmd).await
 }
 
 #[tokio::test]
 async fn deleting_an_application_under_its_deliveries_ends_them_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let server = spawn_binary(dir.path(), "info").await;
+    let db = TestDatabase::for_suite(dir.path());
+    let server = spawn_binary(&db, dir.path(), "info").await;
     let token = herald::auth::Keys::new(SECRET.as_bytes()).org_token(DEFAULT_ORG);
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {

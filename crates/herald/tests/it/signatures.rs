@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::{Received, Receiver, TestApp};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn std_verify(secret: &str, body: &[u8], headers: &HeaderMap) -> bool {
     standardwebhooks::Webhook::new(secret)

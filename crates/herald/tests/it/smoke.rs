@@ -21,7 +21,7 @@ async fn a_message_reaches_its_endpoint_signed() {
             json!({"eventType": "member.created", "payload": {"member": {"id": "m1"}}}),
         )
         .await;
-    let got = receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
+    let got = receiver.wait_for("/hook", 1, Duration::from_secs(30)).await;
     assert_eq!(got[0].header("webhook-id"), msg_id);
     assert_eq!(got[0].json(), json!({"member": {"id": "m1"}}));
     let key = herald_core::signing::EndpointSecret::parse(&secret).unwrap();

@@ -1,0 +1,142 @@
+//! The commands around `serve`, as the real binary: `herald migrate` on a
+//! database that already has its schema and data, `herald portal-link`, the
+//! generated secret's file and mode, `HERALD_PRUNE_INTERVAL_SECONDS=0`, and
+//! `--role` refused on SQLite.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{
+    herald_command, herald_stdout, HeraldProcess, PortalSession, TestApp, TestDatabase, TEST_SECRET,
+};
+
+#[tokio::test]
+async fn migrate_on_an_existing_database_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::for_suite(dir.path());
+    let mut cmd = herald_command(db.url(), TEST_SECRET);
+    cmd.arg("migrate");
+    assert_eq!(herald_stdout(cmd).await.trim(), "migrations applied");
+    // Data, written the way `serve` writes it.
+    let app = TestApp::spawn_on(dir, db, Default::default()).await;
+    let app_id = app.create_app("Kept").await;
+    let msg = app
+        .send(&app_id, json!({"eventType": "t.kept", "payload": {"n": 1}}))
+        .await;
+    // Again, on the database with its schema and data (and its server up).
+    let mut cmd = herald_command(app.db.url(), TEST_SECRET);
+    cmd.arg("migrate");
+    assert_eq!(herald_stdout(cmd).await.trim(), "migrations applied");
+    let (status, got) = app
+        .get_json(&format!("/api/v1/app/{app_id}/msg/{msg}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["payload"], json!({"n": 1}));
+    app.stop().await;
+}
+
+/// `herald portal-link ARGS` for the server `app`: the link it prints.
+async fn portal_link_cli(app: &TestApp, args: &[&str]) -> String {
+    let mut cmd = herald_command(app.db.url(), TEST_SECRET);
+    cmd.arg("portal-link")
+        .args(["--public-url", &app.base_url])
+        .args(args);
+    let out = herald_stdout(cmd).await;
+    out.lines().last().unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn portal_link_opens_one_applications_portal_or_the_operator_view() {
+    let app = TestApp::spawn().await;
+    let yoga = app.create_app("Yoga Spot").await;
+    app.create_app("Chess Spot").await;
+
+    let link = portal_link_cli(&app, &["--app", &yoga]).await;
+    assert!(link.starts_with(&app.url("/portal/login?token=")), "{link}");
+    let portal = PortalSession::open(&app.base_url, &link).await;
+    let (status, html) = portal.get("/portal/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Yoga Spot") && !html.contains("Chess Spot"),
+        "{html}"
+    );
+
+    let operator = PortalSession::open(&app.base_url, &portal_link_cli(&app, &[]).await).await;
+    let (status, html) = operator.get("/portal/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Yoga Spot") && html.contains("Chess Spot"),
+        "{html}"
+    );
+
+    let mut cmd = herald_command(app.db.url(), TEST_SECRET);
+    cmd.args(["portal-link", "--app", "no-such-spot"]);
+    let out = cmd.output().await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-spot"), "{stderr}");
+    app.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_generated_secret_is_kept_beside_the_database_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::sqlite(dir.path());
+    let token = || {
+        let mut cmd = herald_command(db.url(), TEST_SECRET);
+        cmd.env_remove("HERALD_SECRET").args(["token", "create"]);
+        herald_stdout(cmd)
+    };
+    let first = token().await;
+    let file = dir.path().join("herald.db.secret");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let secret = std::fs::read_to_string(&file).unwrap();
+    assert!(secret.trim().len() >= 32);
+    token().await;
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        secret,
+        "kept, not regenerated"
+    );
+
+    // A server started without HERALD_SECRET uses it: the first token works.
+    let mut cmd = herald_command(db.url(), TEST_SECRET);
+    cmd.env_remove("HERALD_SECRET").arg("serve");
+    let server = HeraldProcess::spawn(cmd, dir.path().join("serve.log")).await;
+    let r = reqwest::Client::new()
+        .get(server.url("/api/v1/app"))
+        .bearer_auth(first.lines().last().unwrap().trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn role_api_or_worker_is_refused_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::sqlite(dir.path());
+    for role in ["api", "worker"] {
+        let mut cmd = herald_command(db.url(), TEST_SECRET);
+        cmd.args(["serve", "--role", role]);
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .expect("refused at once, not served")
+            .unwrap();
+        assert!(!out.status.success(), "--role {role} started on SQLite");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--role") && stderr.contains("postgres://"),
+            "{stderr}"
+        );
+    }
+    // `all` is what SQLite runs.
+    let mut cmd = herald_command(db.url(), TEST_SECRET);
+    cmd.args(["serve", "--role", "all"]);
+    HeraldProcess::spawn(cmd, dir.path().join("all.log")).await;
+}
