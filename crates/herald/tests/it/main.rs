@@ -6,6 +6,7 @@ mod at_rest;
 mod bench;
 mod browser;
 mod catalog;
+mod catalog_props;
 mod crash;
 mod credentials;
 mod delivery;
