@@ -4,13 +4,22 @@
 //! `RawValue`), and reading a `RawValue` only checks the syntax: a lone UTF-16
 //! surrogate (`"\ud800"`) or a number no `f64` can hold (`1e400`) passes, and is
 //! then refused or mangled the first time anything parses the payload (a date
-//! conversion, a schema check, the receiver). [`check_strict`] reads the text
+//! conversion, a schema check, the receiver). So does an object whose first
+//! key is serde_json's reserved `$serde_json::private::RawValue`, which our own
+//! parse would read as something else than the object sent. [`check_strict`] reads the text
 //! the way those will, without building a value, so such a payload is refused
 //! at the door with the place it went wrong.
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// The key serde_json's `raw_value` feature (which Herald uses) gives a meaning
+/// of its own: a `Value` read from an object whose first key is this one is the
+/// JSON text in that key's value, not the object. Such a payload would be
+/// validated and date-converted as something other than what is stored and
+/// sent, so it is refused.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// Why a JSON text is not one Herald accepts, with serde_json's line and column.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +87,15 @@ impl<'de> Visitor<'de> for Strict {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Ok(());
+        };
+        if first == RAW_VALUE_TOKEN {
+            return Err(de::Error::custom(format_args!(
+                "the key {RAW_VALUE_TOKEN:?} is reserved as the first key of an object"
+            )));
+        }
+        map.next_value::<Strict>()?;
         while map.next_key::<Strict>()?.is_some() {
             map.next_value::<Strict>()?;
         }
@@ -91,7 +109,7 @@ mod tests {
 
     #[test]
     fn what_any_parser_reads_back_is_accepted_and_the_rest_refused() {
-        let table: [(&str, Option<&str>); 12] = [
+        let table: [(&str, Option<&str>); 17] = [
             (r#"{"a": [1, -2, 3.5, true, null, "x"]}"#, None),
             (r#"{"emoji": "\ud83d\ude00", "nul": "\u0000"}"#, None),
             (
@@ -107,6 +125,23 @@ mod tests {
             (r#"{"a": [-1e400]}"#, Some("number out of range")),
             (r#"{"a": 1} trailing"#, Some("trailing characters")),
             (r#"{"a": 1}{"b": 2}"#, Some("trailing characters")),
+            // Found by the json_strict fuzz target: serde_json reads these as
+            // `""` (an error), `1` and `{"at": 1}`, not as the objects they are.
+            (
+                r#"{"$serde_json::private::RawValue": ""}"#,
+                Some("reserved"),
+            ),
+            (
+                r#"{"$serde_json::private::RawValue": "1"}"#,
+                Some("reserved"),
+            ),
+            (
+                r#"{"a": [{"\u0024serde_json::private::RawValue": "{\"at\": 1}", "b": 2}]}"#,
+                Some("reserved"),
+            ),
+            // Anywhere but first it is an ordinary key.
+            (r#"{"a": 1, "$serde_json::private::RawValue": "1"}"#, None),
+            (r#"{"$serde_json::private::Number": "1"}"#, None),
         ];
         for (text, want) in table {
             match (check_strict(text), want) {

@@ -6,6 +6,7 @@ mod at_rest;
 mod bench;
 mod browser;
 mod catalog;
+mod catalog_props;
 mod cli;
 mod crash;
 mod credentials;
