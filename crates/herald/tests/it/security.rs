@@ -131,6 +131,13 @@ async fn json_a_later_parse_would_refuse_or_mangle_is_refused_at_the_door() {
             r#"{"eventType": "a.b", "payload": {"n": 1e400}}"#,
             "number out of range",
         ),
+        // serde_json would read this object as the JSON text in its value,
+        // so a schema check would see something other than what is sent
+        // (found by fuzzing).
+        (
+            r#"{"eventType": "a.b", "payload": {"$serde_json::private::RawValue": "{\"at\":1}"}}"#,
+            "RawValue",
+        ),
     ] {
         let (status, body) = split(raw(payload_body).await.unwrap()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
