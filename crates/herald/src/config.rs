@@ -127,7 +127,38 @@ pub struct ServeArgs {
     /// opened; the session it starts lasts 8 hours.
     #[arg(long, env = "HERALD_PORTAL_TOKEN_TTL_SECONDS", default_value_t = 3600)]
     pub portal_token_ttl_seconds: u64,
+
+    /// Seconds a client gets to send a request's headers, from their first
+    /// byte (on a new connection: from the connection); slower ones are cut off.
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it
+    /// is closed.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub idle_timeout_seconds: u64,
+
+    /// Client connections open at once. At the limit, the connection that has
+    /// waited longest outside a request is closed to make room; when every one
+    /// is in a request, new ones wait in the kernel's queue. Lowered at
+    /// start-up to fit the open-files limit.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Payload bytes the worker holds at once, over the deliveries it has
+    /// claimed (one copy per message, shared by its deliveries); past it, it
+    /// claims no more until some are done.
+    #[arg(long, env = "HERALD_WORKER_PAYLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub worker_payload_bytes: usize,
+
+    /// Test deliveries (send-example, the portal's Test button) per endpoint
+    /// and minute; more get 429 with Retry-After.
+    #[arg(long, env = "HERALD_TEST_RATE_PER_MINUTE", default_value_t = 10)]
+    pub test_rate_per_minute: u32,
 }
+
+/// The default of `HERALD_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// The parts of Herald a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -188,6 +219,13 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How long a portal link can be opened.
     pub portal_token_ttl: Duration,
+    /// The limits of the API's HTTP server.
+    pub http: crate::server::Limits,
+    /// Payload bytes the worker holds at once (at least one payload, however
+    /// large, is always held).
+    pub worker_payload_bytes: usize,
+    /// Test deliveries per endpoint and minute.
+    pub test_rate_per_minute: std::num::NonZeroU32,
 }
 
 impl std::fmt::Debug for Config {
@@ -289,6 +327,24 @@ impl ServeArgs {
                 .then(|| Duration::from_secs(self.prune_interval_seconds)),
             public_url: public_url(self.public_url.as_deref())?,
             portal_token_ttl: portal_token_ttl(self.portal_token_ttl_seconds)?,
+            http: self.http_limits()?,
+            worker_payload_bytes: self.worker_payload_bytes.max(1),
+            test_rate_per_minute: std::num::NonZeroU32::new(self.test_rate_per_minute)
+                .context("HERALD_TEST_RATE_PER_MINUTE must be at least 1")?,
+        })
+    }
+
+    fn http_limits(&self) -> anyhow::Result<crate::server::Limits> {
+        if self.header_read_timeout_seconds == 0 || self.idle_timeout_seconds == 0 {
+            bail!("HERALD_HEADER_READ_TIMEOUT_SECONDS and HERALD_IDLE_TIMEOUT_SECONDS must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("HERALD_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(crate::server::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections,
         })
     }
 }

@@ -12,3 +12,4 @@ pub mod demo;
 pub mod dispatch;
 pub mod portal;
 pub mod retention;
+pub mod server;

@@ -8,6 +8,7 @@ mod catalog;
 mod crash;
 mod delivery;
 mod demo;
+mod hardening;
 mod multinode;
 mod portal;
 mod retention;

@@ -32,6 +32,10 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Import the built-in Spot catalog at start-up.
     pub seed_catalog: bool,
+    /// The HTTP server's timeouts and connection cap.
+    pub http_limits: herald::server::Limits,
+    pub worker_payload_bytes: usize,
+    pub test_rate_per_minute: u32,
 }
 
 impl Default for Options {
@@ -50,6 +54,9 @@ impl Default for Options {
             worker_concurrency: 256,
             max_body_bytes: 1024 * 1024,
             seed_catalog: false,
+            http_limits: herald::server::Limits::default(),
+            worker_payload_bytes: 64 * 1024 * 1024,
+            test_rate_per_minute: 10,
         }
     }
 }
@@ -99,6 +106,10 @@ impl TestApp {
             prune_interval: Some(Duration::from_secs(3600)),
             public_url: None,
             portal_token_ttl: Duration::from_secs(3600),
+            http: options.http_limits,
+            worker_payload_bytes: options.worker_payload_bytes,
+            test_rate_per_minute: std::num::NonZeroU32::new(options.test_rate_per_minute)
+                .expect("a positive Test rate"),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
