@@ -17,6 +17,7 @@ use herald_store::{Attempt, Endpoint, Job, MessageStatus, Next, Store};
 use reqwest::header::HeaderMap;
 
 use super::client::{self, DeliveryClient, Outcome};
+use super::limits::EndpointLimits;
 use crate::config::Config;
 
 /// How long the worker reuses what it read of an endpoint (its URL, headers,
@@ -49,17 +50,25 @@ pub struct Deliverer {
     config: Arc<Config>,
     client: DeliveryClient,
     endpoints: Mutex<HashMap<String, Arc<Current>>>,
+    limits: EndpointLimits,
 }
 
 impl Deliverer {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> anyhow::Result<Deliverer> {
         let client = DeliveryClient::new(config.allow_subnets.clone(), config.delivery_timeout)?;
+        let limits = EndpointLimits::new(config.endpoint_concurrency, config.test_rate_per_minute);
         Ok(Deliverer {
             store,
             config,
             client,
             endpoints: Mutex::default(),
+            limits,
         })
+    }
+
+    /// The per-endpoint limits the worker and the Test button share.
+    pub fn limits(&self) -> &EndpointLimits {
+        &self.limits
     }
 
     /// Makes one attempt and records it. Returns the attempt, or `None` when it

@@ -9,6 +9,7 @@
 mod breaker;
 pub mod client;
 mod deliver;
+pub mod limits;
 mod wake;
 
 pub use deliver::{Deliverer, Retries};
@@ -189,10 +190,9 @@ impl Dispatcher {
                     let mut slots = slots.lock().expect("slots lock");
                     let slot = slots.entry(job.endpoint_id.clone()).or_default();
                     slot.queued += 1;
+                    // The endpoint's slots are the Test button's too.
                     slot.running
-                        .get_or_insert_with(|| {
-                            Arc::new(Semaphore::new(this.config.endpoint_concurrency))
-                        })
+                        .get_or_insert_with(|| this.deliverer.limits().running(&job.endpoint_id))
                         .clone()
                 };
                 let this = this.clone();

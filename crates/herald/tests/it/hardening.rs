@@ -390,3 +390,175 @@ async fn at_the_connection_cap_a_fresh_client_still_gets_in() {
         latencies.last()
     );
 }
+
+/// A receiver that answers after `delay` and counts the requests it is
+/// handling at once.
+#[derive(Clone, Default)]
+struct Gauge {
+    now: Arc<AtomicUsize>,
+    max: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl Gauge {
+    async fn start(delay: Duration) -> (Gauge, String) {
+        let gauge = Gauge::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let g = gauge.clone();
+        let router = axum::Router::new().fallback(move || {
+            let g = g.clone();
+            async move {
+                let now = g.now.fetch_add(1, Ordering::SeqCst) + 1;
+                g.max.fetch_max(now, Ordering::SeqCst);
+                g.total.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                g.now.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (gauge, url)
+    }
+}
+
+/// 200 `send-example` calls at once: no more reach the receiver at a time
+/// than the endpoint's concurrency, no more in all than its Test rate, and the
+/// rest are refused with 429, `Retry-After` and a JSON error; the portal's Test
+/// button says why too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_button_is_not_an_amplifier() {
+    use crate::support::{Options, TestApp};
+    use serde_json::json;
+
+    let app = TestApp::spawn_with(Options {
+        endpoint_concurrency: 4,
+        test_rate_per_minute: 10,
+        seed_catalog: true,
+        ..Options::default()
+    })
+    .await;
+    let (gauge, url) = Gauge::start(Duration::from_millis(300)).await;
+    let app_id = app.create_app("Amplifier").await;
+    let ep = app.create_endpoint(&app_id, json!({"url": url})).await;
+    let path = format!("/api/v1/app/{app_id}/endpoint/{ep}/send-example");
+
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let request = app
+                .request(reqwest::Method::POST, &path)
+                .json(&json!({"eventType": "member.created"}));
+            tokio::spawn(async move {
+                let r = request.send().await.unwrap();
+                let retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let (status, body) = crate::support::split(r).await;
+                (status, retry_after, body)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    let sent = answers
+        .iter()
+        .filter(|(s, _, _)| *s == reqwest::StatusCode::ACCEPTED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == reqwest::StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    println!(
+        "test button: 200 parallel calls -> {sent} sent, {} refused with 429; receiver saw {} requests, at most {} at once (endpoint concurrency 4)",
+        refused.len(),
+        gauge.total.load(Ordering::SeqCst),
+        gauge.max.load(Ordering::SeqCst),
+    );
+    assert_eq!(sent + refused.len(), 200, "{answers:?}");
+    assert!(sent <= 11, "the rate is 10 a minute; {sent} went out");
+    assert!(sent >= 4, "the first ones go out: {answers:?}");
+    assert!(
+        gauge.max.load(Ordering::SeqCst) <= 4,
+        "the endpoint's concurrency is 4; the receiver had {} at once",
+        gauge.max.load(Ordering::SeqCst)
+    );
+    assert_eq!(gauge.total.load(Ordering::SeqCst), sent);
+    let (_, retry_after, body) = refused[0];
+    let seconds: u64 = retry_after
+        .as_deref()
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&seconds), "Retry-After {seconds}");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("at most 10 a minute") && detail.contains("try again in"),
+        "{detail}"
+    );
+
+    // The portal's Test button on the same endpoint: refused, and it says so.
+    let (status, link) = app
+        .post_json(
+            &format!("/api/v1/auth/app-portal-access/{app_id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{link}");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = browser
+        .get(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = browser
+        .get(app.url(&format!("/portal/endpoints/{ep}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let csrf = page[page.find(marker).expect("a CSRF field") + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = browser
+        .post(app.url(&format!("/portal/endpoints/{ep}/test")))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&event_type=member.created"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let result = html
+        .split("<pre id=\"test-response\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no test result in {html}"));
+    println!("test button: the portal says {result:?}");
+    assert!(
+        result.contains("too many test deliveries to this endpoint"),
+        "{result}"
+    );
+    assert_eq!(gauge.total.load(Ordering::SeqCst), sent);
+}
