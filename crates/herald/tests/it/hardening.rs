@@ -562,3 +562,88 @@ async fn the_test_button_is_not_an_amplifier() {
     );
     assert_eq!(gauge.total.load(Ordering::SeqCst), sent);
 }
+
+/// A receiver that reads every request and never answers.
+async fn black_hole() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// 20 endpoints that never answer and 30 messages of 1 MiB each: 600
+/// deliveries, of which the worker claims hundreds at once. Memory follows the
+/// distinct payloads held (shared by their deliveries, within
+/// HERALD_WORKER_PAYLOAD_BYTES), not payload size x deliveries in flight.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_payloads_to_dead_endpoints_do_not_blow_up_memory() {
+    use crate::support::split;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = herald(
+        dir.path(),
+        &[
+            ("HERALD_MAX_BODY_BYTES", "2097152"),
+            ("HERALD_DELIVERY_TIMEOUT_SECONDS", "30"),
+            ("HERALD_LEASE_SECONDS", "120"),
+        ],
+    )
+    .await;
+    let hole = black_hole().await;
+    let token = herald::auth::Keys::new(SECRET.as_bytes()).org_token(herald::auth::DEFAULT_ORG);
+    let http = reqwest::Client::new();
+    let post = |path: String, body: serde_json::Value| {
+        let r = http
+            .post(server.url(&path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send();
+        async move { split(r.await.unwrap()).await }
+    };
+    let (status, app) = post("/api/v1/app".into(), json!({"name": "Heavy"})).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    for k in 0..20 {
+        let (status, ep) = post(
+            format!("/api/v1/app/{app_id}/endpoint"),
+            json!({"url": format!("http://{hole}/ep/{k}")}),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{ep}");
+    }
+    let (rss_before, _) = rss_mb(server.pid());
+
+    let filler = "x".repeat(1024 * 1024 - 64);
+    for n in 0..30 {
+        let (status, out) = post(
+            format!("/api/v1/app/{app_id}/msg"),
+            json!({"eventType": "blob.created", "payload": {"n": n, "blob": filler}}),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{out}");
+    }
+    // The deliveries hang (for the 30 s timeout): watch memory for 8 s.
+    let mut samples = Vec::new();
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        samples.push(rss_mb(server.pid()).0);
+    }
+    let (rss_now, rss_peak) = rss_mb(server.pid());
+    let in_flight = open_files(server.pid());
+    println!(
+        "memory: 20 dead endpoints x 30 messages of 1 MiB: server RSS {rss_before:.0} MB before, peak {rss_peak:.0} MB, {rss_now:.0} MB after 8 s; {in_flight} files open; samples {samples:.0?}"
+    );
+    assert!(
+        rss_peak < 300.0,
+        "peak RSS {rss_peak:.0} MB (target: under 150 MB)\n{}",
+        read(&server.log)
+    );
+}
