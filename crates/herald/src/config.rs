@@ -133,6 +133,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_read_timeout_seconds: u64,
 
+    /// Seconds a client gets to send a request's body, from the end of its
+    /// headers; a slower one is cut off.
+    #[arg(long, env = "HERALD_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub body_read_timeout_seconds: u64,
+
     /// Seconds a kept-alive connection may wait for its next request before it
     /// is closed.
     #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
@@ -335,14 +340,18 @@ impl ServeArgs {
     }
 
     fn http_limits(&self) -> anyhow::Result<crate::server::Limits> {
-        if self.header_read_timeout_seconds == 0 || self.idle_timeout_seconds == 0 {
-            bail!("HERALD_HEADER_READ_TIMEOUT_SECONDS and HERALD_IDLE_TIMEOUT_SECONDS must be at least 1");
+        if self.header_read_timeout_seconds == 0
+            || self.body_read_timeout_seconds == 0
+            || self.idle_timeout_seconds == 0
+        {
+            bail!("HERALD_HEADER_READ_TIMEOUT_SECONDS, HERALD_BODY_READ_TIMEOUT_SECONDS and HERALD_IDLE_TIMEOUT_SECONDS must be at least 1");
         }
         if self.max_connections == 0 {
             bail!("HERALD_MAX_CONNECTIONS must be at least 1");
         }
         Ok(crate::server::Limits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             max_connections: self.max_connections,
         })

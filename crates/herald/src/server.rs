@@ -5,13 +5,17 @@
 //! - **Header read timeout.** A request's headers must be complete within it,
 //!   counted from their first byte (on a new connection, from the accept). A
 //!   client that trickles a header line every few seconds is cut off.
+//! - **Body read timeout.** A request's body must be complete within it,
+//!   counted from the end of its headers (a body sent a byte at a time is cut
+//!   off).
 //! - **Idle timeout.** A kept-alive connection that sends nothing for this long
 //!   between requests is closed.
 //! - **Connection cap.** At most this many connections are open. When a new one
-//!   arrives at the cap, the open connection that has waited longest outside a
-//!   request is closed to make room, so a flood of idle or slow connections
+//!   arrives at the cap, the open connection nearest its deadline among those
+//!   waiting for their client (idle, sending headers, or sending a body its
+//!   handler waits for) is closed to make room, so a flood of idle or slow connections
 //!   cannot lock out `/api/v1/health` or the API: a fresh client always gets
-//!   in. Only when every connection is inside a request does the new one wait,
+//!   in. Only when every connection is busy in Herald does the new one wait,
 //!   in the kernel's accept queue. The cap is kept below the open-files limit
 //!   (raised to its hard maximum at start-up, [`raise_open_files_limit`]), so
 //!   accepting never fails with "Too many open files".
@@ -21,7 +25,7 @@
 //! wait between two requests, so one setting cannot be both a short header
 //! timeout and a longer keep-alive. Herald watches each connection itself (the
 //! bytes it reads and writes, and whether a handler is running) and sets hyper's
-//! timeout to the sum of the two as a backstop.
+//! timeout to the sum of the two as a backstop. Hyper has no body timeout.
 //!
 //! Graceful shutdown as before: no new connections, idle ones closed at once,
 //! requests in flight answered, then the connections close.
@@ -35,6 +39,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -49,6 +54,8 @@ use tower::ServiceExt;
 pub struct Limits {
     /// Time to send a request's headers, from their first byte.
     pub header_read_timeout: Duration,
+    /// Time to send a request's body, from the end of its headers.
+    pub body_read_timeout: Duration,
     /// Time a kept-alive connection may wait for its next request.
     pub idle_timeout: Duration,
     /// Connections open at once.
@@ -57,10 +64,12 @@ pub struct Limits {
 
 impl Default for Limits {
     /// The defaults of `HERALD_HEADER_READ_TIMEOUT_SECONDS`,
-    /// `HERALD_IDLE_TIMEOUT_SECONDS` and `HERALD_MAX_CONNECTIONS`.
+    /// `HERALD_BODY_READ_TIMEOUT_SECONDS`, `HERALD_IDLE_TIMEOUT_SECONDS` and
+    /// `HERALD_MAX_CONNECTIONS`.
     fn default() -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
         }
@@ -136,7 +145,7 @@ pub async fn serve(
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                open.evict_longest_waiting(&limits);
+                open.evict_longest_waiting();
                 tokio::select! {
                     permit = permits.clone().acquire_owned() => {
                         permit.expect("the connection semaphore is never closed")
@@ -195,16 +204,17 @@ impl Open {
         self.lock().remove(&id);
     }
 
-    /// Closes the connection outside a request whose deadline is nearest (the
-    /// one that has waited longest). None is closed when every connection is
-    /// inside a request.
-    fn evict_longest_waiting(&self, limits: &Limits) {
+    /// Closes the connection that has waited longest for its client. None is
+    /// closed when every connection is busy in Herald. (Not the one nearest
+    /// its deadline: a fresh connection, whose headers are due soonest, would
+    /// then make room for the attack's.)
+    fn evict_longest_waiting(&self) {
         let open = self.lock();
         let victim = open
             .values()
             .filter(|a| !a.evict.is_cancelled())
-            .filter_map(|a| Some((a.deadline(limits)?, a)))
-            .min_by_key(|(deadline, a)| deadline.saturating_sub(a.age()))
+            .filter_map(|a| Some((a.waiting_since()?, a)))
+            .min_by_key(|(since, _)| *since)
             .map(|(_, a)| a);
         if let Some(activity) = victim {
             activity.evict.cancel();
@@ -230,6 +240,12 @@ struct Activity {
     head_started: AtomicU64,
     /// Requests being handled (HTTP/1: zero or one).
     handling: AtomicUsize,
+    /// The end of the headers of a request whose handler still waits for
+    /// (part of) its body (`NEVER`: none).
+    body_since: AtomicU64,
+    /// Signalled when the deadline may have moved earlier, so the watchdog
+    /// looks again.
+    changed: tokio::sync::Notify,
     /// Cancelled to close the connection to make room for another.
     evict: CancellationToken,
 }
@@ -242,6 +258,8 @@ impl Activity {
             // A new connection owes its first request's headers from the start.
             head_started: AtomicU64::new(0),
             handling: AtomicUsize::new(0),
+            body_since: AtomicU64::new(NEVER),
+            changed: tokio::sync::Notify::new(),
             evict: CancellationToken::new(),
         }
     }
@@ -255,10 +273,12 @@ impl Activity {
     }
 
     /// When the connection is to be closed, since it was accepted; `None`
-    /// while a handler runs (handlers are bounded by their own timeouts).
+    /// while a handler runs with the whole request in hand (handlers are
+    /// bounded by their own timeouts).
     fn deadline(&self, limits: &Limits) -> Option<Duration> {
         if self.handling.load(Ordering::Acquire) > 0 {
-            return None;
+            let body = self.body_since.load(Ordering::Acquire);
+            return (body != NEVER).then(|| Duration::from_millis(body) + limits.body_read_timeout);
         }
         let head = self.head_started.load(Ordering::Acquire);
         Some(if head != NEVER {
@@ -268,14 +288,32 @@ impl Activity {
         })
     }
 
+    /// Since when the connection has been waiting for its client: for a body
+    /// its handler wants, for the rest of its headers, or idle for its next
+    /// request. `None` while Herald is busy with it.
+    fn waiting_since(&self) -> Option<Instant> {
+        let since = if self.handling.load(Ordering::Acquire) > 0 {
+            self.body_since.load(Ordering::Acquire)
+        } else {
+            match self.head_started.load(Ordering::Acquire) {
+                NEVER => self.last_io.load(Ordering::Acquire),
+                head => head,
+            }
+        };
+        (since != NEVER).then(|| self.accepted + Duration::from_millis(since))
+    }
+
     fn read(&self) {
         let now = self.now();
         self.last_io.store(now, Ordering::Release);
         // Outside a request, bytes read start the next request's headers.
-        if self.handling.load(Ordering::Acquire) == 0 {
-            let _ =
-                self.head_started
-                    .compare_exchange(NEVER, now, Ordering::AcqRel, Ordering::Acquire);
+        if self.handling.load(Ordering::Acquire) == 0
+            && self
+                .head_started
+                .compare_exchange(NEVER, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.changed.notify_one();
         }
     }
 
@@ -283,11 +321,20 @@ impl Activity {
         self.last_io.store(self.now(), Ordering::Release);
     }
 
-    /// A request's headers are in and its handler starts; the guard ends it.
-    fn begin(self: &Arc<Self>) -> Handling {
+    /// A request's headers are in and its handler starts (`body`: with a
+    /// body to come); the guard ends it.
+    fn begin(self: &Arc<Self>, body: bool) -> Handling {
         self.handling.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NEVER, Ordering::Release);
+        let since = if body { self.now() } else { NEVER };
+        self.body_since.store(since, Ordering::Release);
+        self.changed.notify_one();
         Handling(self.clone())
+    }
+
+    /// The body is all in, or no longer wanted.
+    fn body_done(&self) {
+        self.body_since.store(NEVER, Ordering::Release);
     }
 
     /// Resolves when the connection has overstayed its deadline.
@@ -299,10 +346,13 @@ impl Activity {
                     Some(left) if left.is_zero() => return,
                     Some(left) => left,
                 },
-                // Look again later: the handler's end restarts the idle clock.
-                None => limits.header_read_timeout.min(limits.idle_timeout),
+                // Until the handler ends or the request's state changes.
+                None => limits.idle_timeout,
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.changed.notified() => {}
+            }
         }
     }
 }
@@ -316,6 +366,7 @@ impl Drop for Handling {
         // The idle clock starts when the answer is ready.
         self.0.wrote();
         self.0.handling.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_one();
     }
 }
 
@@ -343,10 +394,18 @@ impl Connection {
         });
         let on_request = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let handling = on_request.begin();
+            let handling = on_request.begin(!request.body().is_end_stream());
+            let activity = on_request.clone();
+            let request = request.map(|inner| {
+                axum::body::Body::new(WatchedBody {
+                    inner,
+                    activity,
+                    done: false,
+                })
+            });
             let router = router.clone();
             async move {
-                let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                let response = router.oneshot(request).await;
                 drop(handling);
                 response
             }
@@ -377,6 +436,55 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A request's body that tells its connection's [`Activity`] when it is all
+/// in, or dropped unread.
+struct WatchedBody {
+    inner: Incoming,
+    activity: Arc<Activity>,
+    done: bool,
+}
+
+impl WatchedBody {
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.activity.body_done();
+        }
+    }
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            || self.inner.is_end_stream()
+        {
+            self.finish();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -447,6 +555,7 @@ mod tests {
     fn limits() -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 100,
         }
@@ -457,9 +566,21 @@ mod tests {
         let a = Arc::new(Activity::new());
         // New: its first request's headers are due 10 s after the accept.
         assert_eq!(a.deadline(&limits()), Some(Duration::from_secs(10)));
-        // In a handler: no deadline.
-        let handling = a.begin();
-        a.read(); // body bytes do not start a new request's headers
+        assert_eq!(a.waiting_since(), Some(a.accepted));
+        // In a handler with the whole request: no deadline, not waiting.
+        let handling = a.begin(false);
+        a.read(); // bytes read now do not start a new request's headers
+        assert_eq!(a.deadline(&limits()), None);
+        assert_eq!(a.waiting_since(), None);
+        drop(handling);
+        // In a handler that waits for the body: due 30 s after the headers.
+        let handling = a.begin(true);
+        let body_from = a.body_since.load(Ordering::Acquire);
+        assert_eq!(
+            a.deadline(&limits()),
+            Some(Duration::from_millis(body_from) + Duration::from_secs(30))
+        );
+        a.body_done();
         assert_eq!(a.deadline(&limits()), None);
         drop(handling);
         // Answered: idle from then on.

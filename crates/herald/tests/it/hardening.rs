@@ -73,6 +73,11 @@ impl Attack {
     /// `every`, never finishing its headers; with `again`, it reconnects when
     /// cut off, until the attack stops.
     async fn slow_client(self, addr: std::net::SocketAddr, every: Duration, again: bool) {
+        self.slow(addr, Slow::Headers, every, again).await;
+    }
+
+    /// One client that sends `what` slowly (see [`Attack::slow_client`]).
+    async fn slow(self, addr: std::net::SocketAddr, what: Slow, every: Duration, again: bool) {
         loop {
             let Ok(mut stream) = TcpStream::connect(addr).await else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -84,13 +89,25 @@ impl Attack {
             self.made.fetch_add(1, Ordering::Relaxed);
             self.open.fetch_add(1, Ordering::Relaxed);
             let start = Instant::now();
-            let mut line = b"GET /api/v1/health HTTP/1.1\r\nHost: herald\r\n".to_vec();
+            let mut line = match &what {
+                Slow::Headers => b"GET /api/v1/health HTTP/1.1\r\nHost: herald\r\n".to_vec(),
+                Slow::Body { token } => format!(
+                    "POST /api/v1/app HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {token}\r\n\
+                     Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"name\": \""
+                )
+                .into_bytes(),
+            };
             let mut buf = [0u8; 512];
             let cut = loop {
                 if stream.write_all(&line).await.is_err() {
                     break true;
                 }
-                line = format!("X-Slow-{}: 1\r\n", start.elapsed().as_millis()).into_bytes();
+                line = match &what {
+                    Slow::Headers => {
+                        format!("X-Slow-{}: 1\r\n", start.elapsed().as_millis()).into_bytes()
+                    }
+                    Slow::Body { .. } => b"a".to_vec(),
+                };
                 tokio::select! {
                     read = stream.read(&mut buf) => match read {
                         // Closed, reset, or answered (e.g. 408): cut off.
@@ -117,6 +134,15 @@ impl Attack {
         cut.sort();
         cut
     }
+}
+
+/// What a slow client trickles.
+#[derive(Clone)]
+enum Slow {
+    /// Header lines of a request that never ends its headers.
+    Headers,
+    /// The body of an authorised `POST /api/v1/app`, a byte at a time.
+    Body { token: String },
 }
 
 /// Time for a health check on a fresh connection, or why it failed.
@@ -390,6 +416,115 @@ async fn at_the_connection_cap_a_fresh_client_still_gets_in() {
         latencies.len()
     );
     // Queued behind the attackers it would wait for the 60 s header timeout.
+    assert!(
+        *latencies.last().unwrap() < Duration::from_secs(15),
+        "health waited {:?} at the cap",
+        latencies.last()
+    );
+}
+
+/// Clients that send complete headers and then a body a byte at a time: each
+/// is cut off at the body read timeout (2 s here); and at the connection cap,
+/// a handler waiting for such a body makes room for a fresh client, although
+/// the body timeout (60 s) would keep it waiting for a minute.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_bodies_are_cut_off_and_make_room_at_the_cap() {
+    let token = herald::auth::Keys::new(SECRET.as_bytes()).org_token(herald::auth::DEFAULT_ORG);
+    let addr_of = |server: &HeraldProcess| -> std::net::SocketAddr {
+        server
+            .base_url
+            .strip_prefix("http://")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    // The timeout: 300 slow bodies, each cut after ~2 s.
+    let dir = tempfile::tempdir().unwrap();
+    let server = herald(dir.path(), &[("HERALD_BODY_READ_TIMEOUT_SECONDS", "2")]).await;
+    let attack = Attack::default();
+    for _ in 0..300 {
+        tokio::spawn(attack.clone().slow(
+            addr_of(&server),
+            Slow::Body {
+                token: token.clone(),
+            },
+            Duration::from_millis(500),
+            false,
+        ));
+    }
+    let health_url = server.url("/api/v1/health");
+    let (latencies, failures) = probe_health(&health_url, Duration::from_secs(6)).await;
+    attack.stop.cancel();
+    let cut = attack.cut();
+    let made = attack.made.load(Ordering::Relaxed);
+    println!(
+        "slow bodies: {made} clients, {} cut off after p50 {:.0} ms, max {:.0} ms; health p50 {:.1} ms, max {:.1} ms, {} failed",
+        cut.len(),
+        ms(quantile(&cut, 0.5)),
+        ms(cut.last().copied().unwrap_or_default()),
+        ms(quantile(&latencies, 0.5)),
+        ms(latencies.last().copied().unwrap_or_default()),
+        failures.len(),
+    );
+    assert!(made >= 250, "only {made} slow clients connected");
+    assert_eq!(
+        cut.len(),
+        made,
+        "every slow body is cut off\n{}",
+        read(&server.log)
+    );
+    assert!(
+        *cut.last().unwrap() < Duration::from_secs(8),
+        "slow bodies held too long: {cut:?}"
+    );
+    assert!(failures.is_empty(), "health failed: {failures:?}");
+    drop(server);
+
+    // The cap: 2x of reconnecting slow bodies.
+    const CAP: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let server = herald(
+        dir.path(),
+        &[
+            ("HERALD_BODY_READ_TIMEOUT_SECONDS", "60"),
+            ("HERALD_MAX_CONNECTIONS", "200"),
+        ],
+    )
+    .await;
+    let baseline = open_files(server.pid());
+    let attack = Attack::default();
+    for _ in 0..2 * CAP {
+        tokio::spawn(attack.clone().slow(
+            addr_of(&server),
+            Slow::Body {
+                token: token.clone(),
+            },
+            Duration::from_millis(500),
+            true,
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let health_url = server.url("/api/v1/health");
+    let (latencies, failures) = probe_health(&health_url, Duration::from_secs(4)).await;
+    let held = open_files(server.pid()).saturating_sub(baseline);
+    attack.stop.cancel();
+    println!(
+        "slow bodies at a cap of {CAP}: {} connections made by {} clients, server holds {held}; health p50 {:.1} ms, max {:.1} ms over {} probes, {} failed",
+        attack.made.load(Ordering::Relaxed),
+        2 * CAP,
+        ms(quantile(&latencies, 0.5)),
+        ms(latencies.last().copied().unwrap_or_default()),
+        latencies.len(),
+        failures.len(),
+    );
+    assert!(held <= CAP + 16, "the server holds {held} connections");
+    assert!(failures.is_empty(), "health failed: {failures:?}");
+    assert!(
+        latencies.len() >= 5,
+        "health answered {} times",
+        latencies.len()
+    );
     assert!(
         *latencies.last().unwrap() < Duration::from_secs(15),
         "health waited {:?} at the cap",
