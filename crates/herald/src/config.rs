@@ -490,6 +490,57 @@ mod tests {
         assert!(secret_path("postgres://h/db").is_err());
     }
 
+    /// `herald serve` with these flags (and a secret, so no file is written).
+    fn serve(flags: &[&str]) -> anyhow::Result<Config> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = ["herald", "--secret", "0123456789abcdef0123"]
+            .iter()
+            .chain(flags);
+        <Cli as clap::Parser>::try_parse_from(args)?.serve.resolve()
+    }
+
+    #[test]
+    fn the_servers_limits_have_defaults_and_refuse_zero() {
+        let config = serve(&[]).unwrap();
+        assert_eq!(config.http, crate::server::Limits::default());
+        assert_eq!(config.worker_payload_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.test_rate_per_minute.get(), 10);
+        let config = serve(&[
+            "--header-read-timeout-seconds",
+            "3",
+            "--body-read-timeout-seconds",
+            "4",
+            "--idle-timeout-seconds",
+            "5",
+            "--max-connections",
+            "6",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.http,
+            crate::server::Limits {
+                header_read_timeout: Duration::from_secs(3),
+                body_read_timeout: Duration::from_secs(4),
+                idle_timeout: Duration::from_secs(5),
+                max_connections: 6,
+            }
+        );
+        for flag in [
+            "--header-read-timeout-seconds",
+            "--body-read-timeout-seconds",
+            "--idle-timeout-seconds",
+            "--max-connections",
+            "--test-rate-per-minute",
+        ] {
+            let refused = serve(&[flag, "0"]);
+            assert!(refused.is_err(), "{flag} 0 was accepted");
+        }
+    }
+
     #[test]
     fn generated_secret_is_kept_and_reused() {
         let dir = tempfile::tempdir().unwrap();
