@@ -2,8 +2,10 @@
 //! clients that each send a request line and then one header line every
 //! `--slow-interval-ms`, never finishing their headers, and reconnect as soon
 //! as they are cut off, so the attack keeps its size. Meanwhile the bench
-//! probes `/api/v1/health` on a fresh connection every 100 ms, and samples the
-//! server's open files (the connections it holds) and memory every second.
+//! probes `/api/v1/health` on a fresh connection every 100 ms, from a thread
+//! and runtime of its own (the attackers' tasks keep this process's runtime
+//! busy, and would otherwise delay the probe's own work), and samples the
+//! server's open files (the connections it holds) every second.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,34 +68,31 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    let probe = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the health client")?;
-    let end = Instant::now() + Duration::from_secs_f64(plan.seconds);
-    let mut latencies_us = Vec::new();
+    let span = Duration::from_secs_f64(plan.seconds);
+    let url = health_url.to_string();
+    let prober = std::thread::spawn(move || -> anyhow::Result<(Vec<u64>, u64, Option<String>)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the probe's runtime")?;
+        runtime.block_on(probe(&url, span))
+    });
     let mut findings = Findings::default();
-    let mut next_sample = Instant::now();
+    let end = Instant::now() + span;
     while Instant::now() < end {
-        if Instant::now() >= next_sample {
-            next_sample += Duration::from_secs(1);
-            if let Some(n) = open_files() {
-                findings.server_open_files_max =
-                    Some(findings.server_open_files_max.unwrap_or(0).max(n));
-            }
+        if let Some(n) = open_files() {
+            findings.server_open_files_max =
+                Some(findings.server_open_files_max.unwrap_or(0).max(n));
         }
-        let start = Instant::now();
-        match probe.get(health_url).send().await {
-            Ok(r) if r.status().is_success() => {
-                latencies_us.push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX))
-            }
-            Ok(r) => record_failure(&mut findings, format!("status {}", r.status())),
-            Err(e) => record_failure(&mut findings, e.to_string()),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let (latencies_us, failures, first_failure) =
+        tokio::task::spawn_blocking(move || prober.join())
+            .await
+            .context("the probe thread")?
+            .map_err(|_| anyhow::anyhow!("the probe thread panicked"))??;
+    findings.health_failures = failures;
+    findings.first_health_failure = first_failure;
     stop.cancel();
     while attackers.join_next().await.is_some() {}
     findings.connections_made = counters.made.load(Ordering::Relaxed);
@@ -103,9 +102,35 @@ pub async fn run(
     Ok(findings)
 }
 
-fn record_failure(findings: &mut Findings, why: String) {
-    findings.health_failures += 1;
-    findings.first_health_failure.get_or_insert(why);
+/// Health on a fresh connection every 100 ms for `span`: the latencies (µs),
+/// the failures and the first failure's reason.
+async fn probe(url: &str, span: Duration) -> anyhow::Result<(Vec<u64>, u64, Option<String>)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the health client")?;
+    let end = Instant::now() + span;
+    let (mut latencies_us, mut failures, mut first) = (Vec::new(), 0, None);
+    while Instant::now() < end {
+        let start = Instant::now();
+        match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => {
+                latencies_us.push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX))
+            }
+            Ok(r) => {
+                failures += 1;
+                first.get_or_insert(format!("status {}", r.status()));
+            }
+            Err(e) => {
+                failures += 1;
+                first.get_or_insert(e.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((latencies_us, failures, first))
 }
 
 /// One slowloris client, reconnecting when cut off, until `stop`.

@@ -349,10 +349,10 @@ async fn slowloris_clients_and_idle_connections_are_cut_off() {
 }
 
 /// 2x the connection cap of clients that trickle headers and reconnect as soon
-/// as they are cut: the server holds no more than the cap, and health still
-/// gets in at once on a fresh connection (the longest-waiting attacker makes
-/// room), although the header timeout (60 s) would keep a queued client out
-/// for a minute.
+/// as they are cut: the server holds no more than the cap and its lobby, and
+/// health still gets in at once on a fresh connection (the longest-waiting
+/// attacker makes room), although the header timeout (60 s) would keep a
+/// queued client out for a minute.
 #[tokio::test(flavor = "multi_thread")]
 async fn at_the_connection_cap_a_fresh_client_still_gets_in() {
     const CAP: usize = 300;
@@ -402,11 +402,13 @@ async fn at_the_connection_cap_a_fresh_client_still_gets_in() {
         latencies.len(),
         failures.len(),
     );
-    // Slack: a connection accepted while an evicted one closes, and the
-    // database pool growing (PostgreSQL: up to 10).
+    // The cap, plus its lobby (an eighth of it: connections accepted at the
+    // cap, closed within a second unless they send a request), plus slack for
+    // one closing while another is let in and for the database pool growing
+    // (PostgreSQL: up to 10).
     assert!(
-        held <= CAP + 16,
-        "the server holds {held} connections, more than its cap of {CAP}\n{}",
+        held <= CAP + CAP / 8 + 16,
+        "the server holds {held} connections, more than its cap of {CAP} and its lobby\n{}",
         read(&server.log)
     );
     assert!(failures.is_empty(), "health failed: {failures:?}");
@@ -518,7 +520,10 @@ async fn slow_bodies_are_cut_off_and_make_room_at_the_cap() {
         latencies.len(),
         failures.len(),
     );
-    assert!(held <= CAP + 16, "the server holds {held} connections");
+    assert!(
+        held <= CAP + CAP / 8 + 16,
+        "the server holds {held} connections"
+    );
     assert!(failures.is_empty(), "health failed: {failures:?}");
     assert!(
         latencies.len() >= 5,
