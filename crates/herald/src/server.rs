@@ -241,15 +241,17 @@ impl Server {
             tracing::debug!("closed a connection that came at the cap without a complete request");
             return;
         };
-        drop(ticket);
         self.open.evict_longest_waiting();
-        // When every connection is busy in Herald, wait for one to finish.
+        // When every connection is busy in Herald, wait for one to finish, in
+        // the lobby still: the ready ones waiting are as many as it holds.
         let permit = tokio::select! {
             permit = self.permits.clone().acquire_owned() => {
                 permit.expect("the connection semaphore is never closed")
             }
+            _ = ticket.pushed_out.cancelled() => return,
             _ = self.shutdown.cancelled() => return,
         };
+        drop(ticket);
         self.spawn(stream, head, permit);
     }
 }
@@ -352,17 +354,18 @@ impl Open {
         self.lock().remove(&id);
     }
 
-    /// Closes the connection that has waited longest for its client. None is
-    /// closed when every connection is busy in Herald. (Not the one nearest
-    /// its deadline: a fresh connection, whose headers are due soonest, would
-    /// then make room for the attack's.)
+    /// Closes the connection that has waited longest for the rest of a
+    /// request, or if none does, the one idle longest. None is closed when
+    /// every connection is busy in Herald. (Not the one nearest its deadline:
+    /// a fresh connection, whose headers are due soonest, would then make room
+    /// for the attack's.)
     fn evict_longest_waiting(&self) {
         let open = self.lock();
         let victim = open
             .values()
             .filter(|a| !a.evict.is_cancelled())
-            .filter_map(|a| Some((a.waiting_since()?, a)))
-            .min_by_key(|(since, _)| *since)
+            .filter_map(|a| Some((a.waiting()?, a)))
+            .min_by_key(|(waiting, _)| *waiting)
             .map(|(_, a)| a);
         if let Some(activity) = victim {
             activity.evict.cancel();
@@ -372,6 +375,17 @@ impl Open {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
         self.connections.lock().expect("open connections lock")
     }
+}
+
+/// What a connection waits for from its client. The order is the order in
+/// which the cap closes them: a request that is slow to come in is more likely
+/// an attack's than a kept-alive connection between two requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Waiting {
+    /// The rest of a request: headers, or a body its handler wants.
+    Request,
+    /// The next request.
+    Idle,
 }
 
 /// Marks a time as "none" in the atomics below.
@@ -436,19 +450,19 @@ impl Activity {
         })
     }
 
-    /// Since when the connection has been waiting for its client: for a body
-    /// its handler wants, for the rest of its headers, or idle for its next
-    /// request. `None` while Herald is busy with it.
-    fn waiting_since(&self) -> Option<Instant> {
-        let since = if self.handling.load(Ordering::Acquire) > 0 {
-            self.body_since.load(Ordering::Acquire)
+    /// What the connection waits for from its client, and since when: the
+    /// rest of a request (its headers, or a body its handler wants), or its
+    /// next request. `None` while Herald is busy with it.
+    fn waiting(&self) -> Option<(Waiting, Instant)> {
+        let (what, since) = if self.handling.load(Ordering::Acquire) > 0 {
+            (Waiting::Request, self.body_since.load(Ordering::Acquire))
         } else {
             match self.head_started.load(Ordering::Acquire) {
-                NEVER => self.last_io.load(Ordering::Acquire),
-                head => head,
+                NEVER => (Waiting::Idle, self.last_io.load(Ordering::Acquire)),
+                head => (Waiting::Request, head),
             }
         };
-        (since != NEVER).then(|| self.accepted + Duration::from_millis(since))
+        (since != NEVER).then(|| (what, self.accepted + Duration::from_millis(since)))
     }
 
     fn read(&self) {
@@ -724,12 +738,12 @@ mod tests {
         let a = Arc::new(Activity::new());
         // New: its first request's headers are due 10 s after the accept.
         assert_eq!(a.deadline(&limits()), Some(Duration::from_secs(10)));
-        assert_eq!(a.waiting_since(), Some(a.accepted));
+        assert_eq!(a.waiting(), Some((Waiting::Request, a.accepted)));
         // In a handler with the whole request: no deadline, not waiting.
         let handling = a.begin(false);
         a.read(); // bytes read now do not start a new request's headers
         assert_eq!(a.deadline(&limits()), None);
-        assert_eq!(a.waiting_since(), None);
+        assert_eq!(a.waiting(), None);
         drop(handling);
         // In a handler that waits for the body: due 30 s after the headers.
         let handling = a.begin(true);
@@ -758,6 +772,73 @@ mod tests {
         // More bytes of the same headers do not push it back.
         a.read();
         assert_eq!(a.head_started.load(Ordering::Acquire), head);
+    }
+
+    #[test]
+    fn the_cap_closes_a_slow_request_before_an_idle_connection() {
+        let open = Open::default();
+        let idle = Arc::new(Activity::new());
+        drop(idle.begin(false)); // answered: idle from now on
+        let slow = Arc::new(Activity::new()); // still owes its first request
+        let busy = Arc::new(Activity::new());
+        let _handling = busy.begin(false);
+        for (id, a) in [(1, &idle), (2, &slow), (3, &busy)] {
+            open.insert(id, (*a).clone());
+        }
+        open.evict_longest_waiting();
+        assert!(slow.evict.is_cancelled() && !idle.evict.is_cancelled());
+        open.evict_longest_waiting();
+        assert!(idle.evict.is_cancelled());
+        open.evict_longest_waiting();
+        assert!(!busy.evict.is_cancelled());
+    }
+
+    #[test]
+    fn a_full_lobby_pushes_out_its_oldest() {
+        let lobby = Lobby::new(2);
+        let first = lobby.enter();
+        let second = lobby.enter();
+        assert!(!first.pushed_out.is_cancelled());
+        let third = lobby.enter();
+        assert!(first.pushed_out.is_cancelled());
+        assert!(!second.pushed_out.is_cancelled());
+        // Leaving frees a place: the next one pushes no one out.
+        drop(second);
+        let _fourth = lobby.enter();
+        assert!(!third.pushed_out.is_cancelled());
+        assert_eq!(lobby.waiting.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_head_is_read_whole_or_not_at_all() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // What the client writes (in parts), and the head read, if any.
+        type Case = (&'static [&'static [u8]], Option<&'static [u8]>);
+        let cases: [Case; 3] = [
+            // The end of the head split across writes.
+            (
+                &[b"GET /api/v1/health HTTP/1.1\r\nHost: h\r", b"\n\r\n"],
+                Some(b"GET /api/v1/health HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ),
+            // Headers that never end, then the client goes.
+            (&[b"GET / HTTP/1.1\r\nX-Slow: 1\r\n"], None),
+            (&[], None),
+        ];
+        for (parts, want) in cases {
+            let client = tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                for part in parts {
+                    c.write_all(part).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let head = read_head(&mut stream).await;
+            assert_eq!(head.as_deref(), want, "{parts:?}");
+            client.await.unwrap();
+        }
     }
 
     #[test]
