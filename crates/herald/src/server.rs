@@ -10,18 +10,16 @@
 //!   off).
 //! - **Idle timeout.** A kept-alive connection that sends nothing for this long
 //!   between requests is closed.
-//! - **Connection cap.** At most this many connections are served. At the cap
-//!   Herald still accepts every new connection, into a lobby (an eighth of the
-//!   cap): one that sends a complete request head within a second is let in,
-//!   and the open connection that has waited longest for its client (idle,
-//!   sending headers, or sending a body its handler waits for) is closed to
-//!   make room; one that does not is closed, and when the lobby is full its
-//!   oldest is pushed out. So a flood of slow or idle connections, however
-//!   large and however fast it reconnects, cannot keep a ready client
-//!   (`/api/v1/health`, an SDK) out: the accept loop never waits, the kernel's
-//!   queue keeps moving, and ready clients are let in within milliseconds.
-//!   Only when every connection is busy in Herald does a ready one wait for a
-//!   place. The cap and the lobby are kept below the open-files limit (raised
+//! - **Connection cap.** At most this many connections are open. A new one
+//!   that arrives at the cap is accepted and makes room: the connection slowest
+//!   to send its request (headers, or a body its handler waits for; the
+//!   longest-waiting first) is closed, or if there is none, the one idle
+//!   longest. So a flood of slow or idle connections cannot lock out
+//!   `/api/v1/health` or the API (a fresh client always gets in, and the
+//!   flood's own newcomers close its older connections, not kept-alive
+//!   clients between two requests). Only when every connection is busy in
+//!   Herald does the new one wait for a place, and further ones in the
+//!   kernel's accept queue. The cap is kept below the open-files limit (raised
 //!   to its hard maximum at start-up, [`raise_open_files_limit`]), so
 //!   accepting never fails with "Too many open files".
 //!
@@ -35,7 +33,7 @@
 //! Graceful shutdown as before: no new connections, idle ones closed at once,
 //! requests in flight answered, then the connections close.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -44,13 +42,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -106,15 +103,14 @@ pub fn raise_open_files_limit() -> Option<u64> {
     }
 }
 
-/// The connection cap that fits under `open_files` with `reserved` kept aside,
-/// beside the lobby of connections accepted at the cap (an eighth of it); at
-/// least 16: a server that cannot take a few connections is no server.
+/// The connection cap that fits under `open_files` with `reserved` kept aside
+/// (at least 16: a server that cannot take a few connections is no server).
 pub fn fit_connections(wanted: usize, open_files: Option<u64>, reserved: u64) -> usize {
     match open_files {
         None => wanted,
         Some(limit) => {
             let room = usize::try_from(limit.saturating_sub(reserved)).unwrap_or(usize::MAX);
-            wanted.min(room / 9 * 8).max(16)
+            wanted.min(room).max(16)
         }
     }
 }
@@ -127,20 +123,13 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(Open::default());
+    let tasks = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout + limits.header_read_timeout);
-    let server = Arc::new(Server {
-        http,
-        router,
-        limits,
-        shutdown: shutdown.clone(),
-        permits: Arc::new(Semaphore::new(limits.max_connections)),
-        open: Open::default(),
-        lobby: Lobby::new(lobby_size(limits.max_connections)),
-        tasks: TaskTracker::new(),
-        next_id: AtomicU64::new(0),
-    });
+    let mut next_id = 0u64;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -156,176 +145,43 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
-        match server.permits.clone().try_acquire_owned() {
-            Ok(permit) => server.spawn(stream, Bytes::new(), permit),
-            // At the cap: the accept loop never waits, so the kernel's queue
-            // keeps moving and a fresh client is never stuck behind attackers.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
             Err(_) => {
-                let ticket = server.lobby.enter();
-                let server2 = server.clone();
-                server
-                    .tasks
-                    .spawn(async move { server2.admit(stream, ticket).await });
+                // At the cap: make room, then wait the moment the closed
+                // connection takes to go (or, when every connection is busy
+                // in Herald, until one is done).
+                open.evict_longest_waiting();
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => {
+                        permit.expect("the connection semaphore is never closed")
+                    }
+                    _ = shutdown.cancelled() => break,
+                }
             }
-        }
-    }
-    // Refuse new connections at once rather than leave them in the queue.
-    drop(listener);
-    server.tasks.close();
-    server.tasks.wait().await;
-}
-
-/// How long a connection accepted at the cap gets to send a complete request
-/// head: a real client (or the proxy in front of Herald) sends it right after
-/// connecting.
-const ADMISSION_GRACE: Duration = Duration::from_secs(1);
-/// Most bytes read from a connection accepted at the cap while looking for the
-/// end of its request head.
-const ADMISSION_HEAD_BYTES: usize = 64 * 1024;
-
-/// Connections accepted at the cap that may wait in the lobby at once: an
-/// eighth of the cap (at least 16).
-fn lobby_size(max_connections: usize) -> usize {
-    (max_connections / 8).max(16)
-}
-
-/// What every connection task shares.
-struct Server {
-    http: hyper::server::conn::http1::Builder,
-    router: Router,
-    limits: Limits,
-    shutdown: CancellationToken,
-    /// One per open connection, up to the cap.
-    permits: Arc<Semaphore>,
-    open: Open,
-    lobby: Lobby,
-    tasks: TaskTracker,
-    next_id: AtomicU64,
-}
-
-impl Server {
-    /// Serves an accepted connection within its permit; `prefix` is what was
-    /// already read of it.
-    fn spawn(self: &Arc<Self>, stream: TcpStream, prefix: Bytes, permit: OwnedSemaphorePermit) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let activity = Arc::new(Activity::new());
-        self.open.insert(id, activity.clone());
-        let conn = Connection {
-            http: self.http.clone(),
-            router: self.router.clone(),
-            activity,
-            limits: self.limits,
-            shutdown: self.shutdown.clone(),
         };
-        let server = self.clone();
-        self.tasks.spawn(async move {
-            conn.run(stream, prefix).await;
-            server.open.remove(id);
+        next_id += 1;
+        let id = next_id;
+        let activity = Arc::new(Activity::new());
+        open.insert(id, activity.clone());
+        let conn = Connection {
+            http: http.clone(),
+            router: router.clone(),
+            activity,
+            limits,
+            shutdown: shutdown.clone(),
+        };
+        let open = open.clone();
+        tasks.spawn(async move {
+            conn.run(stream).await;
+            open.remove(id);
             drop(permit);
         });
     }
-
-    /// A connection accepted at the cap: in the lobby until it has sent a
-    /// complete request head (within [`ADMISSION_GRACE`]); then the
-    /// connection that has waited longest for its client makes room for it.
-    /// One that does not, or that newer arrivals push out of a full lobby, is
-    /// closed, so slow clients cannot keep ready ones out however many they
-    /// are.
-    async fn admit(self: Arc<Self>, mut stream: TcpStream, ticket: Ticket) {
-        let head = tokio::select! {
-            head = tokio::time::timeout(ADMISSION_GRACE, read_head(&mut stream)) => head,
-            _ = ticket.pushed_out.cancelled() => return,
-            _ = self.shutdown.cancelled() => return,
-        };
-        let Ok(Some(head)) = head else {
-            tracing::debug!("closed a connection that came at the cap without a complete request");
-            return;
-        };
-        self.open.evict_longest_waiting();
-        // When every connection is busy in Herald, wait for one to finish, in
-        // the lobby still: the ready ones waiting are as many as it holds.
-        let permit = tokio::select! {
-            permit = self.permits.clone().acquire_owned() => {
-                permit.expect("the connection semaphore is never closed")
-            }
-            _ = ticket.pushed_out.cancelled() => return,
-            _ = self.shutdown.cancelled() => return,
-        };
-        drop(ticket);
-        self.spawn(stream, head, permit);
-    }
-}
-
-/// Reads from `stream` until a request head is complete; returns what was
-/// read, or `None` if the connection closed or sent too much without one.
-async fn read_head(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        if buf.len() >= ADMISSION_HEAD_BYTES {
-            return None;
-        }
-        let n = stream.read_buf(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        // Search from a little before the new bytes: the end may straddle.
-        let from = buf.len().saturating_sub(n + 3);
-        if buf[from..].windows(4).any(|w| w == b"\r\n\r\n") {
-            return Some(buf.freeze());
-        }
-    }
-}
-
-/// Connections accepted at the cap, waiting to show a complete request. When
-/// it is full, the one that has waited longest is pushed out.
-struct Lobby {
-    size: usize,
-    waiting: Arc<Mutex<VecDeque<(u64, CancellationToken)>>>,
-    next_id: AtomicU64,
-}
-
-/// A place in the [`Lobby`]; dropping it frees the place.
-struct Ticket {
-    id: u64,
-    /// Cancelled when newer arrivals push this one out of a full lobby.
-    pushed_out: CancellationToken,
-    waiting: Arc<Mutex<VecDeque<(u64, CancellationToken)>>>,
-}
-
-impl Lobby {
-    fn new(size: usize) -> Lobby {
-        Lobby {
-            size,
-            waiting: Arc::default(),
-            next_id: AtomicU64::new(0),
-        }
-    }
-
-    fn enter(&self) -> Ticket {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let pushed_out = CancellationToken::new();
-        let mut waiting = self.waiting.lock().expect("lobby lock");
-        if waiting.len() >= self.size {
-            if let Some((_, oldest)) = waiting.pop_front() {
-                oldest.cancel();
-            }
-        }
-        waiting.push_back((id, pushed_out.clone()));
-        Ticket {
-            id,
-            pushed_out,
-            waiting: self.waiting.clone(),
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut waiting = self.waiting.lock().expect("lobby lock");
-        if let Some(at) = waiting.iter().position(|(id, _)| *id == self.id) {
-            waiting.remove(at);
-        }
-    }
+    // Refuse new connections at once rather than leave them in the queue.
+    drop(listener);
+    tasks.close();
+    tasks.wait().await;
 }
 
 /// Errors of one connection that has gone before it was accepted: not the
@@ -542,7 +398,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, prefix: Bytes) {
+    async fn run(self, stream: TcpStream) {
         let Connection {
             http,
             router,
@@ -552,7 +408,6 @@ impl Connection {
         } = self;
         let io = TokioIo::new(Watched {
             inner: stream,
-            prefix,
             activity: activity.clone(),
         });
         let on_request = activity.clone();
@@ -655,8 +510,6 @@ impl Drop for WatchedBody {
 /// in or out.
 struct Watched {
     inner: TcpStream,
-    /// Bytes already read from the socket (by the lobby), served first.
-    prefix: Bytes,
     activity: Arc<Activity>,
 }
 
@@ -666,13 +519,6 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            self.activity.read();
-            return Poll::Ready(Ok(()));
-        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -794,61 +640,13 @@ mod tests {
     }
 
     #[test]
-    fn a_full_lobby_pushes_out_its_oldest() {
-        let lobby = Lobby::new(2);
-        let first = lobby.enter();
-        let second = lobby.enter();
-        assert!(!first.pushed_out.is_cancelled());
-        let third = lobby.enter();
-        assert!(first.pushed_out.is_cancelled());
-        assert!(!second.pushed_out.is_cancelled());
-        // Leaving frees a place: the next one pushes no one out.
-        drop(second);
-        let _fourth = lobby.enter();
-        assert!(!third.pushed_out.is_cancelled());
-        assert_eq!(lobby.waiting.lock().unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_request_head_is_read_whole_or_not_at_all() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // What the client writes (in parts), and the head read, if any.
-        type Case = (&'static [&'static [u8]], Option<&'static [u8]>);
-        let cases: [Case; 3] = [
-            // The end of the head split across writes.
-            (
-                &[b"GET /api/v1/health HTTP/1.1\r\nHost: h\r", b"\n\r\n"],
-                Some(b"GET /api/v1/health HTTP/1.1\r\nHost: h\r\n\r\n"),
-            ),
-            // Headers that never end, then the client goes.
-            (&[b"GET / HTTP/1.1\r\nX-Slow: 1\r\n"], None),
-            (&[], None),
-        ];
-        for (parts, want) in cases {
-            let client = tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut c = TcpStream::connect(addr).await.unwrap();
-                for part in parts {
-                    c.write_all(part).await.unwrap();
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            });
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let head = read_head(&mut stream).await;
-            assert_eq!(head.as_deref(), want, "{parts:?}");
-            client.await.unwrap();
-        }
-    }
-
-    #[test]
     fn the_cap_fits_under_the_open_files_limit() {
         let cases = [
             (10_000, None, 10_000),
             (10_000, Some(1_048_576), 10_000),
             (10_000, Some(20_000), 10_000),
-            (10_000, Some(8_000), 6_216),
-            (10_000, Some(1_024), 16),
+            (10_000, Some(8_000), 7_000),
+            (10_000, Some(1_024), 24),
             (10_000, Some(100), 16),
         ];
         for (wanted, limit, want) in cases {
