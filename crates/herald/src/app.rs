@@ -146,10 +146,21 @@ pub async fn serve(
             },
         ),
     );
-    let server_shutdown = shutdown.clone();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-        .await;
+    let mut limits = config.http;
+    let open_files = crate::server::raise_open_files_limit();
+    limits.max_connections = crate::server::fit_connections(
+        limits.max_connections,
+        open_files,
+        crate::server::reserved_descriptors(config.worker_concurrency),
+    );
+    if limits.max_connections < config.http.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            ?open_files,
+            "HERALD_MAX_CONNECTIONS lowered to fit the open-files limit (raise it with ulimit -n)"
+        );
+    }
+    crate::server::serve(listener, router, limits, shutdown.clone()).await;
     shutdown.cancel();
     if let Some(worker) = worker {
         worker.await.context("the dispatcher panicked")?;
@@ -157,5 +168,5 @@ pub async fn serve(
     if let Some(pruner) = pruner {
         pruner.await.context("the pruning task panicked")?;
     }
-    served.context("the API server failed")
+    Ok(())
 }

@@ -146,7 +146,42 @@ pub struct ServeArgs {
     /// https://admin.example.com). Default: none, the portal cannot be framed.
     #[arg(long, env = "HERALD_PORTAL_FRAME_ANCESTORS", default_value = "")]
     pub portal_frame_ancestors: String,
+    /// Seconds a client gets to send a request's headers, from their first
+    /// byte (on a new connection: from the connection); slower ones are cut off.
+    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+
+    /// Seconds a client gets to send a request's body, from the end of its
+    /// headers; a slower one is cut off.
+    #[arg(long, env = "HERALD_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub body_read_timeout_seconds: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request before it
+    /// is closed.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub idle_timeout_seconds: u64,
+
+    /// Client connections open at once. At the limit, the connection that has
+    /// waited longest outside a request is closed to make room; when every one
+    /// is in a request, new ones wait in the kernel's queue. Lowered at
+    /// start-up to fit the open-files limit.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Payload bytes the worker holds at once, over the deliveries it has
+    /// claimed (one copy per message, shared by its deliveries); past it, it
+    /// claims no more until some are done.
+    #[arg(long, env = "HERALD_WORKER_PAYLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub worker_payload_bytes: usize,
+
+    /// Test deliveries (send-example, the portal's Test button) per endpoint
+    /// and minute; more get 429 with Retry-After.
+    #[arg(long, env = "HERALD_TEST_RATE_PER_MINUTE", default_value_t = 10)]
+    pub test_rate_per_minute: u32,
 }
+
+/// The default of `HERALD_MAX_CONNECTIONS`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// The parts of Herald a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -215,6 +250,13 @@ pub struct Config {
     /// Answers for names before the system resolver: a test seam, `None`
     /// whenever the configuration comes from flags and the environment.
     pub hosts_override: Option<crate::dispatch::client::HostsOverride>,
+    /// The limits of the API's HTTP server.
+    pub http: crate::server::Limits,
+    /// Payload bytes the worker holds at once (at least one payload, however
+    /// large, is always held).
+    pub worker_payload_bytes: usize,
+    /// Test deliveries per endpoint and minute.
+    pub test_rate_per_minute: std::num::NonZeroU32,
 }
 
 impl std::fmt::Debug for Config {
@@ -326,6 +368,28 @@ impl ServeArgs {
             portal_token_ttl: portal_token_ttl(self.portal_token_ttl_seconds)?,
             portal_frame_ancestors: frame_ancestors(&self.portal_frame_ancestors)?,
             hosts_override: None,
+            http: self.http_limits()?,
+            worker_payload_bytes: self.worker_payload_bytes.max(1),
+            test_rate_per_minute: std::num::NonZeroU32::new(self.test_rate_per_minute)
+                .context("HERALD_TEST_RATE_PER_MINUTE must be at least 1")?,
+        })
+    }
+
+    fn http_limits(&self) -> anyhow::Result<crate::server::Limits> {
+        if self.header_read_timeout_seconds == 0
+            || self.body_read_timeout_seconds == 0
+            || self.idle_timeout_seconds == 0
+        {
+            bail!("HERALD_HEADER_READ_TIMEOUT_SECONDS, HERALD_BODY_READ_TIMEOUT_SECONDS and HERALD_IDLE_TIMEOUT_SECONDS must be at least 1");
+        }
+        if self.max_connections == 0 {
+            bail!("HERALD_MAX_CONNECTIONS must be at least 1");
+        }
+        Ok(crate::server::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections,
         })
     }
 }
@@ -512,6 +576,57 @@ mod tests {
             assert_eq!(secret_path(url).unwrap(), PathBuf::from(want), "{url}");
         }
         assert!(secret_path("postgres://h/db").is_err());
+    }
+
+    /// `herald serve` with these flags (and a secret, so no file is written).
+    fn serve(flags: &[&str]) -> anyhow::Result<Config> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = ["herald", "--secret", "0123456789abcdef0123"]
+            .iter()
+            .chain(flags);
+        <Cli as clap::Parser>::try_parse_from(args)?.serve.resolve()
+    }
+
+    #[test]
+    fn the_servers_limits_have_defaults_and_refuse_zero() {
+        let config = serve(&[]).unwrap();
+        assert_eq!(config.http, crate::server::Limits::default());
+        assert_eq!(config.worker_payload_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.test_rate_per_minute.get(), 10);
+        let config = serve(&[
+            "--header-read-timeout-seconds",
+            "3",
+            "--body-read-timeout-seconds",
+            "4",
+            "--idle-timeout-seconds",
+            "5",
+            "--max-connections",
+            "6",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.http,
+            crate::server::Limits {
+                header_read_timeout: Duration::from_secs(3),
+                body_read_timeout: Duration::from_secs(4),
+                idle_timeout: Duration::from_secs(5),
+                max_connections: 6,
+            }
+        );
+        for flag in [
+            "--header-read-timeout-seconds",
+            "--body-read-timeout-seconds",
+            "--idle-timeout-seconds",
+            "--max-connections",
+            "--test-rate-per-minute",
+        ] {
+            let refused = serve(&[flag, "0"]);
+            assert!(refused.is_err(), "{flag} 0 was accepted");
+        }
     }
 
     #[test]

@@ -12,4 +12,5 @@ pub mod demo;
 pub mod dispatch;
 pub mod portal;
 pub mod retention;
+pub mod server;
 pub mod tokens;

@@ -614,7 +614,9 @@ pub async fn send_example(
 
 /// The Test button's work, shared by the API and the portal: the example (or the
 /// given payload) marked `"test": true`, held for this caller, claimed and sent
-/// once. Returns the message and the attempt, if one could be made.
+/// once. Returns the message and the attempt, if one could be made. Beyond the
+/// endpoint's Test rate, or when its delivery slots stay taken, nothing is
+/// stored or sent: 429 with `Retry-After`.
 pub(crate) async fn send_test(
     state: &AppState,
     app: &Application,
@@ -648,6 +650,9 @@ pub(crate) async fn send_test(
     if let Some(object) = payload.as_object_mut() {
         object.insert("test".into(), Value::Bool(true));
     }
+    // Within the endpoint's Test rate and in one of its delivery slots (the
+    // worker's too), held until the attempt is made: Tests cannot flood it.
+    let _slot = state.deliverer.limits().test_slot(&ep.id).await?;
     let msg = new_message(
         app,
         event_type,

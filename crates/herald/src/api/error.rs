@@ -58,6 +58,12 @@ pub enum ApiError {
     Unavailable,
     #[error("internal error: {0}")]
     Internal(String),
+    /// 429 with `Retry-After`: the caller is over a limit and may try again.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -125,7 +131,29 @@ impl IntoResponse for ApiError {
                     json!({"code": "internal", "detail": "internal server error"}),
                 )
             }
+            ApiError::TooManyRequests {
+                detail,
+                retry_after,
+            } => {
+                let seconds = crate::dispatch::limits::retry_seconds(*retry_after);
+                let body = json!({"code": "rate_limited", "detail": detail});
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
         };
         (status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::dispatch::limits::TestRefused> for ApiError {
+    fn from(refused: crate::dispatch::limits::TestRefused) -> ApiError {
+        ApiError::TooManyRequests {
+            detail: refused.to_string(),
+            retry_after: refused.retry_after(),
+        }
     }
 }

@@ -91,6 +91,11 @@ impl Api {
         }
     }
 
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn create_app(&self, name: &str) -> anyhow::Result<String> {
         let out = self
             .post_json("/api/v1/app", json!({ "name": name }))

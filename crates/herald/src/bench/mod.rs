@@ -22,7 +22,12 @@
 //! starts that Herald with a delivery timeout of a day so that no held request
 //! fails. When the gate opens, every held request is answered and the backlog
 //! drains at full speed.
+//!
+//! The slowloris scenario (`attack.rs`, only when named) holds thousands of
+//! connections that never finish their headers and reports what the server
+//! holds and how fast health answers meanwhile.
 
+mod attack;
 mod load;
 mod receiver;
 mod report;
@@ -58,6 +63,8 @@ pub enum Scenario {
     Latency,
     Backlog,
     Isolation,
+    /// Slow clients that never finish their headers (not part of `all`).
+    Slowloris,
     All,
 }
 
@@ -120,6 +127,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2000)]
     pub slow_ms: u64,
 
+    /// Clients of the slowloris scenario (each reconnects when cut off).
+    #[arg(long, default_value_t = 3000)]
+    pub slow_connections: usize,
+
+    /// Milliseconds between the header lines of a slowloris client.
+    #[arg(long, default_value_t = 5000)]
+    pub slow_interval_ms: u64,
+
+    /// Seconds the slowloris attack lasts.
+    #[arg(long, default_value_t = 30.0)]
+    pub slow_seconds: f64,
+
     /// Also write the figures as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -142,7 +161,12 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.duration = 1.0;
         args.backlog = 500;
         args.baseline_seconds = 1.0;
+        args.slow_connections = 50;
+        args.slow_interval_ms = 500;
+        args.slow_seconds = 2.0;
     }
+    // The slowloris scenario holds thousands of sockets in this process.
+    crate::server::raise_open_files_limit();
     if !(args.rate > 0.0 && args.duration > 0.0 && args.baseline_seconds > 0.0) {
         bail!("--rate, --duration and --baseline-seconds must be positive");
     }
@@ -195,6 +219,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Latency => bench.latency().await,
             Scenario::Backlog => bench.backlog().await,
             Scenario::Isolation => bench.isolation().await,
+            Scenario::Slowloris => bench.slowloris().await,
             Scenario::All => unreachable!("expanded by `selected`"),
         }
         .with_context(|| format!("scenario {scenario:?}"))?;
@@ -264,10 +289,13 @@ fn selected(wanted: &[Scenario]) -> Vec<Scenario> {
         Scenario::Latency,
         Scenario::Isolation,
         Scenario::Backlog,
+        Scenario::Slowloris,
     ];
     order
         .into_iter()
-        .filter(|s| wanted.contains(s) || wanted.contains(&Scenario::All))
+        .filter(|s| {
+            wanted.contains(s) || (wanted.contains(&Scenario::All) && *s != Scenario::Slowloris)
+        })
         .collect()
 }
 
@@ -551,6 +579,70 @@ impl Bench {
             )),
             extra: json!({ "p99_ratio_with_slow": with_slow, "p99_ratio_with_dead": with_dead }),
             phases: vec![alone, slow, dead],
+        })
+    }
+
+    async fn slowloris(&mut self) -> anyhow::Result<ScenarioReport> {
+        let plan = attack::Plan {
+            connections: self.args.slow_connections,
+            interval: Duration::from_millis(self.args.slow_interval_ms),
+            seconds: self.args.slow_seconds,
+        };
+        let target = self.open(&[]).await?;
+        let base = target.api.base().to_string();
+        let url = url::Url::parse(&base).with_context(|| format!("the server's URL {base}"))?;
+        let addr = tokio::net::lookup_host((
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port_or_known_default().unwrap_or(80),
+        ))
+        .await?
+        .next()
+        .with_context(|| format!("{base} does not resolve"))?;
+        let before = target.rss();
+        let idle_files = target.open_files();
+        let findings = attack::run(addr, &format!("{base}/api/v1/health"), &plan, || {
+            target.open_files()
+        })
+        .await?;
+        let processes = target.close().await;
+        let peak = server::total(&processes);
+        let health = findings.health;
+        let note = format!(
+            "slowloris: {} clients, a header line every {} ms, {:.0} s: {} connections made, {} cut off; server open files at most {} ({} idle); health on fresh connections p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} probes, {} failed{}); server RSS {:.0} MB before, peak {:.0} MB",
+            plan.connections,
+            plan.interval.as_millis(),
+            plan.seconds,
+            findings.connections_made,
+            findings.cut_off,
+            findings.server_open_files_max.map_or("-".into(), |n| n.to_string()),
+            idle_files.map_or("-".into(), |n| n.to_string()),
+            health.map_or(f64::NAN, |p| p.p50_ms),
+            health.map_or(f64::NAN, |p| p.p99_ms),
+            health.map_or(f64::NAN, |p| p.max_ms),
+            health.map_or(0, |p| p.count),
+            findings.health_failures,
+            findings
+                .first_health_failure
+                .as_ref()
+                .map_or(String::new(), |e| format!(", first: {e}")),
+            report::mb(before.map_or(0, |r| r.current_kb)),
+            report::mb(peak.map_or(0, |r| r.peak_kb)),
+        );
+        Ok(ScenarioReport {
+            name: "slowloris",
+            params: json!({
+                "connections": plan.connections,
+                "interval_ms": plan.interval.as_millis() as u64,
+                "seconds": plan.seconds,
+            }),
+            phases: Vec::new(),
+            extra: json!({
+                "findings": findings,
+                "server_open_files_idle": idle_files,
+                "rss_before": before,
+                "rss_peak": peak,
+            }),
+            note: Some(note),
         })
     }
 

@@ -137,6 +137,20 @@ impl Target {
             .collect()
     }
 
+    /// Files the spawned server's processes have open (Linux; `None` for an
+    /// external target).
+    pub fn open_files(&self) -> Option<usize> {
+        let herald = self.herald.as_ref()?;
+        Some(
+            herald
+                .procs
+                .iter()
+                .filter_map(|p| std::fs::read_dir(format!("/proc/{}/fd", p.pid)).ok())
+                .map(Iterator::count)
+                .sum(),
+        )
+    }
+
     /// The spawned server's memory, summed over its processes.
     pub fn rss(&self) -> Option<Rss> {
         total(&self.processes())

@@ -130,7 +130,7 @@ impl DeliveryClient {
 
     /// POSTs `body` to `url` with `headers`, and reports what happened. Never
     /// fails: every problem becomes an [`Outcome::NoResponse`] with its reason.
-    pub async fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> Outcome {
+    pub async fn post(&self, url: &str, headers: HeaderMap, body: bytes::Bytes) -> Outcome {
         let start = Instant::now();
         let no_response = |reason: String| Outcome::NoResponse {
             reason,

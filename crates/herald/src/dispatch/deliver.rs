@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::Utc;
 use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::id::{new_id, IdPrefix};
@@ -17,6 +18,7 @@ use herald_store::{Attempt, Endpoint, Job, MessageStatus, Next, Store};
 use reqwest::header::HeaderMap;
 
 use super::client::{self, DeliveryClient, Outcome};
+use super::limits::EndpointLimits;
 use crate::config::Config;
 
 /// How long the worker reuses what it read of an endpoint (its URL, headers,
@@ -49,6 +51,7 @@ pub struct Deliverer {
     config: Arc<Config>,
     client: DeliveryClient,
     endpoints: Mutex<HashMap<String, Arc<Current>>>,
+    limits: EndpointLimits,
 }
 
 impl Deliverer {
@@ -58,26 +61,41 @@ impl Deliverer {
             config.delivery_timeout,
             config.hosts_override.clone(),
         )?;
+        let limits = EndpointLimits::new(config.endpoint_concurrency, config.test_rate_per_minute);
         Ok(Deliverer {
             store,
             config,
             client,
             endpoints: Mutex::default(),
+            limits,
         })
+    }
+
+    /// The per-endpoint limits the worker and the Test button share.
+    pub fn limits(&self) -> &EndpointLimits {
+        &self.limits
     }
 
     /// Makes one attempt and records it. Returns the attempt, or `None` when it
     /// could not be made (signing keys unreadable: the lease then runs out and
     /// the delivery is tried again; or the endpoint was deleted meanwhile).
-    pub async fn deliver(&self, job: Job, retries: Retries) -> Option<Attempt> {
-        let (attempt, next) = self.send(job, retries).await?;
+    pub async fn deliver(&self, mut job: Job, retries: Retries) -> Option<Attempt> {
+        let payload = Bytes::from(std::mem::take(&mut job.payload).into_bytes());
+        let (attempt, next) = self.send(job, payload, retries).await?;
         self.record(&attempt, &next).await;
         Some(attempt)
     }
 
     /// Makes one attempt and decides what comes next, without recording it.
-    /// `None` as for [`Deliverer::deliver`].
-    pub async fn send(&self, job: Job, retries: Retries) -> Option<(Attempt, Next)> {
+    /// `None` as for [`Deliverer::deliver`]. `payload` is the message's
+    /// payload (the worker shares one copy among a message's deliveries);
+    /// `job.payload` is not read.
+    pub async fn send(
+        &self,
+        job: Job,
+        payload: Bytes,
+        retries: Retries,
+    ) -> Option<(Attempt, Next)> {
         let fresh = retries == Retries::None;
         let (job, current) = match self.with_current_endpoint(job, fresh).await {
             Ok(Some(current)) => current,
@@ -93,7 +111,7 @@ impl Deliverer {
                 duration: Duration::ZERO,
             }
         } else {
-            let body = self.body_for(&job).await;
+            let body = self.body_for(&job, payload).await;
             let headers = signed_headers(&job, &current.secrets, Utc::now().timestamp(), &body);
             self.client.post(&job.url, headers, body).await
         };
@@ -269,13 +287,14 @@ impl Deliverer {
         }
     }
 
-    /// The bytes to send: the payload as accepted, or, for an endpoint that chose
-    /// another date format, with the timestamp fields its event type's schema
-    /// marks rewritten. A payload without a schema goes out untouched.
-    async fn body_for(&self, job: &Job) -> Vec<u8> {
+    /// The bytes to send: the payload as accepted (shared, not copied), or,
+    /// for an endpoint that chose another date format, with the timestamp
+    /// fields its event type's schema marks rewritten. A payload without a
+    /// schema goes out untouched.
+    async fn body_for(&self, job: &Job, payload: Bytes) -> Bytes {
         let format = DateFormat::parse(&job.date_format).unwrap_or_default();
         if format == DateFormat::Unix {
-            return job.payload.clone().into_bytes();
+            return payload;
         }
         let event_type = match self
             .store
@@ -283,22 +302,22 @@ impl Deliverer {
             .await
         {
             Ok(Some(et)) => et,
-            Ok(None) => return job.payload.clone().into_bytes(),
+            Ok(None) => return payload,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the event type; sending dates unconverted");
-                return job.payload.clone().into_bytes();
+                return payload;
             }
         };
-        let (Some(schema), Ok(mut payload)) = (
+        let (Some(schema), Ok(mut value)) = (
             event_type.latest_schema(),
-            serde_json::from_str::<serde_json::Value>(&job.payload),
+            serde_json::from_slice::<serde_json::Value>(&payload),
         ) else {
-            return job.payload.clone().into_bytes();
+            return payload;
         };
-        if convert_dates(&mut payload, schema, format) == 0 {
-            return job.payload.clone().into_bytes();
+        if convert_dates(&mut value, schema, format) == 0 {
+            return payload;
         }
-        serde_json::to_vec(&payload).unwrap_or_else(|_| job.payload.clone().into_bytes())
+        serde_json::to_vec(&value).map_or(payload, Bytes::from)
     }
 }
 

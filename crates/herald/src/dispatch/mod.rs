@@ -9,6 +9,8 @@
 mod breaker;
 pub mod client;
 mod deliver;
+pub mod limits;
+mod payloads;
 mod wake;
 
 pub use deliver::{Deliverer, Retries};
@@ -26,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use breaker::Breaker;
+use payloads::Payloads;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 64;
@@ -94,6 +97,7 @@ impl Dispatcher {
         let mut backoff = Duration::from_millis(100);
 
         let breaker = Arc::new(Breaker::default());
+        let payloads = Payloads::new(this.config.worker_payload_bytes);
         let ahead = this.config.endpoint_concurrency * CLAIM_AHEAD;
         let claim_min = CLAIM_MIN.min(this.config.worker_concurrency);
         // A claimed delivery that waited for its slot so long that its lease may
@@ -112,14 +116,19 @@ impl Dispatcher {
             let available = global.available_permits();
             let in_flight = this.config.worker_concurrency - available;
             let free = available.min(CLAIM_BATCH);
-            if free == 0 || (in_flight > 0 && free < claim_min) {
-                tokio::select! {
-                    _ = freed.notified() => {}
-                    _ = tokio::time::sleep(BUSY_POLL) => {}
-                    _ = shutdown.cancelled() => break,
+            // No more than the payload budget can hold (large payloads are
+            // claimed a few at a time).
+            let free = match payloads.claim_limit(free) {
+                limit if free == 0 || limit == 0 || (in_flight > 0 && free < claim_min) => {
+                    tokio::select! {
+                        _ = freed.notified() => {}
+                        _ = tokio::time::sleep(BUSY_POLL) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
                 }
-                continue;
-            }
+                limit => limit,
+            };
             // Endpoints not to claim for: those with enough claimed ahead, and
             // those paused for failing.
             let mut busy: Vec<String> = {
@@ -180,7 +189,23 @@ impl Dispatcher {
             };
             let claimed = jobs.len();
             let claimed_at = Instant::now();
-            for job in jobs {
+            payloads.note_claim(jobs.iter().map(|j| j.payload.len()).max());
+            for mut job in jobs {
+                // One copy per message; `job.payload` is empty from here on.
+                let Some(payload) = payloads.admit(&job.msg_id, std::mem::take(&mut job.payload))
+                else {
+                    // Over the payload budget: back to the store, due now.
+                    let store = this.store.clone();
+                    tasks.spawn(async move {
+                        let given_back = store
+                            .release_claim(&job.msg_id, &job.endpoint_id, lease_until, Utc::now())
+                            .await;
+                        if let Err(e) = given_back {
+                            tracing::warn!(error = %e, msg = %job.msg_id, "cannot give back a delivery over the payload budget; it waits for its lease");
+                        }
+                    });
+                    continue;
+                };
                 let permit = global
                     .clone()
                     .try_acquire_owned()
@@ -189,10 +214,9 @@ impl Dispatcher {
                     let mut slots = slots.lock().expect("slots lock");
                     let slot = slots.entry(job.endpoint_id.clone()).or_default();
                     slot.queued += 1;
+                    // The endpoint's slots are the Test button's too.
                     slot.running
-                        .get_or_insert_with(|| {
-                            Arc::new(Semaphore::new(this.config.endpoint_concurrency))
-                        })
+                        .get_or_insert_with(|| this.deliverer.limits().running(&job.endpoint_id))
                         .clone()
                 };
                 let this = this.clone();
@@ -213,8 +237,14 @@ impl Dispatcher {
                         // given back below, due now.
                         if !shutdown.is_cancelled() && claimed_at.elapsed() < max_wait {
                             unsent = false;
-                            outcome = this.deliverer.send(job, Retries::Scheduled).await;
+                            outcome = this
+                                .deliverer
+                                .send(job, payload.bytes(), Retries::Scheduled)
+                                .await;
                         }
+                        // Its bytes go back to the budget with the message's
+                        // last delivery.
+                        drop(payload);
                         if let Some((attempt, _)) = &outcome {
                             let ok = attempt.status == MessageStatus::Success;
                             if breaker.outcome(&endpoint_id, ok) {

@@ -12,6 +12,7 @@ mod crash;
 mod credentials;
 mod delivery;
 mod demo;
+mod hardening;
 mod idempotency;
 mod multinode;
 mod portal;

@@ -70,6 +70,10 @@ pub struct Options {
     pub portal_token_ttl: Duration,
     /// Addresses for names, before the system resolver (the server's test seam).
     pub hosts: Option<HostsOverride>,
+    /// The HTTP server's timeouts and connection cap.
+    pub http_limits: herald::server::Limits,
+    pub worker_payload_bytes: usize,
+    pub test_rate_per_minute: u32,
 }
 
 impl Options {
@@ -106,6 +110,9 @@ impl Default for Options {
             portal_frame_ancestors: Vec::new(),
             portal_token_ttl: Duration::from_secs(3600),
             hosts: None,
+            http_limits: herald::server::Limits::default(),
+            worker_payload_bytes: 64 * 1024 * 1024,
+            test_rate_per_minute: 10,
         }
     }
 }
@@ -170,6 +177,10 @@ impl TestApp {
             portal_token_ttl: options.portal_token_ttl,
             portal_frame_ancestors: options.portal_frame_ancestors,
             hosts_override: options.hosts,
+            http: options.http_limits,
+            worker_payload_bytes: options.worker_payload_bytes,
+            test_rate_per_minute: std::num::NonZeroU32::new(options.test_rate_per_minute)
+                .expect("a positive Test rate"),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
