@@ -11,6 +11,7 @@ pub mod client;
 mod deliver;
 pub mod limits;
 mod payloads;
+mod planner;
 mod wake;
 
 pub use deliver::{Deliverer, Retries};
@@ -20,37 +21,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use herald_store::{MessageStatus, Store};
+use chrono::{DateTime, Utc};
+use herald_store::{Job, MessageStatus, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use breaker::Breaker;
-use payloads::Payloads;
+use payloads::{Payload, Payloads};
+use planner::{Capacity, Plan, Planner, BUSY_POLL, CLAIM_BATCH, CLAIM_MIN};
 
-/// Most deliveries claimed in one query.
-const CLAIM_BATCH: usize = 64;
-/// While deliveries are in flight, the worker claims again only once this many
-/// slots are free, so that under load each claim takes a batch, not one.
-const CLAIM_MIN: usize = 16;
 /// Deliveries of one endpoint claimed ahead, in multiples of its concurrency:
 /// they wait in this worker for a slot, so a freed slot is refilled without a
 /// trip to the database, and the next claim for the endpoint comes when half
 /// of them are gone.
 const CLAIM_AHEAD: usize = 4;
-/// Longest idle sleep: retries that fall due are found at least this often.
-const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Poll interval while some endpoints are at their concurrency limit.
-const BUSY_POLL: Duration = Duration::from_millis(50);
-/// A claim made for news of new work looks only at deliveries that fell due
-/// since the previous claim, less this margin for messages still committing
-/// then. A claim that looks at all due deliveries runs at least every
-/// `BUSY_POLL`; while some endpoints are skipped, at most every `IDLE_POLL`,
-/// since it walks their whole backlog (a million rows is ~0.1 s), and the
-/// claims in between look at what fell due since it.
-const NEWS_MARGIN: chrono::Duration = chrono::Duration::milliseconds(250);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -58,16 +44,6 @@ pub struct Dispatcher {
     deliverer: Arc<Deliverer>,
     wake: Arc<Wake>,
 }
-
-/// Per-endpoint accounting, so that one slow endpoint cannot take every slot.
-#[derive(Default)]
-struct EndpointSlots {
-    /// Deliveries of this worker to the endpoint, running or waiting.
-    queued: usize,
-    running: Option<Arc<Semaphore>>,
-}
-
-type Slots = Arc<Mutex<HashMap<String, EndpointSlots>>>;
 
 impl Dispatcher {
     pub fn new(
@@ -88,260 +64,378 @@ impl Dispatcher {
     /// configured grace period. Whatever is cut off stays leased in the store and
     /// is retried after restart.
     pub async fn run(self, shutdown: CancellationToken) {
-        let this = Arc::new(self);
-        let global = Arc::new(Semaphore::new(this.config.worker_concurrency));
-        let slots: Slots = Arc::default();
-        // Signalled when a delivery finishes: its slot may unblock a busy endpoint.
-        let freed = Arc::new(Notify::new());
-        let tasks = TaskTracker::new();
-        let mut backoff = Duration::from_millis(100);
+        let mut worker = Worker::new(self, shutdown);
+        worker.claim_until_shutdown().await;
+        worker.finish().await;
+    }
+}
 
-        let breaker = Arc::new(Breaker::default());
-        let payloads = Payloads::new(this.config.worker_payload_bytes);
-        let ahead = this.config.endpoint_concurrency * CLAIM_AHEAD;
-        let claim_min = CLAIM_MIN.min(this.config.worker_concurrency);
-        // A claimed delivery that waited for its slot so long that its lease may
-        // run out before its request does is not sent (another claim could
-        // take it mid-request) but given back.
-        let max_wait = this
-            .config
-            .lease
-            .saturating_sub(this.config.delivery_timeout)
-            .saturating_sub(Duration::from_secs(1));
-        // When the last claim that looked at every due delivery was made.
-        let mut last_full_claim = Utc::now();
-        // Set when the loop wakes for news only: claim just the recent.
-        let mut since: Option<chrono::DateTime<Utc>> = None;
-        while !shutdown.is_cancelled() {
-            let available = global.available_permits();
-            let in_flight = this.config.worker_concurrency - available;
-            let free = available.min(CLAIM_BATCH);
-            // No more than the payload budget can hold (large payloads are
-            // claimed a few at a time).
-            let free = match payloads.claim_limit(free) {
-                limit if free == 0 || limit == 0 || (in_flight > 0 && free < claim_min) => {
-                    tokio::select! {
-                        _ = freed.notified() => {}
-                        _ = tokio::time::sleep(BUSY_POLL) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
-                    continue;
-                }
-                limit => limit,
-            };
-            // Endpoints not to claim for: those with enough claimed ahead, and
-            // those paused for failing.
-            let mut busy: Vec<String> = {
-                let slots = slots.lock().expect("slots lock");
-                slots
-                    .iter()
-                    .filter(|(_, s)| s.queued >= ahead)
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            };
-            busy.extend(breaker.paused_endpoints());
+/// What every delivery task of the worker shares with the claim loop.
+struct Shared {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    deliverer: Arc<Deliverer>,
+    wake: Arc<Wake>,
+    shutdown: CancellationToken,
+    /// `HERALD_WORKER_CONCURRENCY` permits: one per delivery running or
+    /// waiting for its endpoint's slot in this worker.
+    global: Arc<Semaphore>,
+    /// Per endpoint, what this worker holds, so that one slow endpoint cannot
+    /// take every slot.
+    slots: Mutex<HashMap<String, EndpointSlots>>,
+    /// Signalled when a delivery finishes: its slot may unblock a busy
+    /// endpoint, or make room for a batch.
+    freed: Notify,
+    /// Endpoints paused for failing again and again.
+    breaker: Breaker,
+    /// The payloads of the claimed deliveries, one copy per message, within
+    /// `HERALD_WORKER_PAYLOAD_BYTES`.
+    payloads: Payloads,
+    /// Deliveries of one endpoint this worker may hold (running or waiting).
+    ahead: usize,
+    /// Worker slots that must be free before the next claim while busy.
+    claim_min: usize,
+    /// A claimed delivery that waited for its endpoint's slot longer than
+    /// this is not sent but given back: its lease could run out mid-request,
+    /// and another worker take it then.
+    max_wait: Duration,
+}
+
+/// Per-endpoint accounting.
+#[derive(Default)]
+struct EndpointSlots {
+    /// Deliveries of this worker to the endpoint, running or waiting.
+    queued: usize,
+    /// The endpoint's concurrency, shared with the Test button.
+    running: Option<Arc<Semaphore>>,
+}
+
+/// The claim loop: its planner, and the delivery tasks it started.
+struct Worker {
+    shared: Arc<Shared>,
+    planner: Planner,
+    tasks: TaskTracker,
+    /// Wait before the next claim after the store failed one (doubling).
+    backoff: Duration,
+}
+
+/// One claim's lease, shared by its deliveries.
+#[derive(Clone, Copy)]
+struct Claim {
+    lease_until: DateTime<Utc>,
+    at: Instant,
+}
+
+impl Worker {
+    fn new(dispatcher: Dispatcher, shutdown: CancellationToken) -> Worker {
+        let config = &dispatcher.config;
+        let shared = Shared {
+            global: Arc::new(Semaphore::new(config.worker_concurrency)),
+            slots: Mutex::default(),
+            freed: Notify::new(),
+            breaker: Breaker::default(),
+            payloads: Payloads::new(config.worker_payload_bytes),
+            ahead: config.endpoint_concurrency * CLAIM_AHEAD,
+            claim_min: CLAIM_MIN.min(config.worker_concurrency),
+            max_wait: config
+                .lease
+                .saturating_sub(config.delivery_timeout)
+                .saturating_sub(Duration::from_secs(1)),
+            store: dispatcher.store,
+            config: dispatcher.config,
+            deliverer: dispatcher.deliverer,
+            wake: dispatcher.wake,
+            shutdown,
+        };
+        Worker {
+            shared: Arc::new(shared),
+            planner: Planner::new(Utc::now()),
+            tasks: TaskTracker::new(),
+            backoff: Duration::from_millis(100),
+        }
+    }
+
+    /// Claims and starts deliveries until shutdown.
+    async fn claim_until_shutdown(&mut self) {
+        while !self.shared.shutdown.is_cancelled() {
+            let skipping = self.skipped_endpoints();
             let now = Utc::now();
-            let lease_until = now
-                + chrono::Duration::from_std(this.config.lease).unwrap_or(chrono::Duration::MAX);
-            let full_every = if busy.is_empty() {
-                BUSY_POLL
-            } else {
-                IDLE_POLL
-            };
-            let since_full = (now - last_full_claim).to_std().unwrap_or(Duration::ZERO);
-            let recent = if since_full >= full_every {
-                since = None;
-                None
-            } else if busy.is_empty() {
-                since.take()
-            } else {
-                // Skipping endpoints: never walk their backlog more than once
-                // per IDLE_POLL.
-                since.take().or(Some(last_full_claim - NEWS_MARGIN))
-            };
-            let claim = match recent {
-                Some(since) => {
-                    this.store
-                        .claim_recent(now, since, lease_until, free as u32, &busy)
-                        .await
-                }
-                None => {
-                    last_full_claim = now;
-                    this.store
-                        .claim_due(now, lease_until, free as u32, &busy)
-                        .await
-                }
-            };
-            let jobs = match claim {
-                Ok(jobs) => {
-                    backoff = Duration::from_millis(100);
-                    jobs
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "claiming deliveries failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => break,
+            let plan = self
+                .planner
+                .plan(now, self.capacity(), !skipping.is_empty());
+            let (since, limit) = match plan {
+                Plan::WaitForSlots => {
+                    if !self.wait_for_slots().await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
+                Plan::Full { limit } => (None, limit),
+                Plan::Recent { since, limit } => (Some(since), limit),
             };
-            let claimed = jobs.len();
-            let claimed_at = Instant::now();
-            payloads.note_claim(jobs.iter().map(|j| j.payload.len()).max());
-            for mut job in jobs {
-                // One copy per message; `job.payload` is empty from here on.
-                let Some(payload) = payloads.admit(&job.msg_id, std::mem::take(&mut job.payload))
-                else {
-                    // Over the payload budget: back to the store, due now.
-                    let store = this.store.clone();
-                    tasks.spawn(async move {
-                        let given_back = store
-                            .release_claim(&job.msg_id, &job.endpoint_id, lease_until, Utc::now())
-                            .await;
-                        if let Err(e) = given_back {
-                            tracing::warn!(error = %e, msg = %job.msg_id, "cannot give back a delivery over the payload budget; it waits for its lease");
-                        }
-                    });
-                    continue;
-                };
-                let permit = global
-                    .clone()
-                    .try_acquire_owned()
-                    .expect("claimed no more than the free permits");
-                let endpoint_sem = {
-                    let mut slots = slots.lock().expect("slots lock");
-                    let slot = slots.entry(job.endpoint_id.clone()).or_default();
-                    slot.queued += 1;
-                    // The endpoint's slots are the Test button's too.
-                    slot.running
-                        .get_or_insert_with(|| this.deliverer.limits().running(&job.endpoint_id))
-                        .clone()
-                };
-                let this = this.clone();
-                let slots = slots.clone();
-                let freed = freed.clone();
-                let global = global.clone();
-                let shutdown = shutdown.clone();
-                let breaker = breaker.clone();
-                tasks.spawn(async move {
-                    let endpoint_id = job.endpoint_id.clone();
-                    let msg_id = job.msg_id.clone();
-                    let mut outcome = None;
-                    let mut unsent = true;
-                    if let Ok(_running) = endpoint_sem.acquire().await {
-                        // A delivery still waiting for its endpoint's slot when
-                        // shutdown starts is not begun, nor one that waited so
-                        // long that its lease could end mid-request: both are
-                        // given back below, due now.
-                        if !shutdown.is_cancelled() && claimed_at.elapsed() < max_wait {
-                            unsent = false;
-                            outcome = this
-                                .deliverer
-                                .send(job, payload.bytes(), Retries::Scheduled)
-                                .await;
-                        }
-                        // Its bytes go back to the budget with the message's
-                        // last delivery.
-                        drop(payload);
-                        if let Some((attempt, _)) = &outcome {
-                            let ok = attempt.status == MessageStatus::Success;
-                            if breaker.outcome(&endpoint_id, ok) {
-                                tracing::warn!(endpoint = %endpoint_id, "endpoint keeps failing; pausing its deliveries");
-                            }
-                        }
-                    }
-                    // The endpoint's slot is free again before the outcome is
-                    // written: recording does not touch the endpoint.
-                    if let Some((attempt, next)) = outcome {
-                        this.deliverer.record(&attempt, &next).await;
-                    }
-                    if unsent {
-                        let given_back = this
-                            .store
-                            .release_claim(&msg_id, &endpoint_id, lease_until, Utc::now())
-                            .await;
-                        if let Err(e) = given_back {
-                            // The lease runs out and the delivery is claimed again.
-                            tracing::warn!(error = %e, msg = %msg_id, "cannot give back an unsent delivery; it waits for its lease");
-                        }
-                    }
-                    if release(&slots, &endpoint_id, ahead, permit, &global, claim_min) {
-                        freed.notify_one();
-                    }
-                });
-            }
-            if claimed == free {
+            let Some(claimed) = self.claim(now, since, limit, &skipping).await else {
+                continue;
+            };
+            // A full claim: more may be due right now.
+            if claimed == limit {
                 continue;
             }
-            let wait = match this.store.next_due().await {
-                Ok(Some(due)) => (due - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(IDLE_POLL),
-                _ => IDLE_POLL,
-            };
-            // Deliveries of a busy endpoint may be due now: don't spin on them;
-            // a finished delivery wakes the loop instead.
-            let wait = if busy.is_empty() {
-                wait
-            } else {
-                wait.max(BUSY_POLL)
-            };
-            let deadline = Instant::now() + wait;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                tokio::select! {
-                    _ = this.wake.notified() => {
-                        // New work only for endpoints this worker is already
-                        // busy with: they are claimed when a slot frees.
-                        if this.wake.take().only_for(&busy) && !left.is_zero() {
-                            continue;
-                        }
-                        // The claim just made came up short: it took all it
-                        // could see up to `now`.
-                        since = Some(now - NEWS_MARGIN);
-                    }
-                    _ = freed.notified() => {}
-                    _ = this.store.wait_for_work(left) => {}
-                    _ = shutdown.cancelled() => break,
-                }
-                break;
+            if !self.wait_for_news(now, &skipping).await {
+                return;
             }
         }
+    }
 
-        tasks.close();
-        let grace = this.config.shutdown_grace;
-        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+    /// Lets in-flight deliveries finish within the grace period.
+    async fn finish(self) {
+        self.tasks.close();
+        let grace = self.shared.config.shutdown_grace;
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                in_flight = tasks.len(),
+                in_flight = self.tasks.len(),
                 "deliveries still running after the shutdown grace period; they will be retried after restart"
             );
         }
     }
-}
 
-/// Gives back a finished delivery's slots. True when the claim loop may have
-/// been waiting for this: the endpoint fell to half of what it may have
-/// claimed ahead, or enough worker slots are free again for a batch.
-fn release(
-    slots: &Slots,
-    endpoint_id: &str,
-    ahead: usize,
-    permit: OwnedSemaphorePermit,
-    global: &Semaphore,
-    claim_min: usize,
-) -> bool {
-    drop(permit);
-    let mut unblocked = global.available_permits() == claim_min;
-    let mut slots = slots.lock().expect("slots lock");
-    if let Some(slot) = slots.get_mut(endpoint_id) {
-        slot.queued -= 1;
-        unblocked |= slot.queued == ahead / 2;
-        if slot.queued == 0 {
-            slots.remove(endpoint_id);
+    /// What the worker can take on now.
+    fn capacity(&self) -> Capacity {
+        let shared = &self.shared;
+        let free_slots = shared.global.available_permits();
+        Capacity {
+            free_slots,
+            in_flight: shared.config.worker_concurrency - free_slots,
+            budget_limit: shared.payloads.claim_limit(free_slots.min(CLAIM_BATCH)),
+            claim_min: shared.claim_min,
         }
     }
-    unblocked
+
+    /// Endpoints not to claim for: those with enough claimed ahead, and those
+    /// paused for failing.
+    fn skipped_endpoints(&self) -> Vec<String> {
+        let shared = &self.shared;
+        let mut skip: Vec<String> = shared
+            .slots
+            .lock()
+            .expect("slots lock")
+            .iter()
+            .filter(|(_, s)| s.queued >= shared.ahead)
+            .map(|(id, _)| id.clone())
+            .collect();
+        skip.extend(shared.breaker.paused_endpoints());
+        skip
+    }
+
+    /// Waits for a delivery to finish (or the busy poll); false at shutdown.
+    async fn wait_for_slots(&self) -> bool {
+        tokio::select! {
+            _ = self.shared.freed.notified() => true,
+            _ = tokio::time::sleep(BUSY_POLL) => true,
+            _ = self.shared.shutdown.cancelled() => false,
+        }
+    }
+
+    /// Claims up to `limit` due deliveries (those that fell due after `since`,
+    /// if given) and starts them. `None` when the store failed: the next try
+    /// comes after a backoff.
+    async fn claim(
+        &mut self,
+        now: DateTime<Utc>,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+        skipping: &[String],
+    ) -> Option<usize> {
+        let shared = &self.shared;
+        let lease =
+            chrono::Duration::from_std(shared.config.lease).unwrap_or(chrono::Duration::MAX);
+        let lease_until = now + lease;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let claimed = match since {
+            Some(since) => {
+                shared
+                    .store
+                    .claim_recent(now, since, lease_until, limit, skipping)
+                    .await
+            }
+            None => {
+                shared
+                    .store
+                    .claim_due(now, lease_until, limit, skipping)
+                    .await
+            }
+        };
+        let jobs = match claimed {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming deliveries failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(self.backoff) => {}
+                    _ = shared.shutdown.cancelled() => {}
+                }
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                return None;
+            }
+        };
+        self.backoff = Duration::from_millis(100);
+        let count = jobs.len();
+        shared
+            .payloads
+            .note_claim(jobs.iter().map(|j| j.payload.len()).max());
+        let claim = Claim {
+            lease_until,
+            at: Instant::now(),
+        };
+        for job in jobs {
+            self.start(job, claim);
+        }
+        Some(count)
+    }
+
+    /// Starts one claimed delivery: it waits in this worker for a slot of its
+    /// endpoint, then goes out.
+    fn start(&self, mut job: Job, claim: Claim) {
+        let shared = self.shared.clone();
+        // One copy per message; `job.payload` is empty from here on.
+        let Some(payload) = shared
+            .payloads
+            .admit(&job.msg_id, std::mem::take(&mut job.payload))
+        else {
+            // Over the payload budget: back to the store, due now.
+            self.tasks.spawn(async move {
+                shared
+                    .give_back(
+                        &job.msg_id,
+                        &job.endpoint_id,
+                        claim,
+                        "over the payload budget",
+                    )
+                    .await;
+            });
+            return;
+        };
+        let permit = shared
+            .global
+            .clone()
+            .try_acquire_owned()
+            .expect("claimed no more than the free permits");
+        let endpoint = {
+            let mut slots = shared.slots.lock().expect("slots lock");
+            let slot = slots.entry(job.endpoint_id.clone()).or_default();
+            slot.queued += 1;
+            // The endpoint's slots are the Test button's too.
+            slot.running
+                .get_or_insert_with(|| shared.deliverer.limits().running(&job.endpoint_id))
+                .clone()
+        };
+        self.tasks
+            .spawn(async move { shared.deliver(job, payload, permit, endpoint, claim).await });
+    }
+
+    /// After a claim that took everything it could: sleeps until the next
+    /// delivery falls due, news of new work, or a freed slot. False at
+    /// shutdown.
+    async fn wait_for_news(&mut self, claimed_at: DateTime<Utc>, skipping: &[String]) -> bool {
+        let shared = self.shared.clone();
+        let next_due = shared.store.next_due().await.ok().flatten();
+        let wait = planner::idle_wait(next_due, Utc::now(), !skipping.is_empty());
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = shared.wake.notified() => {
+                    // New work only for endpoints this worker is already
+                    // busy with: they are claimed when a slot frees.
+                    if shared.wake.take().only_for(skipping) && !left.is_zero() {
+                        continue;
+                    }
+                    self.planner.news_after(claimed_at);
+                }
+                _ = shared.freed.notified() => {}
+                _ = shared.store.wait_for_work(left) => {}
+                _ = shared.shutdown.cancelled() => return false,
+            }
+            return true;
+        }
+    }
+}
+
+impl Shared {
+    /// One delivery, from waiting for its endpoint's slot to its recorded
+    /// outcome.
+    async fn deliver(
+        self: Arc<Self>,
+        job: Job,
+        payload: Arc<Payload>,
+        permit: OwnedSemaphorePermit,
+        endpoint: Arc<Semaphore>,
+        claim: Claim,
+    ) {
+        let endpoint_id = job.endpoint_id.clone();
+        let msg_id = job.msg_id.clone();
+        let mut outcome = None;
+        let mut unsent = true;
+        if let Ok(_running) = endpoint.acquire().await {
+            // A delivery still waiting for its endpoint's slot when shutdown
+            // starts is not begun, nor one that waited so long that its lease
+            // could end mid-request: both are given back below, due now.
+            if !self.shutdown.is_cancelled() && claim.at.elapsed() < self.max_wait {
+                unsent = false;
+                outcome = self
+                    .deliverer
+                    .send(job, payload.bytes(), Retries::Scheduled)
+                    .await;
+            }
+            // Its bytes go back to the budget with the message's last delivery.
+            drop(payload);
+            if let Some((attempt, _)) = &outcome {
+                let ok = attempt.status == MessageStatus::Success;
+                if self.breaker.outcome(&endpoint_id, ok) {
+                    tracing::warn!(endpoint = %endpoint_id, "endpoint keeps failing; pausing its deliveries");
+                }
+            }
+        }
+        // The endpoint's slot is free again before the outcome is written:
+        // recording does not touch the endpoint.
+        if let Some((attempt, next)) = outcome {
+            self.deliverer.record(&attempt, &next).await;
+        }
+        if unsent {
+            self.give_back(&msg_id, &endpoint_id, claim, "unsent").await;
+        }
+        if self.release(&endpoint_id, permit) {
+            self.freed.notify_one();
+        }
+    }
+
+    /// Gives a claimed delivery back to the store, due now. If that fails its
+    /// lease runs out and it is claimed again.
+    async fn give_back(&self, msg_id: &str, endpoint_id: &str, claim: Claim, why: &str) {
+        let given_back = self
+            .store
+            .release_claim(msg_id, endpoint_id, claim.lease_until, Utc::now())
+            .await;
+        if let Err(e) = given_back {
+            tracing::warn!(error = %e, msg = %msg_id, why, "cannot give back a claimed delivery; it waits for its lease");
+        }
+    }
+
+    /// Gives back a finished delivery's slots. True when the claim loop may
+    /// have been waiting for this: the endpoint fell to half of what it may
+    /// have claimed ahead, or enough worker slots are free again for a batch.
+    fn release(&self, endpoint_id: &str, permit: OwnedSemaphorePermit) -> bool {
+        drop(permit);
+        let mut unblocked = self.global.available_permits() == self.claim_min;
+        let mut slots = self.slots.lock().expect("slots lock");
+        if let Some(slot) = slots.get_mut(endpoint_id) {
+            slot.queued -= 1;
+            unblocked |= slot.queued == self.ahead / 2;
+            if slot.queued == 0 {
+                slots.remove(endpoint_id);
+            }
+        }
+        unblocked
+    }
 }
