@@ -4,60 +4,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use herald_store::{Keyring, SqliteOptions, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api;
 use crate::auth::{Keys, Revocations, DEFAULT_ORG};
 use crate::config::Config;
 use crate::dispatch::{Deliverer, Dispatcher, Wake};
-
-/// Opens the store a configuration names and runs migrations, nothing more
-/// (`herald rekey` re-seals by itself).
-pub async fn connect_store(
-    database_url: &str,
-    synchronous_full: bool,
-    keyring: Arc<Keyring>,
-) -> anyhow::Result<Arc<dyn Store>> {
-    let options = SqliteOptions {
-        synchronous_full,
-        ..SqliteOptions::default()
-    };
-    herald_store::connect(database_url, &options, keyring)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                herald_store::redact_url(database_url)
-            )
-        })
-}
-
-/// Opens the store a configuration names, running migrations, and seals
-/// whatever secrets are not yet sealed with `keyring`'s current key (after an
-/// upgrade from a Herald that kept them in plaintext, or a key rotation).
-pub async fn open_store(
-    database_url: &str,
-    synchronous_full: bool,
-    keyring: Arc<Keyring>,
-) -> anyhow::Result<Arc<dyn Store>> {
-    let redacted = || herald_store::redact_url(database_url);
-    let store = connect_store(database_url, synchronous_full, keyring.clone()).await?;
-    let sealed = herald_store::sealing::seal_all(store.as_ref(), &keyring)
-        .await
-        .with_context(|| format!("cannot seal the secrets in {}", redacted()))?;
-    if sealed.total() > 0 {
-        tracing::info!(
-            secrets = sealed.secrets,
-            headers = sealed.headers,
-            idempotency = sealed.idempotency,
-            key = keyring.current_id(),
-            "sealed stored secrets under the current encryption key"
-        );
-    }
-    Ok(store)
-}
+use crate::service::Herald;
 
 /// Serves the API on `listener` and runs the dispatcher beside it until
 /// `shutdown` is cancelled; then stops taking requests, lets in-flight
@@ -75,7 +29,7 @@ pub async fn serve(
             .context("the listener has no address")?;
     }
     let config = Arc::new(config);
-    let store = open_store(
+    let store = crate::database::open_store(
         &config.database_url,
         config.sqlite_synchronous_full,
         config.keyring.clone(),
@@ -102,7 +56,7 @@ pub async fn serve(
     }
     let wake = Arc::new(Wake::default());
     let deliverer = Arc::new(Deliverer::new(store.clone(), config.clone())?);
-    let state = AppState {
+    let state = Herald {
         store: store.clone(),
         config: config.clone(),
         keys: Keys::new(config.secret_bytes()),

@@ -119,7 +119,7 @@ async fn tour(
     let portal_token = access["token"]
         .as_str()
         .context("the portal access answer has no token")?;
-    println!("Portal: {}", crate::portal::link::url(base, portal_token));
+    println!("Portal: {}", crate::service::links::url(base, portal_token));
     println!("API token: {}", api.token);
     println!(
         "Demo Spot: {DEMO_APP_NAME} ({app_id}, uid {DEMO_APP_UID}); receiver on http://{receiver}"

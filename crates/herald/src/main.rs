@@ -205,7 +205,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn open(config: &herald::config::CommonConfig) -> anyhow::Result<Arc<dyn Store>> {
-    herald::app::open_store(
+    herald::database::open_store(
         &config.database_url,
         config.sqlite_synchronous_full,
         config.keyring.clone(),
@@ -265,7 +265,7 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
 
 async fn rekey(common: CommonArgs) -> anyhow::Result<()> {
     let config = common.resolve()?;
-    let store = herald::app::connect_store(
+    let store = herald::database::connect_store(
         &config.database_url,
         config.sqlite_synchronous_full,
         config.keyring.clone(),

@@ -11,11 +11,11 @@ use herald_core::name::validate_name;
 use herald_store::{Application, PageOf};
 use serde::Deserialize;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Params, Patch};
 use super::out::{ApplicationOut, ListResponse};
-use super::{check_uid, load_app, metadata_value, require_org, AppState};
 use crate::auth::Principal;
+use crate::service::{check_uid, load_app, metadata_value, require_org, Herald};
+use crate::service::{Error, Result};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,16 +42,16 @@ pub struct ApplicationPatch {
     throttle_rate: Patch<u16>,
 }
 
-fn check_name(name: &str) -> ApiResult<()> {
+fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
-        return Err(ApiError::field(&["name"], "must not be empty"));
+        return Err(Error::field(&["name"], "must not be empty"));
     }
     Ok(())
 }
 
 impl ApplicationIn {
     /// A new application of the organisation, after validating the fields.
-    pub fn into_new(self, org_id: &str) -> ApiResult<Application> {
+    pub fn into_new(self, org_id: &str) -> Result<Application> {
         check_name(&self.name)?;
         check_uid(self.uid.as_deref())?;
         let now = Utc::now();
@@ -69,10 +69,10 @@ impl ApplicationIn {
 }
 
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     params: Params,
-) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
+) -> Result<Json<ListResponse<ApplicationOut>>> {
     let page = params.page(false)?;
     let result = match &who.app_id {
         // An app token lists its own application only.
@@ -93,11 +93,11 @@ pub async fn list(
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     params: Params,
     Body(input): Body<ApplicationIn>,
-) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+) -> Result<(StatusCode, Json<ApplicationOut>)> {
     require_org(&who)?;
     if params.bool("get_if_exists", false)? {
         if let Some(uid) = &input.uid {
@@ -113,21 +113,21 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
-) -> ApiResult<Json<ApplicationOut>> {
+) -> Result<Json<ApplicationOut>> {
     Ok(Json(load_app(&state, &who, &app_id).await?.into()))
 }
 
 /// PUT creates the application (with the path as its uid) when it does not exist,
 /// as Svix does.
 pub async fn update(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     Body(input): Body<ApplicationIn>,
-) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+) -> Result<(StatusCode, Json<ApplicationOut>)> {
     // An application's record (its uid above all: the platform addresses
     // messages by it) belongs to the organisation. A tenant that could rename
     // its uid could claim another tenant's future uid and receive its events.
@@ -145,10 +145,10 @@ pub async fn update(
             state.lookups.forget(&who.org_id);
             Ok((StatusCode::OK, Json(app.into())))
         }
-        Err(ApiError::NotFound(_)) => {
+        Err(Error::NotFound(_)) => {
             let mut input = input;
             if input.uid.is_none() {
-                validate_name(&app_id).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
+                validate_name(&app_id).map_err(|e| Error::field(&["uid"], e.to_string()))?;
                 input.uid = Some(app_id);
             }
             let app = input.into_new(&who.org_id)?;
@@ -161,16 +161,16 @@ pub async fn update(
 }
 
 pub async fn patch(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     Body(input): Body<ApplicationPatch>,
-) -> ApiResult<Json<ApplicationOut>> {
+) -> Result<Json<ApplicationOut>> {
     require_org(&who)?;
     let mut app = load_app(&state, &who, &app_id).await?;
     match input.name {
         Patch::Absent => {}
-        Patch::Null => return Err(ApiError::field(&["name"], "must not be null")),
+        Patch::Null => return Err(Error::field(&["name"], "must not be null")),
         Patch::Value(name) => {
             check_name(&name)?;
             app.name = name;
@@ -194,10 +194,10 @@ pub async fn patch(
 }
 
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     require_org(&who)?;
     let app = load_app(&state, &who, &app_id).await?;
     state.store.delete_app(&who.org_id, &app.id).await?;
@@ -206,10 +206,10 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn uid_conflict(e: herald_store::StoreError) -> ApiError {
+fn uid_conflict(e: herald_store::StoreError) -> Error {
     match e {
         herald_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("an application with this uid already exists".into())
+            Error::Conflict("an application with this uid already exists".into())
         }
         other => other.into(),
     }

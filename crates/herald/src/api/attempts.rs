@@ -4,20 +4,19 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::Params;
 use super::out::{EndpointMessageOut, ListResponse, MessageAttemptOut, MessageEndpointOut};
-use super::{load_app, load_endpoint, load_message, AppState};
 use crate::auth::Principal;
+use crate::service::{load_app, load_endpoint, load_message, Herald};
+use crate::service::{Error, Result};
 
 pub async fn by_endpoint(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+) -> Result<Json<ListResponse<MessageAttemptOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let result = state
@@ -32,11 +31,11 @@ pub async fn by_endpoint(
 }
 
 pub async fn by_msg(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, msg_id)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+) -> Result<Json<ListResponse<MessageAttemptOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
     let msg = load_message(&state, &app, &msg_id).await?;
     let mut filter = params.filter()?;
@@ -55,26 +54,26 @@ pub async fn by_msg(
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
-) -> ApiResult<Json<MessageAttemptOut>> {
+) -> Result<Json<MessageAttemptOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let msg = load_message(&state, &app, &msg_id).await?;
     let attempt = state
         .store
         .get_attempt(&app.id, &msg.id, &attempt_id)
         .await?
-        .ok_or(ApiError::NotFound("attempt"))?;
+        .ok_or(Error::NotFound("attempt"))?;
     Ok(Json(attempt.into()))
 }
 
 pub async fn attempted_destinations(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, msg_id)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
+) -> Result<Json<ListResponse<MessageEndpointOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
     let msg = load_message(&state, &app, &msg_id).await?;
     let result = state
@@ -89,11 +88,11 @@ pub async fn attempted_destinations(
 }
 
 pub async fn attempted_messages(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
+) -> Result<Json<ListResponse<EndpointMessageOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let with_content = params.bool("with_content", true)?;
@@ -111,22 +110,18 @@ pub async fn attempted_messages(
 /// Sends the message to the endpoint again, now, as a manual attempt. Answers
 /// 202 with `{}`: the SDKs parse the body as an `EmptyResponse`.
 pub async fn resend(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let msg = load_message(&state, &app, &msg_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     if ep.disabled {
-        return Err(ApiError::Conflict(
+        return Err(Error::Conflict(
             "the endpoint is disabled; enable it before resending".into(),
         ));
     }
-    state
-        .store
-        .resend(&app.id, &msg.id, &ep.id, Utc::now())
-        .await?;
-    state.wake.any();
+    crate::service::endpoints::resend(&state, &app, &msg, &ep).await?;
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

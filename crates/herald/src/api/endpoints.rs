@@ -3,53 +3,24 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use herald_core::dates::DateFormat;
-use herald_core::endpoint_url::EndpointUrl;
 use herald_core::id::{new_id, IdPrefix};
-use herald_core::name::{validate_channel, validate_name};
 use herald_core::signing::EndpointSecret;
-use herald_store::{Application, Endpoint, Message, Targets};
+use herald_store::Endpoint;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{Body, Params, Patch};
-use super::messages::DEFAULT_RETENTION_DAYS;
 use super::out::{EndpointOut, ListResponse, MessageAttemptOut, MessageOut};
-use super::{check_uid, load_app, load_endpoint, metadata_value, AppState};
 use crate::auth::Principal;
-use crate::dispatch::Retries;
-
-/// Svix keeps rotated-out keys valid for a day unless told otherwise.
-pub(crate) const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
-const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
-const MAX_CHANNELS: usize = 10;
-
-/// Headers Herald sets itself, or that HTTP owns: an endpoint may not override them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "upgrade",
-    "trailer",
-    "proxy-connection",
-];
-const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "svix-", "x-forwarded-"];
-/// Shown as names only: their values are credentials.
-pub(crate) const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-];
+use crate::service::endpoints::{
+    self, check_channels, check_date_format, check_event_types, check_headers, check_url,
+    uid_conflict, SENSITIVE_HEADERS,
+};
+use crate::service::{check_uid, load_app, load_endpoint, metadata_value, Error, Herald, Result};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,96 +77,10 @@ pub struct EndpointPatch {
     date_format: Patch<String>,
 }
 
-pub(crate) fn check_url(url: &str) -> ApiResult<String> {
-    EndpointUrl::parse(url)
-        .map(|u| u.as_str().to_string())
-        .map_err(|e| ApiError::field(&["url"], format!("URL {e}")))
-}
-
-/// The event filter, whichever of its two names it came under. An empty list
-/// means "every event type", as no list does.
-pub(crate) fn check_event_types(
-    field: &str,
-    types: Option<Vec<String>>,
-) -> ApiResult<Option<Vec<String>>> {
-    let Some(mut types) = types else {
-        return Ok(None);
-    };
-    for (i, t) in types.iter().enumerate() {
-        validate_name(t).map_err(|e| {
-            ApiError::Validation(vec![FieldError::body(
-                &[field, &i.to_string()],
-                e.to_string(),
-            )])
-        })?;
-    }
-    types.sort();
-    types.dedup();
-    Ok(if types.is_empty() { None } else { Some(types) })
-}
-
-pub(crate) fn check_channels(channels: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
-    let Some(mut channels) = channels else {
-        return Ok(None);
-    };
-    if channels.len() > MAX_CHANNELS {
-        return Err(ApiError::field(
-            &["channels"],
-            format!("at most {MAX_CHANNELS} channels"),
-        ));
-    }
-    for (i, c) in channels.iter().enumerate() {
-        validate_channel(c).map_err(|e| {
-            ApiError::Validation(vec![FieldError::body(
-                &["channels", &i.to_string()],
-                e.to_string(),
-            )])
-        })?;
-    }
-    channels.sort();
-    channels.dedup();
-    Ok(if channels.is_empty() {
-        None
-    } else {
-        Some(channels)
-    })
-}
-
-pub(crate) fn check_date_format(s: &str) -> ApiResult<String> {
-    DateFormat::parse(s)
-        .map(|f| f.as_str().to_string())
-        .map_err(|e| ApiError::field(&["dateFormat"], e.to_string()))
-}
-
-pub(crate) fn check_headers(
-    headers: &BTreeMap<String, String>,
-) -> ApiResult<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        let bad = |msg: &str| ApiError::Validation(vec![FieldError::body(&["headers", name], msg)]);
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(bad("is not a valid HTTP header name"));
-        }
-        if HeaderValue::from_str(value).is_err() {
-            return Err(bad("has a value that is not a valid HTTP header value"));
-        }
-        if RESERVED_HEADERS.contains(&lower.as_str())
-            || RESERVED_HEADER_PREFIXES
-                .iter()
-                .any(|p| lower.starts_with(p))
-        {
-            return Err(bad("is set by Herald and cannot be overridden"));
-        }
-        out.insert(lower, value.clone());
-    }
-    Ok(out)
-}
-
 fn merge_filter(
     event_types: Option<Vec<String>>,
     filter_types: Option<Vec<String>>,
-) -> ApiResult<Option<Vec<String>>> {
+) -> Result<Option<Vec<String>>> {
     match (event_types, filter_types) {
         (Some(e), _) => check_event_types("eventTypes", Some(e)),
         (None, f) => check_event_types("filterTypes", f),
@@ -203,11 +88,11 @@ fn merge_filter(
 }
 
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     params: Params,
-) -> ApiResult<Json<ListResponse<EndpointOut>>> {
+) -> Result<Json<ListResponse<EndpointOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
     let page = params.page(false)?;
     let result = state.store.list_endpoints(&app.id, &page).await?;
@@ -219,11 +104,11 @@ pub async fn list(
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     Body(input): Body<EndpointIn>,
-) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
+) -> Result<(StatusCode, Json<EndpointOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let url = check_url(&input.url)?;
     check_uid(input.uid.as_deref())?;
@@ -236,7 +121,7 @@ pub async fn create(
     };
     let secret = match input.secret {
         Some(s) => {
-            EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["secret"], e.to_string()))?
+            EndpointSecret::parse(&s).map_err(|e| Error::field(&["secret"], e.to_string()))?
         }
         None => EndpointSecret::generate(),
     };
@@ -266,10 +151,10 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-) -> ApiResult<Json<EndpointOut>> {
+) -> Result<Json<EndpointOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     Ok(Json(
         load_endpoint(&state, &app, &endpoint_id).await?.into(),
@@ -278,11 +163,11 @@ pub async fn get(
 
 /// PUT replaces every field it carries; headers and the secret stay.
 pub async fn update(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<EndpointIn>,
-) -> ApiResult<Json<EndpointOut>> {
+) -> Result<Json<EndpointOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
     ep.url = check_url(&input.url)?;
@@ -301,26 +186,21 @@ pub async fn update(
         ep.date_format = check_date_format(format)?;
     }
     ep.updated_at = Utc::now();
-    state
-        .store
-        .update_endpoint(&ep)
-        .await
-        .map_err(uid_conflict)?;
-    state.deliverer.forget(&ep.id);
+    endpoints::update(&state, &ep).await?;
     Ok(Json(ep.into()))
 }
 
 pub async fn patch(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<EndpointPatch>,
-) -> ApiResult<Json<EndpointOut>> {
+) -> Result<Json<EndpointOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
     match input.url {
         Patch::Absent => {}
-        Patch::Null => return Err(ApiError::field(&["url"], "must not be null")),
+        Patch::Null => return Err(Error::field(&["url"], "must not be null")),
         Patch::Value(url) => ep.url = check_url(&url)?,
     }
     ep.uid = input.uid.apply_opt(ep.uid);
@@ -365,24 +245,18 @@ pub async fn patch(
         Patch::Value(f) => ep.date_format = check_date_format(&f)?,
     }
     ep.updated_at = Utc::now();
-    state
-        .store
-        .update_endpoint(&ep)
-        .await
-        .map_err(uid_conflict)?;
-    state.deliverer.forget(&ep.id);
+    endpoints::update(&state, &ep).await?;
     Ok(Json(ep.into()))
 }
 
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    state.store.delete_endpoint(&app.id, &ep.id).await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::delete(&state, &app, &ep).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -392,17 +266,17 @@ pub struct SecretOut {
 }
 
 pub async fn get_secret(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-) -> ApiResult<Json<SecretOut>> {
+) -> Result<Json<SecretOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let keys = state.store.secrets(&ep.id, Utc::now()).await?;
     let current = keys
         .into_iter()
         .find(|k| k.expires_at.is_none())
-        .ok_or_else(|| ApiError::Internal(format!("endpoint {} has no current key", ep.id)))?;
+        .ok_or_else(|| Error::Internal(format!("endpoint {} has no current key", ep.id)))?;
     Ok(Json(SecretOut { key: current.key }))
 }
 
@@ -419,11 +293,11 @@ pub struct RotateIn {
 /// so receivers can switch without losing a message. Answers with the new key
 /// (the SDKs parse it).
 pub async fn rotate_secret(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<SecretOut>> {
+) -> Result<Json<SecretOut>> {
     let input: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
     } else {
@@ -431,26 +305,10 @@ pub async fn rotate_secret(
     };
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    let secret = match input.key {
-        Some(s) => {
-            EndpointSecret::parse(&s).map_err(|e| ApiError::field(&["key"], e.to_string()))?
-        }
-        None => EndpointSecret::generate(),
-    };
-    let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
-    if grace > MAX_GRACE_SECONDS {
-        return Err(ApiError::field(
-            &["gracePeriodSeconds"],
-            format!("must be at most {MAX_GRACE_SECONDS}"),
-        ));
-    }
-    let now = Utc::now();
-    let key = secret.to_whsec();
-    state
-        .store
-        .rotate_secret(&ep.id, &key, now + Duration::seconds(i64::from(grace)), now)
-        .await?;
-    state.deliverer.forget(&ep.id);
+    let grace = input
+        .grace_period_seconds
+        .unwrap_or(endpoints::DEFAULT_GRACE_SECONDS);
+    let key = endpoints::rotate_secret(&state, &ep, input.key.as_deref(), grace).await?;
     Ok(Json(SecretOut { key }))
 }
 
@@ -474,10 +332,10 @@ fn headers_out(ep: &Endpoint) -> HeadersOut {
 }
 
 pub async fn get_headers(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-) -> ApiResult<Json<HeadersOut>> {
+) -> Result<Json<HeadersOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     Ok(Json(headers_out(&ep)))
@@ -498,27 +356,26 @@ pub struct HeadersPatchIn {
 }
 
 pub async fn put_headers(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<HeadersIn>,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
     ep.headers = check_headers(&input.headers)?;
     ep.updated_at = Utc::now();
-    state.store.update_endpoint(&ep).await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::update(&state, &ep).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// PATCH merges: a header set to `null` is removed.
 pub async fn patch_headers(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<HeadersPatchIn>,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
     for name in &input.delete_headers {
@@ -537,17 +394,16 @@ pub async fn patch_headers(
     }
     ep.headers.extend(check_headers(&set)?);
     ep.updated_at = Utc::now();
-    state.store.update_endpoint(&ep).await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::update(&state, &ep).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn stats(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> Result<Json<Value>> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let s = state
@@ -587,14 +443,14 @@ pub struct ExampleOut {
 /// this endpoint only, whatever its filters, right away and once, and answers
 /// with the outcome. The attempt is in the log like any other.
 pub async fn send_example(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<EventExampleIn>,
-) -> ApiResult<(StatusCode, Json<ExampleOut>)> {
+) -> Result<(StatusCode, Json<ExampleOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    let (msg, attempt) = send_test(
+    let (msg, attempt) = endpoints::send_test(
         &state,
         &app,
         &ep,
@@ -612,97 +468,6 @@ pub async fn send_example(
     ))
 }
 
-/// The Test button's work, shared by the API and the portal: the example (or the
-/// given payload) marked `"test": true`, held for this caller, claimed and sent
-/// once. Returns the message and the attempt, if one could be made. Beyond the
-/// endpoint's Test rate, or when its delivery slots stay taken, nothing is
-/// stored or sent: 429 with `Retry-After`.
-pub(crate) async fn send_test(
-    state: &AppState,
-    app: &Application,
-    ep: &Endpoint,
-    event_type: String,
-    example_index: Option<usize>,
-    payload: Option<Value>,
-) -> ApiResult<(Message, Option<herald_store::Attempt>)> {
-    validate_name(&event_type).map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
-    let mut payload = match payload {
-        Some(p @ Value::Object(_)) => p,
-        Some(_) => return Err(ApiError::field(&["payload"], "must be a JSON object")),
-        None => {
-            let et = state
-                .store
-                .get_event_type(&app.org_id, &event_type)
-                .await?
-                .ok_or(ApiError::NotFound("event type"))?;
-            let index = example_index.unwrap_or(0);
-            et.example(index).cloned().ok_or_else(|| {
-                ApiError::field(
-                    &["eventType"],
-                    format!(
-                        "event type {:?} has no example at index {index} (schemas.<version>.examples)",
-                        et.name
-                    ),
-                )
-            })?
-        }
-    };
-    if let Some(object) = payload.as_object_mut() {
-        object.insert("test".into(), Value::Bool(true));
-    }
-    // Within the endpoint's Test rate and in one of its delivery slots (the
-    // worker's too), held until the attempt is made: Tests cannot flood it.
-    let _slot = state.deliverer.limits().test_slot(&ep.id).await?;
-    let msg = new_message(
-        app,
-        event_type,
-        payload.to_string(),
-        None,
-        None,
-        DEFAULT_RETENTION_DAYS,
-    );
-    // Held for this request, so no worker sends it (with retries) first.
-    let lease = Duration::from_std(state.config.lease).unwrap_or(Duration::MAX);
-    let until = msg.created_at + lease;
-    let held = Targets::Held {
-        endpoint_id: ep.id.clone(),
-        until,
-    };
-    state.store.create_message(&msg, &held).await?;
-    let attempt = match state
-        .store
-        .claim_delivery(&msg.id, &ep.id, until, until + lease)
-        .await?
-    {
-        Some(job) => state.deliverer.deliver(job, Retries::None).await,
-        None => None,
-    };
-    Ok((msg, attempt))
-}
-
-/// A new message whose payload is kept `retention_days` (already checked to be
-/// one Svix accepts) before it may be expunged.
-pub(crate) fn new_message(
-    app: &Application,
-    event_type: String,
-    payload: String,
-    event_id: Option<String>,
-    channels: Option<Vec<String>>,
-    retention_days: i64,
-) -> Message {
-    let created_at = Utc::now();
-    Message {
-        id: new_id(IdPrefix::Message),
-        app_id: app.id.clone(),
-        event_type,
-        event_id,
-        channels,
-        payload,
-        created_at,
-        expires_at: Some(created_at + Duration::days(retention_days)),
-    }
-}
-
 #[derive(Deserialize)]
 pub struct RecoverIn {
     since: chrono::DateTime<Utc>,
@@ -712,20 +477,15 @@ pub struct RecoverIn {
 
 /// Queues every failed delivery to this endpoint since a time again.
 pub async fn recover(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<RecoverIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<Value>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let now = Utc::now();
-    let queued = state
-        .store
-        .recover(&ep.id, input.since, input.until, now)
-        .await?;
-    state.wake.any();
-    tracing::info!(endpoint = %ep.id, queued, "recover queued failed deliveries");
+    endpoints::recover(&state, &ep, input.since, input.until).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -735,40 +495,4 @@ pub async fn recover(
             "updatedAt": now,
         })),
     ))
-}
-
-fn uid_conflict(e: herald_store::StoreError) -> ApiError {
-    match e {
-        herald_store::StoreError::Conflict(_) => ApiError::Conflict(
-            "an endpoint with this uid already exists in this application".into(),
-        ),
-        other => other.into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reserved_and_bad_headers_are_refused() {
-        let ok: BTreeMap<_, _> = [("X-Team".to_string(), "a".to_string())].into();
-        assert_eq!(
-            check_headers(&ok)
-                .unwrap()
-                .get("x-team")
-                .map(String::as_str),
-            Some("a")
-        );
-        for name in [
-            "Host",
-            "webhook-id",
-            "Svix-Signature",
-            "content-length",
-            "bad name",
-        ] {
-            let h: BTreeMap<_, _> = [(name.to_string(), "v".to_string())].into();
-            assert!(check_headers(&h).is_err(), "{name} should be refused");
-        }
-    }
 }

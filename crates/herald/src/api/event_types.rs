@@ -10,11 +10,11 @@ use herald_store::EventType;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Params, Patch};
 use super::out::{EventTypeOut, ListResponse};
-use super::{require_org, AppState};
 use crate::auth::Principal;
+use crate::service::{require_org, Herald};
+use crate::service::{Error, Result};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,12 +76,12 @@ pub struct EventTypePatch {
 
 /// `schemas` is an object of versions, each a valid JSON Schema whose examples
 /// match it; a 422 says where the problem is.
-fn check_schemas(schemas: Option<&Value>) -> ApiResult<()> {
+fn check_schemas(schemas: Option<&Value>) -> Result<()> {
     let Some(schemas) = schemas else {
         return Ok(());
     };
     let Some(versions) = schemas.as_object() else {
-        return Err(ApiError::field(
+        return Err(Error::field(
             &["schemas"],
             "must be an object of versions to JSON Schemas, e.g. {\"1\": {...}}",
         ));
@@ -110,25 +110,25 @@ fn check_schemas(schemas: Option<&Value>) -> ApiResult<()> {
 }
 
 /// A 422 at `base` plus the JSON pointer inside it.
-fn schema_error(base: &[&str], pointer: &str, msg: String) -> ApiError {
+fn schema_error(base: &[&str], pointer: &str, msg: String) -> Error {
     let segments = pointer_segments(pointer);
     let mut path: Vec<&str> = base.to_vec();
     path.extend(segments.iter().map(String::as_str));
-    ApiError::field(&path, msg)
+    Error::field(&path, msg)
 }
 
-fn check_feature_flag(flag: Option<&str>) -> ApiResult<()> {
+fn check_feature_flag(flag: Option<&str>) -> Result<()> {
     if let Some(flag) = flag {
-        validate_name(flag).map_err(|e| ApiError::field(&["featureFlag"], e.to_string()))?;
+        validate_name(flag).map_err(|e| Error::field(&["featureFlag"], e.to_string()))?;
     }
     Ok(())
 }
 
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     params: Params,
-) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+) -> Result<Json<ListResponse<EventTypeOut>>> {
     let page = params.page(false)?;
     let include_archived = params.bool("include_archived", false)?;
     let with_content = params.bool("with_content", true)?;
@@ -146,18 +146,18 @@ pub async fn list(
 /// Creates the event type; one that exists but is archived is brought back with
 /// the new fields, as Svix does.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Body(input): Body<EventTypeIn>,
-) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+) -> Result<(StatusCode, Json<EventTypeOut>)> {
     require_org(&who)?;
-    validate_name(&input.name).map_err(|e| ApiError::field(&["name"], e.to_string()))?;
+    validate_name(&input.name).map_err(|e| Error::field(&["name"], e.to_string()))?;
     check_schemas(input.schemas.as_ref())?;
     check_feature_flag(input.feature_flag.as_deref())?;
     let now = Utc::now();
     if let Some(mut existing) = state.store.get_event_type(&who.org_id, &input.name).await? {
         if !existing.archived {
-            return Err(ApiError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "event type {:?} already exists",
                 input.name
             )));
@@ -193,7 +193,7 @@ pub async fn create(
         .await
         .map_err(|e| match e {
             herald_store::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("event type {:?} already exists", et.name))
+                Error::Conflict(format!("event type {:?} already exists", et.name))
             }
             other => other.into(),
         })?;
@@ -202,25 +202,25 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(name): Path<String>,
-) -> ApiResult<Json<EventTypeOut>> {
+) -> Result<Json<EventTypeOut>> {
     let et = state
         .store
         .get_event_type(&who.org_id, &name)
         .await?
-        .ok_or(ApiError::NotFound("event type"))?;
+        .ok_or(Error::NotFound("event type"))?;
     Ok(Json(EventTypeOut::new(et, true)))
 }
 
 /// PUT replaces the event type, creating it when missing.
 pub async fn update(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(name): Path<String>,
     Body(input): Body<EventTypeUpdate>,
-) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+) -> Result<(StatusCode, Json<EventTypeOut>)> {
     require_org(&who)?;
     check_schemas(input.schemas.as_ref())?;
     check_feature_flag(input.feature_flag.as_deref())?;
@@ -240,7 +240,7 @@ pub async fn update(
             Ok((StatusCode::OK, Json(EventTypeOut::new(et, true))))
         }
         None => {
-            validate_name(&name).map_err(|e| ApiError::field(&["name"], e.to_string()))?;
+            validate_name(&name).map_err(|e| Error::field(&["name"], e.to_string()))?;
             let et = EventType {
                 org_id: who.org_id.clone(),
                 name,
@@ -262,20 +262,20 @@ pub async fn update(
 }
 
 pub async fn patch(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(name): Path<String>,
     Body(input): Body<EventTypePatch>,
-) -> ApiResult<Json<EventTypeOut>> {
+) -> Result<Json<EventTypeOut>> {
     require_org(&who)?;
     let mut et = state
         .store
         .get_event_type(&who.org_id, &name)
         .await?
-        .ok_or(ApiError::NotFound("event type"))?;
+        .ok_or(Error::NotFound("event type"))?;
     match input.description {
         Patch::Absent => {}
-        Patch::Null => return Err(ApiError::field(&["description"], "must not be null")),
+        Patch::Null => return Err(Error::field(&["description"], "must not be null")),
         Patch::Value(d) => et.description = d,
     }
     et.archived = input.archived.apply_opt(Some(et.archived)).unwrap_or(false);
@@ -301,17 +301,17 @@ pub async fn patch(
 /// DELETE archives the event type (messages of that type are kept); with
 /// `expunge=true` it is removed for good.
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(name): Path<String>,
     params: Params,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     require_org(&who)?;
     let mut et = state
         .store
         .get_event_type(&who.org_id, &name)
         .await?
-        .ok_or(ApiError::NotFound("event type"))?;
+        .ok_or(Error::NotFound("event type"))?;
     if params.bool("expunge", false)? {
         state.store.delete_event_type(&who.org_id, &name).await?;
         state.lookups.forget(&who.org_id);

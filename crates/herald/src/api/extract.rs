@@ -1,4 +1,4 @@
-//! Request extractors that turn bad input into [`ApiError`]s naming the place:
+//! Request extractors that turn bad input into [`Error`]s naming the place:
 //! JSON bodies with the path of the bad field, query parameters by name, and the
 //! bearer token.
 
@@ -13,23 +13,23 @@ use herald_store::{ListFilter, MessageStatus, Page};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use super::error::{ApiError, ApiResult, FieldError};
-use super::AppState;
 use crate::auth::Principal;
+use crate::service::Herald;
+use crate::service::{Error, FieldError, Result};
 
 /// A JSON body. Syntax errors are 400; a body of the wrong shape is 422 with the
 /// JSON path of the first bad field.
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned> FromRequest<Herald> for Body<T> {
+    type Rejection = Error;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Herald) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(state.config.max_body_bytes)
+                Error::PayloadTooLarge(state.config.max_body_bytes)
             } else {
-                ApiError::BadRequest {
+                Error::BadRequest {
                     code: "invalid_body",
                     detail: e.body_text(),
                 }
@@ -39,12 +39,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     }
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     // One JSON value and nothing after it: `{...} trailing` is not a body.
     if result.is_ok() {
-        de.end().map_err(|inner| ApiError::BadRequest {
+        de.end().map_err(|inner| Error::BadRequest {
             code: "invalid_json",
             detail: format!("request body is not valid JSON: {inner}"),
         })?;
@@ -52,7 +52,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     result.map_err(|err| {
         let inner = err.inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::BadRequest {
+            return Error::BadRequest {
                 code: "invalid_json",
                 detail: format!("request body is not valid JSON: {inner}"),
             };
@@ -76,7 +76,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        ApiError::Validation(vec![FieldError {
+        Error::Validation(vec![FieldError {
             loc,
             msg,
             kind: "value_error",
@@ -118,7 +118,7 @@ impl<T> Patch<T> {
 pub struct Params(HashMap<String, Vec<String>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
@@ -152,7 +152,7 @@ impl Params {
             .collect()
     }
 
-    pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
+    pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
         match self.str(name) {
             None => Ok(default),
             Some("true") | Some("1") => Ok(true),
@@ -161,13 +161,13 @@ impl Params {
         }
     }
 
-    pub fn int(&self, name: &str) -> ApiResult<Option<i64>> {
+    pub fn int(&self, name: &str) -> Result<Option<i64>> {
         self.str(name)
             .map(|s| s.parse().map_err(|_| invalid(name, "must be an integer")))
             .transpose()
     }
 
-    pub fn datetime(&self, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    pub fn datetime(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
         self.str(name)
             .map(|s| {
                 DateTime::parse_from_rfc3339(s)
@@ -178,7 +178,7 @@ impl Params {
     }
 
     /// `limit` (1..=250, default 50), `iterator` and `order`.
-    pub fn page(&self, descending_by_default: bool) -> ApiResult<Page> {
+    pub fn page(&self, descending_by_default: bool) -> Result<Page> {
         let limit = match self.int("limit")? {
             None => 50,
             Some(n) if (1..=250).contains(&n) => n as u32,
@@ -198,7 +198,7 @@ impl Params {
     }
 
     /// The filters of the message and attempt lists.
-    pub fn filter(&self) -> ApiResult<ListFilter> {
+    pub fn filter(&self) -> Result<ListFilter> {
         let status = match self.int("status")? {
             None => None,
             Some(n @ 0..=3) => Some(MessageStatus::from_i64(n)),
@@ -226,26 +226,26 @@ impl Params {
     }
 }
 
-fn invalid(name: &str, msg: &str) -> ApiError {
-    ApiError::Validation(vec![FieldError::query(name, msg)])
+fn invalid(name: &str, msg: &str) -> Error {
+    Error::Validation(vec![FieldError::query(name, msg)])
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
+impl FromRequestParts<Herald> for Principal {
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &Herald) -> Result<Self> {
         principal_of(parts, state).await
     }
 }
 
 /// The bearer token of a request, as sent.
-pub fn bearer(headers: &axum::http::HeaderMap) -> ApiResult<&str> {
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".into()))?;
+        .ok_or_else(|| Error::Unauthorized("missing Authorization header".into()))?;
     let header = header
         .to_str()
-        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+        .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
     Ok(header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
@@ -255,13 +255,13 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> ApiResult<&str> {
 
 /// Reads and checks the bearer token of a request: signed by this server,
 /// not expired, an API token (not a portal link), and not revoked.
-pub async fn principal_of(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
+pub async fn principal_of(parts: &Parts, state: &Herald) -> Result<Principal> {
     let verified = state
         .keys
         .verify(bearer(&parts.headers)?)
-        .map_err(|why| ApiError::Unauthorized(why.into()))?;
+        .map_err(|why| Error::Unauthorized(why.into()))?;
     if !state.revocations.allows(&verified).await? {
-        return Err(ApiError::Unauthorized("the token has been revoked".into()));
+        return Err(Error::Unauthorized("the token has been revoked".into()));
     }
     Ok(verified.principal)
 }

@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use herald_store::IdempotencyState;
 
-use super::error::ApiError;
 use super::extract::principal_of;
-use super::AppState;
+use crate::service::Error;
+use crate::service::Herald;
 
 const MAX_KEY_LEN: usize = 256;
 
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<Herald>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -29,7 +29,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return ApiError::Validation(vec![super::error::FieldError {
+        return Error::Validation(vec![super::error::FieldError {
             loc: vec!["header".into(), "idempotency-key".into()],
             msg: format!("must be 1 to {MAX_KEY_LEN} characters"),
             kind: "value_error",
@@ -52,10 +52,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .idempotency_begin(&scope, &key, Utc::now())
         .await
     {
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => Error::from(e).into_response(),
         Ok(IdempotencyState::Done { status, body }) => replay(status, body),
         Ok(IdempotencyState::InProgress) => {
-            ApiError::Conflict("a request with this idempotency-key is still in progress".into())
+            Error::Conflict("a request with this idempotency-key is still in progress".into())
                 .into_response()
         }
         Ok(IdempotencyState::New) => {
@@ -65,8 +65,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 Ok(b) => b,
                 Err(e) => {
                     let _ = state.store.idempotency_abort(&scope, &key).await;
-                    return ApiError::Internal(format!("reading response body: {e}"))
-                        .into_response();
+                    return Error::Internal(format!("reading response body: {e}")).into_response();
                 }
             };
             let status = parts.status.as_u16();

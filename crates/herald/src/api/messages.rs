@@ -6,27 +6,21 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name};
-use herald_core::schema::{pointer_segments, validate};
 use herald_store::Targets;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::applications::ApplicationIn;
-use super::endpoints::new_message;
-use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
-use super::{load_app, load_message, AppState};
 use crate::auth::Principal;
+use crate::service::messages::{check_event_type, new_message, DEFAULT_RETENTION_DAYS};
+use crate::service::{load_app, load_message, Herald};
+use crate::service::{Error, FieldError, Result};
 
 const MAX_CHANNELS: usize = 10;
-/// Days a payload is kept when the message does not say (Svix's default).
-pub(crate) const DEFAULT_RETENTION_DAYS: i64 = 90;
 /// The `payloadRetentionPeriod` Svix accepts, in days.
 const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 5..=90;
-/// Validation errors reported for one payload.
-const MAX_PAYLOAD_ISSUES: usize = 10;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,29 +42,29 @@ pub struct MessageIn {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     params: Params,
     Body(input): Body<MessageIn>,
-) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    validate_name(&input.event_type).map_err(|e| ApiError::field(&["eventType"], e.to_string()))?;
+) -> Result<(StatusCode, Json<MessageOut>)> {
+    validate_name(&input.event_type).map_err(|e| Error::field(&["eventType"], e.to_string()))?;
     if let Some(event_id) = &input.event_id {
-        validate_name(event_id).map_err(|e| ApiError::field(&["eventId"], e.to_string()))?;
+        validate_name(event_id).map_err(|e| Error::field(&["eventId"], e.to_string()))?;
     }
     if !input.payload.get().trim_start().starts_with('{') {
-        return Err(ApiError::field(&["payload"], "must be a JSON object"));
+        return Err(Error::field(&["payload"], "must be a JSON object"));
     }
     // Kept as sent, so refuse now what a later parse would refuse or mangle.
     check_strict(input.payload.get()).map_err(|e| {
-        ApiError::field(
+        Error::field(
             &["payload"],
             format!("not JSON that can be delivered as sent: {e} (within the payload)"),
         )
     })?;
     let channels = match input.channels {
         Some(list) if list.len() > MAX_CHANNELS => {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 &["channels"],
                 format!("at most {MAX_CHANNELS} channels"),
             ))
@@ -78,7 +72,7 @@ pub async fn create(
         Some(list) => {
             for (i, c) in list.iter().enumerate() {
                 validate_channel(c).map_err(|e| {
-                    ApiError::Validation(vec![FieldError::body(
+                    Error::Validation(vec![FieldError::body(
                         &["channels", &i.to_string()],
                         e.to_string(),
                     )])
@@ -92,7 +86,7 @@ pub async fn create(
         .payload_retention_period
         .unwrap_or(DEFAULT_RETENTION_DAYS);
     if !RETENTION_DAYS.contains(&retention_days) {
-        return Err(ApiError::field(
+        return Err(Error::field(
             &["payloadRetentionPeriod"],
             format!(
                 "must be between {} and {} days",
@@ -124,7 +118,7 @@ pub async fn create(
                 Err(e) => return Err(e.into()),
             }
         }
-        (None, _) => return Err(ApiError::NotFound("application")),
+        (None, _) => return Err(Error::NotFound("application")),
     };
 
     check_event_type(&state, &app.org_id, &input.event_type, &input.payload).await?;
@@ -144,65 +138,12 @@ pub async fn create(
     ))
 }
 
-/// The catalog's say on a message: an archived type is refused; once an
-/// organisation has event types, an unknown one is refused too (a typo caught at
-/// the door, not discovered as silence); a type that asks for it has its payload
-/// validated against its schema. Nothing is stored when this fails.
-async fn check_event_type(
-    state: &AppState,
-    org_id: &str,
-    name: &str,
-    payload: &RawValue,
-) -> ApiResult<()> {
-    let catalog = state.lookups.catalog(state.store.as_ref(), org_id).await?;
-    let looked_up;
-    let et = match &catalog {
-        // An organisation without event types accepts any (as Svix does).
-        Some(catalog) if catalog.is_empty() => return Ok(()),
-        Some(catalog) => catalog.get(name),
-        None => {
-            looked_up = state.store.get_event_type(org_id, name).await?;
-            looked_up.as_ref()
-        }
-    };
-    let Some(et) = et else {
-        return Err(ApiError::field(
-            &["eventType"],
-            format!("unknown event type {name:?}: create it (POST /api/v1/event-type) or import a catalog first"),
-        ));
-    };
-    if et.archived {
-        return Err(ApiError::field(
-            &["eventType"],
-            format!("event type {name:?} is archived; unarchive it to send it again"),
-        ));
-    }
-    let Some(schema) = et.latest_schema().filter(|_| et.validate_payload) else {
-        return Ok(());
-    };
-    let value: Value = serde_json::from_str(payload.get())
-        .map_err(|e| ApiError::field(&["payload"], e.to_string()))?;
-    validate(schema, &value, MAX_PAYLOAD_ISSUES).map_err(|issues| {
-        ApiError::Validation(
-            issues
-                .into_iter()
-                .map(|issue| {
-                    let segments = pointer_segments(&issue.pointer);
-                    let mut path = vec!["payload"];
-                    path.extend(segments.iter().map(String::as_str));
-                    FieldError::body(&path, issue.message)
-                })
-                .collect(),
-        )
-    })
-}
-
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     params: Params,
-) -> ApiResult<Json<ListResponse<MessageOut>>> {
+) -> Result<Json<ListResponse<MessageOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
     let page = params.page(true)?;
     let filter = params.filter()?;
@@ -216,11 +157,11 @@ pub async fn list(
 }
 
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path((app_id, msg_id)): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Json<MessageOut>> {
+) -> Result<Json<MessageOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let with_content = params.bool("with_content", true)?;
     let msg = load_message(&state, &app, &msg_id).await?;

@@ -9,7 +9,6 @@ pub mod error;
 mod event_types;
 pub mod extract;
 mod idempotency;
-pub mod lookups;
 mod messages;
 mod out;
 mod portal_access;
@@ -19,35 +18,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use herald_core::name::validate_name;
-use herald_store::{Application, Endpoint, Message, Store};
-use serde_json::Value;
+use crate::service::{Error, Herald, Result};
 
-use crate::auth::{Keys, Principal, Revocations};
-use crate::config::Config;
-use crate::dispatch::{Deliverer, Wake};
-use error::{ApiError, ApiResult};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
-    pub keys: Keys,
-    /// Wakes the dispatcher when new work is queued.
-    pub wake: Arc<Wake>,
-    /// Sends a Test delivery right away, outside the worker.
-    pub deliverer: Arc<Deliverer>,
-    /// Applications and event types as recently read, for creating messages.
-    pub lookups: Arc<lookups::Lookups>,
-    /// The revoked API tokens, as recently read.
-    pub revocations: Arc<Revocations>,
-}
-
-pub fn router(state: AppState) -> Router {
+pub fn router(state: Herald) -> Router {
     let app = "/api/v1/app/{app_id}";
     let api = Router::new()
         .route("/api/v1/health", get(health))
@@ -158,7 +132,7 @@ pub fn router(state: AppState) -> Router {
 
 /// What a worker-only process serves: its health, for load balancers and
 /// orchestrators.
-pub fn health_router(state: AppState) -> Router {
+pub fn health_router(state: Herald) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(health))
@@ -166,77 +140,11 @@ pub fn health_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> ApiResult<StatusCode> {
+async fn health(axum::extract::State(state): axum::extract::State<Herald>) -> Result<StatusCode> {
     state.store.ping().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("route")
-}
-
-/// The application in the path, if this principal may see it; 404 otherwise, so
-/// an app token cannot even learn that another application exists.
-pub(crate) async fn load_app(
-    state: &AppState,
-    who: &Principal,
-    app_id_or_uid: &str,
-) -> ApiResult<Application> {
-    let app = state
-        .store
-        .get_app(&who.org_id, app_id_or_uid)
-        .await?
-        .filter(|app| who.can_see_app(&app.id))
-        .ok_or(ApiError::NotFound("application"))?;
-    Ok(app)
-}
-
-pub(crate) async fn load_endpoint(
-    state: &AppState,
-    app: &Application,
-    endpoint_id_or_uid: &str,
-) -> ApiResult<Endpoint> {
-    state
-        .store
-        .get_endpoint(&app.id, endpoint_id_or_uid)
-        .await?
-        .ok_or(ApiError::NotFound("endpoint"))
-}
-
-/// The message in the path (by id or `eventId`), within the application.
-pub(crate) async fn load_message(
-    state: &AppState,
-    app: &Application,
-    msg_id_or_event_id: &str,
-) -> ApiResult<Message> {
-    state
-        .store
-        .get_message(&app.id, msg_id_or_event_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))
-}
-
-pub(crate) fn check_uid(uid: Option<&str>) -> ApiResult<()> {
-    if let Some(uid) = uid {
-        validate_name(uid).map_err(|e| ApiError::field(&["uid"], e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Metadata as stored: a JSON object of strings (Svix's clients read it so).
-pub(crate) fn metadata_value(m: Option<BTreeMap<String, String>>) -> Value {
-    serde_json::to_value(m.unwrap_or_default()).expect("a string map is JSON")
-}
-
-/// Org-level writes (creating applications, editing event types) need an
-/// organisation token.
-pub(crate) fn require_org(who: &Principal) -> ApiResult<()> {
-    match who.app_id {
-        None => Ok(()),
-        Some(_) => Err(ApiError::Forbidden(
-            "this needs an organisation token; the token used is scoped to one application".into(),
-        )),
-    }
+async fn not_found() -> Error {
+    Error::NotFound("route")
 }

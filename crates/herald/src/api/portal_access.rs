@@ -18,11 +18,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::applications::ApplicationIn;
-use super::error::{ApiError, ApiResult};
 use super::extract::{bearer, parse_json};
-use super::{load_app, AppState};
 use crate::auth::Principal;
-use crate::portal::link::{self, LinkRequest};
+use crate::service::links::{self as link, LinkRequest};
+use crate::service::{load_app, Herald};
+use crate::service::{Error, Result};
 
 /// Svix's bounds on `expiry`, in seconds: an hour to a week.
 const EXPIRY: std::ops::RangeInclusive<u64> = 3600..=604_800;
@@ -59,11 +59,11 @@ pub struct AccessIn {
 impl AccessIn {
     /// Whether the session may only look: `readOnly`, or capabilities that
     /// do not include managing endpoints.
-    fn read_only(&self) -> ApiResult<bool> {
+    fn read_only(&self) -> Result<bool> {
         if let Some(caps) = &self.capabilities {
             for (i, cap) in caps.iter().enumerate() {
                 if !CAPABILITIES.contains(&cap.as_str()) {
-                    return Err(ApiError::field(
+                    return Err(Error::field(
                         &["capabilities", &i.to_string()],
                         format!("must be one of {}", CAPABILITIES.join(", ")),
                     ));
@@ -77,11 +77,11 @@ impl AccessIn {
         Ok(self.read_only.unwrap_or(false) || limited)
     }
 
-    fn expiry(&self) -> ApiResult<Option<Duration>> {
+    fn expiry(&self) -> Result<Option<Duration>> {
         match self.expiry {
             None => Ok(None),
             Some(secs) if EXPIRY.contains(&secs) => Ok(Some(Duration::from_secs(secs))),
-            Some(_) => Err(ApiError::field(
+            Some(_) => Err(Error::field(
                 &["expiry"],
                 format!(
                     "must be between {} and {} seconds",
@@ -92,7 +92,7 @@ impl AccessIn {
         }
     }
 
-    fn session_id(&self) -> ApiResult<Option<String>> {
+    fn session_id(&self) -> Result<Option<String>> {
         let Some(id) = &self.session_id else {
             return Ok(None);
         };
@@ -101,7 +101,7 @@ impl AccessIn {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-'));
         if !ok {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 &["sessionId"],
                 "must be 1 to 64 characters of a-z, A-Z, 0-9, @, _ and -",
             ));
@@ -111,11 +111,11 @@ impl AccessIn {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> Result<Json<Value>> {
     // Svix's clients send `{}`; an empty body means the same.
     let input: AccessIn = if body.iter().all(u8::is_ascii_whitespace) {
         AccessIn::default()
@@ -127,7 +127,7 @@ pub async fn create(
     let session_id = input.session_id()?;
     let app = match (load_app(&state, &who, &app_id).await, input.application) {
         (Ok(app), _) => app,
-        (Err(ApiError::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
+        (Err(Error::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
             new_app.uid.get_or_insert(app_id);
             let app = new_app.into_new(&who.org_id)?;
             state.store.create_app(&app).await?;
@@ -151,15 +151,15 @@ pub async fn create(
 
 /// Ends the portal session of the link whose token is the bearer. An API
 /// token cannot be logged out (revoke it with `herald token revoke`).
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<Herald>, headers: HeaderMap) -> Result<StatusCode> {
     let token = bearer(&headers)?;
     let grant = match state.keys.verify_link(token, true) {
         Ok(grant) => grant,
-        Err(_) if state.keys.verify(token).is_ok() => return Err(ApiError::Forbidden(
+        Err(_) if state.keys.verify(token).is_ok() => return Err(Error::Forbidden(
             "only a portal token can be logged out; revoke API tokens with `herald token revoke`"
                 .into(),
         )),
-        Err(why) => return Err(ApiError::Unauthorized(why.into())),
+        Err(why) => return Err(Error::Unauthorized(why.into())),
     };
     state
         .store
@@ -167,7 +167,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
         .await
         .map_err(|e| match e {
             herald_store::StoreError::NotFound => {
-                ApiError::Unauthorized("the portal session has already ended".into())
+                Error::Unauthorized("the portal session has already ended".into())
             }
             other => other.into(),
         })?;

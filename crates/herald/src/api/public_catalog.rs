@@ -7,47 +7,43 @@ use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
-use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::Params;
-use super::AppState;
 use crate::auth::DEFAULT_ORG;
 use crate::catalog::{all_event_types, page};
+use crate::service::Herald;
+use crate::service::{Error, FieldError, Result};
 
-pub async fn default_org(state: State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn default_org(state: State<Herald>, params: Params) -> Result<Response> {
     render(state, DEFAULT_ORG, params).await
 }
 
 pub async fn for_org(
-    state: State<AppState>,
+    state: State<Herald>,
     Path(org_id): Path<String>,
     params: Params,
-) -> ApiResult<Response> {
+) -> Result<Response> {
     render(state, &org_id, params).await
 }
 
-async fn render(
-    State(state): State<AppState>,
-    org_id: &str,
-    params: Params,
-) -> ApiResult<Response> {
+async fn render(State(state): State<Herald>, org_id: &str, params: Params) -> Result<Response> {
     let mut types = all_event_types(state.store.as_ref(), org_id)
         .await
-        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+        .map_err(|e| Error::Internal(format!("{e:#}")))?;
     types.retain(|et| et.public && !et.archived);
     if types.is_empty() {
-        return Err(ApiError::NotFound("public event catalog"));
+        return Err(Error::NotFound("public event catalog"));
     }
     let title = &state.config.catalog_title;
     Ok(match params.str("format") {
         None | Some("html") => Html(
             page::render_html(title, &types)
-                .map_err(|e| ApiError::Internal(format!("rendering the catalog: {e}")))?,
+                .map_err(|e| Error::Internal(format!("rendering the catalog: {e}")))?,
         )
         .into_response(),
         Some("json") => Json(page::render_json(title, &types)).into_response(),
         Some("openapi") => Json(page::render_openapi(title, &types)).into_response(),
         Some(_) => {
-            return Err(ApiError::Validation(vec![FieldError::query(
+            return Err(Error::Validation(vec![FieldError::query(
                 "format",
                 "must be html, json or openapi",
             )]))

@@ -17,15 +17,15 @@ use herald_core::signing::EndpointSecret;
 use herald_store::{Endpoint, EventType};
 use serde_json::{json, Value};
 
-use super::pages::{app_of, base, catalog_types, endpoint_of, with};
+use super::request::{app_of, base, catalog_types, check_csrf, endpoint_of, with, FormData};
 use super::session::Session;
-use super::{page, PortalError, PortalResult};
-use crate::api::endpoints::{
-    check_channels, check_date_format, check_event_types, check_headers, check_url,
+use super::{page, PortalResult};
+use crate::service::endpoints::{
+    self, check_channels, check_date_format, check_event_types, check_headers, check_url,
     SENSITIVE_HEADERS,
 };
-use crate::api::error::ApiError;
-use crate::api::AppState;
+use crate::service::Error;
+use crate::service::Herald;
 
 const MASK: &str = "••••••••";
 /// How long the SSRF check waits for DNS before saving the URL anyway.
@@ -33,46 +33,10 @@ const RESOLVE_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 /// The instant the date-format preview shows (a Spot event's `occurredAt`).
 const PREVIEW_UNIX: f64 = 1_715_095_714.0;
 
-/// A submitted form: its fields in order, repeated names kept.
-pub struct FormData(Vec<(String, String)>);
-
-impl FormData {
-    pub fn parse(body: &[u8]) -> FormData {
-        FormData(
-            url::form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
-
-pub fn check_csrf(session: &Session, form: &FormData) -> PortalResult<()> {
-    if session.csrf_ok(form.get("csrf")) {
-        Ok(())
-    } else {
-        Err(PortalError::Csrf)
-    }
-}
-
-/// An API error as a sentence for a person.
-pub fn api_message(e: &ApiError) -> String {
+/// An error as a sentence for a person.
+pub fn error_message(e: &Error) -> String {
     match e {
-        ApiError::Validation(fields) => fields
+        Error::Validation(fields) => fields
             .iter()
             .map(|f| match f.loc.as_slice() {
                 // A header's name is part of what is wrong with it.
@@ -81,7 +45,7 @@ pub fn api_message(e: &ApiError) -> String {
             })
             .collect::<Vec<_>>()
             .join("; "),
-        ApiError::NotFound(what) => format!("{what} not found"),
+        Error::NotFound(what) => format!("{what} not found"),
         other => other.to_string(),
     }
 }
@@ -159,15 +123,15 @@ async fn check(
             }
         },
         Err(e) => {
-            errors.insert("url", api_message(&e));
+            errors.insert("url", error_message(&e));
             None
         }
     };
     let event_types = check_event_types("eventTypes", Some(v.event_types.clone()))
-        .map_err(|e| errors.insert("event_types", api_message(&e)))
+        .map_err(|e| errors.insert("event_types", error_message(&e)))
         .ok();
     let date_format = check_date_format(&v.date_format)
-        .map_err(|e| errors.insert("date_format", api_message(&e)))
+        .map_err(|e| errors.insert("date_format", error_message(&e)))
         .ok();
     let channels: Vec<String> = v
         .channels
@@ -177,11 +141,11 @@ async fn check(
         .map(str::to_string)
         .collect();
     let channels = check_channels(Some(channels))
-        .map_err(|e| errors.insert("channels", api_message(&e)))
+        .map_err(|e| errors.insert("channels", error_message(&e)))
         .ok();
     let headers = match parse_headers(&v.headers, old_headers) {
         Ok(h) => check_headers(&h)
-            .map_err(|e| errors.insert("headers", api_message(&e)))
+            .map_err(|e| errors.insert("headers", error_message(&e)))
             .ok(),
         Err(line) => {
             errors.insert("headers", format!("line {line:?} is not \"Name: value\""));
@@ -255,7 +219,7 @@ async fn ssrf_refusal(allow: &AllowList, url: &str) -> Option<String> {
 }
 
 /// `/portal/endpoints/new`.
-pub async fn new(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+pub async fn new(State(state): State<Herald>, session: Session) -> PortalResult<Response> {
     session.writable()?;
     let app = app_of(&state, &session).await?;
     let values = Values {
@@ -267,7 +231,7 @@ pub async fn new(State(state): State<AppState>, session: Session) -> PortalResul
 
 /// `/portal/endpoints/{id}/edit`.
 pub async fn edit(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
 ) -> PortalResult<Response> {
@@ -287,7 +251,7 @@ pub async fn edit(
 
 /// `POST /portal/endpoints`: adds an endpoint.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     body: axum::body::Bytes,
 ) -> PortalResult<Response> {
@@ -325,7 +289,7 @@ pub async fn create(
 
 /// `POST /portal/endpoints/{id}`: saves the Edit form.
 pub async fn update(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -346,13 +310,12 @@ pub async fn update(
     ep.channels = c.channels;
     ep.headers = c.headers;
     ep.updated_at = Utc::now();
-    state.store.update_endpoint(&ep).await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::update(&state, &ep).await?;
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=saved", ep.id)).into_response())
 }
 
 async fn form_page(
-    state: &AppState,
+    state: &Herald,
     session: &Session,
     app: &herald_store::Application,
     ep: Option<&Endpoint>,

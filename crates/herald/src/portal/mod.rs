@@ -11,8 +11,8 @@
 
 mod chart;
 mod form;
-pub mod link;
 mod pages;
+mod request;
 pub mod session;
 
 use std::sync::OnceLock;
@@ -25,10 +25,10 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::api::error::ApiError;
-use crate::api::AppState;
+use crate::service::Error;
+use crate::service::{links, Herald};
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: Herald) -> Router {
     let headers = SecurityHeaders::new(&state.config.portal_frame_ancestors);
     Router::new()
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
@@ -144,10 +144,10 @@ pub enum PortalError {
 
 pub type PortalResult<T> = Result<T, PortalError>;
 
-impl From<ApiError> for PortalError {
-    fn from(e: ApiError) -> Self {
+impl From<Error> for PortalError {
+    fn from(e: Error) -> Self {
         match e {
-            ApiError::NotFound(_) => PortalError::NotFound,
+            Error::NotFound(_) => PortalError::NotFound,
             other => PortalError::Internal(other.to_string()),
         }
     }
@@ -362,7 +362,7 @@ pub async fn link(args: &LinkArgs) -> anyhow::Result<String> {
     let base = crate::config::public_url(args.public_url.as_deref())?
         .unwrap_or_else(|| format!("http://{}", args.listen));
     let keys = crate::auth::Keys::new(config.secret_bytes());
-    let store = crate::app::open_store(
+    let store = crate::database::open_store(
         &config.database_url,
         config.sqlite_synchronous_full,
         config.keyring.clone(),
@@ -378,7 +378,7 @@ pub async fn link(args: &LinkArgs) -> anyhow::Result<String> {
             Some(found.id)
         }
     };
-    let request = link::LinkRequest {
+    let request = links::LinkRequest {
         org_id: args.org.clone(),
         app_id,
         read_only: args.read_only,
@@ -386,6 +386,6 @@ pub async fn link(args: &LinkArgs) -> anyhow::Result<String> {
         link_ttl,
         expiry: None,
     };
-    let token = link::issue(store.as_ref(), &keys, &request).await?;
-    Ok(link::url(&base, &token))
+    let token = links::issue(store.as_ref(), &keys, &request).await?;
+    Ok(links::url(&base, &token))
 }

@@ -12,79 +12,20 @@ use herald_store::{
     Application, Attempt, Endpoint, EventType, ListFilter, MessageStatus, Page, Store,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::chart;
-use super::form::{check_csrf, FormData};
+use super::request::{app_of, base, catalog_types, check_csrf, endpoint_of, with, FormData};
 use super::session::Session;
 use super::{page, PortalError, PortalResult};
-use crate::api::endpoints::{send_test, DEFAULT_GRACE_SECONDS, SENSITIVE_HEADERS};
-use crate::api::AppState;
-use crate::catalog::all_event_types;
+use crate::service::endpoints::{self, send_test, SENSITIVE_HEADERS};
+use crate::service::Herald;
 
 const LOG_PAGE: u32 = 20;
 /// Attempts read for the chart at most (a day of a busy endpoint is summarised
 /// from its newest attempts).
 const CHART_MAX_ATTEMPTS: usize = 10_000;
 const MASK: &str = "••••••••";
-
-/// The fields every page's layout needs, merged into its context.
-pub(super) fn base(
-    session: &Session,
-    app: Option<&Application>,
-    title: &str,
-    nav: &str,
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("title".into(), json!(title));
-    m.insert("nav".into(), json!(nav));
-    m.insert("csrf".into(), json!(session.csrf));
-    m.insert("operator".into(), json!(session.operator));
-    m.insert("read_only".into(), json!(session.read_only));
-    m.insert("app_name".into(), json!(app.map(|a| a.name.as_str())));
-    m
-}
-
-pub(super) fn with(mut base: Map<String, Value>, extra: Value) -> Value {
-    if let Value::Object(extra) = extra {
-        base.extend(extra);
-    }
-    Value::Object(base)
-}
-
-/// The application the session looks at.
-pub(super) async fn app_of(state: &AppState, session: &Session) -> PortalResult<Application> {
-    let id = session.app.as_deref().ok_or(PortalError::ChooseApp)?;
-    state
-        .store
-        .get_app(&session.org, id)
-        .await?
-        .filter(|a| a.id == id)
-        .ok_or(PortalError::NotFound)
-}
-
-/// An endpoint of that application, by id; anything else is 404.
-pub(super) async fn endpoint_of(
-    state: &AppState,
-    app: &Application,
-    id: &str,
-) -> PortalResult<Endpoint> {
-    state
-        .store
-        .get_endpoint(&app.id, id)
-        .await?
-        .filter(|e| e.id == id)
-        .ok_or(PortalError::NotFound)
-}
-
-/// The organisation's event types that can be subscribed to.
-pub(super) async fn catalog_types(state: &AppState, org: &str) -> PortalResult<Vec<EventType>> {
-    let mut types = all_event_types(state.store.as_ref(), org)
-        .await
-        .map_err(|e| PortalError::Internal(format!("{e:#}")))?;
-    types.retain(|t| !t.archived);
-    Ok(types)
-}
 
 pub(super) fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -104,7 +45,7 @@ pub struct LoginQuery {
 /// becomes a session cookie. A link opened before, expired, ended, or for an
 /// application deleted since opens nothing.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     Query(q): Query<LoginQuery>,
 ) -> PortalResult<Response> {
     let grant_id = state
@@ -130,7 +71,7 @@ pub async fn login(
 /// `POST /portal/logout`: ends the session's grant (so the session ends on
 /// every node at once) and removes the cookie.
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     body: axum::body::Bytes,
 ) -> PortalResult<Response> {
@@ -153,7 +94,7 @@ pub async fn logout(
     Ok(response)
 }
 
-fn with_session(state: &AppState, session: &Session, mut response: Response) -> Response {
+fn with_session(state: &Herald, session: &Session, mut response: Response) -> Response {
     let secure = state.config.base_url().starts_with("https://");
     let embeddable = !state.config.portal_frame_ancestors.is_empty();
     response.headers_mut().insert(
@@ -204,7 +145,7 @@ impl Notice {
 
 /// `/portal/`: the Webhooks page, or an operator's list of applications.
 pub async fn home(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Query(notice): Query<Notice>,
 ) -> PortalResult<Response> {
@@ -285,14 +226,14 @@ async fn newest_attempt(
 }
 
 /// `/portal/apps`: an operator's list of the organisation's applications.
-pub async fn apps(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+pub async fn apps(State(state): State<Herald>, session: Session) -> PortalResult<Response> {
     if !session.operator {
         return Err(PortalError::NotFound);
     }
     apps_page(&state, &session).await
 }
 
-async fn apps_page(state: &AppState, session: &Session) -> PortalResult<Response> {
+async fn apps_page(state: &Herald, session: &Session) -> PortalResult<Response> {
     let page_spec = Page {
         limit: 250,
         iterator: None,
@@ -315,7 +256,7 @@ async fn apps_page(state: &AppState, session: &Session) -> PortalResult<Response
 
 /// `/portal/apps/{id}`: an operator opens one application's portal.
 pub async fn switch_app(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(app_id): Path<String>,
 ) -> PortalResult<Response> {
@@ -332,7 +273,7 @@ pub async fn switch_app(
 }
 
 /// `/portal/catalog`: the organisation's event types, as on the public page.
-pub async fn catalog(State(state): State<AppState>, session: Session) -> PortalResult<Response> {
+pub async fn catalog(State(state): State<Herald>, session: Session) -> PortalResult<Response> {
     let app = app_of(&state, &session).await?;
     let types = catalog_types(&state, &session.org).await?;
     let model = crate::catalog::page::render_json(&state.config.catalog_title, &types);
@@ -358,7 +299,7 @@ struct TestResult {
 
 /// `/portal/endpoints/{id}`: the endpoint page.
 pub async fn endpoint(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     Query(q): Query<Notice>,
@@ -369,7 +310,7 @@ pub async fn endpoint(
 }
 
 async fn endpoint_page(
-    state: &AppState,
+    state: &Herald,
     session: &Session,
     app: &Application,
     ep: &Endpoint,
@@ -539,7 +480,7 @@ async fn last_attempt_of(
 /// The Test button: the same path as the API's send-example. Answers with the
 /// endpoint page showing the result; the script lifts `#test-result` out of it.
 pub async fn test(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -574,7 +515,7 @@ pub async fn test(
             event_type,
             status: "not sent".into(),
             ok: false,
-            response: super::form::api_message(&e),
+            response: super::form::error_message(&e),
             duration_ms: None,
             msg_id: None,
         },
@@ -591,7 +532,7 @@ pub async fn test(
 }
 
 pub async fn confirm_delete(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
 ) -> PortalResult<Response> {
@@ -608,7 +549,7 @@ pub async fn confirm_delete(
 }
 
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -616,13 +557,12 @@ pub async fn delete(
     check_csrf(&session, &FormData::parse(&body))?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    state.store.delete_endpoint(&app.id, &ep.id).await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::delete(&state, &app, &ep).await?;
     Ok(see_other("/portal/?notice=deleted"))
 }
 
 pub async fn toggle(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -632,8 +572,7 @@ pub async fn toggle(
     let mut ep = endpoint_of(&state, &app, &id).await?;
     ep.disabled = !ep.disabled;
     ep.updated_at = Utc::now();
-    state.store.update_endpoint(&ep).await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::update(&state, &ep).await?;
     let notice = if ep.disabled { "disabled" } else { "enabled" };
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice={notice}",
@@ -642,7 +581,7 @@ pub async fn toggle(
 }
 
 pub async fn rotate(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -650,14 +589,7 @@ pub async fn rotate(
     check_csrf(&session, &FormData::parse(&body))?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    let now = Utc::now();
-    let key = herald_core::signing::EndpointSecret::generate().to_whsec();
-    let grace = Duration::seconds(i64::from(DEFAULT_GRACE_SECONDS));
-    state
-        .store
-        .rotate_secret(&ep.id, &key, now + grace, now)
-        .await?;
-    state.deliverer.forget(&ep.id);
+    endpoints::rotate_secret(&state, &ep, None, endpoints::DEFAULT_GRACE_SECONDS).await?;
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice=rotated#secret",
         ep.id
@@ -666,7 +598,7 @@ pub async fn rotate(
 
 /// Queues every failed delivery since the chosen time (UTC) again.
 pub async fn recover(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -680,8 +612,7 @@ pub async fn recover(
         .get("since")
         .and_then(parse_local)
         .unwrap_or(now - Duration::hours(24));
-    let queued = state.store.recover(&ep.id, since, None, now).await?;
-    state.wake.any();
+    let queued = endpoints::recover(&state, &ep, since, None).await?;
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice=recovered&n={queued}#delivery-log",
         ep.id
@@ -702,7 +633,7 @@ fn parse_local(s: &str) -> Option<DateTime<Utc>> {
 
 /// `/portal/endpoints/{id}/messages/{msg}`: what was sent and what came back.
 pub async fn message(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path((id, msg_id)): Path<(String, String)>,
     Query(q): Query<Notice>,
@@ -792,7 +723,7 @@ pub async fn message(
 }
 
 pub async fn resend(
-    State(state): State<AppState>,
+    State(state): State<Herald>,
     session: Session,
     Path((id, msg_id)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -806,11 +737,7 @@ pub async fn resend(
         .await?
         .filter(|m| m.id == msg_id)
         .ok_or(PortalError::NotFound)?;
-    state
-        .store
-        .resend(&app.id, &msg.id, &ep.id, Utc::now())
-        .await?;
-    state.wake.any();
+    endpoints::resend(&state, &app, &msg, &ep).await?;
     Ok(see_other(&format!(
         "/portal/endpoints/{}/messages/{}?notice=resent",
         ep.id, msg.id

@@ -16,12 +16,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::PortalError;
-use crate::api::AppState;
+use crate::service::links::SESSION_SECONDS;
+use crate::service::Herald;
 
 pub const COOKIE: &str = "herald_portal";
-/// How long a session lasts once a link was opened (unless the link said
-/// less).
-pub const LIFETIME_SECONDS: i64 = 8 * 3600;
 /// The one change a read-only session may make: ending itself.
 pub const LOGOUT_PATH: &str = "/portal/logout";
 const AUDIENCE: &str = "herald-portal";
@@ -69,7 +67,7 @@ impl Session {
             grant: grant.id.clone(),
             read_only: grant.read_only,
             csrf: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            exp: (now.timestamp() + LIFETIME_SECONDS).min(grant.expires_at.timestamp()),
+            exp: (now.timestamp() + SESSION_SECONDS).min(grant.expires_at.timestamp()),
         }
     }
 
@@ -158,10 +156,10 @@ impl Session {
 /// The session of a request, from its cookie, if its grant still holds;
 /// without one, the portal's 401. A read-only session's changes are refused
 /// here, for every route at once.
-impl FromRequestParts<AppState> for Session {
+impl FromRequestParts<Herald> for Session {
     type Rejection = PortalError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PortalError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Herald) -> Result<Self, PortalError> {
         let session = parts
             .headers
             .get_all(header::COOKIE)
@@ -237,8 +235,8 @@ mod tests {
             grant(60).expires_at.timestamp()
         );
         assert_eq!(
-            Session::new(&grant(10 * LIFETIME_SECONDS), now).exp,
-            now.timestamp() + LIFETIME_SECONDS
+            Session::new(&grant(10 * SESSION_SECONDS), now).exp,
+            now.timestamp() + SESSION_SECONDS
         );
         let mut session = Session::new(&grant(3600), now);
         session.exp = now.timestamp() - 1;

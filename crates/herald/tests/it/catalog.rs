@@ -342,7 +342,7 @@ async fn catalog_import_creates_then_changes_only_what_changed() {
 
     // What the database now holds, read in-process.
     {
-        let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+        let store = herald::database::open_store(db.url(), false, crate::support::test_keyring())
             .await
             .unwrap();
         let org = herald::auth::DEFAULT_ORG;
@@ -401,7 +401,7 @@ async fn a_catalog_file_whose_example_breaks_its_schema_is_refused_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.example.json"), "{stderr}");
     // And nothing of it was loaded.
-    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+    let store = herald::database::open_store(db.url(), false, crate::support::test_keyring())
         .await
         .unwrap();
     assert!(store

@@ -148,7 +148,7 @@ async fn prune(db: &TestDatabase, args: &[&str]) -> String {
 /// A delivered message and a still-retrying one, both expired, each with an
 /// attempt made 40 days ago.
 async fn herald_prune_expunges_delivered_payloads_and_old_attempts(db: TestDatabase) {
-    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+    let store = herald::database::open_store(db.url(), false, crate::support::test_keyring())
         .await
         .unwrap();
     seed_app(store.as_ref()).await;
@@ -193,7 +193,7 @@ async fn herald_prune_on_postgres() {
 async fn serve_seeded(options: Options, seed: impl AsyncFnOnce(&dyn Store)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::for_suite(dir.path());
-    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+    let store = herald::database::open_store(db.url(), false, crate::support::test_keyring())
         .await
         .unwrap();
     seed_app(store.as_ref()).await;
@@ -264,7 +264,7 @@ async fn serve_binary(db: &TestDatabase, dir: &std::path::Path, interval: &str) 
 async fn an_interval_of_zero_turns_pruning_in_serve_off() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::for_suite(dir.path());
-    let store = herald::app::open_store(db.url(), false, crate::support::test_keyring())
+    let store = herald::database::open_store(db.url(), false, crate::support::test_keyring())
         .await
         .unwrap();
     seed_app(store.as_ref()).await;

@@ -233,7 +233,7 @@ impl TestApp {
     /// The store this server runs on, opened a second time (for seeding and
     /// for reading what the API does not show).
     pub async fn open_store(&self) -> Arc<dyn herald_store::Store> {
-        herald::app::open_store(self.db.url(), false, test_keyring())
+        herald::database::open_store(self.db.url(), false, test_keyring())
             .await
             .unwrap()
     }
@@ -359,7 +359,7 @@ impl TestApp {
     /// A portal link as `herald portal-link` makes it: one application's
     /// portal, or with `None` the operator view of every application.
     pub async fn cli_portal_link(&self, app_id: Option<&str>) -> String {
-        let request = herald::portal::link::LinkRequest {
+        let request = herald::service::links::LinkRequest {
             org_id: DEFAULT_ORG.into(),
             app_id: app_id.map(Into::into),
             read_only: false,
@@ -368,10 +368,10 @@ impl TestApp {
             expiry: None,
         };
         let token =
-            herald::portal::link::issue(self.open_store().await.as_ref(), &self.keys, &request)
+            herald::service::links::issue(self.open_store().await.as_ref(), &self.keys, &request)
                 .await
                 .unwrap();
-        herald::portal::link::url(&self.base_url, &token)
+        herald::service::links::url(&self.base_url, &token)
     }
 
     /// Stops the server gracefully and waits for it.

@@ -2,7 +2,7 @@
 //! naming it (`Keys::portal_link`): the link opens the portal once, before it
 //! expires, and the session it opens lasts while the grant holds. The API's
 //! `app-portal-access`, `herald portal-link` and `herald demo` all issue links
-//! here.
+//! here; the portal turns them into sessions (`portal::session`).
 
 use std::time::Duration;
 
@@ -10,8 +10,11 @@ use chrono::Utc;
 use herald_core::id::{new_id, IdPrefix};
 use herald_store::{PortalGrant, Store, StoreError};
 
-use super::session::LIFETIME_SECONDS;
 use crate::auth::Keys;
+
+/// How long a portal session lasts once a link was opened (unless the link
+/// said less).
+pub const SESSION_SECONDS: i64 = 8 * 3600;
 
 /// What a link opens, and for how long.
 #[derive(Clone, Debug)]
@@ -44,7 +47,7 @@ pub async fn issue(
     let link_expires_at = now + span(link_ttl);
     let expires_at = match request.expiry {
         Some(expiry) => now + span(expiry),
-        None => link_expires_at + chrono::Duration::seconds(LIFETIME_SECONDS),
+        None => link_expires_at + chrono::Duration::seconds(SESSION_SECONDS),
     };
     let grant = PortalGrant {
         id: new_id(IdPrefix::PortalGrant),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use herald_store::{Application, EventType, Page, Store};
 
-use super::error::ApiResult;
+use super::error::Result;
 
 /// How long a read application or event-type list is reused.
 pub const LOOKUP_FRESHNESS: Duration = Duration::from_secs(1);
@@ -56,7 +56,7 @@ impl Lookups {
         store: &dyn Store,
         org_id: &str,
         id_or_uid: &str,
-    ) -> ApiResult<Option<Application>> {
+    ) -> Result<Option<Application>> {
         let key = (org_id.to_string(), id_or_uid.to_string());
         if let Some(e) = self.apps.lock().expect("lookups lock").get(&key) {
             if e.fresh() {
@@ -83,7 +83,7 @@ impl Lookups {
 
     /// The organisation's event types, or `None` when it has too many to keep
     /// (the caller then asks the store for the one it needs).
-    pub async fn catalog(&self, store: &dyn Store, org_id: &str) -> ApiResult<Option<Catalog>> {
+    pub async fn catalog(&self, store: &dyn Store, org_id: &str) -> Result<Option<Catalog>> {
         if let Some(e) = self.catalogs.lock().expect("lookups lock").get(org_id) {
             if e.fresh() {
                 return Ok(e.value.clone());

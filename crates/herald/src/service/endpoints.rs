@@ -1,0 +1,317 @@
+//! Endpoints: the rules their fields follow (one place, for the API and the
+//! portal), the Test button, and the changes that must reach the worker at
+//! once (it reuses what it read of an endpoint for a moment).
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderName, HeaderValue};
+use chrono::{DateTime, Duration, Utc};
+use herald_core::dates::DateFormat;
+use herald_core::endpoint_url::EndpointUrl;
+use herald_core::name::{validate_channel, validate_name};
+use herald_core::signing::EndpointSecret;
+use herald_store::{Application, Endpoint, Message, Targets};
+use serde_json::Value;
+
+use super::messages::{new_message, DEFAULT_RETENTION_DAYS};
+use super::{Error, FieldError, Herald, Result};
+use crate::dispatch::Retries;
+
+/// Svix keeps rotated-out keys valid for a day unless told otherwise.
+pub const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
+const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
+const MAX_CHANNELS: usize = 10;
+
+/// Headers Herald sets itself, or that HTTP owns: an endpoint may not override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "upgrade",
+    "trailer",
+    "proxy-connection",
+];
+const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "svix-", "x-forwarded-"];
+/// Shown as names only: their values are credentials.
+pub const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+];
+
+pub fn check_url(url: &str) -> Result<String> {
+    EndpointUrl::parse(url)
+        .map(|u| u.as_str().to_string())
+        .map_err(|e| Error::field(&["url"], format!("URL {e}")))
+}
+
+/// The event filter, whichever of its two names it came under. An empty list
+/// means "every event type", as no list does.
+pub fn check_event_types(field: &str, types: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    let Some(mut types) = types else {
+        return Ok(None);
+    };
+    for (i, t) in types.iter().enumerate() {
+        validate_name(t).map_err(|e| {
+            Error::Validation(vec![FieldError::body(
+                &[field, &i.to_string()],
+                e.to_string(),
+            )])
+        })?;
+    }
+    types.sort();
+    types.dedup();
+    Ok(if types.is_empty() { None } else { Some(types) })
+}
+
+pub fn check_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    let Some(mut channels) = channels else {
+        return Ok(None);
+    };
+    if channels.len() > MAX_CHANNELS {
+        return Err(Error::field(
+            &["channels"],
+            format!("at most {MAX_CHANNELS} channels"),
+        ));
+    }
+    for (i, c) in channels.iter().enumerate() {
+        validate_channel(c).map_err(|e| {
+            Error::Validation(vec![FieldError::body(
+                &["channels", &i.to_string()],
+                e.to_string(),
+            )])
+        })?;
+    }
+    channels.sort();
+    channels.dedup();
+    Ok(if channels.is_empty() {
+        None
+    } else {
+        Some(channels)
+    })
+}
+
+pub fn check_date_format(s: &str) -> Result<String> {
+    DateFormat::parse(s)
+        .map(|f| f.as_str().to_string())
+        .map_err(|e| Error::field(&["dateFormat"], e.to_string()))
+}
+
+pub fn check_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        let bad = |msg: &str| Error::Validation(vec![FieldError::body(&["headers", name], msg)]);
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad("is not a valid HTTP header name"));
+        }
+        if HeaderValue::from_str(value).is_err() {
+            return Err(bad("has a value that is not a valid HTTP header value"));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str())
+            || RESERVED_HEADER_PREFIXES
+                .iter()
+                .any(|p| lower.starts_with(p))
+        {
+            return Err(bad("is set by Herald and cannot be overridden"));
+        }
+        out.insert(lower, value.clone());
+    }
+    Ok(out)
+}
+
+/// Saves a changed endpoint; the next delivery from this process uses it.
+pub async fn update(herald: &Herald, ep: &Endpoint) -> Result<()> {
+    herald
+        .store
+        .update_endpoint(ep)
+        .await
+        .map_err(uid_conflict)?;
+    herald.deliverer.forget(&ep.id);
+    Ok(())
+}
+
+/// Deletes an endpoint of `app`; its queued deliveries go with it.
+pub async fn delete(herald: &Herald, app: &Application, ep: &Endpoint) -> Result<()> {
+    herald.store.delete_endpoint(&app.id, &ep.id).await?;
+    herald.deliverer.forget(&ep.id);
+    Ok(())
+}
+
+/// Makes `key` (or a new key) current; the old one keeps signing for
+/// `grace_seconds`, so receivers can switch without losing a message.
+/// Returns the new key.
+pub async fn rotate_secret(
+    herald: &Herald,
+    ep: &Endpoint,
+    key: Option<&str>,
+    grace_seconds: u32,
+) -> Result<String> {
+    let secret = match key {
+        Some(s) => EndpointSecret::parse(s).map_err(|e| Error::field(&["key"], e.to_string()))?,
+        None => EndpointSecret::generate(),
+    };
+    if grace_seconds > MAX_GRACE_SECONDS {
+        return Err(Error::field(
+            &["gracePeriodSeconds"],
+            format!("must be at most {MAX_GRACE_SECONDS}"),
+        ));
+    }
+    let now = Utc::now();
+    let key = secret.to_whsec();
+    herald
+        .store
+        .rotate_secret(
+            &ep.id,
+            &key,
+            now + Duration::seconds(i64::from(grace_seconds)),
+            now,
+        )
+        .await?;
+    herald.deliverer.forget(&ep.id);
+    Ok(key)
+}
+
+/// Queues the endpoint's failed deliveries created in the window again, now.
+/// Returns how many.
+pub async fn recover(
+    herald: &Herald,
+    ep: &Endpoint,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Result<u64> {
+    let queued = herald
+        .store
+        .recover(&ep.id, since, until, Utc::now())
+        .await?;
+    herald.wake.any();
+    tracing::info!(endpoint = %ep.id, queued, "recover queued failed deliveries");
+    Ok(queued)
+}
+
+/// Queues `msg` to `ep` again, now, as a manual attempt.
+pub async fn resend(
+    herald: &Herald,
+    app: &Application,
+    msg: &Message,
+    ep: &Endpoint,
+) -> Result<()> {
+    herald
+        .store
+        .resend(&app.id, &msg.id, &ep.id, Utc::now())
+        .await?;
+    herald.wake.any();
+    Ok(())
+}
+
+/// The Test button's work, shared by the API and the portal: the example (or the
+/// given payload) marked `"test": true`, held for this caller, claimed and sent
+/// once. Returns the message and the attempt, if one could be made. Beyond the
+/// endpoint's Test rate, or when its delivery slots stay taken, nothing is
+/// stored or sent: 429 with `Retry-After`.
+pub async fn send_test(
+    herald: &Herald,
+    app: &Application,
+    ep: &Endpoint,
+    event_type: String,
+    example_index: Option<usize>,
+    payload: Option<Value>,
+) -> Result<(Message, Option<herald_store::Attempt>)> {
+    validate_name(&event_type).map_err(|e| Error::field(&["eventType"], e.to_string()))?;
+    let mut payload = match payload {
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return Err(Error::field(&["payload"], "must be a JSON object")),
+        None => {
+            let et = herald
+                .store
+                .get_event_type(&app.org_id, &event_type)
+                .await?
+                .ok_or(Error::NotFound("event type"))?;
+            let index = example_index.unwrap_or(0);
+            et.example(index).cloned().ok_or_else(|| {
+                Error::field(
+                    &["eventType"],
+                    format!(
+                        "event type {:?} has no example at index {index} (schemas.<version>.examples)",
+                        et.name
+                    ),
+                )
+            })?
+        }
+    };
+    if let Some(object) = payload.as_object_mut() {
+        object.insert("test".into(), Value::Bool(true));
+    }
+    // Within the endpoint's Test rate and in one of its delivery slots (the
+    // worker's too), held until the attempt is made: Tests cannot flood it.
+    let _slot = herald.deliverer.limits().test_slot(&ep.id).await?;
+    let msg = new_message(
+        app,
+        event_type,
+        payload.to_string(),
+        None,
+        None,
+        DEFAULT_RETENTION_DAYS,
+    );
+    // Held for this request, so no worker sends it (with retries) first.
+    let lease = Duration::from_std(herald.config.lease).unwrap_or(Duration::MAX);
+    let until = msg.created_at + lease;
+    let held = Targets::Held {
+        endpoint_id: ep.id.clone(),
+        until,
+    };
+    herald.store.create_message(&msg, &held).await?;
+    let attempt = match herald
+        .store
+        .claim_delivery(&msg.id, &ep.id, until, until + lease)
+        .await?
+    {
+        Some(job) => herald.deliverer.deliver(job, Retries::None).await,
+        None => None,
+    };
+    Ok((msg, attempt))
+}
+
+/// A new message whose payload is kept `retention_days` (already checked to be
+/// one Svix accepts) before it may be expunged.
+pub(crate) fn uid_conflict(e: herald_store::StoreError) -> Error {
+    match e {
+        herald_store::StoreError::Conflict(_) => {
+            Error::Conflict("an endpoint with this uid already exists in this application".into())
+        }
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_and_bad_headers_are_refused() {
+        let ok: BTreeMap<_, _> = [("X-Team".to_string(), "a".to_string())].into();
+        assert_eq!(
+            check_headers(&ok)
+                .unwrap()
+                .get("x-team")
+                .map(String::as_str),
+            Some("a")
+        );
+        for name in [
+            "Host",
+            "webhook-id",
+            "Svix-Signature",
+            "content-length",
+            "bad name",
+        ] {
+            let h: BTreeMap<_, _> = [(name.to_string(), "v".to_string())].into();
+            assert!(check_headers(&h).is_err(), "{name} should be refused");
+        }
+    }
+}
