@@ -5,7 +5,6 @@
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod database;

@@ -59,7 +59,7 @@ enum Command {
         command: CatalogCommand,
     },
     /// Measure Herald (or any Svix-compatible server) on this machine.
-    Bench(herald::bench::BenchArgs),
+    Bench(herald_bench::BenchArgs),
     /// Print a link that opens the web portal: the list of applications, or
     /// with --app one application's webhooks. It works for
     /// HERALD_PORTAL_TOKEN_TTL_SECONDS.
@@ -138,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Catalog {
             command: CatalogCommand::Import { common, org, path },
         } => catalog_import(common, org, path).await,
-        Command::Bench(args) => herald::bench::run(args).await,
+        Command::Bench(args) => herald_bench::run(args).await,
         Command::PortalLink(args) => {
             let link = herald::portal::link(&args).await?;
             eprintln!("open this link in a browser (it expires; run again for a new one):");

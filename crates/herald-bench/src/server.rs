@@ -12,7 +12,6 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::load::Api;
-use crate::auth::{Keys, DEFAULT_ORG};
 
 /// The main secret of the Herald processes the bench starts.
 const SECRET: &str = "herald-bench-secret-0123456789abcdef";
@@ -51,10 +50,9 @@ impl Database {
     pub fn label(&self) -> String {
         match self {
             Database::Sqlite => "sqlite".into(),
-            Database::Postgres(url) => format!(
-                "postgresql ({})",
-                herald_store::redact_url(with_database(url, "").as_ref())
-            ),
+            Database::Postgres(url) => {
+                format!("postgresql ({})", redacted(&with_database(url, "")))
+            }
         }
     }
 }
@@ -112,7 +110,7 @@ impl Target {
         env: &[(&str, String)],
     ) -> anyhow::Result<Target> {
         let herald = Herald::spawn(&http, database, workers, env).await?;
-        let token = Keys::new(SECRET.as_bytes()).org_token(DEFAULT_ORG);
+        let token = herald.token().await?;
         Ok(Target {
             api: Api::new(http, &herald.base_url, &token),
             herald: Some(herald),
@@ -186,6 +184,7 @@ struct Herald {
     /// The first serves the API (role `all` or `api`); the rest are workers.
     procs: Vec<Proc>,
     base_url: String,
+    database_url: String,
     dir: PathBuf,
     /// (maintenance URL, database name) of a PostgreSQL database to drop.
     postgres: Option<(String, String)>,
@@ -199,6 +198,36 @@ struct Proc {
 }
 
 impl Herald {
+    /// An organisation token for the bench's client, made as an operator
+    /// would: `herald token create` on the same database and secret.
+    async fn token(&self) -> anyhow::Result<String> {
+        let exe = std::env::current_exe().context("cannot find the herald binary")?;
+        let mut cmd = tokio::process::Command::new(exe);
+        for var in OWN_VARIABLES {
+            cmd.env_remove(var);
+        }
+        let out = cmd
+            .args(["token", "create", "--name", "herald bench"])
+            .env("HERALD_DATABASE_URL", &self.database_url)
+            .env("HERALD_SECRET", SECRET)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("cannot run `herald token create`")?;
+        if !out.status.success() {
+            bail!(
+                "`herald token create` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8(out.stdout).context("the token is not text")?;
+        stdout
+            .lines()
+            .last()
+            .map(|t| t.trim().to_string())
+            .context("`herald token create` printed no token")
+    }
+
     async fn spawn(
         http: &reqwest::Client,
         database: &Database,
@@ -231,6 +260,7 @@ impl Herald {
         let mut herald = Herald {
             procs: Vec::new(),
             base_url: String::new(),
+            database_url: database_url.clone(),
             dir,
             postgres,
         };
@@ -354,6 +384,15 @@ impl Herald {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A database URL with its password hidden, for what the bench prints.
+fn redacted(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
 }
 
 fn with_database(url: &url::Url, name: &str) -> url::Url {

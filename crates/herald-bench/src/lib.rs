@@ -1,4 +1,6 @@
-//! `herald bench`: the reproducible benchmark.
+//! `herald bench`: the reproducible benchmark. A crate of its own: it only
+//! drives the `herald` binary it runs in (`std::env::current_exe()`), through
+//! its CLI and its HTTP API, as any client would.
 //!
 //! One process holds the load client and a recording receiver on 127.0.0.1.
 //! Each scenario starts a fresh Herald as a separate process (`herald serve` on
@@ -166,7 +168,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         args.slow_seconds = 2.0;
     }
     // The slowloris scenario holds thousands of sockets in this process.
-    crate::server::raise_open_files_limit();
+    raise_open_files_limit();
     if !(args.rate > 0.0 && args.duration > 0.0 && args.baseline_seconds > 0.0) {
         bail!("--rate, --duration and --baseline-seconds must be positive");
     }
@@ -716,4 +718,14 @@ fn endpoint_paths(n: usize) -> Vec<String> {
 
 fn messages_for(rate: f64, seconds: f64) -> u64 {
     ((rate * seconds).round() as u64).max(1)
+}
+
+/// The slowloris scenario holds thousands of sockets in this process: raise
+/// the soft open-files limit to the hard one.
+fn raise_open_files_limit() {
+    if cfg!(unix) {
+        if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+            eprintln!("bench: cannot raise the open-files limit: {e}");
+        }
+    }
 }
