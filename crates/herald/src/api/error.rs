@@ -72,7 +72,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("resource"),
-            StoreError::Conflict(msg) => ApiError::Conflict(msg),
+            StoreError::Conflict(why) => ApiError::Conflict(why.to_string()),
             StoreError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "store unavailable");
                 ApiError::Unavailable

@@ -1,0 +1,69 @@
+//! Where SQLite's and PostgreSQL's SQL differ, side by side. Everything else is
+//! written once: both read `$N` placeholders, `TRUE`/`FALSE`, `RETURNING`,
+//! `ON CONFLICT`, multi-row `VALUES` and row values, and the schema gives
+//! both the same column types as far as Rust can tell (integers are `i64`,
+//! JSON is text, times are UNIX milliseconds).
+
+use sqlx::{Postgres, Sqlite};
+
+/// The channel PostgreSQL announces new work on.
+pub const WORK_CHANNEL: &str = "herald_work";
+
+/// The differences in SQL text.
+pub trait Dialect: Sized {
+    /// Ends a `SELECT` of the rows a statement is about to change, so that
+    /// nodes doing it at once skip each other's rows instead of waiting
+    /// (PostgreSQL). Empty where one writer does everything (SQLite).
+    const SKIP_LOCKED: &'static str;
+
+    /// The statement that tells other processes work was queued, run in the
+    /// transaction that queues it; `None` where there are no other processes.
+    const NOTIFY_WORK: Option<&'static str>;
+
+    /// A table of the strings of a JSON array, one row each, in the column
+    /// `{alias}.value`: lists are bound as one JSON text, so a statement's
+    /// text is the same whatever the list's length, and so is its plan.
+    /// `json` is an SQL expression (a placeholder or a column).
+    fn json_strings(json: &str, alias: &str) -> String;
+
+    /// A table of the arrays of a JSON array of arrays, one row each, in the
+    /// column `{alias}.value`, whose fields `{alias}.value ->> i` are text or
+    /// numbers (cast them: `CAST(u.value ->> 2 AS BIGINT)`).
+    fn json_rows(json: &str, alias: &str) -> String;
+}
+
+impl Dialect for Sqlite {
+    const SKIP_LOCKED: &'static str = "";
+    const NOTIFY_WORK: Option<&'static str> = None;
+
+    fn json_strings(json: &str, alias: &str) -> String {
+        format!("json_each({json}) AS {alias}")
+    }
+
+    fn json_rows(json: &str, alias: &str) -> String {
+        format!("json_each({json}) AS {alias}")
+    }
+}
+
+impl Dialect for Postgres {
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const NOTIFY_WORK: Option<&'static str> = Some("SELECT pg_notify('herald_work', '')");
+
+    fn json_strings(json: &str, alias: &str) -> String {
+        format!("json_array_elements_text(CAST({json} AS json)) AS {alias}(value)")
+    }
+
+    fn json_rows(json: &str, alias: &str) -> String {
+        format!("json_array_elements(CAST({json} AS json)) AS {alias}(value)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_notice_names_the_work_channel() {
+        assert!(Postgres::NOTIFY_WORK.unwrap().contains(WORK_CHANNEL));
+    }
+}

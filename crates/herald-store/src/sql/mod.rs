@@ -1,0 +1,144 @@
+//! The one SQL layer: every query, list builder, row mapping and write of the
+//! store, written once and generic over the database.
+//!
+//! [`SqlStore<DB>`] implements [`Store`](crate::Store) for any `DB: Backend`.
+//! What differs in SQL text lives in [`Dialect`] (`dialect.rs`, both impls side
+//! by side); what differs in behaviour — opening, SQLite's group commit,
+//! PostgreSQL's `SKIP LOCKED` claims and LISTEN/NOTIFY — is a [`Backend`] hook
+//! that `sqlite/` and `postgres/` implement. Those two modules import this
+//! one; nothing here imports them.
+//!
+//! Layout: `run.rs` (statements, bound values, rows read with `try_get`, and
+//! sqlx's bounds, met once), `rows.rs` (records from rows), `lists.rs`
+//! (pagination and the list queries the index tests EXPLAIN), `resources.rs`
+//! (applications, event types, endpoints), `queue.rs` (messages, deliveries,
+//! attempts, claims' shared parts), `credentials.rs` (tokens, portal grants,
+//! idempotency keys), `upkeep.rs` (pruning, re-sealing, `herald_meta`), and
+//! `store.rs` (the `Store` impl, which only lists them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{Pool, Transaction};
+
+use crate::model::{Attempt, Job, Message, Next, PageOf, Targets, Timestamp};
+use crate::{Keyring, Result};
+
+mod credentials;
+mod dialect;
+mod lists;
+mod queue;
+mod resources;
+mod rows;
+mod run;
+mod store;
+mod upkeep;
+
+pub use dialect::{Dialect, WORK_CHANNEL};
+#[cfg(test)]
+pub use lists::{list_attempts_by_endpoint, list_attempts_by_msg, list_messages};
+pub use queue::{
+    claim_args, due_deliveries, insert_messages, record_attempts, Queued, JOB_COLUMNS, JOB_JOINS,
+};
+pub use rows::job as row_job;
+pub use run::{Columns, Run, Sql};
+#[cfg(test)]
+pub use upkeep::{prune_attempts_select, prune_payloads_select};
+
+/// The store on one database. For PostgreSQL `reader` and `writer` are the
+/// same pool; SQLite reads through a pool of read-only connections beside its
+/// one writer (WAL), so no read waits for a write.
+pub struct SqlStore<DB: Backend> {
+    pub(crate) reader: Pool<DB>,
+    pub(crate) writer: Pool<DB>,
+    /// Seals and opens the secrets this store keeps.
+    pub(crate) keyring: Arc<Keyring>,
+    /// What the backend keeps besides (SQLite's batcher, PostgreSQL's
+    /// listener).
+    pub(crate) backend: DB::Extra,
+}
+
+/// A claim of due deliveries (see [`Store::claim_due`](crate::Store::claim_due)).
+#[derive(Clone, Copy, Debug)]
+pub struct Claim<'a> {
+    pub now: Timestamp,
+    /// Only deliveries that fell due after this (`claim_recent`).
+    pub since: Option<Timestamp>,
+    pub lease_until: Timestamp,
+    pub limit: u32,
+    pub skip_endpoints: &'a [String],
+}
+
+/// What each database does its own way, beyond SQL text: the hooks the shared
+/// layer calls. Implemented by `sqlite/` and `postgres/`.
+#[async_trait]
+pub trait Backend: Dialect + Run {
+    /// What the store keeps beside its pools.
+    type Extra: Send + Sync + 'static;
+
+    /// Writes the message and its deliveries (SQLite: through group commit).
+    async fn create_message(
+        store: &SqlStore<Self>,
+        msg: &Message,
+        targets: &Targets,
+    ) -> Result<Vec<String>>;
+
+    /// Records the attempt and moves its delivery on (SQLite: through group
+    /// commit).
+    async fn record_attempt(store: &SqlStore<Self>, attempt: &Attempt, next: &Next) -> Result<()>;
+
+    /// Claims due deliveries: SQLite reads and leases them with two
+    /// statements inside its single writer; PostgreSQL locks and leases them
+    /// in one statement, skipping rows other nodes hold.
+    async fn claim(store: &SqlStore<Self>, claim: Claim<'_>) -> Result<Vec<Job>>;
+
+    /// Claims one delivery if it is due.
+    async fn claim_delivery(
+        store: &SqlStore<Self>,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Job>>;
+
+    /// See [`Store::recover_after_restart`](crate::Store::recover_after_restart).
+    async fn recover_after_restart(store: &SqlStore<Self>) -> Result<u64>;
+
+    /// See [`Store::wait_for_work`](crate::Store::wait_for_work).
+    async fn wait_for_work(store: &SqlStore<Self>, timeout: Duration);
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Runs a statement that queues work. Where other processes must be told
+    /// (PostgreSQL's NOTIFY), the statement and the notice share a
+    /// transaction, so the notice goes out when the work is visible.
+    pub(crate) async fn queue_work(&self, sql: Sql<'_>) -> Result<u64> {
+        let Some(notify) = DB::NOTIFY_WORK else {
+            return sql.execute(&self.writer).await;
+        };
+        let mut tx = self.begin().await?;
+        let queued = sql.execute(&mut tx).await?;
+        if queued > 0 {
+            Sql::new(notify).execute(&mut tx).await?;
+        }
+        commit(tx).await?;
+        Ok(queued)
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, DB>> {
+        self.writer.begin().await.map_err(crate::codec::db_err)
+    }
+}
+
+pub(crate) async fn commit<DB: Run>(tx: Transaction<'_, DB>) -> Result<()> {
+    tx.commit().await.map_err(crate::codec::db_err)
+}
+
+/// A page of a list read with one row more than asked, so that `done` says
+/// whether more follow.
+pub(crate) fn page_of<T>(mut items: Vec<T>, limit: u32) -> PageOf<T> {
+    let done = items.len() <= limit as usize;
+    items.truncate(limit as usize);
+    PageOf { items, done }
+}

@@ -1,0 +1,416 @@
+//! Messages, their deliveries and attempts: the writes on the hot path (shared
+//! by SQLite's group commit and PostgreSQL's direct writes), the parts of a
+//! claim both backends use, and the delivery log's reads.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Transaction;
+
+use crate::codec::{list_text, ms, Route};
+use crate::model::*;
+use crate::{Conflict, Result, StoreError};
+
+use super::dialect::Dialect;
+use super::lists;
+use super::run::{Columns, Run, Sql};
+use super::{page_of, rows, Backend, Claim, SqlStore};
+
+/// Rows per multi-row statement, under SQLite's bound-parameter limit
+/// (32,766) for the widest row (11 columns).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// What a worker needs to send a delivery `d`, read with [`JOB_JOINS`] (see
+/// [`rows::job`]).
+pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual, m.app_id, a.org_id,
+     m.event_type, m.payload, e.url, e.headers, e.disabled, e.date_format";
+
+/// The joins [`JOB_COLUMNS`] reads from, after a delivery `d`.
+pub const JOB_JOINS: &str = "JOIN message m ON m.id = d.msg_id
+     JOIN endpoint e ON e.id = d.endpoint_id
+     JOIN application a ON a.id = m.app_id";
+
+/// The due deliveries a claim takes, as `columns` of `delivery`, bound by
+/// [`claim_args`]: `$1` now, `$2` the endpoints to skip, `$3` the limit, `$4`
+/// a time they fell due after. It walks the partial index `delivery_due`
+/// (on SQLite it covers the query, so skipping a busy endpoint's rows reads
+/// no table row); the index tests keep it that way.
+pub fn due_deliveries<DB: Dialect>(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM delivery
+         WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND next_attempt_at > $4
+           AND endpoint_id NOT IN (SELECT s.value FROM {})
+         ORDER BY next_attempt_at LIMIT $3{}",
+        DB::json_strings("$2", "s"),
+        DB::SKIP_LOCKED
+    )
+}
+
+/// Binds `$1` to `$4` of [`due_deliveries`].
+pub fn claim_args<'a>(sql: Sql<'a>, claim: &Claim<'_>) -> Sql<'a> {
+    let skip = serde_json::to_string(claim.skip_endpoints).expect("strings serialize");
+    sql.bind(claim.now)
+        .bind(skip)
+        .bind(i64::from(claim.limit))
+        .bind(claim.since.map_or(i64::MIN, ms))
+}
+
+/// What became of each message of [`insert_messages`].
+pub type Queued = Result<Vec<String>>;
+
+/// Inserts the messages and their deliveries in `tx`, and answers for each,
+/// in order, the endpoints it was queued to. A message whose `eventId` is
+/// taken (by a stored message or an earlier one here) is skipped and
+/// answered with a conflict; the others go ahead.
+pub async fn insert_messages<DB: Dialect + Run>(
+    tx: &mut Transaction<'_, DB>,
+    messages: &[(&Message, &Targets)],
+) -> Result<Vec<Queued>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut inserted = HashSet::new();
+    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
+                 expires_at) VALUES ",
+        );
+        sql.reserve(chunk.len() * 8);
+        sql.push_values(chunk, |row, (msg, _)| {
+            row.bind(&msg.id)
+                .bind(&msg.app_id)
+                .bind(&msg.event_type)
+                .bind(&msg.event_id)
+                .bind(list_text(&msg.channels))
+                .bind(&msg.payload)
+                .bind(msg.created_at)
+                .bind(msg.expires_at);
+        });
+        sql.push(" ON CONFLICT DO NOTHING RETURNING id");
+        for r in sql.fetch_all(&mut *tx).await? {
+            inserted.insert(r.text("id")?);
+        }
+    }
+
+    // The enabled endpoints of every application that a message goes to by
+    // its filters, read once.
+    let apps: HashSet<&str> = messages
+        .iter()
+        .filter(|(msg, targets)| targets.endpoint().is_none() && inserted.contains(&msg.id))
+        .map(|(msg, _)| msg.app_id.as_str())
+        .collect();
+    let mut endpoints: HashMap<String, Vec<Route>> = HashMap::new();
+    if !apps.is_empty() {
+        let rows = Sql::new(format!(
+            "SELECT id, app_id, event_types, channels FROM endpoint
+             WHERE disabled = FALSE AND app_id IN (SELECT j.value FROM {})",
+            DB::json_strings("$1", "j")
+        ))
+        .bind(serde_json::to_string(&apps).expect("strings serialize"))
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            let ep = Route::new(
+                r.text("id")?,
+                r.text("app_id")?,
+                r.opt_text("event_types")?,
+                r.opt_text("channels")?,
+            )?;
+            endpoints.entry(ep.app_id.clone()).or_default().push(ep);
+        }
+    }
+
+    struct NewDelivery<'a> {
+        msg: &'a Message,
+        endpoint_id: &'a str,
+        due: Timestamp,
+        manual: bool,
+    }
+    let mut deliveries = Vec::new();
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for (msg, targets) in messages {
+        if !inserted.contains(&msg.id) {
+            let event_id = msg.event_id.clone().unwrap_or_default();
+            outcomes.push(Err(StoreError::Conflict(Conflict::MessageEventId(
+                event_id,
+            ))));
+            continue;
+        }
+        let due = targets.due_at(msg.created_at);
+        let before = deliveries.len();
+        match targets.endpoint() {
+            Some(endpoint_id) => deliveries.push(NewDelivery {
+                msg,
+                endpoint_id,
+                due,
+                manual: true,
+            }),
+            None => {
+                for ep in endpoints.get(&msg.app_id).into_iter().flatten() {
+                    if ep.accepts(&msg.event_type, msg.channels.as_deref()) {
+                        deliveries.push(NewDelivery {
+                            msg,
+                            endpoint_id: &ep.id,
+                            due,
+                            manual: false,
+                        });
+                    }
+                }
+            }
+        }
+        outcomes.push(Ok(deliveries[before..]
+            .iter()
+            .map(|d| d.endpoint_id.to_string())
+            .collect()));
+    }
+    for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
+                 manual, created_at, updated_at) VALUES ",
+        );
+        sql.reserve(chunk.len() * 9);
+        sql.push_values(chunk, |row, d| {
+            row.bind(&d.msg.id)
+                .bind(d.endpoint_id)
+                .bind(&d.msg.app_id)
+                .bind(MessageStatus::Pending)
+                .bind(0_i64)
+                .bind(d.due)
+                .bind(d.manual)
+                .bind(d.msg.created_at)
+                .bind(d.msg.created_at);
+        });
+        sql.execute(&mut *tx).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Inserts the attempts and moves each one's delivery on, in `tx`.
+pub async fn record_attempts<DB: Dialect + Run>(
+    tx: &mut Transaction<'_, DB>,
+    attempts: &[(&Attempt, &Next)],
+) -> Result<()> {
+    for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status,
+                 response_status_code, response, response_duration_ms, trigger_type, created_at)
+             VALUES ",
+        );
+        sql.reserve(chunk.len() * 11);
+        sql.push_values(chunk, |row, (a, _)| {
+            row.bind(&a.id)
+                .bind(&a.msg_id)
+                .bind(&a.endpoint_id)
+                .bind(&a.app_id)
+                .bind(&a.url)
+                .bind(a.status)
+                .bind(a.response_status_code)
+                .bind(&a.response)
+                .bind(a.response_duration_ms)
+                .bind(a.trigger_type)
+                .bind(a.created_at);
+        });
+        sql.execute(&mut *tx).await?;
+
+        // One statement moves every delivery of the chunk on, whatever its
+        // size: the moves are bound as one JSON array of arrays.
+        let moves: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|(a, next)| {
+                let (status, next_at) = next.delivery_state();
+                serde_json::json!([
+                    a.msg_id,
+                    a.endpoint_id,
+                    status as i64,
+                    next_at.map(ms),
+                    ms(a.created_at)
+                ])
+            })
+            .collect();
+        Sql::new(format!(
+            // An endpoint disabled while this attempt was in flight (a 410 to
+            // another delivery, or the API) gets no retry.
+            "UPDATE delivery SET
+                 status = CASE WHEN u.status = $2 AND e.disabled THEN $3 ELSE u.status END,
+                 next_attempt_at = CASE WHEN e.disabled THEN NULL ELSE u.next_at END,
+                 attempts = attempts + 1, lease_until = NULL, manual = FALSE, updated_at = u.at
+             FROM (SELECT j.value ->> 0 AS msg_id, j.value ->> 1 AS endpoint_id,
+                          CAST(j.value ->> 2 AS BIGINT) AS status,
+                          CAST(j.value ->> 3 AS BIGINT) AS next_at,
+                          CAST(j.value ->> 4 AS BIGINT) AS at
+                   FROM {}) AS u
+             JOIN endpoint e ON e.id = u.endpoint_id
+             WHERE delivery.msg_id = u.msg_id AND delivery.endpoint_id = u.endpoint_id",
+            DB::json_rows("$1", "j")
+        ))
+        .bind(serde_json::Value::Array(moves).to_string())
+        .bind(MessageStatus::Pending)
+        .bind(MessageStatus::Fail)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    pub(crate) async fn get_message(
+        &self,
+        app_id: &str,
+        id_or_event_id: &str,
+    ) -> Result<Option<Message>> {
+        let row = Sql::new(
+            "SELECT * FROM message WHERE app_id = $1 AND (id = $2 OR event_id = $2)
+             ORDER BY id = $2 DESC LIMIT 1",
+        )
+        .bind(app_id)
+        .bind(id_or_event_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(rows::message).transpose()
+    }
+
+    pub(crate) async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Message>> {
+        let rows = lists::list_messages::<DB>(app_id, filter, page)
+            .fetch_all(&self.reader)
+            .await?;
+        let items = rows.iter().map(rows::message).collect::<Result<_>>()?;
+        Ok(page_of(items, page.limit))
+    }
+
+    pub(crate) async fn release_claim(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        let sql = Sql::new(
+            "UPDATE delivery SET status = $1, lease_until = NULL, next_attempt_at = $2,
+                 updated_at = $2
+             WHERE msg_id = $3 AND endpoint_id = $4 AND lease_until = $5",
+        )
+        .bind(MessageStatus::Pending)
+        .bind(now)
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .bind(lease_until);
+        self.queue_work(sql).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let row = Sql::new(
+            "SELECT MIN(next_attempt_at) AS due FROM delivery WHERE next_attempt_at IS NOT NULL",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|r| r.opt_time("due")).transpose()?.flatten())
+    }
+
+    pub(crate) async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        // An existing delivery is queued again (unless one is already in flight);
+        // a message that never went to this endpoint gets a new delivery.
+        let sql = Sql::new(
+            "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
+                 manual, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 0, $5, TRUE, $5, $5)
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
+                 status = CASE WHEN delivery.lease_until IS NULL THEN $4 ELSE delivery.status END,
+                 next_attempt_at = excluded.next_attempt_at, manual = TRUE,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(msg_id)
+        .bind(endpoint_id)
+        .bind(app_id)
+        .bind(MessageStatus::Pending)
+        .bind(now);
+        self.queue_work(sql).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>> {
+        let row = Sql::new("SELECT * FROM attempt WHERE app_id = $1 AND msg_id = $2 AND id = $3")
+            .bind(app_id)
+            .bind(msg_id)
+            .bind(attempt_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(rows::attempt).transpose()
+    }
+
+    pub(crate) async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>> {
+        let sql = lists::list_attempts_by_endpoint::<DB>(app_id, endpoint_id, filter, page);
+        self.attempts_page(sql, page).await
+    }
+
+    pub(crate) async fn list_attempts_by_msg(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>> {
+        let sql = lists::list_attempts_by_msg::<DB>(app_id, msg_id, filter, page);
+        self.attempts_page(sql, page).await
+    }
+
+    async fn attempts_page(&self, sql: Sql<'_>, page: &Page) -> Result<PageOf<Attempt>> {
+        let rows = sql.fetch_all(&self.reader).await?;
+        let items = rows.iter().map(rows::attempt).collect::<Result<_>>()?;
+        Ok(page_of(items, page.limit))
+    }
+
+    pub(crate) async fn list_attempted_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<PageOf<(Endpoint, Delivery)>> {
+        let rows = lists::list_attempted_destinations(app_id, msg_id, page)
+            .fetch_all(&self.reader)
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| Ok((rows::endpoint(&self.keyring, r)?, rows::delivery(r)?)))
+            .collect::<Result<_>>()?;
+        Ok(page_of(items, page.limit))
+    }
+
+    pub(crate) async fn list_attempted_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<(Message, Delivery)>> {
+        let rows = lists::list_attempted_messages::<DB>(app_id, endpoint_id, filter, page)
+            .fetch_all(&self.reader)
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| Ok((rows::message(r)?, rows::delivery(r)?)))
+            .collect::<Result<_>>()?;
+        Ok(page_of(items, page.limit))
+    }
+}
