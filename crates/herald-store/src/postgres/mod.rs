@@ -129,6 +129,9 @@ fn claimed_jobs(lease: &str, now: &str, sending: &str) -> String {
     )
 }
 
+/// What the claim's `due` CTE selects of the due deliveries.
+const DUE_COLUMNS: &str = "msg_id, endpoint_id, next_attempt_at";
+
 /// Wakes the workers of every node; PostgreSQL delivers it when `tx` commits.
 async fn notify_work(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
     let notify = Postgres::NOTIFY_WORK.expect("PostgreSQL announces work");
@@ -168,7 +171,7 @@ impl Backend for Postgres {
         // nodes are claiming at the same moment are skipped, not waited for.
         let sql = format!(
             "WITH due AS ({}){}",
-            due_deliveries::<Postgres>("msg_id, endpoint_id, next_attempt_at"),
+            due_deliveries::<Postgres>(DUE_COLUMNS),
             claimed_jobs("$5", "$1", "$6")
         );
         let rows = claim_args(Sql::new(sql), &claim)
@@ -188,7 +191,7 @@ impl Backend for Postgres {
     ) -> Result<Option<Job>> {
         let sql = format!(
             "WITH due AS (
-                 SELECT msg_id, endpoint_id, next_attempt_at FROM delivery
+                 SELECT {DUE_COLUMNS} FROM delivery
                  WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3
                  FOR UPDATE SKIP LOCKED){}",
             claimed_jobs("$4", "$3", "$5")
@@ -264,10 +267,8 @@ impl Backend for Postgres {
 #[cfg(test)]
 mod index_tests {
     use super::*;
-    use crate::sql::{
-        list_attempts_by_endpoint, list_attempts_by_msg, list_messages, prune_attempts_select,
-        prune_payloads_select, Columns,
-    };
+    use crate::sql::explained::{statements, Inputs};
+    use crate::sql::Columns;
 
     /// The plan of `sql`, with sequential scans and sorts priced out for this
     /// transaction only. On an empty table the planner would otherwise pick
@@ -309,58 +310,15 @@ mod index_tests {
         let store = PostgresStore::open(&url, &options, crate::test_keyring())
             .await
             .unwrap();
-        let filter = ListFilter::default();
-        let first = Page {
-            limit: 50,
-            iterator: None,
-            descending: true,
-        };
-        let next = Page {
-            iterator: Some("x_2".into()),
-            ..first.clone()
-        };
-        for page in &[first, next] {
-            let sql = list_messages::<Postgres>("app_1", &filter, page);
-            assert_indexed("messages by app", &plan_of(&store, sql).await);
-
-            let sql = list_attempts_by_endpoint::<Postgres>("app_1", "ep_1", &filter, page);
-            assert_indexed("attempts by endpoint", &plan_of(&store, sql).await);
-
-            let sql = list_attempts_by_msg::<Postgres>("app_1", "msg_1", &filter, page);
-            assert_indexed("attempts by message", &plan_of(&store, sql).await);
-        }
-
-        let skip = ["ep_1".to_string()];
-        let claim = Claim {
-            now: chrono::Utc::now(),
-            since: None,
-            lease_until: chrono::Utc::now(),
-            limit: 10,
-            skip_endpoints: &skip,
-        };
-        let due = due_deliveries::<Postgres>("msg_id, endpoint_id, next_attempt_at");
-        let plan = plan_of(&store, claim_args(Sql::new(due), &claim)).await;
-        assert_indexed("the due-delivery claim", &plan);
-        assert!(plan.contains("delivery_due"), "{plan}");
-
-        for (what, select, index) in [
-            (
-                "expired payloads",
-                prune_payloads_select::<Postgres>(),
-                "message_expires_at",
-            ),
-            (
-                "old attempts",
-                prune_attempts_select::<Postgres>(),
-                "attempt_created_at",
-            ),
-        ] {
-            let sql = Sql::new(select).bind(0_i64).bind(1000_i64);
-            let plan = plan_of(&store, sql).await;
+        let inputs = Inputs::default();
+        for statement in statements::<Postgres>(DUE_COLUMNS, &inputs) {
+            let what = statement.what;
+            let plan = plan_of(&store, statement.sql).await;
             assert_indexed(what, &plan);
-            assert!(plan.contains(index), "{what}: {plan}");
+            if let Some(index) = statement.index {
+                assert!(plan.contains(index), "{what}: {plan}");
+            }
         }
-
         drop(store);
         drop(database);
     }

@@ -113,39 +113,34 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     pub(crate) async fn list_api_tokens(&self, org_id: Option<&str>) -> Result<Vec<ApiToken>> {
-        let rows = Sql::new(
+        Sql::new(
             "SELECT * FROM api_token WHERE CAST($1 AS TEXT) IS NULL OR org_id = $1
              ORDER BY created_at DESC, id DESC",
         )
         .bind(org_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::api_token).collect()
+        .fetch_all_as(&self.reader, rows::api_token)
+        .await
     }
 
     pub(crate) async fn revoke_api_token(&self, id: &str, now: Timestamp) -> Result<ApiToken> {
-        let row = Sql::new(
+        Sql::new(
             "UPDATE api_token SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *",
         )
         .bind(now)
         .bind(id)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.as_ref()
-            .map(rows::api_token)
-            .transpose()?
-            .ok_or(StoreError::NotFound)
+        .fetch_optional_as(&self.writer, rows::api_token)
+        .await?
+        .ok_or(StoreError::NotFound)
     }
 
     pub(crate) async fn revoked_api_tokens(&self, now: Timestamp) -> Result<Vec<String>> {
-        let rows = Sql::new(
+        Sql::new(
             "SELECT id FROM api_token
              WHERE revoked_at IS NOT NULL AND (expires_at IS NULL OR expires_at > $1)",
         )
         .bind(now)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(|r| r.text("id")).collect()
+        .fetch_all_as(&self.reader, |r| r.text("id"))
+        .await
     }
 
     pub(crate) async fn create_portal_grant(&self, grant: &PortalGrant) -> Result<()> {
@@ -175,24 +170,22 @@ impl<DB: Backend> SqlStore<DB> {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<PortalGrant>> {
-        let row = Sql::new(
+        Sql::new(
             "UPDATE portal_grant SET used_at = $1
              WHERE id = $2 AND used_at IS NULL AND ended_at IS NULL AND link_expires_at > $1
              RETURNING *",
         )
         .bind(now)
         .bind(id)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.as_ref().map(rows::portal_grant).transpose()
+        .fetch_optional_as(&self.writer, rows::portal_grant)
+        .await
     }
 
     pub(crate) async fn get_portal_grant(&self, id: &str) -> Result<Option<PortalGrant>> {
-        let row = Sql::new("SELECT * FROM portal_grant WHERE id = $1")
+        Sql::new("SELECT * FROM portal_grant WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::portal_grant).transpose()
+            .fetch_optional_as(&self.reader, rows::portal_grant)
+            .await
     }
 
     pub(crate) async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()> {

@@ -79,32 +79,33 @@ pub fn list_messages<'a, DB: Dialect>(
     sql
 }
 
-/// The attempts to an endpoint (`list_attempts_by_endpoint`).
-pub fn list_attempts_by_endpoint<'a, DB: Dialect>(
-    app_id: &'a str,
-    endpoint_id: &'a str,
-    filter: &'a ListFilter,
-    page: &'a Page,
-) -> Sql<'a> {
-    let mut sql = Sql::new("SELECT a.* FROM attempt a WHERE a.app_id = $1 AND a.endpoint_id = $2")
-        .bind(app_id)
-        .bind(endpoint_id);
-    attempt_filter::<DB>(&mut sql, filter);
-    paginate(&mut sql, "a.id", page);
-    sql
+/// Whose attempts a list shows.
+#[derive(Clone, Copy, Debug)]
+pub enum AttemptsOf<'a> {
+    /// The attempts to an endpoint (`list_attempts_by_endpoint`).
+    Endpoint(&'a str),
+    /// The attempts of a message (`list_attempts_by_msg`), to the filter's
+    /// endpoint if it names one.
+    Message(&'a str),
 }
 
-/// The attempts of a message (`list_attempts_by_msg`).
-pub fn list_attempts_by_msg<'a, DB: Dialect>(
+/// The attempt log of an endpoint or a message.
+pub fn list_attempts<'a, DB: Dialect>(
     app_id: &'a str,
-    msg_id: &'a str,
+    of: AttemptsOf<'a>,
     filter: &'a ListFilter,
     page: &'a Page,
 ) -> Sql<'a> {
-    let mut sql = Sql::new("SELECT a.* FROM attempt a WHERE a.app_id = $1 AND a.msg_id = $2")
-        .bind(app_id)
-        .bind(msg_id);
-    if let Some(ep) = &filter.endpoint_id {
+    let (column, id) = match of {
+        AttemptsOf::Endpoint(id) => ("endpoint_id", id),
+        AttemptsOf::Message(id) => ("msg_id", id),
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT a.* FROM attempt a WHERE a.app_id = $1 AND a.{column} = $2"
+    ))
+    .bind(app_id)
+    .bind(id);
+    if let (AttemptsOf::Message(_), Some(ep)) = (of, &filter.endpoint_id) {
         sql.push(" AND a.endpoint_id = ").push_bind(ep);
     }
     attempt_filter::<DB>(&mut sql, filter);

@@ -22,11 +22,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
 
-use crate::model::{Attempt, Job, Message, Next, PageOf, Targets, Timestamp};
+use crate::model::{Attempt, Job, Message, Next, Page, PageOf, Targets, Timestamp};
 use crate::{Keyring, Result};
 
 mod credentials;
 mod dialect;
+#[cfg(test)]
+pub mod explained;
 mod lists;
 mod queue;
 mod resources;
@@ -36,15 +38,11 @@ mod store;
 mod upkeep;
 
 pub use dialect::{Dialect, WORK_CHANNEL};
-#[cfg(test)]
-pub use lists::{list_attempts_by_endpoint, list_attempts_by_msg, list_messages};
 pub use queue::{
     claim_args, due_deliveries, insert_messages, record_attempts, Queued, JOB_COLUMNS, JOB_JOINS,
 };
 pub use rows::job as row_job;
 pub use run::{Columns, Run, Sql};
-#[cfg(test)]
-pub use upkeep::{prune_attempts_select, prune_payloads_select};
 
 /// The store on one database. For PostgreSQL `reader` and `writer` are the
 /// same pool; SQLite reads through a pool of read-only connections beside its
@@ -126,6 +124,18 @@ impl<DB: Backend> SqlStore<DB> {
         Ok(queued)
     }
 
+    /// A page of the list `sql` selects (with one row more than the page, see
+    /// [`paginate`](lists::paginate)), read with `read`.
+    pub(crate) async fn page<T>(
+        &self,
+        sql: Sql<'_>,
+        page: &Page,
+        read: impl Fn(&DB::Row) -> Result<T> + Send,
+    ) -> Result<PageOf<T>> {
+        let items = sql.fetch_all_as(&self.reader, read).await?;
+        Ok(page_of(items, page.limit))
+    }
+
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, DB>> {
         self.writer.begin().await.map_err(crate::codec::db_err)
     }
@@ -135,9 +145,18 @@ pub(crate) async fn commit<DB: Run>(tx: Transaction<'_, DB>) -> Result<()> {
     tx.commit().await.map_err(crate::codec::db_err)
 }
 
+/// The one row of `table` in the scope `$1` whose id, or else whose `alt`
+/// column, is `$2`: an id wins over another row's uid that equals it.
+pub(crate) fn by_id_or(table: &str, scope: &str, alt: &str) -> String {
+    format!(
+        "SELECT * FROM {table} WHERE {scope} = $1 AND (id = $2 OR {alt} = $2)
+         ORDER BY id = $2 DESC LIMIT 1"
+    )
+}
+
 /// A page of a list read with one row more than asked, so that `done` says
 /// whether more follow.
-pub(crate) fn page_of<T>(mut items: Vec<T>, limit: u32) -> PageOf<T> {
+fn page_of<T>(mut items: Vec<T>, limit: u32) -> PageOf<T> {
     let done = items.len() <= limit as usize;
     items.truncate(limit as usize);
     PageOf { items, done }

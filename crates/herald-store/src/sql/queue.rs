@@ -11,9 +11,9 @@ use crate::model::*;
 use crate::{Conflict, Result, StoreError};
 
 use super::dialect::Dialect;
-use super::lists;
+use super::lists::{self, AttemptsOf};
 use super::run::{Columns, Run, Sql};
-use super::{page_of, rows, Backend, Claim, SqlStore};
+use super::{by_id_or, rows, Backend, Claim, SqlStore};
 
 /// Rows per multi-row statement, under SQLite's bound-parameter limit
 /// (32,766) for the widest row (11 columns).
@@ -257,15 +257,11 @@ impl<DB: Backend> SqlStore<DB> {
         app_id: &str,
         id_or_event_id: &str,
     ) -> Result<Option<Message>> {
-        let row = Sql::new(
-            "SELECT * FROM message WHERE app_id = $1 AND (id = $2 OR event_id = $2)
-             ORDER BY id = $2 DESC LIMIT 1",
-        )
-        .bind(app_id)
-        .bind(id_or_event_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(rows::message).transpose()
+        Sql::new(by_id_or("message", "app_id", "event_id"))
+            .bind(app_id)
+            .bind(id_or_event_id)
+            .fetch_optional_as(&self.reader, rows::message)
+            .await
     }
 
     pub(crate) async fn list_messages(
@@ -274,11 +270,8 @@ impl<DB: Backend> SqlStore<DB> {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Message>> {
-        let rows = lists::list_messages::<DB>(app_id, filter, page)
-            .fetch_all(&self.reader)
-            .await?;
-        let items = rows.iter().map(rows::message).collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        let sql = lists::list_messages::<DB>(app_id, filter, page);
+        self.page(sql, page, rows::message).await
     }
 
     pub(crate) async fn release_claim(
@@ -344,13 +337,12 @@ impl<DB: Backend> SqlStore<DB> {
         msg_id: &str,
         attempt_id: &str,
     ) -> Result<Option<Attempt>> {
-        let row = Sql::new("SELECT * FROM attempt WHERE app_id = $1 AND msg_id = $2 AND id = $3")
+        Sql::new("SELECT * FROM attempt WHERE app_id = $1 AND msg_id = $2 AND id = $3")
             .bind(app_id)
             .bind(msg_id)
             .bind(attempt_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::attempt).transpose()
+            .fetch_optional_as(&self.reader, rows::attempt)
+            .await
     }
 
     pub(crate) async fn list_attempts_by_endpoint(
@@ -360,8 +352,9 @@ impl<DB: Backend> SqlStore<DB> {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Attempt>> {
-        let sql = lists::list_attempts_by_endpoint::<DB>(app_id, endpoint_id, filter, page);
-        self.attempts_page(sql, page).await
+        let of = AttemptsOf::Endpoint(endpoint_id);
+        let sql = lists::list_attempts::<DB>(app_id, of, filter, page);
+        self.page(sql, page, rows::attempt).await
     }
 
     pub(crate) async fn list_attempts_by_msg(
@@ -371,14 +364,9 @@ impl<DB: Backend> SqlStore<DB> {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Attempt>> {
-        let sql = lists::list_attempts_by_msg::<DB>(app_id, msg_id, filter, page);
-        self.attempts_page(sql, page).await
-    }
-
-    async fn attempts_page(&self, sql: Sql<'_>, page: &Page) -> Result<PageOf<Attempt>> {
-        let rows = sql.fetch_all(&self.reader).await?;
-        let items = rows.iter().map(rows::attempt).collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        let of = AttemptsOf::Message(msg_id);
+        let sql = lists::list_attempts::<DB>(app_id, of, filter, page);
+        self.page(sql, page, rows::attempt).await
     }
 
     pub(crate) async fn list_attempted_destinations(
@@ -387,14 +375,11 @@ impl<DB: Backend> SqlStore<DB> {
         msg_id: &str,
         page: &Page,
     ) -> Result<PageOf<(Endpoint, Delivery)>> {
-        let rows = lists::list_attempted_destinations(app_id, msg_id, page)
-            .fetch_all(&self.reader)
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| Ok((rows::endpoint(&self.keyring, r)?, rows::delivery(r)?)))
-            .collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        let sql = lists::list_attempted_destinations(app_id, msg_id, page);
+        self.page(sql, page, |r| {
+            Ok((rows::endpoint(&self.keyring, r)?, rows::delivery(r)?))
+        })
+        .await
     }
 
     pub(crate) async fn list_attempted_messages(
@@ -404,13 +389,8 @@ impl<DB: Backend> SqlStore<DB> {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<(Message, Delivery)>> {
-        let rows = lists::list_attempted_messages::<DB>(app_id, endpoint_id, filter, page)
-            .fetch_all(&self.reader)
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| Ok((rows::message(r)?, rows::delivery(r)?)))
-            .collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        let sql = lists::list_attempted_messages::<DB>(app_id, endpoint_id, filter, page);
+        self.page(sql, page, |r| Ok((rows::message(r)?, rows::delivery(r)?)))
+            .await
     }
 }

@@ -4,11 +4,11 @@ use chrono::Utc;
 
 use crate::codec::{found, json_text, list_text, open_secret, seal_headers, seal_secret};
 use crate::model::*;
-use crate::{Conflict, Result};
+use crate::{Conflict, Keyring, Result};
 
 use super::lists::paginate;
 use super::run::{Columns, Sql};
-use super::{commit, page_of, rows, Backend, SqlStore};
+use super::{by_id_or, commit, rows, Backend, SqlStore};
 
 impl<DB: Backend> SqlStore<DB> {
     pub(crate) async fn ping(&self) -> Result<()> {
@@ -17,22 +17,18 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     pub(crate) async fn create_app(&self, app: &Application) -> Result<()> {
-        Sql::new(
-            "INSERT INTO application (id, org_id, uid, name, metadata, throttle_rate, created_at,
-                 updated_at)
+        let sql = Sql::new(
+            "INSERT INTO application (uid, name, metadata, throttle_rate, updated_at, id, org_id,
+                 created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&app.id)
-        .bind(&app.org_id)
-        .bind(&app.uid)
-        .bind(&app.name)
-        .bind(json_text(&app.metadata))
-        .bind(app.throttle_rate)
-        .bind(app.created_at)
-        .bind(app.updated_at)
-        .on_conflict(Conflict::ApplicationUid)
-        .execute(&self.writer)
-        .await?;
+        );
+        app_fields(sql, app)
+            .bind(&app.id)
+            .bind(&app.org_id)
+            .bind(app.created_at)
+            .on_conflict(Conflict::ApplicationUid)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -41,41 +37,31 @@ impl<DB: Backend> SqlStore<DB> {
         org_id: &str,
         id_or_uid: &str,
     ) -> Result<Option<Application>> {
-        let row = Sql::new(
-            "SELECT * FROM application WHERE org_id = $1 AND (id = $2 OR uid = $2)
-             ORDER BY id = $2 DESC LIMIT 1",
-        )
-        .bind(org_id)
-        .bind(id_or_uid)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(rows::app).transpose()
+        Sql::new(by_id_or("application", "org_id", "uid"))
+            .bind(org_id)
+            .bind(id_or_uid)
+            .fetch_optional_as(&self.reader, rows::app)
+            .await
     }
 
     pub(crate) async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>> {
         let mut sql = Sql::new("SELECT * FROM application WHERE org_id = $1").bind(org_id);
         paginate(&mut sql, "id", page);
-        let rows = sql.fetch_all(&self.reader).await?;
-        let items = rows.iter().map(rows::app).collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        self.page(sql, page, rows::app).await
     }
 
     pub(crate) async fn update_app(&self, app: &Application) -> Result<()> {
-        let done = Sql::new(
+        let sql = Sql::new(
             "UPDATE application SET uid = $1, name = $2, metadata = $3, throttle_rate = $4,
                  updated_at = $5
              WHERE id = $6 AND org_id = $7",
-        )
-        .bind(&app.uid)
-        .bind(&app.name)
-        .bind(json_text(&app.metadata))
-        .bind(app.throttle_rate)
-        .bind(app.updated_at)
-        .bind(&app.id)
-        .bind(&app.org_id)
-        .on_conflict(Conflict::ApplicationUid)
-        .execute(&self.writer)
-        .await?;
+        );
+        let done = app_fields(sql, app)
+            .bind(&app.id)
+            .bind(&app.org_id)
+            .on_conflict(Conflict::ApplicationUid)
+            .execute(&self.writer)
+            .await?;
         found(done)
     }
 
@@ -101,25 +87,18 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     pub(crate) async fn create_event_type(&self, et: &EventType) -> Result<()> {
-        Sql::new(
-            "INSERT INTO event_type (org_id, name, description, archived, deprecated, feature_flag,
-                 schemas, public, validate_payload, created_at, updated_at)
+        let sql = Sql::new(
+            "INSERT INTO event_type (description, archived, deprecated, feature_flag, schemas,
+                 public, validate_payload, updated_at, org_id, name, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&et.org_id)
-        .bind(&et.name)
-        .bind(&et.description)
-        .bind(et.archived)
-        .bind(et.deprecated)
-        .bind(&et.feature_flag)
-        .bind(et.schemas.as_ref().map(json_text))
-        .bind(et.public)
-        .bind(et.validate_payload)
-        .bind(et.created_at)
-        .bind(et.updated_at)
-        .on_conflict(Conflict::EventTypeName)
-        .execute(&self.writer)
-        .await?;
+        );
+        event_type_fields(sql, et)
+            .bind(&et.org_id)
+            .bind(&et.name)
+            .bind(et.created_at)
+            .on_conflict(Conflict::EventTypeName)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -128,12 +107,11 @@ impl<DB: Backend> SqlStore<DB> {
         org_id: &str,
         name: &str,
     ) -> Result<Option<EventType>> {
-        let row = Sql::new("SELECT * FROM event_type WHERE org_id = $1 AND name = $2")
+        Sql::new("SELECT * FROM event_type WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::event_type).transpose()
+            .fetch_optional_as(&self.reader, rows::event_type)
+            .await
     }
 
     pub(crate) async fn list_event_types(
@@ -147,30 +125,21 @@ impl<DB: Backend> SqlStore<DB> {
             sql.push(" AND archived = FALSE");
         }
         paginate(&mut sql, "name", page);
-        let rows = sql.fetch_all(&self.reader).await?;
-        let items = rows.iter().map(rows::event_type).collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        self.page(sql, page, rows::event_type).await
     }
 
     pub(crate) async fn update_event_type(&self, et: &EventType) -> Result<()> {
-        let done = Sql::new(
+        let sql = Sql::new(
             "UPDATE event_type SET description = $1, archived = $2, deprecated = $3,
                  feature_flag = $4, schemas = $5, public = $6, validate_payload = $7,
                  updated_at = $8
              WHERE org_id = $9 AND name = $10",
-        )
-        .bind(&et.description)
-        .bind(et.archived)
-        .bind(et.deprecated)
-        .bind(&et.feature_flag)
-        .bind(et.schemas.as_ref().map(json_text))
-        .bind(et.public)
-        .bind(et.validate_payload)
-        .bind(et.updated_at)
-        .bind(&et.org_id)
-        .bind(&et.name)
-        .execute(&self.writer)
-        .await?;
+        );
+        let done = event_type_fields(sql, et)
+            .bind(&et.org_id)
+            .bind(&et.name)
+            .execute(&self.writer)
+            .await?;
         found(done)
     }
 
@@ -185,28 +154,18 @@ impl<DB: Backend> SqlStore<DB> {
 
     pub(crate) async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        Sql::new(
-            "INSERT INTO endpoint (id, app_id, uid, url, description, disabled, event_types,
-                 channels, metadata, headers, throttle_rate, date_format, created_at, updated_at)
+        let sql = Sql::new(
+            "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels,
+                 metadata, headers, throttle_rate, date_format, updated_at, id, app_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&ep.id)
-        .bind(&ep.app_id)
-        .bind(&ep.uid)
-        .bind(&ep.url)
-        .bind(&ep.description)
-        .bind(ep.disabled)
-        .bind(list_text(&ep.event_types))
-        .bind(list_text(&ep.channels))
-        .bind(json_text(&ep.metadata))
-        .bind(seal_headers(&self.keyring, &ep.id, &ep.headers))
-        .bind(ep.throttle_rate)
-        .bind(&ep.date_format)
-        .bind(ep.created_at)
-        .bind(ep.updated_at)
-        .on_conflict(Conflict::EndpointUid)
-        .execute(&mut tx)
-        .await?;
+        );
+        endpoint_fields(sql, ep, &self.keyring)
+            .bind(&ep.id)
+            .bind(&ep.app_id)
+            .bind(ep.created_at)
+            .on_conflict(Conflict::EndpointUid)
+            .execute(&mut tx)
+            .await?;
         self.add_secret(&mut tx, &ep.id, secret, ep.created_at)
             .await?;
         commit(tx).await
@@ -234,15 +193,11 @@ impl<DB: Backend> SqlStore<DB> {
         app_id: &str,
         id_or_uid: &str,
     ) -> Result<Option<Endpoint>> {
-        let row = Sql::new(
-            "SELECT * FROM endpoint WHERE app_id = $1 AND (id = $2 OR uid = $2)
-             ORDER BY id = $2 DESC LIMIT 1",
-        )
-        .bind(app_id)
-        .bind(id_or_uid)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| rows::endpoint(&self.keyring, &r)).transpose()
+        Sql::new(by_id_or("endpoint", "app_id", "uid"))
+            .bind(app_id)
+            .bind(id_or_uid)
+            .fetch_optional_as(&self.reader, |r| rows::endpoint(&self.keyring, r))
+            .await
     }
 
     pub(crate) async fn list_endpoints(
@@ -252,37 +207,23 @@ impl<DB: Backend> SqlStore<DB> {
     ) -> Result<PageOf<Endpoint>> {
         let mut sql = Sql::new("SELECT * FROM endpoint WHERE app_id = $1").bind(app_id);
         paginate(&mut sql, "id", page);
-        let rows = sql.fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(|r| rows::endpoint(&self.keyring, r))
-            .collect::<Result<_>>()?;
-        Ok(page_of(items, page.limit))
+        self.page(sql, page, |r| rows::endpoint(&self.keyring, r))
+            .await
     }
 
     pub(crate) async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        let done = Sql::new(
+        let sql = Sql::new(
             "UPDATE endpoint SET uid = $1, url = $2, description = $3, disabled = $4,
                  event_types = $5, channels = $6, metadata = $7, headers = $8,
                  throttle_rate = $9, date_format = $10, updated_at = $11
              WHERE id = $12 AND app_id = $13",
-        )
-        .bind(&ep.uid)
-        .bind(&ep.url)
-        .bind(&ep.description)
-        .bind(ep.disabled)
-        .bind(list_text(&ep.event_types))
-        .bind(list_text(&ep.channels))
-        .bind(json_text(&ep.metadata))
-        .bind(seal_headers(&self.keyring, &ep.id, &ep.headers))
-        .bind(ep.throttle_rate)
-        .bind(&ep.date_format)
-        .bind(ep.updated_at)
-        .bind(&ep.id)
-        .bind(&ep.app_id)
-        .on_conflict(Conflict::EndpointUid)
-        .execute(&self.writer)
-        .await?;
+        );
+        let done = endpoint_fields(sql, ep, &self.keyring)
+            .bind(&ep.id)
+            .bind(&ep.app_id)
+            .on_conflict(Conflict::EndpointUid)
+            .execute(&self.writer)
+            .await?;
         found(done)
     }
 
@@ -321,23 +262,20 @@ impl<DB: Backend> SqlStore<DB> {
         endpoint_id: &str,
         now: Timestamp,
     ) -> Result<Vec<SecretKey>> {
-        let rows = Sql::new(
+        Sql::new(
             "SELECT key, expires_at FROM endpoint_secret
              WHERE endpoint_id = $1 AND (expires_at IS NULL OR expires_at > $2)
              ORDER BY expires_at IS NOT NULL, created_at DESC",
         )
         .bind(endpoint_id)
         .bind(now)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SecretKey {
-                    key: open_secret(&self.keyring, endpoint_id, &r.text("key")?)?,
-                    expires_at: r.opt_time("expires_at")?,
-                })
+        .fetch_all_as(&self.reader, |r| {
+            Ok(SecretKey {
+                key: open_secret(&self.keyring, endpoint_id, &r.text("key")?)?,
+                expires_at: r.opt_time("expires_at")?,
             })
-            .collect()
+        })
+        .await
     }
 
     pub(crate) async fn rotate_secret(
@@ -418,4 +356,42 @@ impl<DB: Backend> SqlStore<DB> {
         .bind(until.map_or(i64::MAX, crate::codec::ms));
         self.queue_work(sql).await
     }
+}
+
+/// The application's fields an update sets, as `$1` to `$5` (an insert binds
+/// its key after them).
+fn app_fields<'a>(sql: Sql<'a>, app: &'a Application) -> Sql<'a> {
+    sql.bind(&app.uid)
+        .bind(&app.name)
+        .bind(json_text(&app.metadata))
+        .bind(app.throttle_rate)
+        .bind(app.updated_at)
+}
+
+/// The event type's fields an update sets, as `$1` to `$8`.
+fn event_type_fields<'a>(sql: Sql<'a>, et: &'a EventType) -> Sql<'a> {
+    sql.bind(&et.description)
+        .bind(et.archived)
+        .bind(et.deprecated)
+        .bind(&et.feature_flag)
+        .bind(et.schemas.as_ref().map(json_text))
+        .bind(et.public)
+        .bind(et.validate_payload)
+        .bind(et.updated_at)
+}
+
+/// The endpoint's fields an update sets, as `$1` to `$11`, its headers sealed
+/// with `keyring`.
+fn endpoint_fields<'a>(sql: Sql<'a>, ep: &'a Endpoint, keyring: &Keyring) -> Sql<'a> {
+    sql.bind(&ep.uid)
+        .bind(&ep.url)
+        .bind(&ep.description)
+        .bind(ep.disabled)
+        .bind(list_text(&ep.event_types))
+        .bind(list_text(&ep.channels))
+        .bind(json_text(&ep.metadata))
+        .bind(seal_headers(keyring, &ep.id, &ep.headers))
+        .bind(ep.throttle_rate)
+        .bind(&ep.date_format)
+        .bind(ep.updated_at)
 }

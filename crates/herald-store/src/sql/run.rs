@@ -236,6 +236,34 @@ impl<'a> Sql<'a> {
     {
         H::Db::fetch_optional(on.exec(), self)
     }
+
+    /// Every row, as a record `read` makes of it.
+    pub async fn fetch_all_as<'e, H: Handle<'e>, T>(
+        self,
+        on: H,
+        read: impl Fn(&<H::Db as Database>::Row) -> Result<T> + Send,
+    ) -> Result<Vec<T>>
+    where
+        'a: 'e,
+    {
+        self.fetch_all(on).await?.iter().map(read).collect()
+    }
+
+    /// The row, if any, as a record `read` makes of it.
+    pub async fn fetch_optional_as<'e, H: Handle<'e>, T>(
+        self,
+        on: H,
+        read: impl Fn(&<H::Db as Database>::Row) -> Result<T> + Send,
+    ) -> Result<Option<T>>
+    where
+        'a: 'e,
+    {
+        self.fetch_optional(on)
+            .await?
+            .as_ref()
+            .map(read)
+            .transpose()
+    }
 }
 
 /// The values of one row of [`Sql::push_values`].
@@ -453,5 +481,40 @@ where
             };
         }
         query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::rows;
+
+    /// A column the record needs that the row lacks, or holds as another
+    /// type, is an error that names it, not a panic.
+    #[tokio::test]
+    async fn a_bad_column_is_a_corrupt_record() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let missing = Sql::new("SELECT 'tok_1' AS id")
+            .fetch_optional_as(&pool, rows::api_token)
+            .await;
+        assert!(
+            matches!(&missing, Err(StoreError::Corrupt(why)) if why.contains("org_id")),
+            "{missing:?}"
+        );
+        let mistyped = Sql::new("SELECT $1 AS n")
+            .bind("three")
+            .fetch_optional_as(&pool, |r| r.int("n"))
+            .await;
+        assert!(
+            matches!(&mistyped, Err(StoreError::Corrupt(why)) if why.contains("column n")),
+            "{mistyped:?}"
+        );
+        let fine = Sql::new("SELECT $2 AS a, $1 AS b, $2 AS c")
+            .bind(1_i64)
+            .bind(2_i64)
+            .fetch_optional_as(&pool, |r| Ok((r.int("a")?, r.int("b")?, r.int("c")?)))
+            .await
+            .unwrap();
+        assert_eq!(fine, Some((2, 1, 2)), "$N placeholders bind by number");
     }
 }

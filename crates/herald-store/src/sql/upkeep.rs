@@ -106,23 +106,21 @@ impl<DB: Backend> SqlStore<DB> {
                 Arg::from(pattern.into_bytes()),
             ),
         };
-        let rows = Sql::new(text)
+        let read = |r: &DB::Row| match column {
+            SealedColumn::EndpointSecret | SealedColumn::EndpointHeaders => Ok(SealedValue {
+                owner: r.text("owner")?,
+                value: r.text("value")?.into_bytes(),
+            }),
+            SealedColumn::IdempotencyBody => Ok(SealedValue {
+                owner: idempotency_owner(&r.text("scope")?, &r.text("key")?),
+                value: r.opt_bytes("body")?.unwrap_or_default(),
+            }),
+        };
+        Sql::new(text)
             .bind(pattern)
             .bind(i64::from(limit))
-            .fetch_all(&self.writer)
-            .await?;
-        rows.iter()
-            .map(|r| match column {
-                SealedColumn::EndpointSecret | SealedColumn::EndpointHeaders => Ok(SealedValue {
-                    owner: r.text("owner")?,
-                    value: r.text("value")?.into_bytes(),
-                }),
-                SealedColumn::IdempotencyBody => Ok(SealedValue {
-                    owner: idempotency_owner(&r.text("scope")?, &r.text("key")?),
-                    value: r.opt_bytes("body")?.unwrap_or_default(),
-                }),
-            })
-            .collect()
+            .fetch_all_as(&self.writer, read)
+            .await
     }
 
     pub(crate) async fn replace_sealed(
@@ -161,11 +159,10 @@ impl<DB: Backend> SqlStore<DB> {
     }
 
     pub(crate) async fn meta(&self, name: &str) -> Result<Option<String>> {
-        let row = Sql::new("SELECT value FROM herald_meta WHERE name = $1")
+        Sql::new("SELECT value FROM herald_meta WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.writer)
-            .await?;
-        row.map(|r| r.text("value")).transpose()
+            .fetch_optional_as(&self.writer, |r| r.text("value"))
+            .await
     }
 
     pub(crate) async fn set_meta(&self, name: &str, value: &str) -> Result<()> {

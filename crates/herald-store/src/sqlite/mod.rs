@@ -272,10 +272,7 @@ fn private_file(_path: &Path) -> Result<()> {
 #[cfg(test)]
 mod index_tests {
     use super::*;
-    use crate::sql::{
-        list_attempts_by_endpoint, list_attempts_by_msg, list_messages, prune_attempts_select,
-        prune_payloads_select,
-    };
+    use crate::sql::explained::{statements, Inputs, CLAIM};
 
     async fn open() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -325,64 +322,21 @@ mod index_tests {
         );
     }
 
-    fn pages() -> [Page; 2] {
-        let first = Page {
-            limit: 50,
-            iterator: None,
-            descending: true,
-        };
-        let next = Page {
-            iterator: Some("x_2".into()),
-            ..first.clone()
-        };
-        [first, next]
-    }
-
     #[tokio::test]
     async fn lists_claims_and_pruning_use_indexes() {
         let (store, _dir) = open().await;
-        let filter = ListFilter::default();
-        for page in &pages() {
-            let sql = list_messages::<Sqlite>("app_1", &filter, page);
-            assert_indexed("messages by app", &plan_of(&store, sql).await);
-
-            let sql = list_attempts_by_endpoint::<Sqlite>("app_1", "ep_1", &filter, page);
-            assert_indexed("attempts by endpoint", &plan_of(&store, sql).await);
-
-            let sql = list_attempts_by_msg::<Sqlite>("app_1", "msg_1", &filter, page);
-            assert_indexed("attempts by message", &plan_of(&store, sql).await);
-        }
-
-        let skip = ["ep_1".to_string()];
-        let claim = Claim {
-            now: Utc::now(),
-            since: None,
-            lease_until: Utc::now(),
-            limit: 10,
-            skip_endpoints: &skip,
-        };
-        let sql = claim_args(Sql::new(due_deliveries::<Sqlite>("rowid")), &claim);
-        let plan = plan_of(&store, sql).await;
-        assert_indexed("the due-delivery claim", &plan);
-        // Skipping a busy endpoint's due rows reads only the index.
-        assert!(plan.contains("COVERING INDEX delivery_due"), "{plan}");
-
-        for (what, select, index) in [
-            (
-                "expired payloads",
-                prune_payloads_select::<Sqlite>(),
-                "message_expires_at",
-            ),
-            (
-                "old attempts",
-                prune_attempts_select::<Sqlite>(),
-                "attempt_created_at",
-            ),
-        ] {
-            let sql = Sql::new(select).bind(0_i64).bind(1000_i64);
-            let plan = plan_of(&store, sql).await;
+        let inputs = Inputs::default();
+        for statement in statements::<Sqlite>("rowid", &inputs) {
+            let what = statement.what;
+            let plan = plan_of(&store, statement.sql).await;
             assert_indexed(what, &plan);
-            assert!(plan.contains(index), "{what}: {plan}");
+            if let Some(index) = statement.index {
+                assert!(plan.contains(index), "{what}: {plan}");
+            }
+            // Skipping a busy endpoint's due rows reads only the index.
+            if what == CLAIM {
+                assert!(plan.contains("COVERING INDEX delivery_due"), "{plan}");
+            }
         }
     }
 }
