@@ -20,15 +20,18 @@ pub trait Dialect: Sized {
     /// transaction that queues it; `None` where there are no other processes.
     const NOTIFY_WORK: Option<&'static str>;
 
-    /// A table of the strings of a JSON array, one row each, in the column
-    /// `{alias}.value`: lists are bound as one JSON text, so a statement's
-    /// text is the same whatever the list's length, and so is its plan.
-    /// `json` is an SQL expression (a placeholder or a column).
-    fn json_strings(json: &str, alias: &str) -> String;
+    /// Whether `expr` is one of the strings of the JSON array `json` (a
+    /// placeholder, or a column holding a list). Lists are bound as one JSON
+    /// text, so a statement's text is the same whatever the list's length.
+    /// PostgreSQL gets an array (`= ANY`), which an index scan takes as its
+    /// condition; joined as a table, the list would be guessed at 100 rows
+    /// and the planner would scan the whole endpoint table instead.
+    fn in_json_list(expr: &str, json: &str) -> String;
 
-    /// A table of the arrays of a JSON array of arrays, one row each, in the
-    /// column `{alias}.value`, whose fields `{alias}.value ->> i` are text or
-    /// numbers (cast them: `CAST(u.value ->> 2 AS BIGINT)`).
+    /// A table of the arrays of a JSON array of arrays (`json`, a
+    /// placeholder), one row each, in the column `{alias}.value`: field `i`
+    /// is `{alias}.value ->> i`, text on PostgreSQL and the JSON value's own
+    /// type on SQLite (so cast numbers: `CAST(j.value ->> 2 AS BIGINT)`).
     fn json_rows(json: &str, alias: &str) -> String;
 }
 
@@ -36,8 +39,8 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const NOTIFY_WORK: Option<&'static str> = None;
 
-    fn json_strings(json: &str, alias: &str) -> String {
-        format!("json_each({json}) AS {alias}")
+    fn in_json_list(expr: &str, json: &str) -> String {
+        format!("{expr} IN (SELECT value FROM json_each({json}))")
     }
 
     fn json_rows(json: &str, alias: &str) -> String {
@@ -49,8 +52,8 @@ impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const NOTIFY_WORK: Option<&'static str> = Some("SELECT pg_notify('herald_work', '')");
 
-    fn json_strings(json: &str, alias: &str) -> String {
-        format!("json_array_elements_text(CAST({json} AS json)) AS {alias}(value)")
+    fn in_json_list(expr: &str, json: &str) -> String {
+        format!("{expr} = ANY(ARRAY(SELECT json_array_elements_text(CAST({json} AS json))))")
     }
 
     fn json_rows(json: &str, alias: &str) -> String {

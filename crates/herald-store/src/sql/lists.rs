@@ -23,19 +23,15 @@ pub fn paginate<'a>(sql: &mut Sql<'a>, key_column: &str, page: &'a Page) {
 /// The channel and event-type filters on the messages `alias` names.
 fn message_filter<'a, DB: Dialect>(sql: &mut Sql<'a>, alias: &str, filter: &'a ListFilter) {
     if let Some(channel) = &filter.channel {
-        let channels = DB::json_strings(&format!("{alias}.channels"), "c");
-        sql.push(&format!(
-            " AND EXISTS (SELECT 1 FROM {channels} WHERE c.value = "
-        ))
-        .push_bind(channel)
-        .push(")");
+        let channel = sql.param(channel);
+        let listed = DB::in_json_list(&channel, &format!("{alias}.channels"));
+        sql.push(&format!(" AND {listed}"));
     }
     if !filter.event_types.is_empty() {
         let types = serde_json::to_string(&filter.event_types).expect("strings serialize");
-        let types = DB::json_strings(&sql.param(types), "t");
-        sql.push(&format!(
-            " AND {alias}.event_type IN (SELECT t.value FROM {types})"
-        ));
+        let types = sql.param(types);
+        let listed = DB::in_json_list(&format!("{alias}.event_type"), &types);
+        sql.push(&format!(" AND {listed}"));
     }
 }
 

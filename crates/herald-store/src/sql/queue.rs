@@ -38,9 +38,9 @@ pub fn due_deliveries<DB: Dialect>(columns: &str) -> String {
     format!(
         "SELECT {columns} FROM delivery
          WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND next_attempt_at > $4
-           AND endpoint_id NOT IN (SELECT s.value FROM {})
+           AND NOT ({})
          ORDER BY next_attempt_at LIMIT $3{}",
-        DB::json_strings("$2", "s"),
+        DB::in_json_list("endpoint_id", "$2"),
         DB::SKIP_LOCKED
     )
 }
@@ -102,8 +102,8 @@ pub async fn insert_messages<DB: Dialect + Run>(
     if !apps.is_empty() {
         let rows = Sql::new(format!(
             "SELECT id, app_id, event_types, channels FROM endpoint
-             WHERE disabled = FALSE AND app_id IN (SELECT j.value FROM {})",
-            DB::json_strings("$1", "j")
+             WHERE disabled = FALSE AND {}",
+            DB::in_json_list("app_id", "$1")
         ))
         .bind(serde_json::to_string(&apps).expect("strings serialize"))
         .fetch_all(&mut *tx)
@@ -228,17 +228,19 @@ pub async fn record_attempts<DB: Dialect + Run>(
             .collect();
         Sql::new(format!(
             // An endpoint disabled while this attempt was in flight (a 410 to
-            // another delivery, or the API) gets no retry.
+            // another delivery, or the API) gets no retry. It is looked up by
+            // key rather than joined: PostgreSQL guesses a JSON list at 100
+            // rows, and would hash the whole endpoint table for the join.
             "UPDATE delivery SET
-                 status = CASE WHEN u.status = $2 AND e.disabled THEN $3 ELSE u.status END,
-                 next_attempt_at = CASE WHEN e.disabled THEN NULL ELSE u.next_at END,
+                 status = CASE WHEN u.status = $2 AND u.disabled THEN $3 ELSE u.status END,
+                 next_attempt_at = CASE WHEN u.disabled THEN NULL ELSE u.next_at END,
                  attempts = attempts + 1, lease_until = NULL, manual = FALSE, updated_at = u.at
              FROM (SELECT j.value ->> 0 AS msg_id, j.value ->> 1 AS endpoint_id,
                           CAST(j.value ->> 2 AS BIGINT) AS status,
                           CAST(j.value ->> 3 AS BIGINT) AS next_at,
-                          CAST(j.value ->> 4 AS BIGINT) AS at
+                          CAST(j.value ->> 4 AS BIGINT) AS at,
+                          (SELECT e.disabled FROM endpoint e WHERE e.id = j.value ->> 1) AS disabled
                    FROM {}) AS u
-             JOIN endpoint e ON e.id = u.endpoint_id
              WHERE delivery.msg_id = u.msg_id AND delivery.endpoint_id = u.endpoint_id",
             DB::json_rows("$1", "j")
         ))
