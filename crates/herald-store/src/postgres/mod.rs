@@ -7,7 +7,7 @@
 //! in one statement, and listens for new work.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -169,12 +169,15 @@ impl Backend for Postgres {
     async fn claim(store: &PostgresStore, claim: Claim<'_>) -> Result<Vec<Job>> {
         // One statement: the rows it locks are the rows it claims, and rows other
         // nodes are claiming at the same moment are skipped, not waited for.
-        let sql = format!(
-            "WITH due AS ({}){}",
-            due_deliveries::<Postgres>(DUE_COLUMNS),
-            claimed_jobs("$5", "$1", "$6")
-        );
-        let rows = claim_args(Sql::new(sql), &claim)
+        static TEXT: OnceLock<String> = OnceLock::new();
+        let sql = TEXT.get_or_init(|| {
+            format!(
+                "WITH due AS ({}){}",
+                due_deliveries::<Postgres>(DUE_COLUMNS),
+                claimed_jobs("$5", "$1", "$6")
+            )
+        });
+        let rows = claim_args(Sql::new(sql.as_str()), &claim)
             .bind(claim.lease_until)
             .bind(MessageStatus::Sending)
             .fetch_all(&store.writer)
@@ -189,14 +192,17 @@ impl Backend for Postgres {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>> {
-        let sql = format!(
-            "WITH due AS (
-                 SELECT {DUE_COLUMNS} FROM delivery
-                 WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3
-                 FOR UPDATE SKIP LOCKED){}",
-            claimed_jobs("$4", "$3", "$5")
-        );
-        let row = Sql::new(sql)
+        static TEXT: OnceLock<String> = OnceLock::new();
+        let sql = TEXT.get_or_init(|| {
+            format!(
+                "WITH due AS (
+                     SELECT {DUE_COLUMNS} FROM delivery
+                     WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3
+                     FOR UPDATE SKIP LOCKED){}",
+                claimed_jobs("$4", "$3", "$5")
+            )
+        });
+        let row = Sql::new(sql.as_str())
             .bind(msg_id)
             .bind(endpoint_id)
             .bind(now)

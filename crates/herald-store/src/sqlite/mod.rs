@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -112,10 +112,16 @@ impl SqlStore<Sqlite> {
     }
 }
 
-/// Everything a worker needs to send the deliveries whose rowids follow
-/// (append a parenthesised subquery).
-fn job_select() -> String {
-    format!("SELECT d.rowid AS rid, {JOB_COLUMNS} FROM delivery d {JOB_JOINS} WHERE d.rowid IN")
+/// Everything a worker needs to send the deliveries whose rowids `due`
+/// selects. Built once per statement (`text`).
+fn jobs_of(text: &'static OnceLock<String>, due: impl FnOnce() -> String) -> &'static str {
+    text.get_or_init(|| {
+        format!(
+            "SELECT d.rowid AS rid, {JOB_COLUMNS} FROM delivery d {JOB_JOINS}
+             WHERE d.rowid IN ({})",
+            due()
+        )
+    })
 }
 
 /// Leases the deliveries with these rowids until `lease_until`. A claimed
@@ -162,8 +168,9 @@ impl Backend for Sqlite {
         // Two statements whatever the batch size (the writer is single, so
         // nothing else moves between them): read the due deliveries with all
         // they need, then lease them.
+        static TEXT: OnceLock<String> = OnceLock::new();
+        let select = jobs_of(&TEXT, || due_deliveries::<Sqlite>("rowid"));
         let mut tx = store.begin().await?;
-        let select = format!("{} ({})", job_select(), due_deliveries::<Sqlite>("rowid"));
         let rows = claim_args(Sql::new(select), &claim)
             .fetch_all(&mut tx)
             .await?;
@@ -189,12 +196,13 @@ impl Backend for Sqlite {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>> {
+        static TEXT: OnceLock<String> = OnceLock::new();
+        let select = jobs_of(&TEXT, || {
+            "SELECT rowid FROM delivery
+             WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3"
+                .into()
+        });
         let mut tx = store.begin().await?;
-        let select = format!(
-            "{} (SELECT rowid FROM delivery
-                 WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3)",
-            job_select()
-        );
         let row = Sql::new(select)
             .bind(msg_id)
             .bind(endpoint_id)
