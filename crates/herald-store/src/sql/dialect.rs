@@ -6,6 +6,8 @@
 
 use sqlx::{Postgres, Sqlite};
 
+use super::run::Placeholders;
+
 /// The channel PostgreSQL announces new work on.
 pub const WORK_CHANNEL: &str = "herald_work";
 
@@ -20,6 +22,10 @@ pub trait Dialect: Sized {
     /// transaction that queues it; `None` where there are no other processes.
     const NOTIFY_WORK: Option<&'static str>;
 
+    /// The placeholders of a statement of many values
+    /// ([`Sql::bulk`](super::run::Sql::bulk)).
+    const BULK_PLACEHOLDERS: Placeholders;
+
     /// Whether `expr` is one of the strings of the JSON array `json` (a
     /// placeholder, or a column holding a list). Lists are bound as one JSON
     /// text, so a statement's text is the same whatever the list's length.
@@ -27,37 +33,25 @@ pub trait Dialect: Sized {
     /// condition; joined as a table, the list would be guessed at 100 rows
     /// and the planner would scan the whole endpoint table instead.
     fn in_json_list(expr: &str, json: &str) -> String;
-
-    /// A table of the arrays of a JSON array of arrays (`json`, a
-    /// placeholder), one row each, in the column `{alias}.value`: field `i`
-    /// is `{alias}.value ->> i`, text on PostgreSQL and the JSON value's own
-    /// type on SQLite (so cast numbers: `CAST(j.value ->> 2 AS BIGINT)`).
-    fn json_rows(json: &str, alias: &str) -> String;
 }
 
 impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const NOTIFY_WORK: Option<&'static str> = None;
+    const BULK_PLACEHOLDERS: Placeholders = Placeholders::Positional;
 
     fn in_json_list(expr: &str, json: &str) -> String {
         format!("{expr} IN (SELECT value FROM json_each({json}))")
-    }
-
-    fn json_rows(json: &str, alias: &str) -> String {
-        format!("json_each({json}) AS {alias}")
     }
 }
 
 impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const NOTIFY_WORK: Option<&'static str> = Some("SELECT pg_notify('herald_work', '')");
+    const BULK_PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
     fn in_json_list(expr: &str, json: &str) -> String {
         format!("{expr} = ANY(ARRAY(SELECT json_array_elements_text(CAST({json} AS json))))")
-    }
-
-    fn json_rows(json: &str, alias: &str) -> String {
-        format!("json_array_elements(CAST({json} AS json)) AS {alias}(value)")
     }
 }
 

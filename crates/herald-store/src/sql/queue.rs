@@ -70,7 +70,7 @@ pub async fn insert_messages<DB: Dialect + Run>(
     }
     let mut inserted = HashSet::new();
     for chunk in messages.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
+        let mut sql = Sql::bulk::<DB>(
             "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
                  expires_at) VALUES ",
         );
@@ -163,7 +163,7 @@ pub async fn insert_messages<DB: Dialect + Run>(
             .collect()));
     }
     for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
+        let mut sql = Sql::bulk::<DB>(
             "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
                  manual, created_at, updated_at) VALUES ",
         );
@@ -190,7 +190,7 @@ pub async fn record_attempts<DB: Dialect + Run>(
     attempts: &[(&Attempt, &Next)],
 ) -> Result<()> {
     for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
+        let mut sql = Sql::bulk::<DB>(
             "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status,
                  response_status_code, response, response_duration_ms, trigger_type, created_at)
              VALUES ",
@@ -211,44 +211,39 @@ pub async fn record_attempts<DB: Dialect + Run>(
         });
         sql.execute(&mut *tx).await?;
 
-        // One statement moves every delivery of the chunk on, whatever its
-        // size: the moves are bound as one JSON array of arrays.
-        let moves: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|(a, next)| {
-                let (status, next_at) = next.delivery_state();
-                serde_json::json!([
-                    a.msg_id,
-                    a.endpoint_id,
-                    status as i64,
-                    next_at.map(ms),
-                    ms(a.created_at)
-                ])
-            })
-            .collect();
-        Sql::new(format!(
-            // An endpoint disabled while this attempt was in flight (a 410 to
-            // another delivery, or the API) gets no retry. It is looked up by
-            // key rather than joined: PostgreSQL guesses a JSON list at 100
-            // rows, and would hash the whole endpoint table for the join.
-            "UPDATE delivery SET
-                 status = CASE WHEN u.status = $2 AND u.disabled THEN $3 ELSE u.status END,
+        // One statement moves every delivery of the chunk on. An endpoint
+        // disabled while this attempt was in flight (a 410 to another
+        // delivery, or the API) gets no retry; it is looked up by key, and the
+        // moves are a VALUES list, whose length the planner knows (a list
+        // bound as JSON is guessed at 100 rows, and PostgreSQL would hash the
+        // whole delivery table to join it).
+        let mut sql = Sql::bulk::<DB>("UPDATE delivery SET status = CASE WHEN u.status = ");
+        sql.push_bind(MessageStatus::Pending)
+            .push(" AND u.disabled THEN ")
+            .push_bind(MessageStatus::Fail)
+            .push(
+                " ELSE u.status END,
                  next_attempt_at = CASE WHEN u.disabled THEN NULL ELSE u.next_at END,
                  attempts = attempts + 1, lease_until = NULL, manual = FALSE, updated_at = u.at
-             FROM (SELECT j.value ->> 0 AS msg_id, j.value ->> 1 AS endpoint_id,
-                          CAST(j.value ->> 2 AS BIGINT) AS status,
-                          CAST(j.value ->> 3 AS BIGINT) AS next_at,
-                          CAST(j.value ->> 4 AS BIGINT) AS at,
-                          (SELECT e.disabled FROM endpoint e WHERE e.id = j.value ->> 1) AS disabled
-                   FROM {}) AS u
+             FROM (SELECT v.column1 AS msg_id, v.column2 AS endpoint_id, v.column3 AS status,
+                          v.column4 AS next_at, v.column5 AS at,
+                          (SELECT e.disabled FROM endpoint e WHERE e.id = v.column2) AS disabled
+                   FROM (VALUES ",
+            );
+        sql.reserve(chunk.len() * 5);
+        sql.push_values(chunk, |row, (a, next)| {
+            let (status, next_at) = next.delivery_state();
+            row.bind(&a.msg_id)
+                .bind(&a.endpoint_id)
+                .bind(status)
+                .bind(next_at)
+                .bind(a.created_at);
+        });
+        sql.push(
+            ") AS v) AS u
              WHERE delivery.msg_id = u.msg_id AND delivery.endpoint_id = u.endpoint_id",
-            DB::json_rows("$1", "j")
-        ))
-        .bind(serde_json::Value::Array(moves).to_string())
-        .bind(MessageStatus::Pending)
-        .bind(MessageStatus::Fail)
-        .execute(&mut *tx)
-        .await?;
+        );
+        sql.execute(&mut *tx).await?;
     }
     Ok(())
 }
