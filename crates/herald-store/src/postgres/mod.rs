@@ -4,22 +4,21 @@
 //!
 //! The SQL is the shared layer's (`crate::sql`), as for SQLite (timestamps are
 //! UNIX milliseconds, JSON is TEXT); this module connects and migrates, claims
-//! in one statement, and listens for new work.
+//! in one statement, and listens for new work. New messages and attempt
+//! outcomes are written one by one (no group commit yet).
 
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, Postgres};
-use sqlx::Transaction;
 use tokio::time::Instant;
 
 use crate::codec::db_err;
 use crate::model::*;
 use crate::sql::{
-    claim_args, commit, due_deliveries, insert_messages, record_attempts, row_job, Backend, Claim,
-    Dialect, Sql, SqlStore, JOB_COLUMNS, JOB_JOINS, WORK_CHANNEL,
+    row_job, Backend, Claim, ClaimTexts, Sql, SqlStore, JOB_COLUMNS, JOB_JOINS, WORK_CHANNEL,
 };
 use crate::{Keyring, Result, StoreError};
 
@@ -82,6 +81,7 @@ impl SqlStore<Postgres> {
             reader: pool.clone(),
             writer: pool,
             keyring,
+            batch: None,
             backend: Listener {
                 pool: listen_pool,
                 current: tokio::sync::Mutex::new(None),
@@ -132,85 +132,30 @@ fn claimed_jobs(lease: &str, now: &str, sending: &str) -> String {
 /// What the claim's `due` CTE selects of the due deliveries.
 const DUE_COLUMNS: &str = "msg_id, endpoint_id, next_attempt_at";
 
-/// Wakes the workers of every node; PostgreSQL delivers it when `tx` commits.
-async fn notify_work(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
-    let notify = Postgres::NOTIFY_WORK.expect("PostgreSQL announces work");
-    Sql::new(notify).execute(tx).await?;
-    Ok(())
-}
-
 #[async_trait]
 impl Backend for Postgres {
     type Extra = Listener;
 
-    async fn create_message(
-        store: &PostgresStore,
-        msg: &Message,
-        targets: &Targets,
-    ) -> Result<Vec<String>> {
-        let mut tx = store.begin().await?;
-        let queued = insert_messages(&mut tx, &[(msg, targets)])
-            .await?
-            .pop()
-            .expect("one outcome per message")?;
-        if !queued.is_empty() {
-            notify_work(&mut tx).await?;
-        }
-        commit(tx).await?;
-        Ok(queued)
-    }
-
-    async fn record_attempt(store: &PostgresStore, attempt: &Attempt, next: &Next) -> Result<()> {
-        let mut tx = store.begin().await?;
-        record_attempts(&mut tx, &[(attempt, next)]).await?;
-        commit(tx).await
-    }
-
     async fn claim(store: &PostgresStore, claim: Claim<'_>) -> Result<Vec<Job>> {
         // One statement: the rows it locks are the rows it claims, and rows other
         // nodes are claiming at the same moment are skipped, not waited for.
-        static TEXT: OnceLock<String> = OnceLock::new();
-        let sql = TEXT.get_or_init(|| {
+        // Each kind of claim's text is built once.
+        static TEXTS: ClaimTexts = ClaimTexts::new();
+        let sql = TEXTS.get(&claim, || {
+            let n = claim.params();
+            let (lease, sending) = (format!("${}", n + 1), format!("${}", n + 2));
             format!(
                 "WITH due AS ({}){}",
-                due_deliveries::<Postgres>(DUE_COLUMNS),
-                claimed_jobs("$5", "$1", "$6")
+                claim.rows::<Postgres>(DUE_COLUMNS),
+                claimed_jobs(&lease, "$1", &sending)
             )
         });
-        let rows = claim_args(Sql::new(sql.as_str()), &claim)
+        claim
+            .bind(Sql::new(sql))
             .bind(claim.lease_until)
             .bind(MessageStatus::Sending)
-            .fetch_all(&store.writer)
-            .await?;
-        rows.iter().map(|r| row_job(&store.keyring, r)).collect()
-    }
-
-    async fn claim_delivery(
-        store: &PostgresStore,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<Job>> {
-        static TEXT: OnceLock<String> = OnceLock::new();
-        let sql = TEXT.get_or_init(|| {
-            format!(
-                "WITH due AS (
-                     SELECT {DUE_COLUMNS} FROM delivery
-                     WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3
-                     FOR UPDATE SKIP LOCKED){}",
-                claimed_jobs("$4", "$3", "$5")
-            )
-        });
-        let row = Sql::new(sql.as_str())
-            .bind(msg_id)
-            .bind(endpoint_id)
-            .bind(now)
-            .bind(lease_until)
-            .bind(MessageStatus::Sending)
-            .fetch_optional(&store.writer)
-            .await?;
-        row.map(|r| row_job(&store.keyring, &r)).transpose()
+            .fetch_all_as(&store.writer, |r| row_job(&store.keyring, r))
+            .await
     }
 
     /// Other nodes may hold leases right now; an expired lease falls due by

@@ -8,10 +8,9 @@ use crate::model::{ListFilter, Page};
 
 use super::dialect::Dialect;
 use super::lists::{list_attempts, list_messages, AttemptsOf};
-use super::queue::{claim_args, due_deliveries};
+use super::queue::{Claim, Claiming};
 use super::run::Sql;
 use super::upkeep::{prune_attempts_select, prune_payloads_select};
-use super::Claim;
 
 /// What the statements are built with: no filter, a first and a next page,
 /// one busy endpoint.
@@ -77,15 +76,17 @@ pub fn statements<'a, DB: Dialect>(claim_columns: &str, inputs: &'a Inputs) -> V
         }));
     }
     let claim = Claim {
+        what: Claiming::Due {
+            since: None,
+            limit: 10,
+            skip_endpoints: &inputs.skip,
+        },
         now: DateTime::UNIX_EPOCH,
-        since: None,
         lease_until: DateTime::UNIX_EPOCH,
-        limit: 10,
-        skip_endpoints: &inputs.skip,
     };
     all.push(Explained {
         what: CLAIM,
-        sql: claim_args(Sql::new(due_deliveries::<DB>(claim_columns)), &claim),
+        sql: claim.bind(Sql::new(claim.rows::<DB>(claim_columns))),
         index: Some("delivery_due"),
     });
     for (what, select, index) in [

@@ -22,9 +22,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
 
-use crate::model::{Attempt, Job, Message, Next, Page, PageOf, Targets, Timestamp};
+use crate::model::{Job, Page, PageOf};
 use crate::{Keyring, Result};
 
+mod batch;
 mod credentials;
 mod dialect;
 #[cfg(test)]
@@ -37,10 +38,9 @@ mod run;
 mod store;
 mod upkeep;
 
+pub use batch::Batcher;
 pub use dialect::{Dialect, WORK_CHANNEL};
-pub use queue::{
-    claim_args, due_deliveries, insert_messages, record_attempts, Queued, JOB_COLUMNS, JOB_JOINS,
-};
+pub use queue::{Claim, ClaimTexts, Claiming, JOB_COLUMNS, JOB_JOINS};
 pub use rows::job as row_job;
 pub use run::{Columns, Run, Sql};
 
@@ -52,20 +52,10 @@ pub struct SqlStore<DB: Backend> {
     pub(crate) writer: Pool<DB>,
     /// Seals and opens the secrets this store keeps.
     pub(crate) keyring: Arc<Keyring>,
-    /// What the backend keeps besides (SQLite's batcher, PostgreSQL's
-    /// listener).
+    /// Group commit of new messages and attempt outcomes (SQLite's).
+    pub(crate) batch: Option<Batcher>,
+    /// What the backend keeps besides (PostgreSQL's listener).
     pub(crate) backend: DB::Extra,
-}
-
-/// A claim of due deliveries (see [`Store::claim_due`](crate::Store::claim_due)).
-#[derive(Clone, Copy, Debug)]
-pub struct Claim<'a> {
-    pub now: Timestamp,
-    /// Only deliveries that fell due after this (`claim_recent`).
-    pub since: Option<Timestamp>,
-    pub lease_until: Timestamp,
-    pub limit: u32,
-    pub skip_endpoints: &'a [String],
 }
 
 /// What each database does its own way, beyond SQL text: the hooks the shared
@@ -75,30 +65,11 @@ pub trait Backend: Dialect + Run {
     /// What the store keeps beside its pools.
     type Extra: Send + Sync + 'static;
 
-    /// Writes the message and its deliveries (SQLite: through group commit).
-    async fn create_message(
-        store: &SqlStore<Self>,
-        msg: &Message,
-        targets: &Targets,
-    ) -> Result<Vec<String>>;
-
-    /// Records the attempt and moves its delivery on (SQLite: through group
-    /// commit).
-    async fn record_attempt(store: &SqlStore<Self>, attempt: &Attempt, next: &Next) -> Result<()>;
-
-    /// Claims due deliveries: SQLite reads and leases them with two
-    /// statements inside its single writer; PostgreSQL locks and leases them
-    /// in one statement, skipping rows other nodes hold.
+    /// Claims deliveries, in the order they fell due: SQLite reads and
+    /// leases them with two statements inside its single writer; PostgreSQL
+    /// locks and leases them in one statement, skipping rows other nodes
+    /// hold.
     async fn claim(store: &SqlStore<Self>, claim: Claim<'_>) -> Result<Vec<Job>>;
-
-    /// Claims one delivery if it is due.
-    async fn claim_delivery(
-        store: &SqlStore<Self>,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<Job>>;
 
     /// See [`Store::recover_after_restart`](crate::Store::recover_after_restart).
     async fn recover_after_restart(store: &SqlStore<Self>) -> Result<u64>;
@@ -112,13 +83,13 @@ impl<DB: Backend> SqlStore<DB> {
     /// (PostgreSQL's NOTIFY), the statement and the notice share a
     /// transaction, so the notice goes out when the work is visible.
     pub(crate) async fn queue_work(&self, sql: Sql<'_>) -> Result<u64> {
-        let Some(notify) = DB::NOTIFY_WORK else {
+        if DB::NOTIFY_WORK.is_none() {
             return sql.execute(&self.writer).await;
-        };
+        }
         let mut tx = self.begin().await?;
         let queued = sql.execute(&mut tx).await?;
         if queued > 0 {
-            Sql::new(notify).execute(&mut tx).await?;
+            queue::notify_work(&mut tx).await?;
         }
         commit(tx).await?;
         Ok(queued)

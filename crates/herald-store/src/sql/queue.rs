@@ -3,6 +3,7 @@
 //! claim both backends use, and the delivery log's reads.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use sqlx::Transaction;
 
@@ -13,7 +14,7 @@ use crate::{Conflict, Result, StoreError};
 use super::dialect::Dialect;
 use super::lists::{self, AttemptsOf};
 use super::run::{Columns, Run, Sql};
-use super::{by_id_or, rows, Backend, Claim, SqlStore};
+use super::{by_id_or, commit, rows, Backend, SqlStore};
 
 /// Rows per multi-row statement, under SQLite's bound-parameter limit
 /// (32,766) for the widest row (11 columns).
@@ -29,29 +30,122 @@ pub const JOB_JOINS: &str = "JOIN message m ON m.id = d.msg_id
      JOIN endpoint e ON e.id = d.endpoint_id
      JOIN application a ON a.id = m.app_id";
 
-/// The due deliveries a claim takes, as `columns` of `delivery`, bound by
-/// [`claim_args`]: `$1` now, `$2` the endpoints to skip, `$3` the limit, `$4`
-/// a time they fell due after. It walks the partial index `delivery_due`
-/// (on SQLite it covers the query, so skipping a busy endpoint's rows reads
-/// no table row); the index tests keep it that way.
-pub fn due_deliveries<DB: Dialect>(columns: &str) -> String {
-    format!(
-        "SELECT {columns} FROM delivery
-         WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 AND next_attempt_at > $4
-           AND NOT ({})
-         ORDER BY next_attempt_at LIMIT $3{}",
-        DB::in_json_list("endpoint_id", "$2"),
-        DB::SKIP_LOCKED
-    )
+/// Which deliveries a claim takes.
+#[derive(Clone, Copy, Debug)]
+pub enum Claiming<'a> {
+    /// Up to `limit` due deliveries, oldest first, that fell due after
+    /// `since` if given, of endpoints other than `skip_endpoints` (those
+    /// already busy in this worker).
+    Due {
+        since: Option<Timestamp>,
+        limit: u32,
+        skip_endpoints: &'a [String],
+    },
+    /// One delivery, if it is due (the Test button sends it at once).
+    One {
+        msg_id: &'a str,
+        endpoint_id: &'a str,
+    },
 }
 
-/// Binds `$1` to `$4` of [`due_deliveries`].
-pub fn claim_args<'a>(sql: Sql<'a>, claim: &Claim<'_>) -> Sql<'a> {
-    let skip = serde_json::to_string(claim.skip_endpoints).expect("strings serialize");
-    sql.bind(claim.now)
-        .bind(skip)
-        .bind(i64::from(claim.limit))
-        .bind(claim.since.map_or(i64::MIN, ms))
+/// A claim: which deliveries, at what time, leased until when.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim<'a> {
+    pub what: Claiming<'a>,
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+}
+
+impl<'a> Claim<'a> {
+    /// The deliveries the claim takes, as `columns` of `delivery` (locked,
+    /// where the dialect locks, skipping rows others hold), with the
+    /// placeholders [`Claim::bind`] fills: `$1` now, then `$2` the endpoints
+    /// to skip, `$3` the limit and `$4` a time they fell due after, or `$2`
+    /// the message and `$3` the endpoint. The text depends only on the kind
+    /// of claim, so a backend may build it once. Due deliveries are found
+    /// through the partial index `delivery_due` (on SQLite it covers the
+    /// query, so skipping a busy endpoint's rows reads no table row); the
+    /// index tests keep it that way.
+    pub fn rows<DB: Dialect>(&self, columns: &str) -> String {
+        match self.what {
+            Claiming::Due { .. } => format!(
+                "SELECT {columns} FROM delivery
+                 WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+                   AND next_attempt_at > $4 AND NOT ({})
+                 ORDER BY next_attempt_at LIMIT $3{}",
+                DB::in_json_list("endpoint_id", "$2"),
+                DB::SKIP_LOCKED
+            ),
+            Claiming::One { .. } => format!(
+                "SELECT {columns} FROM delivery
+                 WHERE next_attempt_at <= $1 AND msg_id = $2 AND endpoint_id = $3{}",
+                DB::SKIP_LOCKED
+            ),
+        }
+    }
+
+    /// How many placeholders [`Claim::rows`] holds.
+    pub fn params(&self) -> usize {
+        match self.what {
+            Claiming::Due { .. } => 4,
+            Claiming::One { .. } => 3,
+        }
+    }
+
+    /// Binds the values of [`Claim::rows`].
+    pub fn bind(&self, sql: Sql<'a>) -> Sql<'a> {
+        let sql = sql.bind(self.now);
+        match self.what {
+            Claiming::Due {
+                since,
+                limit,
+                skip_endpoints,
+            } => {
+                let skip = serde_json::to_string(skip_endpoints).expect("strings serialize");
+                sql.bind(skip)
+                    .bind(i64::from(limit))
+                    .bind(since.map_or(i64::MIN, ms))
+            }
+            Claiming::One {
+                msg_id,
+                endpoint_id,
+            } => sql.bind(msg_id).bind(endpoint_id),
+        }
+    }
+}
+
+/// The statement text of each kind of claim, built on first use: a backend
+/// keeps one in a `static`, so a claim formats no SQL.
+pub struct ClaimTexts {
+    due: OnceLock<String>,
+    one: OnceLock<String>,
+}
+
+impl ClaimTexts {
+    pub const fn new() -> ClaimTexts {
+        ClaimTexts {
+            due: OnceLock::new(),
+            one: OnceLock::new(),
+        }
+    }
+
+    /// The text for `claim`'s kind, made by `build` the first time.
+    pub fn get(&'static self, claim: &Claim<'_>, build: impl FnOnce() -> String) -> &'static str {
+        let text = match claim.what {
+            Claiming::Due { .. } => &self.due,
+            Claiming::One { .. } => &self.one,
+        };
+        text.get_or_init(build)
+    }
+}
+
+/// Tells other processes that `tx` queues work, where there are any
+/// (PostgreSQL's NOTIFY, delivered when `tx` commits).
+pub async fn notify_work<DB: Dialect + Run>(tx: &mut Transaction<'_, DB>) -> Result<()> {
+    if let Some(notify) = DB::NOTIFY_WORK {
+        Sql::new(notify).execute(tx).await?;
+    }
+    Ok(())
 }
 
 /// What became of each message of [`insert_messages`].
@@ -249,6 +343,39 @@ pub async fn record_attempts<DB: Dialect + Run>(
 }
 
 impl<DB: Backend> SqlStore<DB> {
+    /// Writes the message and its deliveries: through group commit where the
+    /// store has it, else in a transaction of its own.
+    pub(crate) async fn create_message(
+        &self,
+        msg: &Message,
+        targets: &Targets,
+    ) -> Result<Vec<String>> {
+        if let Some(batch) = &self.batch {
+            return batch.create_message(msg, targets).await;
+        }
+        let mut tx = self.begin().await?;
+        let queued = insert_messages(&mut tx, &[(msg, targets)])
+            .await?
+            .pop()
+            .expect("one outcome per message")?;
+        if !queued.is_empty() {
+            notify_work(&mut tx).await?;
+        }
+        commit(tx).await?;
+        Ok(queued)
+    }
+
+    /// Records the attempt and moves its delivery on, through group commit
+    /// where the store has it.
+    pub(crate) async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
+        if let Some(batch) = &self.batch {
+            return batch.record_attempt(attempt, next).await;
+        }
+        let mut tx = self.begin().await?;
+        record_attempts(&mut tx, &[(attempt, next)]).await?;
+        commit(tx).await
+    }
+
     pub(crate) async fn get_message(
         &self,
         app_id: &str,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::model::*;
 use crate::{Result, Store};
 
-use super::{Backend, Claim, SqlStore};
+use super::{Backend, Claim, Claiming, SqlStore};
 
 #[async_trait]
 impl<DB: Backend> Store for SqlStore<DB> {
@@ -121,7 +121,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<Vec<String>> {
-        DB::create_message(self, msg, targets).await
+        self.create_message(msg, targets).await
     }
 
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> Result<Option<Message>> {
@@ -144,14 +144,17 @@ impl<DB: Backend> Store for SqlStore<DB> {
         limit: u32,
         skip_endpoints: &[String],
     ) -> Result<Vec<Job>> {
+        let what = Claiming::Due {
+            since: None,
+            limit,
+            skip_endpoints,
+        };
         DB::claim(
             self,
             Claim {
+                what,
                 now,
-                since: None,
                 lease_until,
-                limit,
-                skip_endpoints,
             },
         )
         .await
@@ -165,14 +168,17 @@ impl<DB: Backend> Store for SqlStore<DB> {
         limit: u32,
         skip_endpoints: &[String],
     ) -> Result<Vec<Job>> {
+        let what = Claiming::Due {
+            since: Some(since),
+            limit,
+            skip_endpoints,
+        };
         DB::claim(
             self,
             Claim {
+                what,
                 now,
-                since: Some(since),
                 lease_until,
-                limit,
-                skip_endpoints,
             },
         )
         .await
@@ -185,7 +191,21 @@ impl<DB: Backend> Store for SqlStore<DB> {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>> {
-        DB::claim_delivery(self, msg_id, endpoint_id, now, lease_until).await
+        let what = Claiming::One {
+            msg_id,
+            endpoint_id,
+        };
+        // At most one row matches: a delivery's key.
+        Ok(DB::claim(
+            self,
+            Claim {
+                what,
+                now,
+                lease_until,
+            },
+        )
+        .await?
+        .pop())
     }
 
     async fn release_claim(
@@ -200,7 +220,7 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
-        DB::record_attempt(self, attempt, next).await
+        self.record_attempt(attempt, next).await
     }
 
     async fn recover_after_restart(&self) -> Result<u64> {

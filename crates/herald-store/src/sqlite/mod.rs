@@ -3,13 +3,13 @@
 //! reads through a separate pool that WAL lets run beside the writer.
 //!
 //! The SQL is the shared layer's (`crate::sql`); this module opens the file,
-//! and does what only SQLite does: group commit of the hot writes
-//! (`batch.rs`), claims inside the single writer, and clearing leases at
+//! with group commit of the hot writes (`sql/batch.rs`), and does what only
+//! SQLite does: claims inside the single writer, and clearing leases at
 //! start-up (one process owns the file).
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,13 +20,10 @@ use sqlx::{Sqlite, Transaction};
 use crate::codec::db_err;
 use crate::model::*;
 use crate::sql::{
-    claim_args, commit, due_deliveries, row_job, Backend, Claim, Columns, Sql, SqlStore,
-    JOB_COLUMNS, JOB_JOINS,
+    commit, row_job, Backend, Batcher, Claim, ClaimTexts, Columns, Sql, SqlStore, JOB_COLUMNS,
+    JOB_JOINS,
 };
 use crate::{Keyring, Result, StoreError};
-
-mod batch;
-use batch::Batcher;
 
 /// Knobs of the embedded store.
 #[derive(Clone, Debug)]
@@ -107,21 +104,10 @@ impl SqlStore<Sqlite> {
             reader,
             writer,
             keyring,
-            backend: batch,
+            batch: Some(batch),
+            backend: (),
         })
     }
-}
-
-/// Everything a worker needs to send the deliveries whose rowids `due`
-/// selects. Built once per statement (`text`).
-fn jobs_of(text: &'static OnceLock<String>, due: impl FnOnce() -> String) -> &'static str {
-    text.get_or_init(|| {
-        format!(
-            "SELECT d.rowid AS rid, {JOB_COLUMNS} FROM delivery d {JOB_JOINS}
-             WHERE d.rowid IN ({})",
-            due()
-        )
-    })
 }
 
 /// Leases the deliveries with these rowids until `lease_until`. A claimed
@@ -149,31 +135,23 @@ async fn lease(
 
 #[async_trait]
 impl Backend for Sqlite {
-    /// New messages and attempt outcomes go through group commit.
-    type Extra = Batcher;
-
-    async fn create_message(
-        store: &SqliteStore,
-        msg: &Message,
-        targets: &Targets,
-    ) -> Result<Vec<String>> {
-        store.backend.create_message(msg, targets).await
-    }
-
-    async fn record_attempt(store: &SqliteStore, attempt: &Attempt, next: &Next) -> Result<()> {
-        store.backend.record_attempt(attempt, next).await
-    }
+    type Extra = ();
 
     async fn claim(store: &SqliteStore, claim: Claim<'_>) -> Result<Vec<Job>> {
         // Two statements whatever the batch size (the writer is single, so
-        // nothing else moves between them): read the due deliveries with all
-        // they need, then lease them.
-        static TEXT: OnceLock<String> = OnceLock::new();
-        let select = jobs_of(&TEXT, || due_deliveries::<Sqlite>("rowid"));
+        // nothing else moves between them): read the claimed deliveries with
+        // all they need, then lease them. Each kind of claim's text is built
+        // once.
+        static TEXTS: ClaimTexts = ClaimTexts::new();
+        let select = TEXTS.get(&claim, || {
+            format!(
+                "SELECT d.rowid AS rid, {JOB_COLUMNS} FROM delivery d {JOB_JOINS}
+                 WHERE d.rowid IN ({})",
+                claim.rows::<Sqlite>("rowid")
+            )
+        });
         let mut tx = store.begin().await?;
-        let rows = claim_args(Sql::new(select), &claim)
-            .fetch_all(&mut tx)
-            .await?;
+        let rows = claim.bind(Sql::new(select)).fetch_all(&mut tx).await?;
         let rowids = rows
             .iter()
             .map(|r| r.int("rid"))
@@ -187,35 +165,6 @@ impl Backend for Sqlite {
             .collect::<Result<Vec<_>>>()?;
         commit(tx).await?;
         Ok(jobs)
-    }
-
-    async fn claim_delivery(
-        store: &SqliteStore,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Option<Job>> {
-        static TEXT: OnceLock<String> = OnceLock::new();
-        let select = jobs_of(&TEXT, || {
-            "SELECT rowid FROM delivery
-             WHERE msg_id = $1 AND endpoint_id = $2 AND next_attempt_at <= $3"
-                .into()
-        });
-        let mut tx = store.begin().await?;
-        let row = Sql::new(select)
-            .bind(msg_id)
-            .bind(endpoint_id)
-            .bind(now)
-            .fetch_optional(&mut tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        lease(&mut tx, &[row.int("rid")?], lease_until, now).await?;
-        let job = row_job(&store.keyring, &row)?;
-        commit(tx).await?;
-        Ok(Some(job))
     }
 
     /// One process owns the file, so every lease is this process's own, from

@@ -1,5 +1,6 @@
 //! Group commit for the two writes on the hot path: new messages (with their
-//! deliveries) and attempt outcomes.
+//! deliveries) and attempt outcomes. SQLite's store uses it; PostgreSQL's
+//! writes each on its own for now.
 //!
 //! Every statement on the single SQLite writer is a hand-off to sqlx's worker
 //! thread and back, and that hand-off, not SQLite's work, was most of the cost
@@ -10,20 +11,23 @@
 //! only after the commit, so a 2xx still means "on disk"; a batch that fails is
 //! written again one write at a time, so one bad write fails only its caller.
 
-use sqlx::SqlitePool;
+use sqlx::Pool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::db_err;
 use crate::model::{Attempt, Message, Next, Targets};
-use crate::sql::{insert_messages, record_attempts, Queued};
 use crate::{Result, StoreError};
+
+use super::dialect::Dialect;
+use super::queue::{insert_messages, notify_work, record_attempts, Queued};
+use super::run::Run;
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 512;
 /// Writes waiting for the batcher before callers wait to queue (backpressure).
 const QUEUE: usize = 4096;
 
-pub(super) enum Write {
+enum Write {
     Message {
         msg: Message,
         targets: Targets,
@@ -53,9 +57,9 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the task that writes through `writer` (the one-connection pool).
-    /// It ends when the last `Batcher` is dropped.
-    pub(super) fn start(writer: SqlitePool) -> Batcher {
+    /// Starts the task that writes through `writer` (SQLite's one-connection
+    /// pool). It ends when the last `Batcher` is dropped.
+    pub fn start<DB: Dialect + Run>(writer: Pool<DB>) -> Batcher {
         let (queue, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(writer, rx));
         Batcher { queue }
@@ -93,10 +97,10 @@ impl Batcher {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the SQLite write batcher has stopped".into())
+    StoreError::Unavailable("the write batcher has stopped".into())
 }
 
-async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<Write>) {
+async fn run<DB: Dialect + Run>(writer: Pool<DB>, mut rx: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let writes = std::mem::take(&mut batch);
@@ -118,7 +122,7 @@ async fn run(writer: SqlitePool, mut rx: mpsc::Receiver<Write>) {
     }
 }
 
-async fn write_and_answer(writer: &SqlitePool, writes: Vec<Write>) {
+async fn write_and_answer<DB: Dialect + Run>(writer: &Pool<DB>, writes: Vec<Write>) {
     match write_batch(writer, &writes).await {
         Ok(outcomes) => answer(writes, outcomes),
         Err(e) => {
@@ -142,9 +146,12 @@ fn answer(writes: Vec<Write>, outcomes: Vec<Outcome>) {
     }
 }
 
-/// Writes the batch in one transaction, with the statements both backends
-/// share (`crate::sql::queue`), and commits it.
-async fn write_batch(writer: &SqlitePool, writes: &[Write]) -> Result<Vec<Outcome>> {
+/// Writes the batch in one transaction, with the statements of a single
+/// write (`queue.rs`), and commits it.
+async fn write_batch<DB: Dialect + Run>(
+    writer: &Pool<DB>,
+    writes: &[Write],
+) -> Result<Vec<Outcome>> {
     let mut tx = writer.begin().await.map_err(db_err)?;
     let messages: Vec<(&Message, &Targets)> = writes
         .iter()
@@ -162,6 +169,12 @@ async fn write_batch(writer: &SqlitePool, writes: &[Write]) -> Result<Vec<Outcom
         .collect();
     let queued = insert_messages(&mut tx, &messages).await?;
     record_attempts(&mut tx, &attempts).await?;
+    if queued
+        .iter()
+        .any(|q| q.as_ref().is_ok_and(|to| !to.is_empty()))
+    {
+        notify_work(&mut tx).await?;
+    }
     tx.commit().await.map_err(db_err)?;
     let mut queued = queued.into_iter();
     Ok(writes
