@@ -3,18 +3,19 @@
 //!
 //! [`SqlStore<DB>`] implements [`Store`](crate::Store) for any `DB: Backend`.
 //! What differs in SQL text lives in [`Dialect`] (`dialect.rs`, both impls side
-//! by side); what differs in behaviour — opening, SQLite's group commit,
-//! PostgreSQL's `SKIP LOCKED` claims and LISTEN/NOTIFY — is a [`Backend`] hook
-//! that `sqlite/` and `postgres/` implement. Those two modules import this
-//! one; nothing here imports them.
+//! by side); what differs in behaviour — how claims lock and lease, leases at
+//! start-up, waiting for work — is a [`Backend`] hook that `sqlite/` and
+//! `postgres/` implement, besides opening their database. Those two modules
+//! import this one; nothing here imports them.
 //!
 //! Layout: `run.rs` (statements, bound values, rows read with `try_get`, and
 //! sqlx's bounds, met once), `rows.rs` (records from rows), `lists.rs`
 //! (pagination and the list queries the index tests EXPLAIN), `resources.rs`
 //! (applications, event types, endpoints), `queue.rs` (messages, deliveries,
-//! attempts, claims' shared parts), `credentials.rs` (tokens, portal grants,
-//! idempotency keys), `upkeep.rs` (pruning, re-sealing, `herald_meta`), and
-//! `store.rs` (the `Store` impl, which only lists them).
+//! attempts, claims), `batch.rs` (group commit), `credentials.rs` (tokens,
+//! portal grants, idempotency keys), `upkeep.rs` (pruning, re-sealing,
+//! `herald_meta`), `store.rs` (the `Store` impl, which only lists them) and
+//! `explained.rs` (the statements the index tests EXPLAIN).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //!
 //! A [`Sql`] is SQL text with `$1`, `$2`, ... placeholders and the values
 //! bound to them, in order (sqlx's SQLite driver reads `$N` as PostgreSQL
-//! does, so one text serves both). It runs on a [`Handle`] — a pool or a
+//! does, so one text serves both; statements of many values use the
+//! dialect's own, see [`Placeholders`]). It runs on a [`Handle`] — a pool or a
 //! transaction — and rows are read by column name with `try_get` through
 //! [`Columns`], so a missing or mistyped column is an error, never a panic.
 //!
@@ -126,8 +127,9 @@ impl From<Vec<u8>> for Arg<'_> {
     }
 }
 
-/// A statement: SQL text whose placeholders `$1`, `$2`, ... take the bound
-/// values in order, and what a unique violation means for it.
+/// A statement: SQL text whose placeholders take the bound values in order
+/// (`$1`, `$2`, ..., or see [`Placeholders`]), and what a unique violation
+/// means for it.
 #[derive(Debug)]
 pub struct Sql<'a> {
     text: Cow<'static, str>,
