@@ -9,7 +9,7 @@ use herald_core::seal::Keyring;
 use serde_json::Value;
 
 use crate::model::{SealedColumn, Timestamp};
-use crate::{Result, StoreError};
+use crate::{Conflict, Result, StoreError};
 
 /// How long a request holding an idempotency key may run before the key is
 /// taken as abandoned.
@@ -18,7 +18,7 @@ pub(crate) const IDEMPOTENCY_ABANDONED_MS: i64 = 30_000;
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         if d.is_unique_violation() {
-            return StoreError::Conflict(d.message().to_string());
+            return StoreError::Conflict(Conflict::Duplicate);
         }
         // A write that refers to a row deleted meanwhile (an attempt whose
         // message went with its application, a message for an application

@@ -9,6 +9,7 @@ mod codec;
 pub mod model;
 mod postgres;
 pub mod sealing;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -33,12 +34,36 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Conflict),
     /// The database cannot be reached or answered with an error.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+}
+
+/// Why a write was refused: something it names is taken. Decided by the
+/// statement that failed, never read from the database's message, so its
+/// text (a human sentence, for an API's `detail`) names no table or column.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("an application with this uid already exists")]
+    ApplicationUid,
+    #[error("an event type with this name already exists")]
+    EventTypeName,
+    #[error("an endpoint with this uid already exists")]
+    EndpointUid,
+    /// The message's `eventId` (as the client sent it) is taken in its
+    /// application.
+    #[error("a message with eventId {0:?} already exists in this application")]
+    MessageEventId(String),
+    #[error("a token with this id already exists")]
+    TokenId,
+    #[error("a portal link with this id already exists")]
+    GrantId,
+    /// A write that nothing should make conflict (its key is minted fresh).
+    #[error("this record already exists")]
+    Duplicate,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -219,6 +219,7 @@ on_both_backends!(
     api_tokens_are_listed_and_revoked,
     portal_links_open_once_and_their_sessions_end,
     idempotency_records_and_ended_grants_are_pruned,
+    conflicts_say_what_is_taken_in_words_of_their_own,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -1621,4 +1622,97 @@ async fn idempotency_records_and_ended_grants_are_pruned(t: &TestStore) {
     );
     assert_eq!(t.get_portal_grant("pg_old").await.unwrap(), None);
     assert!(t.get_portal_grant("pg_new").await.unwrap().is_some());
+}
+
+/// Each write that can find its key taken says which, as a typed reason whose
+/// text is ours: no table, column or constraint of the database in it.
+async fn conflicts_say_what_is_taken_in_words_of_their_own(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let conflict = |result: Result<()>| match result {
+        Err(StoreError::Conflict(why)) => why,
+        other => panic!("not a conflict: {other:?}"),
+    };
+    let mut seen = Vec::new();
+
+    let other_app = app("app_2", Some("spot"), now);
+    seen.push(conflict(t.create_app(&other_app).await));
+    t.create_app(&app("app_2", None, now)).await.unwrap();
+    seen.push(conflict(t.update_app(&other_app).await));
+
+    let et = EventType {
+        org_id: "org_1".into(),
+        name: "a".into(),
+        description: String::new(),
+        archived: false,
+        deprecated: false,
+        feature_flag: None,
+        schemas: None,
+        public: false,
+        validate_payload: false,
+        created_at: now,
+        updated_at: now,
+    };
+    t.create_event_type(&et).await.unwrap();
+    seen.push(conflict(t.create_event_type(&et).await));
+
+    let hook = |id: &str| Endpoint {
+        uid: Some("hook".into()),
+        ..endpoint(id, now)
+    };
+    t.create_endpoint(&hook("ep_2"), "whsec_a").await.unwrap();
+    seen.push(conflict(t.create_endpoint(&hook("ep_3"), "whsec_a").await));
+    t.create_endpoint(&endpoint("ep_3", now), "whsec_a")
+        .await
+        .unwrap();
+    seen.push(conflict(t.update_endpoint(&hook("ep_3")).await));
+
+    let dup = Message {
+        event_id: Some("e1".into()),
+        ..message("msg_3", "a", None, now)
+    };
+    seen.push(conflict(
+        t.create_message(&dup, &Targets::Matching).await.map(drop),
+    ));
+
+    let token = ApiToken {
+        id: "tok_1".into(),
+        org_id: "org_1".into(),
+        app_id: None,
+        name: String::new(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+    };
+    t.create_api_token(&token).await.unwrap();
+    seen.push(conflict(t.create_api_token(&token).await));
+    t.create_portal_grant(&grant("pg_1", now)).await.unwrap();
+    seen.push(conflict(t.create_portal_grant(&grant("pg_1", now)).await));
+
+    assert_eq!(
+        seen,
+        [
+            Conflict::ApplicationUid,
+            Conflict::ApplicationUid,
+            Conflict::EventTypeName,
+            Conflict::EndpointUid,
+            Conflict::EndpointUid,
+            Conflict::MessageEventId("e1".into()),
+            Conflict::TokenId,
+            Conflict::GrantId,
+        ]
+    );
+    for why in seen {
+        let text = why.to_string();
+        for database_word in [
+            "UNIQUE",
+            "unique",
+            "constraint",
+            "duplicate key",
+            "_pkey",
+            ".",
+        ] {
+            assert!(!text.contains(database_word), "{text}");
+        }
+    }
 }

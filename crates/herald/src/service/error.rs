@@ -75,7 +75,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
         match e {
             StoreError::NotFound => Error::NotFound("resource"),
-            StoreError::Conflict(msg) => Error::Conflict(msg),
+            StoreError::Conflict(why) => Error::Conflict(why.to_string()),
             StoreError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "store unavailable");
                 Error::Unavailable

@@ -1,0 +1,169 @@
+//! Records from rows, by column name, for either database. Each function names
+//! the columns it reads; a column missing or of another type is
+//! [`StoreError::Corrupt`](crate::StoreError::Corrupt), never a panic.
+
+use crate::codec::open_headers;
+use crate::model::*;
+use crate::{Keyring, Result};
+
+use super::run::Columns;
+
+/// The delivery columns of a row that also holds another record, prefixed
+/// `d_` so they do not clash with its columns (see [`delivery`]).
+pub const DELIVERY_COLUMNS: &str = "d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id, \
+     d.app_id AS d_app_id, d.status AS d_status, d.attempts AS d_attempts, \
+     d.next_attempt_at AS d_next_attempt_at, d.created_at AS d_created_at, \
+     d.updated_at AS d_updated_at";
+
+/// What set an attempt off: a manual request, or the schedule.
+fn trigger(manual: bool) -> TriggerType {
+    if manual {
+        TriggerType::Manual
+    } else {
+        TriggerType::Scheduled
+    }
+}
+
+pub fn app(r: &impl Columns) -> Result<Application> {
+    Ok(Application {
+        id: r.text("id")?,
+        org_id: r.text("org_id")?,
+        uid: r.opt_text("uid")?,
+        name: r.text("name")?,
+        metadata: r.json("metadata")?,
+        throttle_rate: r.opt_int("throttle_rate")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub fn event_type(r: &impl Columns) -> Result<EventType> {
+    Ok(EventType {
+        org_id: r.text("org_id")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        archived: r.flag("archived")?,
+        deprecated: r.flag("deprecated")?,
+        feature_flag: r.opt_text("feature_flag")?,
+        schemas: r
+            .opt_text("schemas")?
+            .as_deref()
+            .map(crate::codec::parse_json)
+            .transpose()?,
+        public: r.flag("public")?,
+        validate_payload: r.flag("validate_payload")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// An endpoint, its headers opened with `keyring`.
+pub fn endpoint(keyring: &Keyring, r: &impl Columns) -> Result<Endpoint> {
+    let id = r.text("id")?;
+    Ok(Endpoint {
+        headers: open_headers(keyring, &id, &r.text("headers")?)?,
+        id,
+        app_id: r.text("app_id")?,
+        uid: r.opt_text("uid")?,
+        url: r.text("url")?,
+        description: r.text("description")?,
+        disabled: r.flag("disabled")?,
+        event_types: r.list("event_types")?,
+        channels: r.list("channels")?,
+        metadata: r.json("metadata")?,
+        throttle_rate: r.opt_int("throttle_rate")?,
+        date_format: r.text("date_format")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub fn message(r: &impl Columns) -> Result<Message> {
+    Ok(Message {
+        id: r.text("id")?,
+        app_id: r.text("app_id")?,
+        event_type: r.text("event_type")?,
+        event_id: r.opt_text("event_id")?,
+        channels: r.list("channels")?,
+        payload: r.text("payload")?,
+        created_at: r.time("created_at")?,
+        expires_at: r.opt_time("expires_at")?,
+    })
+}
+
+/// A delivery from [`DELIVERY_COLUMNS`].
+pub fn delivery(r: &impl Columns) -> Result<Delivery> {
+    Ok(Delivery {
+        msg_id: r.text("d_msg_id")?,
+        endpoint_id: r.text("d_endpoint_id")?,
+        app_id: r.text("d_app_id")?,
+        status: r.status("d_status")?,
+        attempts: r.int("d_attempts")?,
+        next_attempt_at: r.opt_time("d_next_attempt_at")?,
+        created_at: r.time("d_created_at")?,
+        updated_at: r.time("d_updated_at")?,
+    })
+}
+
+pub fn attempt(r: &impl Columns) -> Result<Attempt> {
+    Ok(Attempt {
+        id: r.text("id")?,
+        msg_id: r.text("msg_id")?,
+        endpoint_id: r.text("endpoint_id")?,
+        app_id: r.text("app_id")?,
+        url: r.text("url")?,
+        status: r.status("status")?,
+        response_status_code: r.int("response_status_code")?,
+        response: r.text("response")?,
+        response_duration_ms: r.int("response_duration_ms")?,
+        trigger_type: trigger(r.int("trigger_type")? == TriggerType::Manual as i64),
+        created_at: r.time("created_at")?,
+    })
+}
+
+/// A claimed delivery, from [`JOB_COLUMNS`](super::queue::JOB_COLUMNS), its
+/// headers opened with `keyring`.
+pub fn job(keyring: &Keyring, r: &impl Columns) -> Result<Job> {
+    let endpoint_id = r.text("endpoint_id")?;
+    Ok(Job {
+        headers: open_headers(keyring, &endpoint_id, &r.text("headers")?)?,
+        msg_id: r.text("msg_id")?,
+        app_id: r.text("app_id")?,
+        org_id: r.text("org_id")?,
+        event_type: r.text("event_type")?,
+        payload: r.text("payload")?,
+        endpoint_id,
+        url: r.text("url")?,
+        disabled: r.flag("disabled")?,
+        date_format: r.text("date_format")?,
+        attempts: r.int("attempts")?,
+        trigger: trigger(r.flag("manual")?),
+    })
+}
+
+pub fn api_token(r: &impl Columns) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.text("id")?,
+        org_id: r.text("org_id")?,
+        app_id: r.opt_text("app_id")?,
+        name: r.text("name")?,
+        created_at: r.time("created_at")?,
+        expires_at: r.opt_time("expires_at")?,
+        revoked_at: r.opt_time("revoked_at")?,
+    })
+}
+
+pub fn portal_grant(r: &impl Columns) -> Result<PortalGrant> {
+    Ok(PortalGrant {
+        id: r.text("id")?,
+        org_id: r.text("org_id")?,
+        app_id: r.opt_text("app_id")?,
+        read_only: r.flag("read_only")?,
+        session_id: r.opt_text("session_id")?,
+        created_at: r.time("created_at")?,
+        link_expires_at: r.time("link_expires_at")?,
+        expires_at: r.time("expires_at")?,
+        used_at: r.opt_time("used_at")?,
+        ended_at: r.opt_time("ended_at")?,
+    })
+}
