@@ -5,8 +5,8 @@
 //! Retry-After handling, the rule that decides which IP addresses Herald may
 //! deliver to, the date formats an endpoint may choose for timestamp fields, and
 //! JSON Schema checks for event type schemas and the payloads sent against them,
-//! the strict reading of the JSON text Herald keeps as sent, and the sealing
-//! of secrets at rest.
+//! the strict reading of the JSON text Herald keeps as sent, the sealing of
+//! secrets at rest, and content filters ("only when …" rules on a payload).
 //! Architecture invariant: this crate does no I/O — no sockets, no files, no
 //! database, no async runtime — so every function here is a pure computation
 //! (apart from reading the clock and the random number generator) that can be
@@ -14,6 +14,7 @@
 
 pub mod dates;
 pub mod endpoint_url;
+pub mod filter;
 pub mod id;
 pub mod json;
 pub mod name;
