@@ -3,6 +3,7 @@
 //! repository) is embedded in the binary as the default; any platform ships its
 //! own directory the same way. `page` renders a catalog for people and tools.
 
+pub mod formats;
 pub mod page;
 
 use std::path::Path;
@@ -157,7 +158,8 @@ impl Entry {
         Ok(())
     }
 
-    fn to_event_type(&self, org_id: &str, now: chrono::DateTime<Utc>) -> EventType {
+    /// The event type this entry makes in organisation `org_id`.
+    pub fn to_event_type(&self, org_id: &str, now: chrono::DateTime<Utc>) -> EventType {
         EventType {
             org_id: org_id.to_string(),
             name: self.name.clone(),

@@ -12,6 +12,7 @@ mod crash;
 mod credentials;
 mod delivery;
 mod demo;
+mod formats;
 mod hardening;
 mod idempotency;
 mod multinode;
