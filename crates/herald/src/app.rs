@@ -87,6 +87,13 @@ pub async fn serve(
     } else {
         api::health_router(state)
     };
+    // Svix's server and its older SDKs write API paths with a trailing slash
+    // (`POST /api/v1/app/`); both forms reach the same route. Only API paths:
+    // the portal's `/portal/` is a page of its own.
+    let router = axum::Router::new().fallback_service(tower::ServiceExt::map_request(
+        router,
+        api::trim_trailing_slash,
+    ));
     // The span names the path, never the query: a portal login URL carries a
     // one-time token there, and no log line at any level may show it.
     let router = router.layer(

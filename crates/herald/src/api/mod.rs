@@ -148,3 +148,22 @@ async fn health(axum::extract::State(state): axum::extract::State<Herald>) -> Re
 async fn not_found() -> Error {
     Error::NotFound("route")
 }
+
+/// `/api/v1/app/` → `/api/v1/app` (the query kept): the form Svix's server
+/// also accepts. Other paths are left alone.
+pub fn trim_trailing_slash<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let uri = request.uri();
+    let path = uri.path();
+    if !(path.starts_with("/api/") && path.len() > "/api/".len() && path.ends_with('/')) {
+        return request;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let rewritten = match uri.query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    if let Ok(new) = rewritten.parse() {
+        *request.uri_mut() = new;
+    }
+    request
+}

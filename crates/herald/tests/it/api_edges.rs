@@ -475,3 +475,43 @@ async fn sending_with_application_creates_the_app() {
     assert_eq!(list_data(&app, "/api/v1/app").await.len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn api_paths_with_a_trailing_slash_reach_the_same_routes() {
+    let app = TestApp::spawn().await;
+    let (status, created) = app
+        .post_json("/api/v1/app/", json!({"name": "Slash", "uid": "slash"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, got) = app.get_json("/api/v1/app/slash/").await;
+    assert_eq!(
+        (status, got["id"].clone()),
+        (StatusCode::OK, created["id"].clone())
+    );
+    let (status, list) = app.get_json("/api/v1/app/?limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(
+        list["data"].as_array().map(Vec::len),
+        Some(1),
+        "the query survives"
+    );
+    let (status, _) = app
+        .post_json(
+            "/api/v1/app/slash/msg/",
+            json!({"eventType": "a.b", "payload": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // The portal's own pages are not API paths: `/portal/` stays a page.
+    let r = app.http.get(app.url("/portal/")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a page, not a redirect"
+    );
+    let (status, body) = app.get_json("/api/v1/nothing/").await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_found"))
+    );
+}
