@@ -53,6 +53,14 @@ const MAX_WAIT: Duration = Duration::from_secs(2 * 3600);
 
 /// Microseconds since the bench started: the clock of send times and arrivals
 /// (one process, so one monotonic clock).
+///
+/// The transform scenario's transformation: a field added, the rest kept (the
+/// receiver reads the phase, sequence and send time back).
+const TRANSFORMATION: &str = "function handler(webhook) {
+  webhook.payload = Object.assign({ text: `tick ${webhook.payload.s}` }, webhook.payload);
+  return webhook;
+}";
+
 pub(crate) fn now_us() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     u64::try_from(START.get_or_init(Instant::now).elapsed().as_micros()).unwrap_or(u64::MAX)
@@ -65,6 +73,9 @@ pub enum Scenario {
     Latency,
     Backlog,
     Isolation,
+    /// One endpoint without and with a simple transformation (not part of
+    /// `all`).
+    Transform,
     /// Slow clients that never finish their headers (not part of `all`).
     Slowloris,
     All,
@@ -222,6 +233,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Backlog => bench.backlog().await,
             Scenario::Isolation => bench.isolation().await,
             Scenario::Slowloris => bench.slowloris().await,
+            Scenario::Transform => bench.transform().await,
             Scenario::All => unreachable!("expanded by `selected`"),
         }
         .with_context(|| format!("scenario {scenario:?}"))?;
@@ -292,11 +304,14 @@ fn selected(wanted: &[Scenario]) -> Vec<Scenario> {
         Scenario::Isolation,
         Scenario::Backlog,
         Scenario::Slowloris,
+        Scenario::Transform,
     ];
     order
         .into_iter()
         .filter(|s| {
-            wanted.contains(s) || (wanted.contains(&Scenario::All) && *s != Scenario::Slowloris)
+            wanted.contains(s)
+                || (wanted.contains(&Scenario::All)
+                    && !matches!(s, Scenario::Slowloris | Scenario::Transform))
         })
         .collect()
 }
@@ -479,6 +494,58 @@ impl Bench {
             )),
             phases: vec![o],
             extra: json!({}),
+        })
+    }
+
+    /// The throughput of one endpoint without, then with, a simple
+    /// transformation (it adds a field and keeps what the receiver reads).
+    async fn transform(&mut self) -> anyhow::Result<ScenarioReport> {
+        let (m, c) = (self.args.messages, self.args.concurrency);
+        let plain = self
+            .phase(
+                "transform off",
+                &[],
+                &endpoint_paths(1),
+                &[0],
+                m,
+                Load::Closed(c),
+            )
+            .await?;
+        let target = self.open(&[]).await?;
+        let ids = self
+            .app(&target, "bench transform on", &endpoint_paths(1))
+            .await?;
+        target
+            .api
+            .set_transformation(&ids.app, &ids.endpoints[0], TRANSFORMATION)
+            .await?;
+        let phase = self.begin(1, m);
+        let sent = self
+            .send(&target, &ids.app, phase, m, Load::Closed(c))
+            .await;
+        self.wait(&[0], sent.accepted()).await;
+        let record = self.receiver.finish();
+        let mut on = Outcome::measure(
+            "transform on",
+            &sent,
+            &record,
+            &[0],
+            sent.first_send_us,
+            self.raw_per_second,
+        );
+        on.set_processes(target.close().await);
+        let ratio = on.deliveries_per_second / plain.deliveries_per_second.max(f64::MIN_POSITIVE);
+        Ok(ScenarioReport {
+            name: "transform",
+            params: json!({ "messages": m, "concurrency": c, "endpoints": 1 }),
+            note: Some(format!(
+                "transform: with a transformation, {:.0} % of the throughput without ({:.0} vs {:.0} delivered msg/s)",
+                ratio * 100.0,
+                on.deliveries_per_second,
+                plain.deliveries_per_second
+            )),
+            extra: json!({ "ratio": ratio }),
+            phases: vec![plain, on],
         })
     }
 

@@ -126,6 +126,32 @@ impl Api {
             .await;
     }
 
+    /// Gives an endpoint a transformation (Svix's route), enabled.
+    pub async fn set_transformation(
+        &self,
+        app: &str,
+        endpoint: &str,
+        code: &str,
+    ) -> anyhow::Result<()> {
+        let path = format!("/api/v1/app/{app}/endpoint/{endpoint}/transformation");
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(&*self.token)
+            .json(&json!({ "code": code, "enabled": true }))
+            .send()
+            .await
+            .with_context(|| format!("PATCH {path}"))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            bail!(
+                "PATCH {path}: {status}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
     /// Creates one message whose payload is `payload`.
     pub async fn send(&self, app: &str, payload: &str) -> Result<(), String> {
         let body = format!(r#"{{"eventType":"bench.tick","payload":{payload}}}"#);
