@@ -93,6 +93,22 @@ pub fn passes(rules: &[Rule], payload: &Value) -> bool {
     rules.iter().all(|r| r.holds(payload))
 }
 
+/// The first rule that does not hold for `payload`, if any: what the log
+/// names when a message is filtered out.
+pub fn first_unmet<'a>(rules: &'a [Rule], payload: &Value) -> Option<&'a Rule> {
+    rules.iter().find(|r| !r.holds(payload))
+}
+
+/// `member.status equals "active"`, `tags exists`: the rule in words.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.op, &self.value) {
+            (Op::Exists, _) | (_, None) => write!(f, "{} {}", self.field, self.op),
+            (op, Some(value)) => write!(f, "{} {op} {value}", self.field),
+        }
+    }
+}
+
 /// The value at a dotted path (`a.b.0`; `\.` is a dot inside a key).
 fn lookup<'a>(payload: &'a Value, path: &str) -> Option<&'a Value> {
     split_path(path)
@@ -156,6 +172,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_first_unmet_rule_is_named_in_words() {
+        let rules = [
+            rule("member.status", Op::Equals, Some(json!("active"))),
+            rule("tags", Op::Exists, None),
+        ];
+        let payload = json!({"member": {"status": "active"}});
+        let unmet = first_unmet(&rules, &payload).expect("tags is missing");
+        assert_eq!(unmet.to_string(), "tags exists");
+        assert_eq!(rules[0].to_string(), r#"member.status equals "active""#);
+        let full = json!({"member": {"status": "active"}, "tags": []});
+        assert_eq!(first_unmet(&rules, &full), None);
+    }
 
     fn rule(field: &str, op: Op, value: Option<Value>) -> Rule {
         Rule {

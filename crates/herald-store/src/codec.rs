@@ -97,14 +97,7 @@ pub(crate) fn seal_headers(
     endpoint_id: &str,
     headers: &BTreeMap<String, String>,
 ) -> String {
-    if headers.is_empty() {
-        return "{}".to_string();
-    }
-    let json = serde_json::to_string(headers).expect("a string map serializes");
-    keyring.seal(
-        json.as_bytes(),
-        &SealedColumn::EndpointHeaders.context(endpoint_id),
-    )
+    seal_map(keyring, SealedColumn::EndpointHeaders, endpoint_id, headers)
 }
 
 pub(crate) fn open_headers(
@@ -112,8 +105,32 @@ pub(crate) fn open_headers(
     endpoint_id: &str,
     stored: &str,
 ) -> Result<BTreeMap<String, String>> {
+    open_map(keyring, SealedColumn::EndpointHeaders, endpoint_id, stored)
+}
+
+/// A string map as stored in `column`: the JSON object sealed whole, or `{}`
+/// when it is empty.
+pub(crate) fn seal_map(
+    keyring: &Keyring,
+    column: SealedColumn,
+    owner: &str,
+    map: &BTreeMap<String, String>,
+) -> String {
+    if map.is_empty() {
+        return "{}".to_string();
+    }
+    let json = serde_json::to_string(map).expect("a string map serializes");
+    keyring.seal(json.as_bytes(), &column.context(owner))
+}
+
+pub(crate) fn open_map(
+    keyring: &Keyring,
+    column: SealedColumn,
+    owner: &str,
+    stored: &str,
+) -> Result<BTreeMap<String, String>> {
     let json = keyring
-        .open_text(stored, &SealedColumn::EndpointHeaders.context(endpoint_id))
+        .open_text(stored, &column.context(owner))
         .map_err(seal_err)?;
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

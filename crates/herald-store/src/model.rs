@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use herald_core::filter::Rule;
 use serde_json::Value;
 
 pub type Timestamp = DateTime<Utc>;
@@ -71,8 +72,33 @@ pub struct Endpoint {
     pub throttle_rate: Option<i64>,
     /// How timestamp fields are sent (`unix`, `unix_ms`, `iso8601`, `rfc2822`).
     pub date_format: String,
+    /// JavaScript run on each delivery before it is signed (Svix's
+    /// transformation); kept when disabled.
+    pub transformation: Transformation,
+    /// Content filter: a message is sent only when every rule holds for its
+    /// payload (empty: always).
+    pub filters: Vec<Rule>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// An endpoint's transformation, as Svix's API reads and writes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Transformation {
+    pub code: Option<String>,
+    pub enabled: bool,
+    /// Values the code may read (`webhook.variables`); sealed at rest, as they
+    /// are often credentials.
+    pub variables: BTreeMap<String, String>,
+    /// When it was last changed; `None`: never set.
+    pub updated_at: Option<Timestamp>,
+}
+
+impl Transformation {
+    /// The code to run on a delivery, when there is code and it is enabled.
+    pub fn active_code(&self) -> Option<&str> {
+        self.code.as_deref().filter(|_| self.enabled)
+    }
 }
 
 impl Endpoint {
@@ -215,13 +241,17 @@ pub enum SealedColumn {
     EndpointHeaders,
     /// `idempotency.body`: owner = scope and key, joined by a newline.
     IdempotencyBody,
+    /// `endpoint.transformation_variables`: a JSON object sealed whole,
+    /// owner = the endpoint id.
+    TransformationVariables,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 3] = [
+    pub const ALL: [SealedColumn; 4] = [
         SealedColumn::EndpointSecret,
         SealedColumn::EndpointHeaders,
         SealedColumn::IdempotencyBody,
+        SealedColumn::TransformationVariables,
     ];
 
     /// What a value of this column is bound to when sealed: its column and
@@ -231,6 +261,7 @@ impl SealedColumn {
             SealedColumn::EndpointSecret => "endpoint_secret.key",
             SealedColumn::EndpointHeaders => "endpoint.headers",
             SealedColumn::IdempotencyBody => "idempotency.body",
+            SealedColumn::TransformationVariables => "endpoint.transformation_variables",
         };
         format!("{column}:{owner}")
     }
@@ -306,7 +337,36 @@ pub struct Attempt {
     pub response: String,
     pub response_duration_ms: i64,
     pub trigger_type: TriggerType,
+    /// Set when nothing was sent, by the endpoint's own choice.
+    pub skipped: Option<Skip>,
     pub created_at: Timestamp,
+}
+
+/// Why an attempt sent nothing although nothing failed. Such an attempt
+/// finishes its delivery as a success would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// The endpoint's content filter did not take the message.
+    Filtered,
+    /// The endpoint's transformation set `webhook.cancel`.
+    Cancelled,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Filtered => "filtered",
+            Skip::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Skip> {
+        match s {
+            "filtered" => Some(Skip::Filtered),
+            "cancelled" => Some(Skip::Cancelled),
+            _ => None,
+        }
+    }
 }
 
 /// A signing key of an endpoint. The current key has no expiry; a rotated-out key
@@ -469,6 +529,8 @@ mod tests {
             headers: BTreeMap::new(),
             throttle_rate: None,
             date_format: "unix".into(),
+            transformation: Transformation::default(),
+            filters: Vec::new(),
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }

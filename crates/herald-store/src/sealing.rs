@@ -25,11 +25,12 @@ pub struct ResealReport {
     pub secrets: u64,
     pub headers: u64,
     pub idempotency: u64,
+    pub variables: u64,
 }
 
 impl ResealReport {
     pub fn total(&self) -> u64 {
-        self.secrets + self.headers + self.idempotency
+        self.secrets + self.headers + self.idempotency + self.variables
     }
 }
 
@@ -54,6 +55,7 @@ pub async fn reseal(store: &dyn Store, keyring: &Keyring) -> Result<ResealReport
             SealedColumn::EndpointSecret => report.secrets = count,
             SealedColumn::EndpointHeaders => report.headers = count,
             SealedColumn::IdempotencyBody => report.idempotency = count,
+            SealedColumn::TransformationVariables => report.variables = count,
         }
     }
     store.set_meta(SEALED_WITH, keyring.current_id()).await?;

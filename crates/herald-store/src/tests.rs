@@ -220,6 +220,7 @@ on_both_backends!(
     portal_links_open_once_and_their_sessions_end,
     idempotency_records_and_ended_grants_are_pruned,
     conflicts_say_what_is_taken_in_words_of_their_own,
+    transformations_and_filters_are_kept_and_skips_logged,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -255,6 +256,8 @@ fn endpoint(id: &str, now: Timestamp) -> Endpoint {
         headers: BTreeMap::new(),
         throttle_rate: None,
         date_format: "unix".into(),
+        transformation: Transformation::default(),
+        filters: Vec::new(),
         created_at: now,
         updated_at: now,
     }
@@ -324,6 +327,7 @@ fn attempt(now: Timestamp) -> Attempt {
         response: String::new(),
         response_duration_ms: 1,
         trigger_type: TriggerType::Scheduled,
+        skipped: None,
         created_at: now,
     }
 }
@@ -1317,6 +1321,12 @@ async fn secrets_are_sealed_at_rest_and_resealed_under_a_new_key(t: &TestStore) 
     t.create_app(&app("app_1", None, now)).await.unwrap();
     let ep = Endpoint {
         headers: BTreeMap::from([("authorization".into(), "Bearer s3cret-token".into())]),
+        transformation: Transformation {
+            code: Some("function handler(webhook) { return webhook; }".into()),
+            enabled: true,
+            variables: BTreeMap::from([("apiKey".into(), "s3cret-variable".into())]),
+            updated_at: Some(now),
+        },
         ..endpoint("ep_1", now)
     };
     t.create_endpoint(&ep, "whsec_Zmlyc3Q=").await.unwrap();
@@ -1346,6 +1356,7 @@ async fn secrets_are_sealed_at_rest_and_resealed_under_a_new_key(t: &TestStore) 
     assert_eq!(keys, ["whsec_c2Vjb25k", "whsec_Zmlyc3Q="]);
     let read = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
     assert_eq!(read.headers, ep.headers);
+    assert_eq!(read.transformation, ep.transformation);
     let claimed = t
         .claim_due(now, now + Span::seconds(60), 10, &[])
         .await
@@ -1356,11 +1367,12 @@ async fn secrets_are_sealed_at_rest_and_resealed_under_a_new_key(t: &TestStore) 
         stored(t, SealedColumn::EndpointSecret).await,
         stored(t, SealedColumn::EndpointHeaders).await,
         stored(t, SealedColumn::IdempotencyBody).await,
+        stored(t, SealedColumn::TransformationVariables).await,
     ];
-    assert_eq!(raw.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 1]);
+    assert_eq!(raw.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 1, 1]);
     for value in raw.iter().flatten() {
         assert!(value.starts_with("hrld1:"), "{value}");
-        for secret in ["whsec_", "s3cret", "authorization"] {
+        for secret in ["whsec_", "s3cret", "authorization", "apiKey"] {
             assert!(!value.contains(secret), "{value}");
         }
     }
@@ -1373,7 +1385,8 @@ async fn secrets_are_sealed_at_rest_and_resealed_under_a_new_key(t: &TestStore) 
         sealing::ResealReport {
             secrets: 2,
             headers: 1,
-            idempotency: 1
+            idempotency: 1,
+            variables: 1,
         }
     );
     assert_eq!(sealing::reseal(&**t, &new).await.unwrap().total(), 0);
@@ -1715,4 +1728,75 @@ async fn conflicts_say_what_is_taken_in_words_of_their_own(t: &TestStore) {
             assert!(!text.contains(database_word), "{text}");
         }
     }
+}
+
+async fn transformations_and_filters_are_kept_and_skips_logged(t: &TestStore) {
+    use herald_core::filter::{Op, Rule};
+    let now = now();
+    seed(&**t, now).await;
+    let mut ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(ep.transformation, Transformation::default());
+    assert!(ep.filters.is_empty());
+
+    ep.transformation = Transformation {
+        code: Some("function handler(webhook) { return webhook; }".into()),
+        enabled: false,
+        variables: BTreeMap::new(),
+        updated_at: Some(now),
+    };
+    ep.filters = vec![
+        Rule {
+            field: "member.status".into(),
+            op: Op::Equals,
+            value: Some(serde_json::json!("active")),
+        },
+        Rule {
+            field: "tags".into(),
+            op: Op::Exists,
+            value: None,
+        },
+    ];
+    t.update_endpoint(&ep).await.unwrap();
+    let read = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(read.transformation, ep.transformation);
+    assert_eq!(
+        read.transformation.active_code(),
+        None,
+        "kept while disabled"
+    );
+    assert_eq!(read.filters, ep.filters);
+
+    // A skipped attempt finishes its delivery and says why.
+    let job = t
+        .claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .pop()
+        .expect("the seeded delivery is due");
+    let skipped = Attempt {
+        status: MessageStatus::Success,
+        response_status_code: 0,
+        response: "filtered: member.status equals \"active\" does not hold".into(),
+        skipped: Some(Skip::Filtered),
+        ..attempt(now)
+    };
+    assert_eq!(job.msg_id, skipped.msg_id);
+    t.record_attempt(&skipped, &Next::Done).await.unwrap();
+    let logged = t
+        .list_attempts_by_msg(
+            "app_1",
+            "msg_1",
+            &ListFilter::default(),
+            &page(10, None, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logged.items.len(), 1);
+    assert_eq!(logged.items[0].skipped, Some(Skip::Filtered));
+    assert_eq!(logged.items[0].response, skipped.response);
+    assert!(t
+        .claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
 }

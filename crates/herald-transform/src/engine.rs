@@ -93,6 +93,7 @@ impl Engine {
             "payload": webhook.payload,
             "url": webhook.url,
             "method": webhook.method,
+            "variables": webhook.variables,
         })
         .to_string();
         self.deadline.set(Some(Instant::now() + self.limits.time));
@@ -182,6 +183,11 @@ impl Engine {
                     .get::<_, Object>("constructor")
                     .and_then(|c| c.get::<_, String>("name"))
                     .unwrap_or_else(|_| "Error".into());
+                // Past the heap limit QuickJS throws either `null` (below) or,
+                // when it can still allocate one, this error.
+                if kind == "InternalError" && message == "out of memory" {
+                    return Failure::OutOfMemory(0);
+                }
                 Failure::Threw(format!("{kind}: {message}{at}").trim().to_string())
             }
             // QuickJS throws `null` when an allocation fails; whether that was

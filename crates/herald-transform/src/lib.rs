@@ -3,7 +3,8 @@
 //!
 //! A transformation is `function handler(webhook) { ...; return webhook; }`.
 //! It gets `webhook.eventType`, `webhook.payload` (the JSON, dates already
-//! converted), `webhook.url` and `webhook.method`; it may change the payload
+//! converted), `webhook.url`, `webhook.method` and `webhook.variables` (the
+//! endpoint's own values, such as an API key for the target); it may change the payload
 //! (to any JSON value), the URL and the method (`POST`, `PUT` or `PATCH`), or
 //! set `webhook.cancel = true` to send nothing. The caller signs and sends
 //! what it returns, so the signature covers the bytes sent; the URL it
@@ -25,6 +26,7 @@
 
 mod engine;
 
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +61,9 @@ pub struct Webhook {
     pub payload: Value,
     pub url: String,
     pub method: String,
+    /// The endpoint's transformation variables (`webhook.variables`), read
+    /// only: what the handler does to them is not kept.
+    pub variables: BTreeMap<String, String>,
 }
 
 /// What a transformation decided.

@@ -10,6 +10,7 @@ fn webhook() -> Webhook {
         payload: json!({"member": {"firstName": "Ada", "joinedAt": 1715095714}}),
         url: "https://hooks.example.com/in".into(),
         method: "POST".into(),
+        variables: Default::default(),
     }
 }
 
@@ -106,6 +107,13 @@ fn endless_loops_and_memory_hogs_are_stopped_within_their_limits() {
         &webhook(),
     );
     assert_eq!(hog, Err(Failure::OutOfMemory(limits().memory_bytes)));
+    // Large allocations: QuickJS throws an InternalError instead of null.
+    let mut engine = Engine::new(limits()).unwrap();
+    let big = engine.run(
+        "function handler(w) { const a = []; while (true) { a.push('x'.repeat(1 << 16)); } }",
+        &webhook(),
+    );
+    assert_eq!(big, Err(Failure::OutOfMemory(limits().memory_bytes)));
 
     // Top-level code runs when compiling: it has the same limit.
     let mut engine = Engine::new(limits()).unwrap();
@@ -192,4 +200,25 @@ async fn the_transformer_runs_on_its_threads_and_survives_bad_runs() {
         .await
         .unwrap_err();
     assert!(matches!(refused, Failure::Compile(_)), "{refused}");
+}
+
+#[test]
+fn the_handler_reads_the_endpoints_variables() {
+    let mut engine = Engine::new(limits()).unwrap();
+    let given = Webhook {
+        variables: [("channel".to_string(), "#general".to_string())].into(),
+        ..webhook()
+    };
+    let got = engine.run(
+        "function handler(w) { w.payload = { channel: w.variables.channel }; return w; }",
+        &given,
+    );
+    assert_eq!(
+        got,
+        Ok(Outcome::Send {
+            payload: json!({"channel": "#general"}),
+            url: given.url.clone(),
+            method: "POST".into(),
+        })
+    );
 }

@@ -55,7 +55,15 @@ pub async fn serve(
         }
     }
     let wake = Arc::new(Wake::default());
-    let deliverer = Arc::new(Deliverer::new(store.clone(), config.clone())?);
+    let transformer = herald_transform::Transformer::start(
+        config.transformation_threads,
+        config.transformation_limits,
+    );
+    let deliverer = Arc::new(Deliverer::new(
+        store.clone(),
+        config.clone(),
+        transformer.clone(),
+    )?);
     let state = Herald {
         store: store.clone(),
         config: config.clone(),
@@ -64,6 +72,7 @@ pub async fn serve(
         deliverer: deliverer.clone(),
         lookups: Arc::default(),
         revocations: Arc::new(Revocations::new(store.clone())),
+        transformer,
     };
     // Pruning is the worker's housekeeping, so an API-only node never does it.
     let pruner = config

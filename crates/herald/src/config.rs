@@ -178,6 +178,21 @@ pub struct ServeArgs {
     /// and minute; more get 429 with Retry-After.
     #[arg(long, env = "HERALD_TEST_RATE_PER_MINUTE", default_value_t = 10)]
     pub test_rate_per_minute: u32,
+
+    /// Wall-clock time one run of an endpoint's transformation may take,
+    /// in milliseconds; past it the run is stopped and the attempt fails.
+    #[arg(long, env = "HERALD_TRANSFORMATION_TIMEOUT_MS", default_value_t = 100)]
+    pub transformation_timeout_ms: u64,
+
+    /// Heap of each transformation engine, in MiB; a run that needs more is
+    /// stopped and the attempt fails.
+    #[arg(long, env = "HERALD_TRANSFORMATION_MEMORY_MIB", default_value_t = 16)]
+    pub transformation_memory_mib: usize,
+
+    /// Threads running transformations (each keeps one engine). Default: one
+    /// per CPU.
+    #[arg(long, env = "HERALD_TRANSFORMATION_THREADS")]
+    pub transformation_threads: Option<usize>,
 }
 
 /// The default of `HERALD_MAX_CONNECTIONS`.
@@ -257,6 +272,10 @@ pub struct Config {
     pub worker_payload_bytes: usize,
     /// Test deliveries per endpoint and minute.
     pub test_rate_per_minute: std::num::NonZeroU32,
+    /// What one run of a transformation may use.
+    pub transformation_limits: herald_transform::Limits,
+    /// Threads running transformations.
+    pub transformation_threads: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -372,6 +391,22 @@ impl ServeArgs {
             worker_payload_bytes: self.worker_payload_bytes.max(1),
             test_rate_per_minute: std::num::NonZeroU32::new(self.test_rate_per_minute)
                 .context("HERALD_TEST_RATE_PER_MINUTE must be at least 1")?,
+            transformation_limits: self.transformation_limits()?,
+            transformation_threads: match self.transformation_threads {
+                Some(0) => bail!("HERALD_TRANSFORMATION_THREADS must be at least 1"),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        })
+    }
+
+    fn transformation_limits(&self) -> anyhow::Result<herald_transform::Limits> {
+        if self.transformation_timeout_ms == 0 || self.transformation_memory_mib == 0 {
+            bail!("HERALD_TRANSFORMATION_TIMEOUT_MS and HERALD_TRANSFORMATION_MEMORY_MIB must be at least 1");
+        }
+        Ok(herald_transform::Limits {
+            time: Duration::from_millis(self.transformation_timeout_ms),
+            memory_bytes: self.transformation_memory_mib.saturating_mul(1024 * 1024),
         })
     }
 

@@ -46,6 +46,7 @@ pub async fn open_store(
             secrets = sealed.secrets,
             headers = sealed.headers,
             idempotency = sealed.idempotency,
+            variables = sealed.variables,
             key = keyring.current_id(),
             "sealed stored secrets under the current encryption key"
         );

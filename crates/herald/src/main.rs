@@ -273,10 +273,11 @@ async fn rekey(common: CommonArgs) -> anyhow::Result<()> {
     .await?;
     let report = herald_store::sealing::reseal(store.as_ref(), &config.keyring).await?;
     println!(
-        "sealed under key {}: {} signing keys, {} header sets, {} remembered responses re-sealed",
+        "sealed under key {}: {} signing keys, {} header sets, {} transformation variable sets, {} remembered responses re-sealed",
         config.keyring.current_id(),
         report.secrets,
         report.headers,
+        report.variables,
         report.idempotency
     );
     Ok(())

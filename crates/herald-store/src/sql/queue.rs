@@ -17,7 +17,7 @@ use super::run::{Columns, Run, Sql};
 use super::{by_id_or, commit, rows, Backend, SqlStore};
 
 /// Rows per multi-row statement, under SQLite's bound-parameter limit
-/// (32,766) for the widest row (11 columns).
+/// (32,766) for the widest row (12 columns).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// What a worker needs to send a delivery `d`, read with [`JOB_JOINS`] (see
@@ -286,10 +286,11 @@ pub async fn record_attempts<DB: Dialect + Run>(
     for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::bulk::<DB>(
             "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status,
-                 response_status_code, response, response_duration_ms, trigger_type, created_at)
+                 response_status_code, response, response_duration_ms, trigger_type, skipped,
+                 created_at)
              VALUES ",
         );
-        sql.reserve(chunk.len() * 11);
+        sql.reserve(chunk.len() * 12);
         sql.push_values(chunk, |row, (a, _)| {
             row.bind(&a.id)
                 .bind(&a.msg_id)
@@ -301,6 +302,7 @@ pub async fn record_attempts<DB: Dialect + Run>(
                 .bind(&a.response)
                 .bind(a.response_duration_ms)
                 .bind(a.trigger_type)
+                .bind(a.skipped.map(Skip::as_str))
                 .bind(a.created_at);
         });
         sql.execute(&mut *tx).await?;

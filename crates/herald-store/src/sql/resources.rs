@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 
-use crate::codec::{found, json_text, list_text, open_secret, seal_headers, seal_secret};
+use crate::codec::{found, json_text, list_text, open_secret, seal_headers, seal_map, seal_secret};
 use crate::model::*;
 use crate::{Conflict, Keyring, Result};
 
@@ -156,8 +156,11 @@ impl<DB: Backend> SqlStore<DB> {
         let mut tx = self.begin().await?;
         let sql = Sql::new(
             "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels,
-                 metadata, headers, throttle_rate, date_format, updated_at, id, app_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 metadata, headers, throttle_rate, date_format, updated_at,
+                 transformation_code, transformation_enabled, transformation_variables,
+                 transformation_updated_at, filters, id, app_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17, $18, $19)",
         );
         endpoint_fields(sql, ep, &self.keyring)
             .bind(&ep.id)
@@ -215,8 +218,10 @@ impl<DB: Backend> SqlStore<DB> {
         let sql = Sql::new(
             "UPDATE endpoint SET uid = $1, url = $2, description = $3, disabled = $4,
                  event_types = $5, channels = $6, metadata = $7, headers = $8,
-                 throttle_rate = $9, date_format = $10, updated_at = $11
-             WHERE id = $12 AND app_id = $13",
+                 throttle_rate = $9, date_format = $10, updated_at = $11,
+                 transformation_code = $12, transformation_enabled = $13,
+                 transformation_variables = $14, transformation_updated_at = $15, filters = $16
+             WHERE id = $17 AND app_id = $18",
         );
         let done = endpoint_fields(sql, ep, &self.keyring)
             .bind(&ep.id)
@@ -380,8 +385,8 @@ fn event_type_fields<'a>(sql: Sql<'a>, et: &'a EventType) -> Sql<'a> {
         .bind(et.updated_at)
 }
 
-/// The endpoint's fields an update sets, as `$1` to `$11`, its headers sealed
-/// with `keyring`.
+/// The endpoint's fields an update sets, as `$1` to `$16`, its headers and
+/// transformation variables sealed with `keyring`.
 fn endpoint_fields<'a>(sql: Sql<'a>, ep: &'a Endpoint, keyring: &Keyring) -> Sql<'a> {
     sql.bind(&ep.uid)
         .bind(&ep.url)
@@ -394,4 +399,14 @@ fn endpoint_fields<'a>(sql: Sql<'a>, ep: &'a Endpoint, keyring: &Keyring) -> Sql
         .bind(ep.throttle_rate)
         .bind(&ep.date_format)
         .bind(ep.updated_at)
+        .bind(&ep.transformation.code)
+        .bind(ep.transformation.enabled)
+        .bind(seal_map(
+            keyring,
+            SealedColumn::TransformationVariables,
+            &ep.id,
+            &ep.transformation.variables,
+        ))
+        .bind(ep.transformation.updated_at)
+        .bind(serde_json::to_string(&ep.filters).expect("rules serialize"))
 }

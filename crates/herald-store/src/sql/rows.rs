@@ -2,9 +2,9 @@
 //! the columns it reads; a column missing or of another type is
 //! [`StoreError::Corrupt`](crate::StoreError::Corrupt), never a panic.
 
-use crate::codec::open_headers;
+use crate::codec::{open_headers, open_map};
 use crate::model::*;
-use crate::{Keyring, Result};
+use crate::{Keyring, Result, StoreError};
 
 use super::run::Columns;
 
@@ -60,6 +60,12 @@ pub fn event_type(r: &impl Columns) -> Result<EventType> {
 /// An endpoint, its headers opened with `keyring`.
 pub fn endpoint(keyring: &Keyring, r: &impl Columns) -> Result<Endpoint> {
     let id = r.text("id")?;
+    let variables = open_map(
+        keyring,
+        SealedColumn::TransformationVariables,
+        &id,
+        &r.text("transformation_variables")?,
+    )?;
     Ok(Endpoint {
         headers: open_headers(keyring, &id, &r.text("headers")?)?,
         id,
@@ -73,6 +79,14 @@ pub fn endpoint(keyring: &Keyring, r: &impl Columns) -> Result<Endpoint> {
         metadata: r.json("metadata")?,
         throttle_rate: r.opt_int("throttle_rate")?,
         date_format: r.text("date_format")?,
+        transformation: Transformation {
+            code: r.opt_text("transformation_code")?,
+            enabled: r.flag("transformation_enabled")?,
+            variables,
+            updated_at: r.opt_time("transformation_updated_at")?,
+        },
+        filters: serde_json::from_str(&r.text("filters")?)
+            .map_err(|e| StoreError::Corrupt(format!("endpoint.filters: {e}")))?,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
     })
@@ -117,6 +131,7 @@ pub fn attempt(r: &impl Columns) -> Result<Attempt> {
         response: r.text("response")?,
         response_duration_ms: r.int("response_duration_ms")?,
         trigger_type: trigger(r.int("trigger_type")? == TriggerType::Manual as i64),
+        skipped: r.opt_text("skipped")?.as_deref().and_then(Skip::parse),
         created_at: r.time("created_at")?,
     })
 }

@@ -99,6 +99,12 @@ impl<DB: Backend> SqlStore<DB> {
                  WHERE headers <> '{}' AND headers NOT LIKE $1 LIMIT $2",
                 Arg::from(pattern),
             ),
+            SealedColumn::TransformationVariables => (
+                "SELECT id AS owner, transformation_variables AS value FROM endpoint
+                 WHERE transformation_variables <> '{}' AND transformation_variables NOT LIKE $1
+                 LIMIT $2",
+                Arg::from(pattern),
+            ),
             // The body is bytes, and so is the pattern it is matched with.
             SealedColumn::IdempotencyBody => (
                 "SELECT scope, key, body FROM idempotency
@@ -107,7 +113,9 @@ impl<DB: Backend> SqlStore<DB> {
             ),
         };
         let read = |r: &DB::Row| match column {
-            SealedColumn::EndpointSecret | SealedColumn::EndpointHeaders => Ok(SealedValue {
+            SealedColumn::EndpointSecret
+            | SealedColumn::EndpointHeaders
+            | SealedColumn::TransformationVariables => Ok(SealedValue {
                 owner: r.text("owner")?,
                 value: r.text("value")?.into_bytes(),
             }),
@@ -144,6 +152,13 @@ impl<DB: Backend> SqlStore<DB> {
                     .bind(owner)
                     .bind(text(old))
             }
+            SealedColumn::TransformationVariables => Sql::new(
+                "UPDATE endpoint SET transformation_variables = $1
+                 WHERE id = $2 AND transformation_variables = $3",
+            )
+            .bind(text(new))
+            .bind(owner)
+            .bind(text(old)),
             SealedColumn::IdempotencyBody => {
                 let (scope, key) = owner.split_once('\n').ok_or(StoreError::NotFound)?;
                 Sql::new(

@@ -7,9 +7,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use herald_core::dates::DateFormat;
+use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::signing::EndpointSecret;
-use herald_store::Endpoint;
+use herald_store::{Endpoint, Transformation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -20,6 +21,7 @@ use crate::service::endpoints::{
     self, check_channels, check_date_format, check_event_types, check_headers, check_url,
     uid_conflict, SENSITIVE_HEADERS,
 };
+use crate::service::transformations::check_filters;
 use crate::service::{check_uid, load_app, load_endpoint, metadata_value, Error, Herald, Result};
 
 #[derive(Deserialize)]
@@ -50,6 +52,10 @@ pub struct EndpointIn {
     /// `rfc2822`). Svix clients don't send it; absent keeps the current one.
     #[serde(default)]
     date_format: Option<String>,
+    /// Herald's: the content filter, rules every message's payload must meet
+    /// to be sent here. Absent keeps the current one.
+    #[serde(default)]
+    filters: Option<Vec<Rule>>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +81,8 @@ pub struct EndpointPatch {
     throttle_rate: Patch<u16>,
     #[serde(default)]
     date_format: Patch<String>,
+    #[serde(default)]
+    filters: Patch<Vec<Rule>>,
 }
 
 fn merge_filter(
@@ -139,6 +147,8 @@ pub async fn create(
         headers,
         throttle_rate: input.throttle_rate.map(i64::from),
         date_format,
+        transformation: Transformation::default(),
+        filters: check_filters("filters", input.filters.unwrap_or_default())?,
         created_at: now,
         updated_at: now,
     };
@@ -184,6 +194,9 @@ pub async fn update(
     }
     if let Some(format) = &input.date_format {
         ep.date_format = check_date_format(format)?;
+    }
+    if let Some(rules) = input.filters {
+        ep.filters = check_filters("filters", rules)?;
     }
     ep.updated_at = Utc::now();
     endpoints::update(&state, &ep).await?;
@@ -243,6 +256,11 @@ pub async fn patch(
         Patch::Absent => {}
         Patch::Null => ep.date_format = DateFormat::default().as_str().to_string(),
         Patch::Value(f) => ep.date_format = check_date_format(&f)?,
+    }
+    match input.filters {
+        Patch::Absent => {}
+        Patch::Null => ep.filters = Vec::new(),
+        Patch::Value(rules) => ep.filters = check_filters("filters", rules)?,
     }
     ep.updated_at = Utc::now();
     endpoints::update(&state, &ep).await?;

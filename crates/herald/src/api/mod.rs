@@ -13,6 +13,7 @@ mod messages;
 mod out;
 mod portal_access;
 mod public_catalog;
+mod transformations;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -79,6 +80,14 @@ pub fn router(state: Herald) -> Router {
             get(endpoints::get_headers)
                 .put(endpoints::put_headers)
                 .patch(endpoints::patch_headers),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/transformation"),
+            get(transformations::get).patch(transformations::patch),
+        )
+        .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/transformation/simulate"),
+            post(transformations::simulate),
         )
         .route(
             &format!("{app}/endpoint/{{endpoint_id}}/stats"),

@@ -41,7 +41,7 @@ impl<T> ListResponse<T> {
 
 /// Times as the store keeps them, to the millisecond: the answer to a create
 /// shows the same `createdAt` as every later read.
-fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+pub fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(3)
 }
 
@@ -136,6 +136,8 @@ pub struct EndpointOut {
     pub throttle_rate: Option<i64>,
     /// Herald's: how timestamp fields are sent to this endpoint.
     pub date_format: String,
+    /// Herald's: the content filter (empty: every message is sent).
+    pub filters: Vec<herald_core::filter::Rule>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -154,6 +156,7 @@ impl From<Endpoint> for EndpointOut {
             channels: e.channels,
             throttle_rate: e.throttle_rate,
             date_format: e.date_format,
+            filters: e.filters,
             created_at: ms(e.created_at),
             updated_at: ms(e.updated_at),
         }
@@ -204,6 +207,10 @@ pub struct MessageAttemptOut {
     pub status: i64,
     pub status_text: &'static str,
     pub trigger_type: i64,
+    /// Herald's: set when nothing was sent by the endpoint's own choice
+    /// (`filtered` by its content filter, `cancelled` by its transformation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
     pub timestamp: DateTime<Utc>,
 }
 
@@ -220,6 +227,7 @@ impl From<Attempt> for MessageAttemptOut {
             status: a.status as i64,
             status_text: a.status.text(),
             trigger_type: a.trigger_type as i64,
+            skipped: a.skipped.map(|s| s.as_str()),
             timestamp: ms(a.created_at),
         }
     }

@@ -128,16 +128,29 @@ impl DeliveryClient {
         })
     }
 
-    /// POSTs `body` to `url` with `headers`, and reports what happened. Never
+    /// Sends `body` to `url` with `method` (POST unless a transformation
+    /// chose PUT or PATCH) and `headers`, and reports what happened. Never
     /// fails: every problem becomes an [`Outcome::NoResponse`] with its reason.
-    pub async fn post(&self, url: &str, headers: HeaderMap, body: bytes::Bytes) -> Outcome {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: HeaderMap,
+        body: bytes::Bytes,
+    ) -> Outcome {
         let start = Instant::now();
         let no_response = |reason: String| Outcome::NoResponse {
             reason,
             duration: start.elapsed(),
         };
         let parsed = match reqwest::Url::parse(url) {
-            Ok(u) => u,
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            Ok(u) => {
+                return no_response(format!(
+                    "invalid URL: the scheme must be http or https, not {}",
+                    u.scheme()
+                ))
+            }
             Err(e) => return no_response(format!("invalid URL: {e}")),
         };
         if let Some(ip) = literal_ip(&parsed) {
@@ -148,7 +161,7 @@ impl DeliveryClient {
         }
         let sent = self
             .http
-            .post(parsed)
+            .request(method, parsed)
             .headers(headers)
             .body(body)
             .send()

@@ -1,5 +1,5 @@
-//! One delivery attempt: shape the body for the endpoint (its date format), sign
-//! it, POST it, record the attempt and decide what comes next. The worker loop
+//! One delivery attempt: shape the body for the endpoint (its date format, then
+//! its content filter and transformation), sign it, send it, record the attempt and decide what comes next. The worker loop
 //! and the Test button (`send-example`) both go through [`Deliverer`]: the Test
 //! calls [`Deliverer::deliver`]; the worker calls [`Deliverer::send`] while it
 //! holds the endpoint's slot and [`Deliverer::record`] after letting it go.
@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use herald_core::dates::{convert_dates, DateFormat};
+use herald_core::filter;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::schedule::{jittered, retry_after_delay};
 use herald_core::signing::{signature_header, EndpointSecret};
-use herald_store::{Attempt, Endpoint, Job, MessageStatus, Next, Store};
+use herald_store::{Attempt, Endpoint, Job, MessageStatus, Next, Skip, Store};
+use herald_transform::{Outcome as Transformed, Transformer, Webhook};
 use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::Value;
 
 use super::client::{self, DeliveryClient, Outcome};
 use super::limits::EndpointLimits;
@@ -38,6 +42,19 @@ pub enum Retries {
     None,
 }
 
+/// What an endpoint's filter and transformation made of a delivery.
+enum Shaped {
+    Send {
+        method: Method,
+        url: String,
+        body: Bytes,
+    },
+    /// Nothing to send, by the endpoint's own choice, and why.
+    Skip(Skip, String),
+    /// The transformation failed; the text says how (line, message).
+    Failed(String),
+}
+
 /// An endpoint as last read, with its signing keys ready to sign.
 struct Current {
     read_at: Instant,
@@ -52,10 +69,16 @@ pub struct Deliverer {
     client: DeliveryClient,
     endpoints: Mutex<HashMap<String, Arc<Current>>>,
     limits: EndpointLimits,
+    /// Runs endpoints' transformations (shared with the API's simulate).
+    transformer: Transformer,
 }
 
 impl Deliverer {
-    pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> anyhow::Result<Deliverer> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        transformer: Transformer,
+    ) -> anyhow::Result<Deliverer> {
         let client = DeliveryClient::new(
             config.allow_subnets.clone(),
             config.delivery_timeout,
@@ -68,6 +91,7 @@ impl Deliverer {
             client,
             endpoints: Mutex::default(),
             limits,
+            transformer,
         })
     }
 
@@ -105,15 +129,42 @@ impl Deliverer {
                 return None;
             }
         };
+        let ep = current.endpoint.as_ref()?;
+        // Where the request went: the endpoint's URL, or the one its
+        // transformation chose.
+        let mut url = job.url.clone();
+        let mut skipped = None;
         let outcome = if job.disabled {
             Outcome::NoResponse {
                 reason: "the endpoint is disabled".into(),
                 duration: Duration::ZERO,
             }
         } else {
+            let started = Instant::now();
             let body = self.body_for(&job, payload).await;
-            let headers = signed_headers(&job, &current.secrets, Utc::now().timestamp(), &body);
-            self.client.post(&job.url, headers, body).await
+            match self.shape(&job, ep, body).await {
+                Shaped::Send {
+                    method,
+                    url: to,
+                    body,
+                } => {
+                    url = to;
+                    let headers =
+                        signed_headers(&job, &current.secrets, Utc::now().timestamp(), &body);
+                    self.client.send(method, &url, headers, body).await
+                }
+                Shaped::Skip(why, reason) => {
+                    skipped = Some(why);
+                    Outcome::NoResponse {
+                        reason,
+                        duration: started.elapsed(),
+                    }
+                }
+                Shaped::Failed(reason) => Outcome::NoResponse {
+                    reason,
+                    duration: started.elapsed(),
+                },
+            }
         };
         let failed_attempts = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
         let retry = |hint| match retries {
@@ -141,6 +192,10 @@ impl Deliverer {
                 };
                 (i64::from(status), body, duration, next)
             }
+            // Nothing was sent by the endpoint's own choice: done, not failed.
+            Outcome::NoResponse { reason, duration } if skipped.is_some() => {
+                (0, reason, duration, Next::Done)
+            }
             Outcome::NoResponse { reason, duration } => (0, reason, duration, retry(None)),
         };
         let attempt = Attempt {
@@ -148,7 +203,7 @@ impl Deliverer {
             msg_id: job.msg_id.clone(),
             endpoint_id: job.endpoint_id.clone(),
             app_id: job.app_id.clone(),
-            url: job.url.clone(),
+            url,
             status: if matches!(next, Next::Done) {
                 MessageStatus::Success
             } else {
@@ -158,6 +213,7 @@ impl Deliverer {
             response,
             response_duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
             trigger_type: job.trigger,
+            skipped,
             created_at: Utc::now(),
         };
         Some((attempt, next))
@@ -284,6 +340,69 @@ impl Deliverer {
                 let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                 Next::RetryAt(Utc::now() + delay)
             }
+        }
+    }
+
+    /// What the endpoint's content filter and transformation make of a
+    /// delivery's body (dates already converted), before it is signed: the
+    /// signature covers the bytes the transformation produced. An endpoint
+    /// with neither sends the body as it is, unparsed.
+    async fn shape(&self, job: &Job, ep: &Endpoint, body: Bytes) -> Shaped {
+        let code = ep.transformation.active_code();
+        let untouched = |body| Shaped::Send {
+            method: Method::POST,
+            url: job.url.clone(),
+            body,
+        };
+        if ep.filters.is_empty() && code.is_none() {
+            return untouched(body);
+        }
+        let payload: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return Shaped::Failed(format!("the payload is not JSON: {e}")),
+        };
+        if let Some(rule) = filter::first_unmet(&ep.filters, &payload) {
+            return Shaped::Skip(
+                Skip::Filtered,
+                format!("filtered out: {rule} does not hold for this message"),
+            );
+        }
+        let Some(code) = code else {
+            return untouched(body);
+        };
+        let webhook = Webhook {
+            event_type: job.event_type.clone(),
+            payload,
+            url: job.url.clone(),
+            method: "POST".into(),
+            variables: ep.transformation.variables.clone(),
+        };
+        match self.transformer.run(code.into(), webhook).await {
+            Ok(Transformed::Cancel) => Shaped::Skip(
+                Skip::Cancelled,
+                "cancelled by the endpoint's transformation (webhook.cancel)".into(),
+            ),
+            Ok(Transformed::Send {
+                payload,
+                url,
+                method,
+            }) => match (
+                serde_json::to_vec(&payload),
+                Method::from_bytes(method.as_bytes()),
+            ) {
+                (Ok(body), Ok(method)) => Shaped::Send {
+                    method,
+                    url,
+                    body: Bytes::from(body),
+                },
+                (Err(e), _) => {
+                    Shaped::Failed(format!("transformation returned an unusable result: {e}"))
+                }
+                (_, Err(e)) => {
+                    Shaped::Failed(format!("transformation returned an unusable result: {e}"))
+                }
+            },
+            Err(failure) => Shaped::Failed(failure.to_string()),
         }
     }
 

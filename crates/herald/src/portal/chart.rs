@@ -99,6 +99,7 @@ mod tests {
             response: String::new(),
             response_duration_ms: 1,
             trigger_type: TriggerType::Scheduled,
+            skipped: None,
             created_at: at,
         }
     }

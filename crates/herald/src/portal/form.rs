@@ -277,6 +277,8 @@ pub async fn create(
         headers: c.headers,
         throttle_rate: None,
         date_format: c.date_format,
+        transformation: herald_store::Transformation::default(),
+        filters: Vec::new(),
         created_at: now,
         updated_at: now,
     };

@@ -11,6 +11,7 @@ mod error;
 pub mod links;
 pub mod lookups;
 pub mod messages;
+pub mod transformations;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub struct Herald {
     pub lookups: Arc<Lookups>,
     /// The revoked API tokens, as recently read.
     pub revocations: Arc<Revocations>,
+    /// Runs transformations: checks code when saved, simulates, and (through
+    /// the deliverer) shapes deliveries.
+    pub transformer: herald_transform::Transformer,
 }
 
 /// The application in the path, if this principal may see it; 404 otherwise, so

@@ -36,6 +36,7 @@ fn every_format_turns_every_catalog_example_into_its_targets_shape() {
                 payload: example,
                 url: "https://hooks.example.com/in".into(),
                 method: "POST".into(),
+                variables: Default::default(),
             };
             let outcome = engine.run(&code, &webhook);
             let Ok(Outcome::Send { payload, .. }) = outcome else {
@@ -98,6 +99,7 @@ fn the_sentences_read_as_a_person_would_write_them() {
             payload: et.example(0).cloned().unwrap(),
             url: "https://hooks.example.com/in".into(),
             method: "POST".into(),
+            variables: Default::default(),
         };
         let Ok(Outcome::Send { payload, .. }) = engine.run(&code, &webhook) else {
             panic!("{name}");

@@ -27,4 +27,5 @@ mod smoke;
 mod ssrf;
 mod support;
 mod tenants;
+mod transformations;
 mod worker_failures;

@@ -89,6 +89,8 @@ async fn seed_app(store: &dyn Store) {
         headers: BTreeMap::new(),
         throttle_rate: None,
         date_format: "unix".into(),
+        transformation: herald_store::Transformation::default(),
+        filters: Vec::new(),
         created_at: long_ago,
         updated_at: long_ago,
     };
@@ -124,6 +126,7 @@ async fn seed_message(store: &dyn Store, id: &str, expires_at: DateTime<Utc>, ne
         response: String::new(),
         response_duration_ms: 3,
         trigger_type: TriggerType::Scheduled,
+        skipped: None,
         created_at: long_ago,
     };
     store.record_attempt(&attempt, &next).await.unwrap();

@@ -74,6 +74,8 @@ pub struct Options {
     pub http_limits: herald::server::Limits,
     pub worker_payload_bytes: usize,
     pub test_rate_per_minute: u32,
+    /// What one run of a transformation may use.
+    pub transformation_limits: herald_transform::Limits,
 }
 
 impl Options {
@@ -113,6 +115,7 @@ impl Default for Options {
             http_limits: herald::server::Limits::default(),
             worker_payload_bytes: 64 * 1024 * 1024,
             test_rate_per_minute: 10,
+            transformation_limits: herald_transform::Limits::default(),
         }
     }
 }
@@ -181,6 +184,8 @@ impl TestApp {
             worker_payload_bytes: options.worker_payload_bytes,
             test_rate_per_minute: std::num::NonZeroU32::new(options.test_rate_per_minute)
                 .expect("a positive Test rate"),
+            transformation_limits: options.transformation_limits,
+            transformation_threads: 2,
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
@@ -561,6 +566,7 @@ where
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub method: axum::http::Method,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -706,6 +712,7 @@ impl Receiver {
 
 async fn record(
     State(state): State<Arc<Mutex<ReceiverState>>>,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -714,6 +721,7 @@ async fn record(
     let reply = {
         let mut s = state.lock().unwrap();
         s.received.push(Received {
+            method,
             path: path.clone(),
             headers,
             body,
