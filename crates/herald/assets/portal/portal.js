@@ -83,4 +83,63 @@
       if (option && option.dataset.preview) { preview.textContent = option.dataset.preview; }
     });
   }
+
+  // Message format: picking a ready-made format shows its code; editing the
+  // code makes it custom code.
+  var formatSelect = document.getElementById("format");
+  var code = document.getElementById("transformation_code");
+  if (formatSelect && code) {
+    formatSelect.addEventListener("change", function () {
+      var source = document.getElementById("format-code-" + formatSelect.value);
+      if (source) { code.value = (source.content || source).textContent; }
+      if (formatSelect.value === "custom") { document.getElementById("code-box").open = true; }
+    });
+    code.addEventListener("input", function () {
+      if (formatSelect.value !== "custom") { formatSelect.value = "custom"; }
+    });
+  }
+
+  // Preview: what this endpoint would receive for an example, as the form
+  // stands (nothing is sent or saved).
+  var previewRow = document.getElementById("preview-row");
+  var endpointForm = document.getElementById("endpoint-form");
+  if (previewRow && endpointForm && window.fetch) {
+    previewRow.hidden = false;
+    var previewButton = document.getElementById("preview-button");
+    previewButton.addEventListener("click", function () {
+      var result = document.getElementById("preview-result");
+      var target = document.getElementById("preview-target");
+      var body = document.getElementById("preview-body");
+      previewButton.disabled = true;
+      result.hidden = false;
+      target.textContent = "Running…";
+      body.textContent = "";
+      fetch("/portal/endpoints/preview", {
+        method: "POST",
+        body: new URLSearchParams(new FormData(endpointForm)),
+        credentials: "same-origin",
+        headers: { "Accept": "application/json" }
+      }).then(function (response) {
+        if (!response.ok) { throw new Error("The portal answered " + response.status + "."); }
+        return response.json();
+      }).then(function (answer) {
+        if (!answer.ok) {
+          target.textContent = "This code fails:";
+          body.textContent = answer.error;
+          body.className = "preview bad";
+        } else if (answer.skipped) {
+          target.textContent = answer.skipped;
+          body.className = "preview";
+        } else {
+          target.textContent = answer.method + " " + answer.url;
+          body.textContent = answer.body;
+          body.className = "preview";
+        }
+      }).catch(function (error) {
+        target.textContent = String(error);
+      }).finally(function () {
+        previewButton.disabled = false;
+      });
+    });
+  }
 })();

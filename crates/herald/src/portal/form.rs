@@ -9,21 +9,26 @@ use std::time::Duration as StdDuration;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
+use herald_core::dates::convert_dates;
 use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
+use herald_core::filter::{self, Op, Rule};
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::net::{AllowList, TenantHost};
 use herald_core::signing::EndpointSecret;
-use herald_store::{Endpoint, EventType};
+use herald_store::{Endpoint, EventType, Transformation};
+use herald_transform::Outcome;
 use serde_json::{json, Value};
 
 use super::request::{app_of, base, catalog_types, check_csrf, endpoint_of, with, FormData};
 use super::session::Session;
 use super::{page, PortalResult};
+use crate::catalog::formats::{self, Format};
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_event_types, check_headers, check_url,
     SENSITIVE_HEADERS,
 };
+use crate::service::transformations::{check_code, check_filters, format_code, simulate};
 use crate::service::Error;
 use crate::service::Herald;
 
@@ -59,7 +64,15 @@ struct Values {
     date_format: String,
     channels: String,
     headers: String,
+    /// "" (as sent), a ready-made format's id, or "custom".
+    format: String,
+    code: String,
+    /// Content filter rules, one per line (see [`parse_filters`]).
+    filters: String,
 }
+
+/// The format select's value for code written by hand.
+const CUSTOM: &str = "custom";
 
 impl Values {
     fn from_form(form: &FormData) -> Values {
@@ -70,10 +83,27 @@ impl Values {
             date_format: form.get("date_format").unwrap_or("unix").to_string(),
             channels: form.get("channels").unwrap_or_default().to_string(),
             headers: form.get("headers").unwrap_or_default().to_string(),
+            format: form.get("format").unwrap_or_default().to_string(),
+            code: form
+                .get("transformation_code")
+                .unwrap_or_default()
+                .replace("\r\n", "\n"),
+            filters: form.get("filters").unwrap_or_default().to_string(),
         }
     }
 
-    fn from_endpoint(ep: &Endpoint) -> Values {
+    /// The endpoint's fields; `formats` are the ready-made formats' codes, to
+    /// name the one an endpoint still runs unchanged.
+    fn from_endpoint(ep: &Endpoint, formats: &[(Format, String)]) -> Values {
+        let code = ep.transformation.code.clone().unwrap_or_default();
+        let format = if !ep.transformation.enabled {
+            String::new()
+        } else {
+            formats
+                .iter()
+                .find(|(_, c)| *c == code)
+                .map_or(CUSTOM.to_string(), |(f, _)| f.id.clone())
+        };
         Values {
             url: ep.url.clone(),
             event_types: ep.event_types.clone().unwrap_or_default(),
@@ -92,8 +122,74 @@ impl Values {
                     format!("{k}: {shown}\n")
                 })
                 .collect(),
+            format,
+            code,
+            filters: ep
+                .filters
+                .iter()
+                .map(|r| format!("{}\n", rule_line(r)))
+                .collect(),
         }
     }
+}
+
+/// A rule as the portal writes it: `member.status = active`,
+/// `tags exists`, `member.email contains @acme.com`, `plan != free`.
+fn rule_line(rule: &Rule) -> String {
+    let op = match rule.op {
+        Op::Equals => "=",
+        Op::NotEquals => "!=",
+        Op::Contains => "contains",
+        Op::Exists => return format!("{} exists", rule.field),
+    };
+    let value = match &rule.value {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    format!("{} {op} {value}", rule.field)
+}
+
+/// The filter text, one rule per line: `FIELD = VALUE`, `FIELD != VALUE`,
+/// `FIELD contains VALUE` or `FIELD exists`. A value that reads as JSON
+/// (`3`, `true`, `"quoted"`) is taken as such, anything else as text. An
+/// error names the line.
+fn parse_filters(text: &str) -> Result<Vec<Rule>, String> {
+    let mut rules = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let bad = || {
+            format!("line {line:?} is not \"field = value\", \"field != value\", \"field contains value\" or \"field exists\"")
+        };
+        let (field, rest) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
+        let rest = rest.trim_start();
+        let (op, value) = if rest == "exists" {
+            (Op::Exists, None)
+        } else if let Some(v) = rest.strip_prefix("!=") {
+            (Op::NotEquals, Some(v))
+        } else if let Some(v) = rest.strip_prefix('=') {
+            (Op::Equals, Some(v))
+        } else if let Some(v) = rest.strip_prefix("contains ") {
+            (Op::Contains, Some(v))
+        } else {
+            return Err(bad());
+        };
+        let value = match value.map(str::trim) {
+            None => None,
+            Some("") => return Err(bad()),
+            Some(v) => Some(match serde_json::from_str::<Value>(v) {
+                Ok(json @ (Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null)) => {
+                    json
+                }
+                _ => Value::String(v.to_string()),
+            }),
+        };
+        rules.push(Rule {
+            field: field.to_string(),
+            op,
+            value,
+        });
+    }
+    Ok(rules)
 }
 
 /// The checked form: what an endpoint is made of.
@@ -104,18 +200,23 @@ struct Checked {
     date_format: String,
     channels: Option<Vec<String>>,
     headers: BTreeMap<String, String>,
+    filters: Vec<Rule>,
+    /// The transformation's code and whether it runs.
+    code: Option<String>,
+    transform: bool,
 }
 
 /// Checks every field, collecting a message per bad one. `old_headers` gives
 /// masked sensitive values back their stored value.
 async fn check(
+    state: &Herald,
+    org_id: &str,
     v: &Values,
-    allow: &AllowList,
     old_headers: &BTreeMap<String, String>,
 ) -> Result<Checked, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
     let url = match check_url(&v.url) {
-        Ok(url) => match ssrf_refusal(allow, &url).await {
+        Ok(url) => match ssrf_refusal(&state.config.allow_subnets, &url).await {
             None => Some(url),
             Some(why) => {
                 errors.insert("url", why);
@@ -152,19 +253,61 @@ async fn check(
             None
         }
     };
-    match (url, event_types, date_format, channels, headers) {
-        (Some(url), Some(event_types), Some(date_format), Some(channels), Some(headers))
-            if errors.is_empty() =>
-        {
-            Ok(Checked {
-                url,
-                event_types,
-                description: v.description.trim().to_string(),
-                date_format,
-                channels,
-                headers,
-            })
+    let filters = match parse_filters(&v.filters) {
+        Ok(rules) => check_filters("filters", rules)
+            .map_err(|e| errors.insert("filters", error_message(&e)))
+            .ok(),
+        Err(why) => {
+            errors.insert("filters", why);
+            None
         }
+    };
+    let typed = Some(v.code.trim().to_string()).filter(|c| !c.is_empty());
+    let (code, transform) = match v.format.as_str() {
+        // As sent: the code, if any, is kept but does not run.
+        "" => (typed, false),
+        CUSTOM => match &typed {
+            None => {
+                errors.insert(
+                    "transformation",
+                    "Write the code, or choose a format.".into(),
+                );
+                (None, false)
+            }
+            Some(code) => {
+                if let Err(e) = check_code(state, "code", code).await {
+                    errors.insert("transformation", error_message(&e));
+                }
+                (typed, true)
+            }
+        },
+        id => match format_code(state, org_id, id).await {
+            Ok(code) => (Some(code), true),
+            Err(e) => {
+                errors.insert("transformation", error_message(&e));
+                (None, false)
+            }
+        },
+    };
+    match (url, event_types, date_format, channels, headers, filters) {
+        (
+            Some(url),
+            Some(event_types),
+            Some(date_format),
+            Some(channels),
+            Some(headers),
+            Some(filters),
+        ) if errors.is_empty() => Ok(Checked {
+            url,
+            event_types,
+            description: v.description.trim().to_string(),
+            date_format,
+            channels,
+            headers,
+            filters,
+            code,
+            transform,
+        }),
         _ => Err(errors),
     }
 }
@@ -238,12 +381,13 @@ pub async fn edit(
     session.writable()?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
+    let formats = format_codes(&catalog_types(&state, &session.org).await?);
     form_page(
         &state,
         &session,
         &app,
         Some(&ep),
-        &Values::from_endpoint(&ep),
+        &Values::from_endpoint(&ep, &formats),
         &BTreeMap::new(),
     )
     .await
@@ -259,7 +403,7 @@ pub async fn create(
     check_csrf(&session, &form)?;
     let app = app_of(&state, &session).await?;
     let values = Values::from_form(&form);
-    let c = match check(&values, &state.config.allow_subnets, &BTreeMap::new()).await {
+    let c = match check(&state, &app.org_id, &values, &BTreeMap::new()).await {
         Ok(c) => c,
         Err(errors) => return form_page(&state, &session, &app, None, &values, &errors).await,
     };
@@ -277,8 +421,13 @@ pub async fn create(
         headers: c.headers,
         throttle_rate: None,
         date_format: c.date_format,
-        transformation: herald_store::Transformation::default(),
-        filters: Vec::new(),
+        transformation: Transformation {
+            updated_at: c.code.is_some().then_some(now),
+            code: c.code,
+            enabled: c.transform,
+            variables: BTreeMap::new(),
+        },
+        filters: c.filters,
         created_at: now,
         updated_at: now,
     };
@@ -301,7 +450,7 @@ pub async fn update(
     let app = app_of(&state, &session).await?;
     let mut ep = endpoint_of(&state, &app, &id).await?;
     let values = Values::from_form(&form);
-    let c = match check(&values, &state.config.allow_subnets, &ep.headers).await {
+    let c = match check(&state, &app.org_id, &values, &ep.headers).await {
         Ok(c) => c,
         Err(errors) => return form_page(&state, &session, &app, Some(&ep), &values, &errors).await,
     };
@@ -311,7 +460,14 @@ pub async fn update(
     ep.date_format = c.date_format;
     ep.channels = c.channels;
     ep.headers = c.headers;
-    ep.updated_at = Utc::now();
+    ep.filters = c.filters;
+    let now = Utc::now();
+    if (&c.code, c.transform) != (&ep.transformation.code, ep.transformation.enabled) {
+        ep.transformation.code = c.code;
+        ep.transformation.enabled = c.transform;
+        ep.transformation.updated_at = Some(now);
+    }
+    ep.updated_at = now;
     endpoints::update(&state, &ep).await?;
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=saved", ep.id)).into_response())
 }
@@ -344,6 +500,17 @@ async fn form_page(
         })
         .collect();
     let current = DateFormat::parse(&v.date_format).unwrap_or_default();
+    let ready_made: Vec<Value> = format_codes(&types)
+        .into_iter()
+        .map(|(f, code)| {
+            json!({"id": f.id, "title": f.title, "label": format_name(&f.id), "code": code, "selected": f.id == v.format})
+        })
+        .collect();
+    let previewable: Vec<Value> = types
+        .iter()
+        .filter(|t| t.example(0).is_some())
+        .map(|t| json!({"name": t.name, "checked": v.event_types.contains(&t.name)}))
+        .collect();
     let title = if ep.is_some() {
         "Edit endpoint"
     } else {
@@ -361,7 +528,12 @@ async fn form_page(
                     "description": v.description,
                     "channels": v.channels,
                     "headers": v.headers,
+                    "format": v.format,
+                    "code": v.code,
+                    "filters": v.filters,
                 },
+                "ready_made": ready_made,
+                "previewable": previewable,
                 "groups": groups,
                 "unknown": unknown,
                 "formats": formats,
@@ -375,6 +547,118 @@ async fn form_page(
         Ok(response)
     } else {
         Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, response).into_response())
+    }
+}
+
+/// Every ready-made format with its code for this catalog.
+fn format_codes(types: &[EventType]) -> Vec<(Format, String)> {
+    let summaries = formats::summaries(types);
+    formats::builtin()
+        .into_iter()
+        .map(|f| {
+            let code = formats::code(&f, &summaries);
+            (f, code)
+        })
+        .collect()
+}
+
+/// What an endpoint's running code is, in words: a ready-made format it
+/// still runs unchanged, or custom code.
+pub(super) fn format_of(types: &[EventType], code: &str) -> String {
+    format_codes(types)
+        .into_iter()
+        .find(|(_, c)| c == code)
+        .map_or("Custom code".to_string(), |(f, _)| {
+            format_name(&f.id).to_string()
+        })
+}
+
+/// A format's name in the select.
+fn format_name(id: &str) -> &str {
+    match id {
+        "slack" => "Slack message",
+        "discord" => "Discord message",
+        "teams" => "Microsoft Teams card",
+        "google-chat" => "Google Chat card",
+        "sheet-row" => "Sheet row (Zapier, Make, Google Sheets)",
+        other => other,
+    }
+}
+
+/// `POST /portal/endpoints/preview` (from the form's script): what the
+/// endpoint would send for an event type's example, with the date format,
+/// filter and transformation as typed — nothing is sent or saved. Answers
+/// JSON: `{ok, url, method, body}`, `{ok, skipped}` or `{ok: false, error}`.
+pub async fn preview_delivery(
+    State(state): State<Herald>,
+    session: Session,
+    body: axum::body::Bytes,
+) -> PortalResult<Response> {
+    let form = FormData::parse(&body);
+    check_csrf(&session, &form)?;
+    let app = app_of(&state, &session).await?;
+    let v = Values::from_form(&form);
+    let answer = |value: Value| Ok(axum::Json(value).into_response());
+    let event_type = form.get("preview_event_type").unwrap_or_default();
+    let types = catalog_types(&state, &session.org).await?;
+    let Some(et) = types.iter().find(|t| t.name == event_type) else {
+        return answer(json!({"ok": false, "error": "Choose an event type to preview."}));
+    };
+    let Some(mut payload) = et.example(0).cloned() else {
+        return answer(json!({"ok": false, "error": "This event type has no example."}));
+    };
+    let format = DateFormat::parse(&v.date_format).unwrap_or_default();
+    if let Some(schema) = et.latest_schema() {
+        convert_dates(&mut payload, schema, format);
+    }
+    let rules = match parse_filters(&v.filters)
+        .and_then(|r| check_filters("filters", r).map_err(|e| error_message(&e)))
+    {
+        Ok(rules) => rules,
+        Err(why) => return answer(json!({"ok": false, "error": why})),
+    };
+    if let Some(rule) = filter::first_unmet(&rules, &payload) {
+        return answer(
+            json!({"ok": true, "skipped": format!("Not sent: {rule} does not hold for this example.")}),
+        );
+    }
+    let code = match v.format.as_str() {
+        "" => None,
+        CUSTOM => Some(v.code.clone()),
+        id => match format_code(&state, &app.org_id, id).await {
+            Ok(code) => Some(code),
+            Err(e) => return answer(json!({"ok": false, "error": error_message(&e)})),
+        },
+    };
+    let url = v.url.trim().to_string();
+    let Some(code) = code else {
+        return answer(json!({
+            "ok": true, "url": url, "method": "POST",
+            "body": serde_json::to_string_pretty(&payload).unwrap_or_default(),
+        }));
+    };
+    match simulate(
+        &state,
+        &code,
+        et.name.clone(),
+        payload,
+        url,
+        BTreeMap::new(),
+    )
+    .await
+    {
+        Ok(Outcome::Cancel) => answer(
+            json!({"ok": true, "skipped": "Not sent: the code cancels this event (webhook.cancel)."}),
+        ),
+        Ok(Outcome::Send {
+            payload,
+            url,
+            method,
+        }) => answer(json!({
+            "ok": true, "url": url, "method": method,
+            "body": serde_json::to_string_pretty(&payload).unwrap_or_default(),
+        })),
+        Err(e) => answer(json!({"ok": false, "error": error_message(&e)})),
     }
 }
 
@@ -428,6 +712,44 @@ mod tests {
         assert_eq!(parsed["Authorization"], "Bearer s3cret");
         assert_eq!(parsed["X-Team"], "blue");
         assert!(parse_headers("no colon here", &old).is_err());
+    }
+
+    #[test]
+    fn filter_lines_read_and_write_back() {
+        let rules = parse_filters(
+            "member.status = active\n\n  plan != free\nmember.email contains @acme.com\ntags exists\nage = 3\n",
+        )
+        .unwrap();
+        let ops: Vec<Op> = rules.iter().map(|r| r.op).collect();
+        assert_eq!(
+            ops,
+            [
+                Op::Equals,
+                Op::NotEquals,
+                Op::Contains,
+                Op::Exists,
+                Op::Equals
+            ]
+        );
+        assert_eq!(rules[0].value, Some(json!("active")));
+        assert_eq!(rules[2].value, Some(json!("@acme.com")));
+        assert_eq!(rules[3].value, None);
+        assert_eq!(rules[4].value, Some(json!(3)));
+        let written: Vec<String> = rules.iter().map(rule_line).collect();
+        assert_eq!(
+            written,
+            [
+                "member.status = active",
+                "plan != free",
+                "member.email contains @acme.com",
+                "tags exists",
+                "age = 3"
+            ]
+        );
+        for bad in ["member.status", "member.status is active", "x ="] {
+            let why = parse_filters(bad).unwrap_err();
+            assert!(why.contains(bad), "{why}");
+        }
     }
 
     #[tokio::test]

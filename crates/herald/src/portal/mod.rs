@@ -40,6 +40,7 @@ pub fn router(state: Herald) -> Router {
         .route("/portal/catalog", get(pages::catalog))
         .route("/portal/endpoints", post(form::create))
         .route("/portal/endpoints/new", get(form::new))
+        .route("/portal/endpoints/preview", post(form::preview_delivery))
         .route(
             "/portal/endpoints/{id}",
             get(pages::endpoint).post(form::update),

@@ -366,7 +366,11 @@ async fn endpoint_page(
             "event_type": msg.event_type,
             "time": time(msg.created_at),
             "iso": msg.created_at.to_rfc3339(),
-            "status": status_word(delivery.status),
+            // Not sent by the endpoint's own choice: say which.
+            "status": last
+                .as_ref()
+                .and_then(|a| a.skipped)
+                .map_or(status_word(delivery.status), |s| s.as_str()),
             "code": last.as_ref().map(|a| a.response_status_code).filter(|c| *c > 0),
             "attempts": delivery.attempts,
         }));
@@ -386,6 +390,8 @@ async fn endpoint_page(
                     "events": own,
                     "channels": ep.channels.clone().unwrap_or_default(),
                     "date_format": ep.date_format,
+                    "transformation": ep.transformation.active_code().map(|code| super::form::format_of(&types, code)),
+                    "filters": ep.filters.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "headers": masked_headers(&ep.headers),
                     "created": time(ep.created_at),
                 },
@@ -697,6 +703,7 @@ pub async fn message(
                 "ok": a.status == MessageStatus::Success,
                 "duration": a.response_duration_ms,
                 "response": a.response,
+                "skipped": a.skipped.map(|s| s.as_str()),
                 "manual": a.trigger_type == herald_store::TriggerType::Manual,
             })
         })

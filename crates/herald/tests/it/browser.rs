@@ -45,6 +45,82 @@ async fn a_portal_session_cannot_reach_another_applications_pages() {
     with_browser("isolation", isolation).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slack_format_webhook_is_added_previewed_and_tested() {
+    with_browser("slack-format", slack_format).await;
+}
+
+/// A Spot admin adds a webhook for Slack: picks the ready-made format, sees
+/// the message a member.created event becomes before saving, saves, and
+/// presses Test; the receiver gets the Slack message, signed.
+async fn slack_format(b: Client) {
+    let app = TestApp::seeded().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let link = portal_link(&app, &app_id).await;
+    b.goto(&link).await.unwrap();
+    wait_path(&b, "the Webhooks page", |p| p == "/portal/").await;
+
+    click(&b, "#add-endpoint").await;
+    let url_field = wait_css(&b, "#url").await;
+    url_field.send_keys(&receiver.url("/slack")).await.unwrap();
+    click(&b, &event_box("member.created")).await;
+    wait_css(&b, "#format")
+        .await
+        .select_by_value("slack")
+        .await
+        .unwrap();
+    // The format's code fills the editor, for a developer to start from.
+    let code = wait_css(&b, "#transformation_code")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(code.contains("function handler(webhook)"), "{code}");
+    wait_css(&b, "#preview_event_type")
+        .await
+        .select_by_value("member.created")
+        .await
+        .unwrap();
+    click(&b, "#preview-button").await;
+    let preview = wait_text(&b, "#preview-body", "the Slack message", |t| {
+        t.contains("\"blocks\"")
+    })
+    .await;
+    let previewed: serde_json::Value = serde_json::from_str(&preview).unwrap();
+    let sentence = previewed["text"].as_str().unwrap().to_string();
+    assert!(sentence.contains("joined"), "{previewed}");
+    let target = wait_css(&b, "#preview-target").await.text().await.unwrap();
+    assert!(target.starts_with("POST "), "{target}");
+    assert!(receiver.received().is_empty(), "a preview sends nothing");
+    shot(&b, "10-slack-format-preview").await;
+
+    click(&b, "#save-endpoint").await;
+    wait_path(&b, "the new endpoint's page", is_endpoint_page).await;
+    wait_text(&b, "#message-format", "the format on the page", |t| {
+        t.contains("Slack")
+    })
+    .await;
+
+    wait_css(&b, "#test-event-type")
+        .await
+        .select_by_value("member.created")
+        .await
+        .unwrap();
+    click(&b, "#send-test").await;
+    wait_text(&b, "#test-status", "status 200 of the test", |t| {
+        t.trim().starts_with("200")
+    })
+    .await;
+    let got = receiver.wait_for("/slack", 1, WAIT).await;
+    let body = got[0].json();
+    assert!(body["blocks"].is_array(), "{body}");
+    assert_eq!(body["text"], sentence, "Test sends what the preview showed");
+    shot(&b, "11-slack-format-tested").await;
+    app.stop().await;
+}
+
 /// The name of the live in the story's real message.
 const LIVE_NAME: &str = "Portfolio review: spring collection";
 
