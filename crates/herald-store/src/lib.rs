@@ -293,6 +293,8 @@ pub trait Store: Send + Sync + 'static {
     /// A fact about the database itself (`herald_meta`).
     async fn meta(&self, name: &str) -> Result<Option<String>>;
     async fn set_meta(&self, name: &str, value: &str) -> Result<()>;
+    /// Counts for the metrics, as of `now` (two small aggregate reads).
+    async fn gauges(&self, now: Timestamp) -> Result<Gauges>;
 
     // Retention.
     /// One bounded round of clean-up, each part its own short statement so no

@@ -151,6 +151,16 @@ pub struct Message {
     pub expires_at: Option<Timestamp>,
 }
 
+/// What the whole database holds now, for the metrics: deliveries due and
+/// endpoints by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Deliveries whose next attempt is due (leased ones included).
+    pub due: i64,
+    pub endpoints_enabled: i64,
+    pub endpoints_disabled: i64,
+}
+
 /// What one [`Store::prune`](crate::Store::prune) call removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PruneReport {
@@ -401,6 +411,9 @@ pub struct Job {
     pub date_format: String,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// When the delivery fell due (the claim's lease replaces it in the
+    /// database): the start of its lag.
+    pub due_at: Timestamp,
     pub trigger: TriggerType,
 }
 

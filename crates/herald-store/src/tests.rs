@@ -221,6 +221,7 @@ on_both_backends!(
     idempotency_records_and_ended_grants_are_pruned,
     conflicts_say_what_is_taken_in_words_of_their_own,
     transformations_and_filters_are_kept_and_skips_logged,
+    gauges_count_due_deliveries_and_endpoints_by_state,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -1799,4 +1800,25 @@ async fn transformations_and_filters_are_kept_and_skips_logged(t: &TestStore) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn gauges_count_due_deliveries_and_endpoints_by_state(t: &TestStore) {
+    let now = now();
+    assert_eq!(t.gauges(now).await.unwrap(), Gauges::default());
+    seed(&**t, now).await;
+    t.create_endpoint(&endpoint("ep_2", now), "whsec_key")
+        .await
+        .unwrap();
+    t.disable_endpoint("ep_2").await.unwrap();
+    let g = t.gauges(now).await.unwrap();
+    assert_eq!(
+        g,
+        Gauges {
+            due: 1,
+            endpoints_enabled: 1,
+            endpoints_disabled: 1
+        }
+    );
+    // Not yet due a second before.
+    assert_eq!(t.gauges(now - Span::seconds(1)).await.unwrap().due, 0);
 }

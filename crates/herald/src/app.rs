@@ -59,10 +59,12 @@ pub async fn serve(
         config.transformation_threads,
         config.transformation_limits,
     );
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let deliverer = Arc::new(Deliverer::new(
         store.clone(),
         config.clone(),
         transformer.clone(),
+        metrics.clone(),
     )?);
     let state = Herald {
         store: store.clone(),
@@ -73,6 +75,7 @@ pub async fn serve(
         lookups: Arc::default(),
         revocations: Arc::new(Revocations::new(store.clone())),
         transformer,
+        metrics,
     };
     // Pruning is the worker's housekeeping, so an API-only node never does it.
     let pruner = config

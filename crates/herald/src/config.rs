@@ -193,6 +193,11 @@ pub struct ServeArgs {
     /// per CPU.
     #[arg(long, env = "HERALD_TRANSFORMATION_THREADS")]
     pub transformation_threads: Option<usize>,
+
+    /// Bearer token `GET /metrics` asks for. Unset: the metrics are open to
+    /// whoever reaches the listen address (they hold counts, never data).
+    #[arg(long, env = "HERALD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The default of `HERALD_MAX_CONNECTIONS`.
@@ -276,6 +281,8 @@ pub struct Config {
     pub transformation_limits: herald_transform::Limits,
     /// Threads running transformations.
     pub transformation_threads: usize,
+    /// What `GET /metrics` asks for, if anything.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Config {
@@ -397,6 +404,10 @@ impl ServeArgs {
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
+            metrics_token: self
+                .metrics_token
+                .clone()
+                .filter(|t| !t.expose_secret().is_empty()),
         })
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod database;
 pub mod demo;
 pub mod dispatch;
+pub mod metrics;
 pub mod portal;
 pub mod retention;
 pub mod server;

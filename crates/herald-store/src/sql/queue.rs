@@ -21,8 +21,10 @@ use super::{by_id_or, commit, rows, Backend, SqlStore};
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// What a worker needs to send a delivery `d`, read with [`JOB_JOINS`] (see
-/// [`rows::job`]).
-pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual, m.app_id, a.org_id,
+/// [`rows::job`]). `d.next_attempt_at` is read as it was before the claim:
+/// when the delivery fell due.
+pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual,
+     d.next_attempt_at AS due_at, m.app_id, a.org_id,
      m.event_type, m.payload, e.url, e.headers, e.disabled, e.date_format";
 
 /// The joins [`JOB_COLUMNS`] reads from, after a delivery `d`.

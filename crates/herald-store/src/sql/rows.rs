@@ -152,6 +152,7 @@ pub fn job(keyring: &Keyring, r: &impl Columns) -> Result<Job> {
         disabled: r.flag("disabled")?,
         date_format: r.text("date_format")?,
         attempts: r.int("attempts")?,
+        due_at: r.time("due_at")?,
         trigger: trigger(r.flag("manual")?),
     })
 }

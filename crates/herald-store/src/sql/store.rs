@@ -378,6 +378,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.set_meta(name, value).await
     }
 
+    async fn gauges(&self, now: Timestamp) -> Result<Gauges> {
+        self.gauges(now).await
+    }
+
     async fn prune(
         &self,
         now: Timestamp,

@@ -173,6 +173,32 @@ impl<DB: Backend> SqlStore<DB> {
         Ok(sql.execute(&self.writer).await? > 0)
     }
 
+    pub(crate) async fn gauges(&self, now: Timestamp) -> Result<Gauges> {
+        let due = Sql::new(
+            "SELECT COUNT(*) AS n FROM delivery
+             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1",
+        )
+        .bind(now)
+        .fetch_optional_as(&self.reader, |r| r.int("n"))
+        .await?
+        .unwrap_or(0);
+        let by_state = Sql::new("SELECT disabled, COUNT(*) AS n FROM endpoint GROUP BY disabled")
+            .fetch_all_as(&self.reader, |r| Ok((r.flag("disabled")?, r.int("n")?)))
+            .await?;
+        let count = |disabled: bool| {
+            by_state
+                .iter()
+                .filter(|(d, _)| *d == disabled)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Ok(Gauges {
+            due,
+            endpoints_enabled: count(false),
+            endpoints_disabled: count(true),
+        })
+    }
+
     pub(crate) async fn meta(&self, name: &str) -> Result<Option<String>> {
         Sql::new("SELECT value FROM herald_meta WHERE name = $1")
             .bind(name)

@@ -131,6 +131,7 @@ pub async fn create(
         retention_days,
     );
     let endpoints = state.store.create_message(&msg, &Targets::Matching).await?;
+    state.metrics.message_accepted();
     state.wake.endpoints(endpoints);
     Ok((
         StatusCode::ACCEPTED,

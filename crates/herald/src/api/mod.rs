@@ -27,6 +27,7 @@ pub fn router(state: Herald) -> Router {
     let api = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(health))
+        .route("/metrics", get(metrics))
         .route("/catalog", get(public_catalog::default_org))
         .route("/catalog/{org_id}", get(public_catalog::for_org))
         .route(
@@ -145,8 +146,42 @@ pub fn health_router(state: Herald) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(health))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus's scrape, behind `HERALD_METRICS_TOKEN` when
+/// it is set (compared as digests, so the time taken says nothing of it).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<Herald>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use secrecy::ExposeSecret;
+    use sha2::{Digest, Sha256};
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if Sha256::digest(given.as_bytes()) != Sha256::digest(token.expose_secret().as_bytes()) {
+            return Error::Unauthorized(
+                "GET /metrics needs the metrics token (HERALD_METRICS_TOKEN)".into(),
+            )
+            .into_response();
+        }
+    }
+    let body = state.metrics.render(state.store.as_ref()).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn health(axum::extract::State(state): axum::extract::State<Herald>) -> Result<StatusCode> {

@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::client::{self, DeliveryClient, Outcome};
 use super::limits::EndpointLimits;
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// How long the worker reuses what it read of an endpoint (its URL, headers,
 /// state and signing keys) before reading it again. An edit, a disable, a
@@ -71,6 +72,7 @@ pub struct Deliverer {
     limits: EndpointLimits,
     /// Runs endpoints' transformations (shared with the API's simulate).
     transformer: Transformer,
+    metrics: Arc<Metrics>,
 }
 
 impl Deliverer {
@@ -78,6 +80,7 @@ impl Deliverer {
         store: Arc<dyn Store>,
         config: Arc<Config>,
         transformer: Transformer,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Deliverer> {
         let client = DeliveryClient::new(
             config.allow_subnets.clone(),
@@ -92,6 +95,7 @@ impl Deliverer {
             endpoints: Mutex::default(),
             limits,
             transformer,
+            metrics,
         })
     }
 
@@ -121,6 +125,7 @@ impl Deliverer {
         retries: Retries,
     ) -> Option<(Attempt, Next)> {
         let fresh = retries == Retries::None;
+        let lag = (Utc::now() - job.due_at).to_std().unwrap_or_default();
         let (job, current) = match self.with_current_endpoint(job, fresh).await {
             Ok(Some(current)) => current,
             Ok(None) => return None,
@@ -151,6 +156,7 @@ impl Deliverer {
                     url = to;
                     let headers =
                         signed_headers(&job, &current.secrets, Utc::now().timestamp(), &body);
+                    let _in_flight = self.metrics.sending();
                     self.client.send(method, &url, headers, body).await
                 }
                 Shaped::Skip(why, reason) => {
@@ -216,6 +222,7 @@ impl Deliverer {
             skipped,
             created_at: Utc::now(),
         };
+        self.metrics.attempted(&attempt, lag);
         Some((attempt, next))
     }
 

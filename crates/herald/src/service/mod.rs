@@ -44,6 +44,8 @@ pub struct Herald {
     /// Runs transformations: checks code when saved, simulates, and (through
     /// the deliverer) shapes deliveries.
     pub transformer: herald_transform::Transformer,
+    /// What this process counts, for `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The application in the path, if this principal may see it; 404 otherwise, so

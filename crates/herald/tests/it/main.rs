@@ -15,6 +15,7 @@ mod demo;
 mod formats;
 mod hardening;
 mod idempotency;
+mod metrics;
 mod multinode;
 mod portal;
 mod portal_auth;

@@ -76,6 +76,8 @@ pub struct Options {
     pub test_rate_per_minute: u32,
     /// What one run of a transformation may use.
     pub transformation_limits: herald_transform::Limits,
+    /// What `GET /metrics` asks for.
+    pub metrics_token: Option<String>,
 }
 
 impl Options {
@@ -116,6 +118,7 @@ impl Default for Options {
             worker_payload_bytes: 64 * 1024 * 1024,
             test_rate_per_minute: 10,
             transformation_limits: herald_transform::Limits::default(),
+            metrics_token: None,
         }
     }
 }
@@ -186,6 +189,7 @@ impl TestApp {
                 .expect("a positive Test rate"),
             transformation_limits: options.transformation_limits,
             transformation_threads: 2,
+            metrics_token: options.metrics_token.map(SecretString::from),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
