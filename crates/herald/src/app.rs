@@ -60,11 +60,16 @@ pub async fn serve(
         config.transformation_limits,
     );
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let operational = Arc::new(crate::operational::Operational::new(
+        store.clone(),
+        wake.clone(),
+    ));
     let deliverer = Arc::new(Deliverer::new(
         store.clone(),
         config.clone(),
         transformer.clone(),
         metrics.clone(),
+        operational.clone(),
     )?);
     let state = Herald {
         store: store.clone(),
@@ -76,6 +81,7 @@ pub async fn serve(
         revocations: Arc::new(Revocations::new(store.clone())),
         transformer,
         metrics,
+        operational,
     };
     // Pruning is the worker's housekeeping, so an API-only node never does it.
     let pruner = config

@@ -11,6 +11,7 @@ pub mod database;
 pub mod demo;
 pub mod dispatch;
 pub mod metrics;
+pub mod operational;
 pub mod portal;
 pub mod retention;
 pub mod server;

@@ -19,7 +19,7 @@ use super::out::{EndpointOut, ListResponse, MessageAttemptOut, MessageOut};
 use crate::auth::Principal;
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_event_types, check_headers, check_url,
-    uid_conflict, SENSITIVE_HEADERS,
+    SENSITIVE_HEADERS,
 };
 use crate::service::transformations::check_filters;
 use crate::service::{check_uid, load_app, load_endpoint, metadata_value, Error, Herald, Result};
@@ -83,6 +83,16 @@ pub struct EndpointPatch {
     date_format: Patch<String>,
     #[serde(default)]
     filters: Patch<Vec<Rule>>,
+}
+
+impl EndpointIn {
+    /// Names the endpoint by `uid` unless the body does (an upsert by uid).
+    pub(super) fn with_uid_or(mut self, uid: &str) -> EndpointIn {
+        if self.uid.is_none() {
+            self.uid = Some(uid.to_string());
+        }
+        self
+    }
 }
 
 fn merge_filter(
@@ -152,11 +162,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .create_endpoint(&ep, &secret.to_whsec())
-        .await
-        .map_err(uid_conflict)?;
+    endpoints::create(&state, &app, &ep, &secret.to_whsec()).await?;
     Ok((StatusCode::CREATED, Json(ep.into())))
 }
 
@@ -199,7 +205,7 @@ pub async fn update(
         ep.filters = check_filters("filters", rules)?;
     }
     ep.updated_at = Utc::now();
-    endpoints::update(&state, &ep).await?;
+    endpoints::update(&state, &app, &ep).await?;
     Ok(Json(ep.into()))
 }
 
@@ -263,7 +269,7 @@ pub async fn patch(
         Patch::Value(rules) => ep.filters = check_filters("filters", rules)?,
     }
     ep.updated_at = Utc::now();
-    endpoints::update(&state, &ep).await?;
+    endpoints::update(&state, &app, &ep).await?;
     Ok(Json(ep.into()))
 }
 
@@ -383,7 +389,7 @@ pub async fn put_headers(
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
     ep.headers = check_headers(&input.headers)?;
     ep.updated_at = Utc::now();
-    endpoints::update(&state, &ep).await?;
+    endpoints::update(&state, &app, &ep).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -412,7 +418,7 @@ pub async fn patch_headers(
     }
     ep.headers.extend(check_headers(&set)?);
     ep.updated_at = Utc::now();
-    endpoints::update(&state, &ep).await?;
+    endpoints::update(&state, &app, &ep).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

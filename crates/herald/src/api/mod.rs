@@ -10,6 +10,7 @@ mod event_types;
 pub mod extract;
 mod idempotency;
 mod messages;
+mod operational;
 mod out;
 mod portal_access;
 mod public_catalog;
@@ -56,6 +57,28 @@ pub fn router(state: Herald) -> Router {
                 .put(event_types::update)
                 .patch(event_types::patch)
                 .delete(event_types::delete),
+        )
+        .route(
+            "/api/v1/operational-webhook/endpoint",
+            get(operational::list).post(operational::create),
+        )
+        .route(
+            "/api/v1/operational-webhook/endpoint/{endpoint_id}",
+            get(operational::get)
+                .put(operational::upsert)
+                .delete(operational::delete),
+        )
+        .route(
+            "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret",
+            get(operational::get_secret),
+        )
+        .route(
+            "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate",
+            post(operational::rotate_secret),
+        )
+        .route(
+            "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
+            get(operational::get_headers).put(operational::set_headers),
         )
         .route(
             &format!("{app}/endpoint"),

@@ -90,7 +90,7 @@ pub async fn patch(
             Patch::Value(v) => Some(Some(v)),
         },
     };
-    transformations::update(&state, &mut ep, change).await?;
+    transformations::update(&state, &app, &mut ep, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

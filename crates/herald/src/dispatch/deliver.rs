@@ -25,6 +25,7 @@ use super::client::{self, DeliveryClient, Outcome};
 use super::limits::EndpointLimits;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::operational::{DisabledBy, Operational};
 
 /// How long the worker reuses what it read of an endpoint (its URL, headers,
 /// state and signing keys) before reading it again. An edit, a disable, a
@@ -73,6 +74,9 @@ pub struct Deliverer {
     /// Runs endpoints' transformations (shared with the API's simulate).
     transformer: Transformer,
     metrics: Arc<Metrics>,
+    /// Tells the operator about failing, exhausted and recovered deliveries
+    /// and endpoints disabled by a 410.
+    operational: Arc<Operational>,
 }
 
 impl Deliverer {
@@ -81,6 +85,7 @@ impl Deliverer {
         config: Arc<Config>,
         transformer: Transformer,
         metrics: Arc<Metrics>,
+        operational: Arc<Operational>,
     ) -> anyhow::Result<Deliverer> {
         let client = DeliveryClient::new(
             config.allow_subnets.clone(),
@@ -96,6 +101,7 @@ impl Deliverer {
             limits,
             transformer,
             metrics,
+            operational,
         })
     }
 
@@ -187,7 +193,7 @@ impl Deliverer {
                 let next = if (200..300).contains(&status) {
                     Next::Done
                 } else if status == 410 {
-                    self.disable_gone(&job.endpoint_id).await;
+                    self.disable_gone(&job, ep).await;
                     Next::GiveUp
                 } else if status == 429 || status == 503 {
                     retry(retry_after.as_deref().and_then(|h| {
@@ -223,6 +229,9 @@ impl Deliverer {
             created_at: Utc::now(),
         };
         self.metrics.attempted(&attempt, lag);
+        if retries == Retries::Scheduled && !job.disabled {
+            self.operational.after_attempt(&job, &attempt, &next).await;
+        }
         Some((attempt, next))
     }
 
@@ -325,13 +334,24 @@ impl Deliverer {
         Ok(Some((job, current)))
     }
 
-    /// Gone: the receiver asks us to stop. Disable the endpoint.
-    async fn disable_gone(&self, endpoint_id: &str) {
+    /// Gone: the receiver asks us to stop. Disable the endpoint, and tell the
+    /// operator.
+    async fn disable_gone(&self, job: &Job, ep: &Endpoint) {
+        let endpoint_id = &job.endpoint_id;
         let disabled = self.store.disable_endpoint(endpoint_id).await;
         self.forget(endpoint_id);
         match disabled {
             Ok(()) => {
-                tracing::info!(endpoint = %endpoint_id, "endpoint answered 410 Gone; disabled")
+                tracing::info!(endpoint = %endpoint_id, "endpoint answered 410 Gone; disabled");
+                if let Ok(Some(app)) = self.store.get_app(&job.org_id, &job.app_id).await {
+                    let gone = Endpoint {
+                        disabled: true,
+                        ..ep.clone()
+                    };
+                    self.operational
+                        .endpoint_disabled(&app, &gone, DisabledBy::Automatic, None)
+                        .await;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, endpoint = %endpoint_id, "cannot disable endpoint after 410")

@@ -431,10 +431,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .create_endpoint(&ep, &EndpointSecret::generate().to_whsec())
-        .await?;
+    endpoints::create(&state, &app, &ep, &EndpointSecret::generate().to_whsec()).await?;
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=created", ep.id)).into_response())
 }
 
@@ -468,7 +465,7 @@ pub async fn update(
         ep.transformation.updated_at = Some(now);
     }
     ep.updated_at = now;
-    endpoints::update(&state, &ep).await?;
+    endpoints::update(&state, &app, &ep).await?;
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=saved", ep.id)).into_response())
 }
 

@@ -578,7 +578,7 @@ pub async fn toggle(
     let mut ep = endpoint_of(&state, &app, &id).await?;
     ep.disabled = !ep.disabled;
     ep.updated_at = Utc::now();
-    endpoints::update(&state, &ep).await?;
+    endpoints::update(&state, &app, &ep).await?;
     let notice = if ep.disabled { "disabled" } else { "enabled" };
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice={notice}",

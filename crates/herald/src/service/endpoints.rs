@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::messages::{new_message, DEFAULT_RETENTION_DAYS};
 use super::{Error, FieldError, Herald, Result};
 use crate::dispatch::Retries;
+use crate::operational::DisabledBy;
 
 /// Svix keeps rotated-out keys valid for a day unless told otherwise.
 pub const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
@@ -126,14 +127,42 @@ pub fn check_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<Stri
     Ok(out)
 }
 
+/// Saves a new endpoint of `app` with its first signing key, and tells the
+/// operator (`endpoint.created`).
+pub async fn create(herald: &Herald, app: &Application, ep: &Endpoint, secret: &str) -> Result<()> {
+    herald
+        .store
+        .create_endpoint(ep, secret)
+        .await
+        .map_err(uid_conflict)?;
+    herald
+        .operational
+        .endpoint_event("endpoint.created", app, ep)
+        .await;
+    Ok(())
+}
+
 /// Saves a changed endpoint; the next delivery from this process uses it.
-pub async fn update(herald: &Herald, ep: &Endpoint) -> Result<()> {
+/// The operator hears `endpoint.updated`, and `endpoint.disabled` or
+/// `endpoint.enabled` when that changed.
+pub async fn update(herald: &Herald, app: &Application, ep: &Endpoint) -> Result<()> {
+    let before = herald.store.get_endpoint(&app.id, &ep.id).await?;
     herald
         .store
         .update_endpoint(ep)
         .await
         .map_err(uid_conflict)?;
     herald.deliverer.forget(&ep.id);
+    let ops = &herald.operational;
+    ops.endpoint_event("endpoint.updated", app, ep).await;
+    match before.map(|b| b.disabled) {
+        Some(false) if ep.disabled => {
+            ops.endpoint_disabled(app, ep, DisabledBy::Manual, None)
+                .await
+        }
+        Some(true) if !ep.disabled => ops.endpoint_event("endpoint.enabled", app, ep).await,
+        _ => {}
+    }
     Ok(())
 }
 
@@ -141,6 +170,10 @@ pub async fn update(herald: &Herald, ep: &Endpoint) -> Result<()> {
 pub async fn delete(herald: &Herald, app: &Application, ep: &Endpoint) -> Result<()> {
     herald.store.delete_endpoint(&app.id, &ep.id).await?;
     herald.deliverer.forget(&ep.id);
+    herald
+        .operational
+        .endpoint_event("endpoint.deleted", app, ep)
+        .await;
     Ok(())
 }
 

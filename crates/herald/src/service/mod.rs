@@ -46,6 +46,8 @@ pub struct Herald {
     pub transformer: herald_transform::Transformer,
     /// What this process counts, for `GET /metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Tells the operator's endpoints what happens to endpoints.
+    pub operational: Arc<crate::operational::Operational>,
 }
 
 /// The application in the path, if this principal may see it; 404 otherwise, so

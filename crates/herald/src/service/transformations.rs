@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use herald_core::filter::{Rule, MAX_RULES};
-use herald_store::Endpoint;
+use herald_store::{Application, Endpoint};
 use herald_transform::{Outcome, Webhook};
 use serde_json::Value;
 
@@ -87,7 +87,12 @@ fn check_variables(variables: &BTreeMap<String, String>) -> Result<()> {
 
 /// Applies `change` to the endpoint's transformation and saves it. Enabling
 /// needs code; code that does not compile is refused whatever else changes.
-pub async fn update(herald: &Herald, ep: &mut Endpoint, change: Change) -> Result<()> {
+pub async fn update(
+    herald: &Herald,
+    app: &Application,
+    ep: &mut Endpoint,
+    change: Change,
+) -> Result<()> {
     let mut t = ep.transformation.clone();
     if let Some(code) = change.code {
         if let Some(code) = &code {
@@ -113,7 +118,7 @@ pub async fn update(herald: &Herald, ep: &mut Endpoint, change: Change) -> Resul
     t.updated_at = Some(now);
     ep.transformation = t;
     ep.updated_at = now;
-    endpoints::update(herald, ep).await
+    endpoints::update(herald, app, ep).await
 }
 
 /// What a transformation would make of a delivery: the dry run behind

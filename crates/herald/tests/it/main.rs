@@ -17,6 +17,7 @@ mod hardening;
 mod idempotency;
 mod metrics;
 mod multinode;
+mod operational;
 mod portal;
 mod portal_auth;
 mod portal_forms;

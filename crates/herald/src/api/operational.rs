@@ -1,0 +1,123 @@
+//! `/api/v1/operational-webhook/endpoint`: where the operator hears what
+//! happens to endpoints (see `crate::operational`), as the current Svix SDKs
+//! call it. An operational endpoint is an endpoint of the organisation's
+//! operational application, so these handlers are the endpoint handlers run
+//! on that application; only an organisation token may use them.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::endpoints::{self, EndpointIn, HeadersIn, HeadersOut, SecretOut};
+use super::extract::{Body, Params};
+use super::out::{EndpointOut, ListResponse};
+use crate::auth::Principal;
+use crate::operational::ops_org;
+use crate::service::{require_org, Herald, Result};
+
+/// The principal and application the endpoint handlers run with: the
+/// organisation's operational application, made on first use.
+async fn ops(state: &Herald, who: &Principal) -> Result<(Principal, String)> {
+    require_org(who)?;
+    let app = state.operational.app(&who.org_id).await?;
+    let principal = Principal {
+        org_id: ops_org(&who.org_id),
+        app_id: None,
+    };
+    Ok((principal, app.id))
+}
+
+pub async fn list(
+    State(state): State<Herald>,
+    who: Principal,
+    params: Params,
+) -> Result<Json<ListResponse<EndpointOut>>> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::list(State(state), p, Path(app), params).await
+}
+
+pub async fn create(
+    State(state): State<Herald>,
+    who: Principal,
+    body: Body<EndpointIn>,
+) -> Result<(StatusCode, Json<EndpointOut>)> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::create(State(state), p, Path(app), body).await
+}
+
+pub async fn get(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointOut>> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::get(State(state), p, Path((app, id))).await
+}
+
+/// Svix's upsert: replaces the endpoint, or creates it (named by the path's
+/// id as its uid) when there is none.
+pub async fn upsert(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+    Body(input): Body<EndpointIn>,
+) -> Result<(StatusCode, Json<EndpointOut>)> {
+    let (p, app) = ops(&state, &who).await?;
+    let exists = state.store.get_endpoint(&app, &id).await?.is_some();
+    if exists {
+        let Json(out) = endpoints::update(State(state), p, Path((app, id)), Body(input)).await?;
+        Ok((StatusCode::OK, Json(out)))
+    } else {
+        endpoints::create(State(state), p, Path(app), Body(input.with_uid_or(&id))).await
+    }
+}
+
+pub async fn delete(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::delete(State(state), p, Path((app, id))).await
+}
+
+pub async fn get_secret(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<SecretOut>> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::get_secret(State(state), p, Path((app, id))).await
+}
+
+/// 204, as Svix answers for operational endpoints (the key is read with
+/// `GET .../secret`).
+pub async fn rotate_secret(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode> {
+    let (p, app) = ops(&state, &who).await?;
+    let _new_key = endpoints::rotate_secret(State(state), p, Path((app, id)), body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_headers(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<HeadersOut>> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::get_headers(State(state), p, Path((app, id))).await
+}
+
+pub async fn set_headers(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Body<HeadersIn>,
+) -> Result<StatusCode> {
+    let (p, app) = ops(&state, &who).await?;
+    endpoints::put_headers(State(state), p, Path((app, id)), body).await
+}
