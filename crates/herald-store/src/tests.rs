@@ -1117,6 +1117,225 @@ async fn postgres_notify_wakes_a_waiting_worker() {
     t.finish().await;
 }
 
+/// Holds PostgreSQL's `delivery` table against writes, from a connection of its
+/// own, until [`WritesHeld::release`]: both hot-path writes touch it (a new
+/// message inserts its deliveries, an outcome moves its delivery on), so group
+/// commit's writers stop there, and what is sent meanwhile queues up for them.
+struct WritesHeld {
+    holder: sqlx::PgConnection,
+    /// Watches the writers, outside any transaction (pg_stat_activity is read
+    /// once per transaction).
+    watcher: sqlx::PgConnection,
+}
+
+impl WritesHeld {
+    async fn start(url: &str) -> WritesHeld {
+        let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
+        for sql in ["BEGIN", "LOCK TABLE delivery IN SHARE ROW EXCLUSIVE MODE"] {
+            sqlx::query(sql).execute(&mut holder).await.unwrap();
+        }
+        let watcher = sqlx::PgConnection::connect(url).await.unwrap();
+        WritesHeld { holder, watcher }
+    }
+
+    /// Waits until `n` transactions wait for the lock.
+    async fn until_waiting(&mut self, n: i64) {
+        let start = Instant::now();
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut self.watcher)
+            .await
+            .unwrap();
+            if waiting >= n {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{waiting} writes wait for the lock, not {n}: \
+                 fewer batches are in flight at once than expected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.holder)
+            .await
+            .unwrap();
+    }
+}
+
+/// A message to app_1 (or `app`) with an `eventId`.
+fn message_with(id: &str, app: &str, event_id: Option<String>, now: Timestamp) -> Message {
+    Message {
+        app_id: app.into(),
+        event_id,
+        ..message(id, "a", None, now)
+    }
+}
+
+/// Two batches commit at once on PostgreSQL, and one batch holds many writes,
+/// some of which cannot be written: a message to an application that does not
+/// exist, an outcome of a message that does not exist, duplicate eventIds.
+/// Only those fail, each with its own typed error; every other write commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_group_commit_fails_only_the_culprits_of_a_batch() {
+    let t = TestStore::open(Backend::Postgres).await;
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    for id in ["ep_1", "ep_2"] {
+        t.create_endpoint(&endpoint(id, now), "whsec_key")
+            .await
+            .unwrap();
+    }
+    t.create_message(&message("msg_0", "a", None, now), &Targets::Matching)
+        .await
+        .unwrap();
+    let jobs = t
+        .claim_due(now, now + Span::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+
+    let mut held = WritesHeld::start(&t.database.as_ref().unwrap().url).await;
+    let send = |msg: Message| {
+        let store = t.store.clone();
+        tokio::spawn(async move { store.create_message(&msg, &Targets::Matching).await })
+    };
+    // One write each to the two writers, both held: two batches in flight.
+    let first = send(message_with("msg_first_1", "app_1", None, now));
+    held.until_waiting(1).await;
+    let second = send(message_with("msg_first_2", "app_1", None, now));
+    held.until_waiting(2).await;
+
+    // What queues meanwhile is the next batch: ten messages on five eventIds,
+    // one to a missing application, two outcomes and one of a missing message.
+    let messages = (0..10)
+        .map(|i| {
+            let event_id = Some(format!("evt_{}", i / 2));
+            send(message_with(&format!("msg_{i:02}"), "app_1", event_id, now))
+        })
+        .collect::<Vec<_>>();
+    let missing_app = send(message_with("msg_lost", "app_missing", None, now));
+    let record = |id: &str, msg_id: &str, endpoint_id: &str| {
+        let store = t.store.clone();
+        let attempt = Attempt {
+            id: id.into(),
+            msg_id: msg_id.into(),
+            endpoint_id: endpoint_id.into(),
+            status: MessageStatus::Success,
+            response_status_code: 200,
+            ..attempt(now)
+        };
+        tokio::spawn(async move { store.record_attempt(&attempt, &Next::Done).await })
+    };
+    let outcomes = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| record(&format!("atmpt_{i}"), &j.msg_id, &j.endpoint_id))
+        .collect::<Vec<_>>();
+    let missing_msg = record("atmpt_lost", "msg_missing", "ep_1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.release().await;
+
+    for w in [first, second] {
+        assert_eq!(w.await.unwrap().unwrap().len(), 2);
+    }
+    let mut taken = Vec::new();
+    let mut queued = 0;
+    for w in messages {
+        match w.await.unwrap() {
+            Ok(endpoints) => queued += endpoints.len(),
+            Err(StoreError::Conflict(Conflict::MessageEventId(e))) => taken.push(e),
+            Err(e) => panic!("only duplicates fail: {e:?}"),
+        }
+    }
+    taken.sort();
+    assert_eq!(taken, ["evt_0", "evt_1", "evt_2", "evt_3", "evt_4"]);
+    assert_eq!(queued, 10, "one message per eventId, to both endpoints");
+    assert!(matches!(
+        missing_app.await.unwrap(),
+        Err(StoreError::NotFound)
+    ));
+    for w in outcomes {
+        w.await.unwrap().unwrap();
+    }
+    assert!(matches!(
+        missing_msg.await.unwrap(),
+        Err(StoreError::NotFound)
+    ));
+
+    // Everything else is stored: 1 + 2 + 5 messages, and msg_0's outcomes.
+    let stored = t
+        .list_messages("app_1", &ListFilter::default(), &page(100, None, false))
+        .await
+        .unwrap();
+    assert_eq!(stored.items.len(), 8);
+    let stats = t.endpoint_stats("ep_1", None, None).await.unwrap();
+    assert_eq!(stats.success, 1);
+    let due = t
+        .claim_due(now, now + Span::seconds(60), 100, &[])
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 14, "7 new messages to 2 endpoints each");
+    t.finish().await;
+}
+
+/// On PostgreSQL, writes sent while the writers are busy go in together: one
+/// transaction, and one NOTIFY, for many messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_group_commit_writes_a_batch_in_one_transaction_with_one_notify() {
+    let t = TestStore::open(Backend::Postgres).await;
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let url = t.database.as_ref().unwrap().url.clone();
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    listener.listen(crate::sql::WORK_CHANNEL).await.unwrap();
+
+    let mut held = WritesHeld::start(&url).await;
+    let send = |i: usize| {
+        let store = t.store.clone();
+        let msg = message(&format!("msg_{i:02}"), "a", None, now);
+        tokio::spawn(async move { store.create_message(&msg, &Targets::Matching).await })
+    };
+    let mut writes = vec![send(0)];
+    held.until_waiting(1).await;
+    writes.push(send(1));
+    held.until_waiting(2).await;
+    writes.extend((2..42).map(send));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.release().await;
+    for w in writes {
+        assert_eq!(w.await.unwrap().unwrap(), ["ep_1"]);
+    }
+
+    // Each row's xmin is the transaction that inserted it.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM message")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert!(
+        (3..=10).contains(&transactions),
+        "42 messages in {transactions} transactions"
+    );
+    let mut notices = 0;
+    while let Ok(notice) = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await {
+        notice.unwrap();
+        notices += 1;
+    }
+    assert_eq!(notices, transactions, "one NOTIFY per transaction");
+    t.finish().await;
+}
+
 #[tokio::test]
 async fn connect_chooses_the_backend_by_scheme() {
     let database = create_database().await;

@@ -5,7 +5,9 @@
 //! The SQL is the shared layer's (`crate::sql`), as for SQLite (timestamps are
 //! UNIX milliseconds, JSON is TEXT); this module connects and migrates, claims
 //! in one statement, and listens for new work. New messages and attempt
-//! outcomes are written one by one (no group commit yet).
+//! outcomes go through the shared group commit (`sql/batch.rs`) with several
+//! writer tasks, since PostgreSQL commits concurrently: one transaction and
+//! one NOTIFY per batch.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,7 +20,8 @@ use tokio::time::Instant;
 use crate::codec::db_err;
 use crate::model::*;
 use crate::sql::{
-    row_job, Backend, Claim, ClaimTexts, Sql, SqlStore, JOB_COLUMNS, JOB_JOINS, WORK_CHANNEL,
+    row_job, Backend, Batcher, Claim, ClaimTexts, Sql, SqlStore, JOB_COLUMNS, JOB_JOINS,
+    WORK_CHANNEL,
 };
 use crate::{Keyring, Result, StoreError};
 
@@ -31,6 +34,10 @@ pub struct PostgresOptions {
     /// Run pending migrations when the store opens. Off when a separate
     /// `migrate` step owns the schema.
     pub run_migrations: bool,
+    /// Group-commit writer tasks (at least one), each writing one batch at a
+    /// time on a connection of the pool: while one waits for its commit,
+    /// another writes what queued meanwhile.
+    pub batch_writers: usize,
 }
 
 impl Default for PostgresOptions {
@@ -38,6 +45,7 @@ impl Default for PostgresOptions {
         PostgresOptions {
             max_connections: 10,
             run_migrations: true,
+            batch_writers: 2,
         }
     }
 }
@@ -77,11 +85,12 @@ impl SqlStore<Postgres> {
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(connect);
+        let batch = Batcher::start(pool.clone(), options.batch_writers);
         let store = SqlStore {
             reader: pool.clone(),
             writer: pool,
             keyring,
-            batch: None,
+            batch,
             backend: Listener {
                 pool: listen_pool,
                 current: tokio::sync::Mutex::new(None),

@@ -1,18 +1,26 @@
 //! Group commit for the two writes on the hot path: new messages (with their
-//! deliveries) and attempt outcomes. SQLite's store uses it; PostgreSQL's
-//! writes each on its own for now.
+//! deliveries) and attempt outcomes, on both backends.
 //!
-//! Every statement on the single SQLite writer is a hand-off to sqlx's worker
-//! thread and back, and that hand-off, not SQLite's work, was most of the cost
-//! of a message (see the README's Performance section). So callers queue their
-//! write here and one task writes whatever has queued meanwhile in one
-//! transaction, with one multi-row statement per table: a handful of hand-offs
-//! for the whole batch instead of several per message. Each caller is answered
-//! only after the commit, so a 2xx still means "on disk"; a batch that fails is
-//! written again one write at a time, so one bad write fails only its caller.
+//! Every statement is a round trip (to sqlx's SQLite worker thread, or over
+//! the wire to PostgreSQL) and every transaction a commit, and those, not the
+//! database's work on a row, were most of the cost of a message (see the
+//! README's Performance section). So callers queue their write here and a
+//! writer task writes whatever has queued meanwhile in one transaction, with
+//! one multi-row statement per table and, where other processes must hear of
+//! new work, one NOTIFY: a handful of round trips for the whole batch instead
+//! of several per message. Each caller is answered only after the commit, so
+//! a 2xx still means "committed"; a batch that fails is written again one
+//! write at a time, so one bad write fails only its caller.
+//!
+//! SQLite has one writer task (it has one writer connection). PostgreSQL
+//! commits concurrently, so it may have several: while one waits for its
+//! commit, the next collects and writes the writes that queued meanwhile.
+//! They take turns at the queue, so each write is in exactly one batch.
+
+use std::sync::Arc;
 
 use sqlx::Pool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::codec::db_err;
 use crate::model::{Attempt, Message, Next, Targets};
@@ -20,7 +28,7 @@ use crate::{Result, StoreError};
 
 use super::dialect::Dialect;
 use super::queue::{insert_messages, notify_work, record_attempts, Queued};
-use super::run::Run;
+use super::run::{Run, Sql};
 
 /// Most writes in one transaction.
 const MAX_BATCH: usize = 512;
@@ -57,11 +65,15 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the task that writes through `writer` (SQLite's one-connection
-    /// pool). It ends when the last `Batcher` is dropped.
-    pub fn start<DB: Dialect + Run>(writer: Pool<DB>) -> Batcher {
+    /// Starts `writers` tasks (at least one) that write through `writer`
+    /// (SQLite's one-connection pool, or PostgreSQL's pool). They end when
+    /// the last `Batcher` is dropped.
+    pub fn start<DB: Dialect + Run>(writer: Pool<DB>, writers: usize) -> Batcher {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(writer, rx));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run(writer.clone(), rx.clone()));
+        }
         Batcher { queue }
     }
 
@@ -100,9 +112,14 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the write batcher has stopped".into())
 }
 
-async fn run<DB: Dialect + Run>(writer: Pool<DB>, mut rx: mpsc::Receiver<Write>) {
+async fn run<DB: Dialect + Run>(writer: Pool<DB>, rx: Arc<Mutex<mpsc::Receiver<Write>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // The queue is held only while taking a batch, not while writing it:
+        // another writer collects the next one meanwhile.
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         let writes = std::mem::take(&mut batch);
         if writes.len() == 1 {
             write_and_answer(&writer, writes).await;
@@ -110,16 +127,29 @@ async fn run<DB: Dialect + Run>(writer: Pool<DB>, mut rx: mpsc::Receiver<Write>)
         }
         match write_batch(&writer, &writes).await {
             Ok(outcomes) => answer(writes, outcomes),
-            Err(e) => {
-                // Something in the batch failed as a whole (a foreign key, the
-                // disk): write each alone so only the culprit fails.
+            // Something in the batch failed as a whole (a foreign key, a value
+            // the database refuses): write each alone so only the culprit
+            // fails. Unless the database cannot be reached at all: then each
+            // write alone would wait out the pool's timeout in turn, for the
+            // same answer.
+            Err(e) if reachable(&writer).await => {
                 tracing::debug!(error = %e, writes = writes.len(), "batch failed; writing one at a time");
                 for write in writes {
                     write_and_answer(&writer, vec![write]).await;
                 }
             }
+            Err(e) => {
+                for write in writes {
+                    write.fail(e.clone());
+                }
+            }
         }
     }
+}
+
+/// Whether the database answers a trivial statement.
+async fn reachable<DB: Dialect + Run>(writer: &Pool<DB>) -> bool {
+    Sql::new("SELECT 1").execute(writer).await.is_ok()
 }
 
 async fn write_and_answer<DB: Dialect + Run>(writer: &Pool<DB>, writes: Vec<Write>) {

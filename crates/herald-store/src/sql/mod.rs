@@ -53,8 +53,8 @@ pub struct SqlStore<DB: Backend> {
     pub(crate) writer: Pool<DB>,
     /// Seals and opens the secrets this store keeps.
     pub(crate) keyring: Arc<Keyring>,
-    /// Group commit of new messages and attempt outcomes (SQLite's).
-    pub(crate) batch: Option<Batcher>,
+    /// Group commit of new messages and attempt outcomes.
+    pub(crate) batch: Batcher,
     /// What the backend keeps besides (PostgreSQL's listener).
     pub(crate) backend: DB::Extra,
 }

@@ -1,5 +1,5 @@
-//! Messages, their deliveries and attempts: the writes on the hot path (shared
-//! by SQLite's group commit and PostgreSQL's direct writes), the parts of a
+//! Messages, their deliveries and attempts: the writes on the hot path (which
+//! group commit, `batch.rs`, runs for many writes at once), the parts of a
 //! claim both backends use, and the delivery log's reads.
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +14,7 @@ use crate::{Conflict, Result, StoreError};
 use super::dialect::Dialect;
 use super::lists::{self, AttemptsOf};
 use super::run::{Columns, Run, Sql};
-use super::{by_id_or, commit, rows, Backend, SqlStore};
+use super::{by_id_or, rows, Backend, SqlStore};
 
 /// Rows per multi-row statement, under SQLite's bound-parameter limit
 /// (32,766) for the widest row (12 columns).
@@ -164,8 +164,14 @@ pub async fn insert_messages<DB: Dialect + Run>(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
+    // Rows go in in eventId order: two batches committing at once (several
+    // PostgreSQL writers) that carry the same eventIds then wait for each
+    // other in one order, instead of each holding one the other waits for (a
+    // deadlock, which would fail both batches).
+    let mut in_order: Vec<&(&Message, &Targets)> = messages.iter().collect();
+    in_order.sort_by(|(a, _), (b, _)| (&a.app_id, &a.event_id).cmp(&(&b.app_id, &b.event_id)));
     let mut inserted = HashSet::new();
-    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+    for chunk in in_order.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::bulk::<DB>(
             "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
                  expires_at) VALUES ",
@@ -347,37 +353,18 @@ pub async fn record_attempts<DB: Dialect + Run>(
 }
 
 impl<DB: Backend> SqlStore<DB> {
-    /// Writes the message and its deliveries: through group commit where the
-    /// store has it, else in a transaction of its own.
+    /// Writes the message and its deliveries (group commit, `batch.rs`).
     pub(crate) async fn create_message(
         &self,
         msg: &Message,
         targets: &Targets,
     ) -> Result<Vec<String>> {
-        if let Some(batch) = &self.batch {
-            return batch.create_message(msg, targets).await;
-        }
-        let mut tx = self.begin().await?;
-        let queued = insert_messages(&mut tx, &[(msg, targets)])
-            .await?
-            .pop()
-            .expect("one outcome per message")?;
-        if !queued.is_empty() {
-            notify_work(&mut tx).await?;
-        }
-        commit(tx).await?;
-        Ok(queued)
+        self.batch.create_message(msg, targets).await
     }
 
-    /// Records the attempt and moves its delivery on, through group commit
-    /// where the store has it.
+    /// Records the attempt and moves its delivery on (group commit).
     pub(crate) async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
-        if let Some(batch) = &self.batch {
-            return batch.record_attempt(attempt, next).await;
-        }
-        let mut tx = self.begin().await?;
-        record_attempts(&mut tx, &[(attempt, next)]).await?;
-        commit(tx).await
+        self.batch.record_attempt(attempt, next).await
     }
 
     pub(crate) async fn get_message(

@@ -99,12 +99,13 @@ impl SqlStore<Sqlite> {
             .connect_with(connect.read_only(true))
             .await
             .map_err(db_err)?;
-        let batch = Batcher::start(writer.clone());
+        // One writer task: SQLite has one writer connection.
+        let batch = Batcher::start(writer.clone(), 1);
         Ok(SqlStore {
             reader,
             writer,
             keyring,
-            batch: Some(batch),
+            batch,
             backend: (),
         })
     }
