@@ -101,8 +101,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_endpoints(&self, app_id: &str, page: &Page) -> Result<PageOf<Endpoint>>;
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()>;
-    /// Marks the endpoint disabled and fails its pending deliveries.
-    async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()>;
+    /// Disables an enabled endpoint on Herald's own account (`by`: a 410, or
+    /// failing too long), records who and when, and parks its pending
+    /// deliveries until it is enabled again. `false`: it was disabled already.
+    async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        by: DisabledBy,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// The keys that sign now: the current one first, then unexpired old ones.
     async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>>;
     /// Makes `new_key` current; the old current key keeps signing until `old_until`.

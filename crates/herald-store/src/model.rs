@@ -78,8 +78,98 @@ pub struct Endpoint {
     /// Content filter: a message is sent only when every rule holds for its
     /// payload (empty: always).
     pub filters: Vec<Rule>,
+    /// What its attempts say of it, kept by the store as they are recorded
+    /// (an update of the endpoint never writes it).
+    pub health: Health,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// An endpoint's health: exactly one [`EndpointState`] at any moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Health {
+    /// The first failed attempt of the current run of failures; `None`
+    /// when the last attempt succeeded (or none was made).
+    pub failing_since: Option<Timestamp>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: i64,
+    /// What the last failed attempt said (a status and body prefix, or why
+    /// there was no response), while failing.
+    pub last_error: Option<String>,
+    /// Who disabled it, while disabled.
+    pub disabled_by: Option<DisabledBy>,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// Who disabled an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisabledBy {
+    /// A person, through the API or the portal.
+    Manual,
+    /// Its receiver answered 410 Gone.
+    Gone,
+    /// Herald, after it failed every attempt for `HERALD_ENDPOINT_DISABLE_AFTER`.
+    Failing,
+}
+
+impl DisabledBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledBy::Manual => "manual",
+            DisabledBy::Gone => "gone",
+            DisabledBy::Failing => "failing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DisabledBy> {
+        match s {
+            "manual" => Some(DisabledBy::Manual),
+            "gone" => Some(DisabledBy::Gone),
+            "failing" => Some(DisabledBy::Failing),
+            _ => None,
+        }
+    }
+
+    /// Whether Herald did it rather than a person.
+    pub fn automatic(self) -> bool {
+        self != DisabledBy::Manual
+    }
+}
+
+/// The one state an endpoint is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointState {
+    /// Enabled, and its last attempt succeeded (or none was made).
+    Active,
+    /// Enabled, and every attempt since `failing_since` failed.
+    Failing,
+    /// Disabled by a person.
+    Disabled,
+    /// Disabled by Herald (410 Gone, or failing too long).
+    AutoDisabled,
+}
+
+impl EndpointState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointState::Active => "active",
+            EndpointState::Failing => "failing",
+            EndpointState::Disabled => "disabled",
+            EndpointState::AutoDisabled => "auto_disabled",
+        }
+    }
+}
+
+impl Endpoint {
+    /// The endpoint's state, from its `disabled` flag and its health.
+    pub fn state(&self) -> EndpointState {
+        match (self.disabled, self.health.disabled_by) {
+            (true, Some(by)) if by.automatic() => EndpointState::AutoDisabled,
+            (true, _) => EndpointState::Disabled,
+            (false, _) if self.health.failing_since.is_some() => EndpointState::Failing,
+            (false, _) => EndpointState::Active,
+        }
+    }
 }
 
 /// An endpoint's transformation, as Svix's API reads and writes it.
@@ -157,8 +247,10 @@ pub struct Message {
 pub struct Gauges {
     /// Deliveries whose next attempt is due (leased ones included).
     pub due: i64,
-    pub endpoints_enabled: i64,
+    pub endpoints_active: i64,
+    pub endpoints_failing: i64,
     pub endpoints_disabled: i64,
+    pub endpoints_auto_disabled: i64,
 }
 
 /// What one [`Store::prune`](crate::Store::prune) call removed.
@@ -544,6 +636,7 @@ mod tests {
             date_format: "unix".into(),
             transformation: Transformation::default(),
             filters: Vec::new(),
+            health: Health::default(),
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }

@@ -259,6 +259,7 @@ fn endpoint(id: &str, now: Timestamp) -> Endpoint {
         date_format: "unix".into(),
         transformation: Transformation::default(),
         filters: Vec::new(),
+        health: Default::default(),
         created_at: now,
         updated_at: now,
     }
@@ -962,20 +963,61 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
     );
     assert_eq!(keys(3601).await.len(), 2);
 
-    // Disabled while an attempt is in flight: the failed attempt gets no retry.
+    // Disabled while an attempt is in flight: the delivery is parked (no next
+    // attempt, still pending), not failed.
     assert_eq!(t.claim_due(t0, at(60), 10, &[]).await.unwrap().len(), 1);
-    t.disable_endpoint("ep_1").await.unwrap();
+    assert!(t
+        .disable_endpoint("ep_1", DisabledBy::Gone, at(1))
+        .await
+        .unwrap());
     assert!(
-        t.get_endpoint("app_1", "ep_1")
+        !t.disable_endpoint("ep_1", DisabledBy::Gone, at(1))
             .await
-            .unwrap()
-            .unwrap()
-            .disabled
+            .unwrap(),
+        "already disabled"
     );
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert!(ep.disabled);
+    assert_eq!(ep.state(), EndpointState::AutoDisabled);
+    assert_eq!(ep.health.disabled_at, Some(at(1)));
     t.record_attempt(&attempt(at(1)), &Next::RetryAt(at(5)))
         .await
         .unwrap();
     assert_eq!(t.next_due().await.unwrap(), None);
+    assert_eq!(
+        t.endpoint_stats("ep_1", None, None).await.unwrap(),
+        EndpointStats {
+            pending: 1,
+            ..EndpointStats::default()
+        }
+    );
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(ep.health.consecutive_failures, 1);
+    assert_eq!(ep.health.failing_since, Some(at(1)));
+    assert_eq!(ep.health.last_error.as_deref(), Some("500"));
+
+    // Enabled again: what was parked is due at once, the failure run starts
+    // over, and who disabled it is forgotten.
+    let enabled = Endpoint {
+        disabled: false,
+        updated_at: at(2),
+        ..ep
+    };
+    t.update_endpoint(&enabled).await.unwrap();
+    assert_eq!(t.next_due().await.unwrap(), Some(at(2)));
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(
+        (ep.state(), ep.health),
+        (EndpointState::Active, Health::default())
+    );
+
+    // Its last try fails: no more retries.
+    assert_eq!(t.claim_due(at(2), at(62), 10, &[]).await.unwrap().len(), 1);
+    let last = Attempt {
+        id: "atmpt_2".into(),
+        ..attempt(at(3))
+    };
+    t.record_attempt(&last, &Next::GiveUp).await.unwrap();
     let stats = t.endpoint_stats("ep_1", None, None).await.unwrap();
     assert_eq!(
         stats,
@@ -989,6 +1031,14 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
         EndpointStats::default(),
         "the delivery was created before the window"
     );
+    assert_eq!(
+        t.get_endpoint("app_1", "ep_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .state(),
+        EndpointState::Failing
+    );
 
     // Recover queues failed deliveries again, as manual attempts.
     assert_eq!(t.recover("ep_1", at(-1), None, at(10)).await.unwrap(), 1);
@@ -999,7 +1049,7 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(job.trigger, TriggerType::Manual);
-    assert!(job.disabled);
+    assert!(!job.disabled);
 
     // Resend during a lease keeps the delivery sending; a new endpoint gets a
     // new delivery.
@@ -2028,16 +2078,56 @@ async fn gauges_count_due_deliveries_and_endpoints_by_state(t: &TestStore) {
     t.create_endpoint(&endpoint("ep_2", now), "whsec_key")
         .await
         .unwrap();
-    t.disable_endpoint("ep_2").await.unwrap();
+    t.disable_endpoint("ep_2", DisabledBy::Failing, now)
+        .await
+        .unwrap();
+    let mut ep_3 = endpoint("ep_3", now);
+    ep_3.disabled = true;
+    t.create_endpoint(&ep_3, "whsec_key").await.unwrap();
     let g = t.gauges(now).await.unwrap();
     assert_eq!(
         g,
         Gauges {
             due: 1,
-            endpoints_enabled: 1,
-            endpoints_disabled: 1
+            endpoints_active: 1,
+            endpoints_failing: 0,
+            endpoints_disabled: 1,
+            endpoints_auto_disabled: 1,
         }
     );
     // Not yet due a second before.
     assert_eq!(t.gauges(now - Span::seconds(1)).await.unwrap().due, 0);
+
+    // Failures make ep_1 failing, since the first of them, counted; a
+    // success ends the run; skipped attempts say nothing.
+    let try_at = |n: i64, status, skipped| Attempt {
+        id: format!("atmpt_h{n}"),
+        status,
+        skipped,
+        ..attempt(now + Span::seconds(n))
+    };
+    for n in 1..=3 {
+        t.record_attempt(&try_at(n, MessageStatus::Fail, None), &Next::RetryAt(now))
+            .await
+            .unwrap();
+    }
+    t.record_attempt(
+        &try_at(4, MessageStatus::Success, Some(Skip::Filtered)),
+        &Next::Done,
+    )
+    .await
+    .unwrap();
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(ep.state(), EndpointState::Failing);
+    assert_eq!(ep.health.failing_since, Some(now + Span::seconds(1)));
+    assert_eq!(ep.health.consecutive_failures, 3);
+    assert_eq!(t.gauges(now).await.unwrap().endpoints_failing, 1);
+    t.record_attempt(&try_at(5, MessageStatus::Success, None), &Next::Done)
+        .await
+        .unwrap();
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(
+        (ep.state(), ep.health),
+        (EndpointState::Active, Health::default())
+    );
 }

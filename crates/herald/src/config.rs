@@ -194,6 +194,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_TRANSFORMATION_THREADS")]
     pub transformation_threads: Option<usize>,
 
+    /// How long an endpoint may fail every attempt before Herald disables it
+    /// (e.g. "5days", "12h", "30s"); its pending deliveries wait until it is
+    /// enabled again.
+    #[arg(long, env = "HERALD_ENDPOINT_DISABLE_AFTER", default_value = "5days")]
+    pub endpoint_disable_after: humantime::Duration,
+
     /// Bearer token `GET /metrics` asks for. Unset: the metrics are open to
     /// whoever reaches the listen address (they hold counts, never data).
     #[arg(long, env = "HERALD_METRICS_TOKEN", hide_env_values = true)]
@@ -283,6 +289,8 @@ pub struct Config {
     pub transformation_threads: usize,
     /// What `GET /metrics` asks for, if anything.
     pub metrics_token: Option<SecretString>,
+    /// How long an endpoint may fail every attempt before it is disabled.
+    pub endpoint_disable_after: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -408,6 +416,7 @@ impl ServeArgs {
                 .metrics_token
                 .clone()
                 .filter(|t| !t.expose_secret().is_empty()),
+            endpoint_disable_after: *self.endpoint_disable_after,
         })
     }
 

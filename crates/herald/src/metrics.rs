@@ -44,8 +44,10 @@ struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
 enum EndpointState {
-    enabled,
+    active,
+    failing,
     disabled,
+    auto_disabled,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -171,16 +173,14 @@ impl Metrics {
             match store.gauges(Utc::now()).await {
                 Ok(g) => {
                     self.queue_due.set(g.due);
-                    self.endpoints
-                        .get_or_create(&StateLabel {
-                            state: EndpointState::enabled,
-                        })
-                        .set(g.endpoints_enabled);
-                    self.endpoints
-                        .get_or_create(&StateLabel {
-                            state: EndpointState::disabled,
-                        })
-                        .set(g.endpoints_disabled);
+                    for (state, n) in [
+                        (EndpointState::active, g.endpoints_active),
+                        (EndpointState::failing, g.endpoints_failing),
+                        (EndpointState::disabled, g.endpoints_disabled),
+                        (EndpointState::auto_disabled, g.endpoints_auto_disabled),
+                    ] {
+                        self.endpoints.get_or_create(&StateLabel { state }).set(n);
+                    }
                     *self.last_error.lock().expect("metrics lock") = None;
                 }
                 Err(e) => {

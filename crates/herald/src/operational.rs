@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use herald_core::id::{new_id, IdPrefix};
-use herald_store::{Application, Attempt, Endpoint, Job, Next, Store, StoreError, Targets};
+use herald_store::{
+    Application, Attempt, DisabledBy, Endpoint, Job, Next, Store, StoreError, Targets,
+};
 use serde_json::{json, Value};
 
 use crate::dispatch::Wake;
@@ -41,13 +43,6 @@ pub fn ops_org(org_id: &str) -> String {
 /// Whether `org_id` is such an organisation.
 pub fn is_ops_org(org_id: &str) -> bool {
     org_id.ends_with(OPS_ORG_SUFFIX)
-}
-
-/// Why an endpoint was disabled (Svix's `EndpointDisabledTrigger`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DisabledBy {
-    Manual,
-    Automatic,
 }
 
 pub struct Operational {
@@ -97,7 +92,9 @@ impl Operational {
         self.emit(&app.org_id, event_type, data).await;
     }
 
-    /// `endpoint.disabled`, saying by whom, and since when it failed if known.
+    /// `endpoint.disabled`, saying whether a person or Herald did it (Svix's
+    /// `trigger`: `manual`, `automatic`), Herald's reason (`gone`, `failing`),
+    /// and since when it failed if it did.
     pub async fn endpoint_disabled(
         &self,
         app: &Application,
@@ -106,10 +103,12 @@ impl Operational {
         failing_since: Option<DateTime<Utc>>,
     ) {
         let mut data = endpoint_data(app, ep);
-        data["trigger"] = json!(match by {
-            DisabledBy::Manual => "manual",
-            DisabledBy::Automatic => "automatic",
+        data["trigger"] = json!(if by.automatic() {
+            "automatic"
+        } else {
+            "manual"
         });
+        data["reason"] = json!(by.as_str());
         if let Some(since) = failing_since {
             data["failSince"] = json!(since);
         }

@@ -315,25 +315,24 @@ pub async fn record_attempts<DB: Dialect + Run>(
         });
         sql.execute(&mut *tx).await?;
 
-        // One statement moves every delivery of the chunk on. An endpoint
-        // disabled while this attempt was in flight (a 410 to another
-        // delivery, or the API) gets no retry; it is looked up by key, and the
-        // moves are a VALUES list, whose length the planner knows (a list
-        // bound as JSON is guessed at 100 rows, and PostgreSQL would hash the
-        // whole delivery table to join it).
-        let mut sql = Sql::bulk::<DB>("UPDATE delivery SET status = CASE WHEN u.status = ");
-        sql.push_bind(MessageStatus::Pending)
-            .push(" AND u.disabled THEN ")
-            .push_bind(MessageStatus::Fail)
-            .push(
-                " ELSE u.status END,
+        // One statement moves every delivery of the chunk on. One whose
+        // endpoint was disabled while this attempt was in flight (a 410 to
+        // another delivery, the API, failing too long) is parked: its status
+        // stays, with no next attempt, until the endpoint is enabled. The
+        // endpoint is looked up by key, and the moves are a VALUES list,
+        // whose length the planner knows (a list bound as JSON is guessed at
+        // 100 rows, and PostgreSQL would hash the whole delivery table to
+        // join it).
+        let mut sql = Sql::bulk::<DB>("UPDATE delivery SET status = u.status,");
+        sql.push(
+            "
                  next_attempt_at = CASE WHEN u.disabled THEN NULL ELSE u.next_at END,
                  attempts = attempts + 1, lease_until = NULL, manual = FALSE, updated_at = u.at
              FROM (SELECT v.column1 AS msg_id, v.column2 AS endpoint_id, v.column3 AS status,
                           v.column4 AS next_at, v.column5 AS at,
                           (SELECT e.disabled FROM endpoint e WHERE e.id = v.column2) AS disabled
                    FROM (VALUES ",
-            );
+        );
         sql.reserve(chunk.len() * 5);
         sql.push_values(chunk, |row, (a, next)| {
             let (status, next_at) = next.delivery_state();
@@ -348,7 +347,100 @@ pub async fn record_attempts<DB: Dialect + Run>(
              WHERE delivery.msg_id = u.msg_id AND delivery.endpoint_id = u.endpoint_id",
         );
         sql.execute(&mut *tx).await?;
+        record_health::<DB>(tx, chunk).await?;
     }
+    Ok(())
+}
+
+/// What a chunk of attempts says of one endpoint's health.
+struct HealthMove<'a> {
+    endpoint_id: &'a str,
+    /// An attempt succeeded: the failure run starts over after it.
+    reset: bool,
+    /// Failed attempts after the last success (or all, without one).
+    fails: i64,
+    first_fail: Option<Timestamp>,
+    error: Option<String>,
+}
+
+/// The longest last error kept on an endpoint.
+const LAST_ERROR_CHARS: usize = 300;
+
+/// Moves the health of the chunk's endpoints on: a success ends a failure
+/// run, failures extend it (since the first of them). An endpoint that was
+/// healthy and stays so is not written (nor locked): the hot path of a
+/// healthy endpoint costs nothing here. Endpoints are updated in id order, so
+/// concurrent batches lock them in one order. Skipped attempts (filtered,
+/// cancelled) say nothing of the endpoint.
+async fn record_health<DB: Dialect + Run>(
+    tx: &mut Transaction<'_, DB>,
+    chunk: &[(&Attempt, &Next)],
+) -> Result<()> {
+    let mut moves: Vec<HealthMove<'_>> = Vec::new();
+    let mut order: Vec<&(&Attempt, &Next)> =
+        chunk.iter().filter(|(a, _)| a.skipped.is_none()).collect();
+    order.sort_by(|(a, _), (b, _)| {
+        (&a.endpoint_id, a.created_at).cmp(&(&b.endpoint_id, b.created_at))
+    });
+    for (a, _) in order {
+        if moves.last().is_none_or(|m| m.endpoint_id != a.endpoint_id) {
+            moves.push(HealthMove {
+                endpoint_id: &a.endpoint_id,
+                reset: false,
+                fails: 0,
+                first_fail: None,
+                error: None,
+            });
+        }
+        let m = moves.last_mut().expect("pushed above");
+        if a.status == MessageStatus::Success {
+            *m = HealthMove {
+                endpoint_id: m.endpoint_id,
+                reset: true,
+                fails: 0,
+                first_fail: None,
+                error: None,
+            };
+        } else {
+            m.fails += 1;
+            m.first_fail.get_or_insert(a.created_at);
+            let said = if a.response_status_code > 0 {
+                format!("{} {}", a.response_status_code, a.response)
+            } else {
+                a.response.clone()
+            };
+            m.error = Some(said.trim().chars().take(LAST_ERROR_CHARS).collect());
+        }
+    }
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::bulk::<DB>(
+        "UPDATE endpoint SET
+             consecutive_failures = CASE WHEN u.reset THEN u.fails
+                 ELSE consecutive_failures + u.fails END,
+             failing_since = CASE WHEN u.fails = 0 THEN NULL WHEN u.reset THEN u.first_fail
+                 ELSE COALESCE(failing_since, u.first_fail) END,
+             last_error = CASE WHEN u.fails = 0 THEN NULL ELSE u.error END
+         FROM (SELECT v.column1 AS id, v.column2 AS reset, v.column3 AS fails,
+                      v.column4 AS first_fail, v.column5 AS error
+               FROM (VALUES ",
+    );
+    sql.reserve(moves.len() * 5);
+    sql.push_values(&moves, |row, m| {
+        row.bind(m.endpoint_id)
+            .bind(m.reset)
+            .bind(m.fails)
+            .bind(m.first_fail)
+            .bind(m.error.clone());
+    });
+    sql.push(
+        ") AS v) AS u
+         WHERE endpoint.id = u.id
+           AND (u.fails > 0 OR endpoint.failing_since IS NOT NULL
+                OR endpoint.consecutive_failures <> 0)",
+    );
+    sql.execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -1,7 +1,5 @@
 //! Applications, event types and endpoints with their signing keys.
 
-use chrono::Utc;
-
 use crate::codec::{found, json_text, list_text, open_secret, seal_headers, seal_map, seal_secret};
 use crate::model::*;
 use crate::{Conflict, Keyring, Result};
@@ -214,9 +212,22 @@ impl<DB: Backend> SqlStore<DB> {
             .await
     }
 
+    /// Saves the endpoint's own fields (never its health). Disabling it
+    /// records who and when, and parks its pending deliveries; enabling it
+    /// clears its failure run and makes what was parked due now.
     pub(crate) async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        let mut tx = self.begin().await?;
         let sql = Sql::new(
-            "UPDATE endpoint SET uid = $1, url = $2, description = $3, disabled = $4,
+            "UPDATE endpoint SET uid = $1, url = $2, description = $3,
+                 disabled_by = CASE WHEN NOT $4 THEN NULL WHEN disabled THEN disabled_by
+                     ELSE $19 END,
+                 disabled_at = CASE WHEN NOT $4 THEN NULL WHEN disabled THEN disabled_at
+                     ELSE $11 END,
+                 failing_since = CASE WHEN disabled AND NOT $4 THEN NULL ELSE failing_since END,
+                 consecutive_failures = CASE WHEN disabled AND NOT $4 THEN 0
+                     ELSE consecutive_failures END,
+                 last_error = CASE WHEN disabled AND NOT $4 THEN NULL ELSE last_error END,
+                 disabled = $4,
                  event_types = $5, channels = $6, metadata = $7, headers = $8,
                  throttle_rate = $9, date_format = $10, updated_at = $11,
                  transformation_code = $12, transformation_enabled = $13,
@@ -226,10 +237,17 @@ impl<DB: Backend> SqlStore<DB> {
         let done = endpoint_fields(sql, ep, &self.keyring)
             .bind(&ep.id)
             .bind(&ep.app_id)
+            .bind(DisabledBy::Manual.as_str())
             .on_conflict(Conflict::EndpointUid)
-            .execute(&self.writer)
+            .execute(&mut tx)
             .await?;
-        found(done)
+        found(done)?;
+        if ep.disabled {
+            park(&mut tx, &ep.id).await?;
+        } else {
+            unpark(&mut tx, &ep.id, ep.updated_at).await?;
+        }
+        commit(tx).await
     }
 
     pub(crate) async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()> {
@@ -241,25 +259,30 @@ impl<DB: Backend> SqlStore<DB> {
         found(done)
     }
 
-    pub(crate) async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()> {
-        let now = Utc::now();
+    /// Disables an enabled endpoint on Herald's own account, parking its
+    /// pending deliveries. `false`: it was already disabled (or is gone).
+    pub(crate) async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        by: DisabledBy,
+        now: Timestamp,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        Sql::new("UPDATE endpoint SET disabled = TRUE, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(endpoint_id)
-            .execute(&mut tx)
-            .await?;
-        Sql::new(
-            "UPDATE delivery SET status = $1, next_attempt_at = NULL, lease_until = NULL,
-                 updated_at = $2
-             WHERE endpoint_id = $3 AND next_attempt_at IS NOT NULL",
+        let done = Sql::new(
+            "UPDATE endpoint SET disabled = TRUE, disabled_by = $1, disabled_at = $2, updated_at = $2
+             WHERE id = $3 AND disabled = FALSE",
         )
-        .bind(MessageStatus::Fail)
+        .bind(by.as_str())
         .bind(now)
         .bind(endpoint_id)
         .execute(&mut tx)
         .await?;
-        commit(tx).await
+        if done == 0 {
+            return Ok(false);
+        }
+        park(&mut tx, endpoint_id).await?;
+        commit(tx).await?;
+        Ok(true)
     }
 
     pub(crate) async fn secrets(
@@ -409,4 +432,38 @@ fn endpoint_fields<'a>(sql: Sql<'a>, ep: &'a Endpoint, keyring: &Keyring) -> Sql
         ))
         .bind(ep.transformation.updated_at)
         .bind(serde_json::to_string(&ep.filters).expect("rules serialize"))
+}
+
+/// Parks a disabled endpoint's pending deliveries: nothing claims them (no
+/// `next_attempt_at`) and they keep their status, pending or sending, so
+/// [`unpark`] finds them. One in flight is parked when its attempt is
+/// recorded.
+async fn park<DB: Backend>(tx: &mut sqlx::Transaction<'_, DB>, endpoint_id: &str) -> Result<()> {
+    Sql::new(
+        "UPDATE delivery SET next_attempt_at = NULL, lease_until = NULL
+         WHERE endpoint_id = $1 AND next_attempt_at IS NOT NULL",
+    )
+    .bind(endpoint_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Makes a re-enabled endpoint's parked deliveries due at `now`.
+async fn unpark<DB: Backend>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    endpoint_id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    Sql::new(
+        "UPDATE delivery SET next_attempt_at = $1, updated_at = $1
+         WHERE endpoint_id = $2 AND next_attempt_at IS NULL AND status IN ($3, $4)",
+    )
+    .bind(now)
+    .bind(endpoint_id)
+    .bind(MessageStatus::Pending)
+    .bind(MessageStatus::Sending)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -87,6 +87,16 @@ pub fn endpoint(keyring: &Keyring, r: &impl Columns) -> Result<Endpoint> {
         },
         filters: serde_json::from_str(&r.text("filters")?)
             .map_err(|e| StoreError::Corrupt(format!("endpoint.filters: {e}")))?,
+        health: Health {
+            failing_since: r.opt_time("failing_since")?,
+            consecutive_failures: r.int("consecutive_failures")?,
+            last_error: r.opt_text("last_error")?,
+            disabled_by: r
+                .opt_text("disabled_by")?
+                .as_deref()
+                .and_then(DisabledBy::parse),
+            disabled_at: r.opt_time("disabled_at")?,
+        },
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
     })

@@ -82,8 +82,13 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.delete_endpoint(app_id, id).await
     }
 
-    async fn disable_endpoint(&self, endpoint_id: &str) -> Result<()> {
-        self.disable_endpoint(endpoint_id).await
+    async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        by: DisabledBy,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.disable_endpoint(endpoint_id, by, now).await
     }
 
     async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>> {

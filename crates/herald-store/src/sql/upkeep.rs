@@ -182,20 +182,36 @@ impl<DB: Backend> SqlStore<DB> {
         .fetch_optional_as(&self.reader, |r| r.int("n"))
         .await?
         .unwrap_or(0);
-        let by_state = Sql::new("SELECT disabled, COUNT(*) AS n FROM endpoint GROUP BY disabled")
-            .fetch_all_as(&self.reader, |r| Ok((r.flag("disabled")?, r.int("n")?)))
-            .await?;
-        let count = |disabled: bool| {
+        // The state [`Endpoint::state`] gives, counted in the database.
+        let by_state = Sql::new(
+            "SELECT CASE WHEN disabled AND disabled_by IN ($1, $2) THEN $3
+                         WHEN disabled THEN $4
+                         WHEN failing_since IS NOT NULL THEN $5
+                         ELSE $6 END AS state,
+                    COUNT(*) AS n
+             FROM endpoint GROUP BY 1",
+        )
+        .bind(DisabledBy::Gone.as_str())
+        .bind(DisabledBy::Failing.as_str())
+        .bind(EndpointState::AutoDisabled.as_str())
+        .bind(EndpointState::Disabled.as_str())
+        .bind(EndpointState::Failing.as_str())
+        .bind(EndpointState::Active.as_str())
+        .fetch_all_as(&self.reader, |r| Ok((r.text("state")?, r.int("n")?)))
+        .await?;
+        let count = |state: EndpointState| {
             by_state
                 .iter()
-                .filter(|(d, _)| *d == disabled)
+                .filter(|(s, _)| s == state.as_str())
                 .map(|(_, n)| n)
                 .sum()
         };
         Ok(Gauges {
             due,
-            endpoints_enabled: count(false),
-            endpoints_disabled: count(true),
+            endpoints_active: count(EndpointState::Active),
+            endpoints_failing: count(EndpointState::Failing),
+            endpoints_disabled: count(EndpointState::Disabled),
+            endpoints_auto_disabled: count(EndpointState::AutoDisabled),
         })
     }
 

@@ -159,6 +159,7 @@ pub async fn create(
         date_format,
         transformation: Transformation::default(),
         filters: check_filters("filters", input.filters.unwrap_or_default())?,
+        health: Default::default(),
         created_at: now,
         updated_at: now,
     };
@@ -206,7 +207,8 @@ pub async fn update(
     }
     ep.updated_at = Utc::now();
     endpoints::update(&state, &app, &ep).await?;
-    Ok(Json(ep.into()))
+    // As saved: enabling it also cleared its failure run.
+    Ok(Json(load_endpoint(&state, &app, &ep.id).await?.into()))
 }
 
 pub async fn patch(
@@ -270,7 +272,8 @@ pub async fn patch(
     }
     ep.updated_at = Utc::now();
     endpoints::update(&state, &app, &ep).await?;
-    Ok(Json(ep.into()))
+    // As saved: enabling it also cleared its failure run.
+    Ok(Json(load_endpoint(&state, &app, &ep.id).await?.into()))
 }
 
 pub async fn delete(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use herald_store::{
-    Application, Attempt, Delivery, Endpoint, EventType, Message, MessageStatus, PageOf,
+    Application, Attempt, Delivery, DisabledBy, Endpoint, EventType, Message, MessageStatus, PageOf,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -138,12 +138,26 @@ pub struct EndpointOut {
     pub date_format: String,
     /// Herald's: the content filter (empty: every message is sent).
     pub filters: Vec<herald_core::filter::Rule>,
+    /// Herald's: `active`, `failing`, `disabled` (by a person) or
+    /// `auto_disabled` (by Herald), with the facts behind it.
+    pub state: &'static str,
+    /// Herald's: while failing, the first failed attempt of the run.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Herald's: failed attempts in a row.
+    pub consecutive_failures: i64,
+    /// Herald's: while failing, what the last attempt got.
+    pub last_error: Option<String>,
+    /// Herald's: while disabled, why (`manual`, `gone`: answered 410,
+    /// `failing`: failed every attempt for too long) and when.
+    pub disabled_reason: Option<&'static str>,
+    pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl From<Endpoint> for EndpointOut {
     fn from(e: Endpoint) -> Self {
+        let state = e.state().as_str();
         EndpointOut {
             metadata: metadata_map(&e.metadata),
             filter_types: e.event_types.clone(),
@@ -156,6 +170,14 @@ impl From<Endpoint> for EndpointOut {
             channels: e.channels,
             throttle_rate: e.throttle_rate,
             date_format: e.date_format,
+            state,
+            failing_since: e.health.failing_since.map(ms),
+            consecutive_failures: e.health.consecutive_failures,
+            last_error: e.health.last_error.clone(),
+            disabled_reason: e
+                .disabled
+                .then(|| e.health.disabled_by.unwrap_or(DisabledBy::Manual).as_str()),
+            disabled_at: e.health.disabled_at.map(ms),
             filters: e.filters,
             created_at: ms(e.created_at),
             updated_at: ms(e.updated_at),

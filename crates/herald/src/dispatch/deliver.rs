@@ -15,7 +15,7 @@ use herald_core::filter;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::schedule::{jittered, retry_after_delay};
 use herald_core::signing::{signature_header, EndpointSecret};
-use herald_store::{Attempt, Endpoint, Job, MessageStatus, Next, Skip, Store};
+use herald_store::{Attempt, DisabledBy, Endpoint, Job, MessageStatus, Next, Skip, Store};
 use herald_transform::{Outcome as Transformed, Transformer, Webhook};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -25,7 +25,7 @@ use super::client::{self, DeliveryClient, Outcome};
 use super::limits::EndpointLimits;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::operational::{DisabledBy, Operational};
+use crate::operational::Operational;
 
 /// How long the worker reuses what it read of an endpoint (its URL, headers,
 /// state and signing keys) before reading it again. An edit, a disable, a
@@ -141,6 +141,12 @@ impl Deliverer {
             }
         };
         let ep = current.endpoint.as_ref()?;
+        // Disabled meanwhile: the store parks the delivery (no attempt is
+        // made or logged) until the endpoint is enabled. A Test still shows
+        // why nothing was sent.
+        if job.disabled && retries == Retries::Scheduled {
+            return None;
+        }
         // Where the request went: the endpoint's URL, or the one its
         // transformation chose.
         let mut url = job.url.clone();
@@ -231,6 +237,9 @@ impl Deliverer {
         self.metrics.attempted(&attempt, lag);
         if retries == Retries::Scheduled && !job.disabled {
             self.operational.after_attempt(&job, &attempt, &next).await;
+            if attempt.status == MessageStatus::Fail && attempt.skipped.is_none() {
+                self.disable_if_failing_too_long(&job, ep).await;
+            }
         }
         Some((attempt, next))
     }
@@ -337,24 +346,47 @@ impl Deliverer {
     /// Gone: the receiver asks us to stop. Disable the endpoint, and tell the
     /// operator.
     async fn disable_gone(&self, job: &Job, ep: &Endpoint) {
+        self.disable(job, ep, DisabledBy::Gone).await;
+    }
+
+    /// An endpoint whose every attempt failed for `HERALD_ENDPOINT_DISABLE_AFTER`
+    /// (as last read: at most [`ENDPOINT_FRESHNESS`] old) is disabled.
+    async fn disable_if_failing_too_long(&self, job: &Job, ep: &Endpoint) {
+        let Some(since) = ep.health.failing_since else {
+            return;
+        };
+        let limit = chrono::Duration::from_std(self.config.endpoint_disable_after)
+            .unwrap_or(chrono::Duration::MAX);
+        if Utc::now() - since >= limit {
+            self.disable(job, ep, DisabledBy::Failing).await;
+        }
+    }
+
+    /// Disables the endpoint on Herald's account and, if this call did it,
+    /// tells the operator.
+    async fn disable(&self, job: &Job, ep: &Endpoint, by: DisabledBy) {
         let endpoint_id = &job.endpoint_id;
-        let disabled = self.store.disable_endpoint(endpoint_id).await;
+        let disabled = self
+            .store
+            .disable_endpoint(endpoint_id, by, Utc::now())
+            .await;
         self.forget(endpoint_id);
         match disabled {
-            Ok(()) => {
-                tracing::info!(endpoint = %endpoint_id, "endpoint answered 410 Gone; disabled");
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(endpoint = %endpoint_id, reason = by.as_str(), "endpoint disabled");
                 if let Ok(Some(app)) = self.store.get_app(&job.org_id, &job.app_id).await {
-                    let gone = Endpoint {
+                    let now_disabled = Endpoint {
                         disabled: true,
                         ..ep.clone()
                     };
                     self.operational
-                        .endpoint_disabled(&app, &gone, DisabledBy::Automatic, None)
+                        .endpoint_disabled(&app, &now_disabled, by, ep.health.failing_since)
                         .await;
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, endpoint = %endpoint_id, "cannot disable endpoint after 410")
+                tracing::error!(error = %e, endpoint = %endpoint_id, reason = by.as_str(), "cannot disable endpoint")
             }
         }
     }

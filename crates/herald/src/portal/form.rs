@@ -428,6 +428,7 @@ pub async fn create(
             variables: BTreeMap::new(),
         },
         filters: c.filters,
+        health: Default::default(),
         created_at: now,
         updated_at: now,
     };

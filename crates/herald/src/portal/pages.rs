@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use herald_core::dates::{convert_dates, DateFormat};
 use herald_store::{
-    Application, Attempt, Endpoint, EventType, ListFilter, MessageStatus, Page, Store,
+    Application, Attempt, DisabledBy, Endpoint, EndpointState, EventType, ListFilter,
+    MessageStatus, Page, Store,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -163,14 +164,8 @@ pub async fn home(
             .await?;
         let done = stats.success + stats.fail;
         let rate = (done > 0).then(|| format!("{} %", (stats.success * 100 + done / 2) / done));
-        let last = newest_attempt(state.store.as_ref(), &app.id, &ep.id).await?;
-        let status = if ep.disabled {
-            "disabled"
-        } else if last.is_some_and(|a| a.status == MessageStatus::Fail) {
-            "failing"
-        } else {
-            "active"
-        };
+        // The endpoint's one state, as its page and the API say it.
+        let status = state_word(&ep);
         rows.push(json!({
             "id": ep.id,
             "url": ep.url,
@@ -207,22 +202,44 @@ async fn all_endpoints(store: &dyn Store, app_id: &str) -> PortalResult<Vec<Endp
     }
 }
 
-async fn newest_attempt(
-    store: &dyn Store,
-    app_id: &str,
-    endpoint_id: &str,
-) -> PortalResult<Option<Attempt>> {
-    let page = Page {
-        limit: 1,
-        iterator: None,
-        descending: true,
-    };
-    Ok(store
-        .list_attempts_by_endpoint(app_id, endpoint_id, &ListFilter::default(), &page)
-        .await?
-        .items
-        .into_iter()
-        .next())
+/// An endpoint's state in the portal's words (its badge's class too).
+fn state_word(ep: &Endpoint) -> &'static str {
+    match ep.state() {
+        EndpointState::Active => "active",
+        EndpointState::Failing => "failing",
+        EndpointState::Disabled => "disabled",
+        EndpointState::AutoDisabled => "disabled",
+    }
+}
+
+/// Why an endpoint is in its state, in a sentence (none when all is well).
+fn state_detail(ep: &Endpoint) -> Option<String> {
+    let h = &ep.health;
+    match ep.state() {
+        EndpointState::Active => None,
+        EndpointState::Failing => Some(format!(
+            "Failing since {}: {} attempt{} in a row failed{}. Herald keeps retrying.",
+            time(h.failing_since?),
+            h.consecutive_failures,
+            if h.consecutive_failures == 1 { "" } else { "s" },
+            h.last_error
+                .as_deref()
+                .map(|e| format!(", the last with “{e}”"))
+                .unwrap_or_default()
+        )),
+        EndpointState::Disabled => Some(match h.disabled_at {
+            Some(at) => format!("Disabled by a person on {}. Nothing is sent until it is enabled; what was pending then waits.", time(at)),
+            None => "Disabled. Nothing is sent until it is enabled.".into(),
+        }),
+        EndpointState::AutoDisabled => Some(format!(
+            "Disabled by Herald{}{}. What was pending waits and is sent once you enable it again.",
+            h.disabled_at.map(|at| format!(" on {}", time(at))).unwrap_or_default(),
+            match h.disabled_by {
+                Some(DisabledBy::Gone) => " because the receiver answered 410 Gone",
+                _ => " because every attempt failed for too long",
+            }
+        )),
+    }
 }
 
 /// `/portal/apps`: an operator's list of the organisation's applications.
@@ -387,6 +404,8 @@ async fn endpoint_page(
                     "url": ep.url,
                     "description": ep.description,
                     "disabled": ep.disabled,
+                    "state": state_word(ep),
+                    "state_detail": state_detail(ep),
                     "events": own,
                     "channels": ep.channels.clone().unwrap_or_default(),
                     "date_format": ep.date_format,

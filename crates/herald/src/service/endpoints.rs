@@ -16,7 +16,6 @@ use serde_json::Value;
 use super::messages::{new_message, DEFAULT_RETENTION_DAYS};
 use super::{Error, FieldError, Herald, Result};
 use crate::dispatch::Retries;
-use crate::operational::DisabledBy;
 
 /// Svix keeps rotated-out keys valid for a day unless told otherwise.
 pub const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
@@ -157,7 +156,7 @@ pub async fn update(herald: &Herald, app: &Application, ep: &Endpoint) -> Result
     ops.endpoint_event("endpoint.updated", app, ep).await;
     match before.map(|b| b.disabled) {
         Some(false) if ep.disabled => {
-            ops.endpoint_disabled(app, ep, DisabledBy::Manual, None)
+            ops.endpoint_disabled(app, ep, herald_store::DisabledBy::Manual, None)
                 .await
         }
         Some(true) if !ep.disabled => ops.endpoint_event("endpoint.enabled", app, ep).await,

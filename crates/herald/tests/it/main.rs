@@ -14,6 +14,7 @@ mod delivery;
 mod demo;
 mod formats;
 mod hardening;
+mod health;
 mod idempotency;
 mod metrics;
 mod multinode;

@@ -100,7 +100,8 @@ async fn metrics_count_what_the_receivers_saw_and_ask_for_their_token() {
         ("herald_delivery_lag_seconds_count", seen_up + seen_down),
         ("herald_deliveries_in_flight", 0.0),
         ("herald_queue_due", 0.0),
-        ("herald_endpoints{state=\"enabled\"}", 2.0),
+        ("herald_endpoints{state=\"failing\"}", 1.0),
+        ("herald_endpoints{state=\"active\"}", 1.0),
         ("herald_endpoints{state=\"disabled\"}", 1.0),
     ];
     for (name, want) in expect {

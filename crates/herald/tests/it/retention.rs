@@ -91,6 +91,7 @@ async fn seed_app(store: &dyn Store) {
         date_format: "unix".into(),
         transformation: herald_store::Transformation::default(),
         filters: Vec::new(),
+        health: Default::default(),
         created_at: long_ago,
         updated_at: long_ago,
     };

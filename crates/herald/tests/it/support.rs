@@ -78,6 +78,8 @@ pub struct Options {
     pub transformation_limits: herald_transform::Limits,
     /// What `GET /metrics` asks for.
     pub metrics_token: Option<String>,
+    /// How long an endpoint may fail before it is disabled.
+    pub endpoint_disable_after: Duration,
 }
 
 impl Options {
@@ -119,6 +121,7 @@ impl Default for Options {
             test_rate_per_minute: 10,
             transformation_limits: herald_transform::Limits::default(),
             metrics_token: None,
+            endpoint_disable_after: Duration::from_secs(5 * 86_400),
         }
     }
 }
@@ -190,6 +193,7 @@ impl TestApp {
             transformation_limits: options.transformation_limits,
             transformation_threads: 2,
             metrics_token: options.metrics_token.map(SecretString::from),
+            endpoint_disable_after: options.endpoint_disable_after,
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));

@@ -1,0 +1,149 @@
+//! One health model: an endpoint failing every attempt is `failing` (since
+//! when, how many, the last error), is disabled once it has failed for
+//! `HERALD_ENDPOINT_DISABLE_AFTER` (the operator hears it), its pending
+//! deliveries wait, and enabling it again delivers them.
+
+use std::time::Duration;
+
+use herald_core::schedule::RetrySchedule;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{Options, Receiver, Reply, TestApp};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn endpoint(app: &TestApp, app_id: &str, ep: &str) -> Value {
+    let (status, body) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_too_long_is_disabled_and_enabling_it_delivers_what_waited() {
+    let app = TestApp::spawn_with(Options {
+        retry_schedule: RetrySchedule::from_delays(vec![Duration::from_millis(150); 40]).unwrap(),
+        endpoint_disable_after: Duration::from_millis(1500),
+        ..Options::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/down", Reply::status(500).body("database unavailable"));
+
+    // The operator listens.
+    let (status, ops) = app
+        .post_json(
+            "/api/v1/operational-webhook/endpoint",
+            json!({"url": receiver.url("/ops")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ops}");
+    let (_, secret) = app
+        .get_json(&format!(
+            "/api/v1/operational-webhook/endpoint/{}/secret",
+            ops["id"].as_str().unwrap()
+        ))
+        .await;
+    let secret = secret["key"].as_str().unwrap().to_string();
+
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/down")}))
+        .await;
+    let mut msgs = Vec::new();
+    for i in 0..3 {
+        msgs.push(
+            app.send(
+                &app_id,
+                json!({"eventType": "member.created", "payload": {"n": i}}),
+            )
+            .await,
+        );
+    }
+
+    // Failing: since when, how many, what it said.
+    let failing = app
+        .eventually(WAIT, "the endpoint to be failing", || async {
+            let e = endpoint(&app, &app_id, &ep).await;
+            (e["state"] == "failing").then_some(e)
+        })
+        .await;
+    assert!(failing["failingSince"].is_string(), "{failing}");
+    assert!(failing["consecutiveFailures"].as_i64().unwrap() >= 1);
+    assert!(
+        failing["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("500 database unavailable"),
+        "{failing}"
+    );
+    assert_eq!(failing["disabled"], false);
+
+    // Past the limit: disabled by Herald, and the operator is told.
+    let disabled = app
+        .eventually(WAIT, "the endpoint to be disabled", || async {
+            let e = endpoint(&app, &app_id, &ep).await;
+            (e["disabled"] == true).then_some(e)
+        })
+        .await;
+    assert_eq!(disabled["state"], "auto_disabled", "{disabled}");
+    assert_eq!(disabled["disabledReason"], "failing");
+    assert!(disabled["disabledAt"].is_string());
+    let event = app
+        .eventually(WAIT, "endpoint.disabled to reach the operator", || async {
+            receiver
+                .received_on("/ops")
+                .into_iter()
+                .find(|r| r.json()["type"] == "endpoint.disabled")
+        })
+        .await;
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&event.body, &event.headers)
+        .expect("signed with the operational endpoint's secret");
+    let data = &event.json()["data"];
+    assert_eq!(data["endpointId"], ep);
+    assert_eq!(data["trigger"], "automatic");
+    assert_eq!(data["reason"], "failing");
+    assert!(data["failSince"].is_string(), "{data}");
+
+    // Disabled: nothing more is sent, nothing is given up.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sent_before = receiver.received_on("/down").len();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(receiver.received_on("/down").len(), sent_before);
+    for msg in &msgs {
+        let (_, dest) = app
+            .get_json(&format!("/api/v1/app/{app_id}/msg/{msg}/endpoint"))
+            .await;
+        assert_ne!(dest["data"][0]["status"], 2, "not failed: {dest}");
+    }
+
+    // The receiver is fixed and a person enables the endpoint: what waited
+    // is delivered, and the endpoint is active again.
+    receiver.set_default("/down", Reply::status(200));
+    let (status, body) = app
+        .call(
+            Some(&app.token),
+            Method::PATCH,
+            &format!("/api/v1/app/{app_id}/endpoint/{ep}"),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "active");
+    assert_eq!(body["failingSince"], Value::Null);
+    for msg in &msgs {
+        app.eventually(WAIT, "the waiting message to be delivered", || async {
+            let (_, dest) = app
+                .get_json(&format!("/api/v1/app/{app_id}/msg/{msg}/endpoint"))
+                .await;
+            (dest["data"][0]["status"] == 0).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(endpoint(&app, &app_id, &ep).await["state"], "active");
+    app.stop().await;
+}
