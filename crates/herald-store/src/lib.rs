@@ -177,16 +177,30 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Job>>;
-    /// Gives back a claimed delivery that was not attempted, due at `now`, if
+    /// Gives back a claimed delivery that was not attempted, due at `due`, if
     /// the claim that ends at `lease_until` still holds it (another worker's
-    /// later claim is left alone).
+    /// later claim is left alone). `slotted`: it holds a send slot of its
+    /// endpoint's rate limit starting at `due`.
     async fn release_claim(
         &self,
         msg_id: &str,
         endpoint_id: &str,
         lease_until: Timestamp,
-        now: Timestamp,
+        due: Timestamp,
+        slotted: bool,
     ) -> Result<()>;
+    /// Reserves the endpoint's next send slot, `interval` after the one
+    /// before (its rate limit, held across every worker): when the send may
+    /// start. `None`: the endpoint is gone.
+    async fn reserve_slot(
+        &self,
+        endpoint_id: &str,
+        interval: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>>;
+    /// Holds the endpoint's rate-limited sends until `until` (a 429's
+    /// `Retry-After`).
+    async fn hold_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()>;
     /// Records one attempt and moves its delivery on, in one transaction.
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()>;
     /// Called once when a process starts. A store that one process owns

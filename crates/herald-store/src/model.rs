@@ -506,6 +506,9 @@ pub struct Job {
     /// When the delivery fell due (the claim's lease replaces it in the
     /// database): the start of its lag.
     pub due_at: Timestamp,
+    /// It waited for a send slot of its endpoint's rate limit, reserved
+    /// already: it sends without reserving another.
+    pub slotted: bool,
     pub trigger: TriggerType,
 }
 

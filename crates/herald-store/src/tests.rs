@@ -222,6 +222,7 @@ on_both_backends!(
     conflicts_say_what_is_taken_in_words_of_their_own,
     transformations_and_filters_are_kept_and_skips_logged,
     gauges_count_due_deliveries_and_endpoints_by_state,
+    send_slots_are_spaced_by_the_rate_and_a_slotted_delivery_keeps_its_slot,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -398,11 +399,13 @@ async fn a_released_claim_is_due_again_unless_claimed_since(t: &TestStore) {
     let lease = now + Span::seconds(60);
     assert_eq!(t.claim_due(now, lease, 10, &[]).await.unwrap().len(), 1);
     // Another lease than the holder's: not this claim's to give back.
-    t.release_claim("msg_1", "ep_1", lease + Span::seconds(1), now)
+    t.release_claim("msg_1", "ep_1", lease + Span::seconds(1), now, false)
         .await
         .unwrap();
     assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
-    t.release_claim("msg_1", "ep_1", lease, now).await.unwrap();
+    t.release_claim("msg_1", "ep_1", lease, now, false)
+        .await
+        .unwrap();
     assert_eq!(t.next_due().await.unwrap(), Some(now));
     let again = t.claim_due(now, lease, 10, &[]).await.unwrap();
     assert_eq!(again.len(), 1);
@@ -2130,4 +2133,74 @@ async fn gauges_count_due_deliveries_and_endpoints_by_state(t: &TestStore) {
         (ep.state(), ep.health),
         (EndpointState::Active, Health::default())
     );
+}
+
+async fn send_slots_are_spaced_by_the_rate_and_a_slotted_delivery_keeps_its_slot(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let step = Duration::from_millis(200);
+    let slots: Vec<Timestamp> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(t.reserve_slot("ep_1", step, now).await.unwrap().unwrap());
+        }
+        v
+    };
+    assert_eq!(
+        slots,
+        [
+            now,
+            now + Span::milliseconds(200),
+            now + Span::milliseconds(400)
+        ]
+    );
+    // Later, past the reserved slots: the next one is now.
+    let later = now + Span::seconds(5);
+    assert_eq!(
+        t.reserve_slot("ep_1", step, later).await.unwrap(),
+        Some(later)
+    );
+    assert_eq!(t.reserve_slot("ep_gone", step, later).await.unwrap(), None);
+    // A 429 holds the slots back.
+    t.hold_endpoint("ep_1", later + Span::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.reserve_slot("ep_1", step, later).await.unwrap(),
+        Some(later + Span::seconds(10))
+    );
+
+    // A delivery given back with a slot is claimed as slotted then, and its
+    // attempt clears the mark.
+    let lease = now + Span::seconds(60);
+    let job = t
+        .claim_due(now, lease, 10, &[])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(!job.slotted);
+    let slot = now + Span::seconds(2);
+    t.release_claim("msg_1", "ep_1", lease, slot, true)
+        .await
+        .unwrap();
+    assert!(t.claim_due(now, lease, 10, &[]).await.unwrap().is_empty());
+    let job = t
+        .claim_due(slot, slot + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(job.slotted);
+    assert_eq!(job.due_at, slot);
+    t.record_attempt(&attempt(slot), &Next::RetryAt(slot + Span::seconds(1)))
+        .await
+        .unwrap();
+    let job = t
+        .claim_due(slot + Span::seconds(1), slot + Span::seconds(61), 10, &[])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(!job.slotted, "a retry reserves a slot of its own");
 }

@@ -131,7 +131,7 @@ fn claimed_jobs(lease: &str, now: &str, sending: &str) -> String {
              UPDATE delivery d SET status = {sending}, lease_until = {lease},
                  next_attempt_at = {lease}, updated_at = {now}
              FROM due WHERE d.msg_id = due.msg_id AND d.endpoint_id = due.endpoint_id
-             RETURNING d.msg_id, d.endpoint_id, d.attempts, d.manual,
+             RETURNING d.msg_id, d.endpoint_id, d.attempts, d.manual, d.slotted,
                  due.next_attempt_at AS next_attempt_at)
          SELECT {JOB_COLUMNS}
          FROM claimed d {JOB_JOINS}

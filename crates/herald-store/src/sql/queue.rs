@@ -23,7 +23,7 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// What a worker needs to send a delivery `d`, read with [`JOB_JOINS`] (see
 /// [`rows::job`]). `d.next_attempt_at` is read as it was before the claim:
 /// when the delivery fell due.
-pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual,
+pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual, d.slotted,
      d.next_attempt_at AS due_at, m.app_id, a.org_id,
      m.event_type, m.payload, e.url, e.headers, e.disabled, e.date_format";
 
@@ -327,7 +327,8 @@ pub async fn record_attempts<DB: Dialect + Run>(
         sql.push(
             "
                  next_attempt_at = CASE WHEN u.disabled THEN NULL ELSE u.next_at END,
-                 attempts = attempts + 1, lease_until = NULL, manual = FALSE, updated_at = u.at
+                 attempts = attempts + 1, lease_until = NULL, manual = FALSE, slotted = FALSE,
+                 updated_at = u.at
              FROM (SELECT v.column1 AS msg_id, v.column2 AS endpoint_id, v.column3 AS status,
                           v.column4 AS next_at, v.column5 AS at,
                           (SELECT e.disabled FROM endpoint e WHERE e.id = v.column2) AS disabled
@@ -486,19 +487,59 @@ impl<DB: Backend> SqlStore<DB> {
         msg_id: &str,
         endpoint_id: &str,
         lease_until: Timestamp,
-        now: Timestamp,
+        due: Timestamp,
+        slotted: bool,
     ) -> Result<()> {
         let sql = Sql::new(
             "UPDATE delivery SET status = $1, lease_until = NULL, next_attempt_at = $2,
-                 updated_at = $2
+                 slotted = $6, updated_at = $2
              WHERE msg_id = $3 AND endpoint_id = $4 AND lease_until = $5",
         )
         .bind(MessageStatus::Pending)
-        .bind(now)
+        .bind(due)
         .bind(msg_id)
         .bind(endpoint_id)
-        .bind(lease_until);
+        .bind(lease_until)
+        .bind(slotted);
         self.queue_work(sql).await?;
+        Ok(())
+    }
+
+    /// Reserves the endpoint's next send slot at `interval` from the last
+    /// (its rate limit, on every worker): the time it starts, now or later.
+    /// `None`: the endpoint is gone.
+    pub(crate) async fn reserve_slot(
+        &self,
+        endpoint_id: &str,
+        interval: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        let step = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        Sql::new(
+            "UPDATE endpoint SET rate_next_at =
+                 CASE WHEN rate_next_at IS NULL OR rate_next_at < $1 THEN $1
+                      ELSE rate_next_at END + $2
+             WHERE id = $3
+             RETURNING rate_next_at - $2 AS slot",
+        )
+        .bind(now)
+        .bind(step)
+        .bind(endpoint_id)
+        .fetch_optional_as(&self.writer, |r| r.time("slot"))
+        .await
+    }
+
+    /// Holds the endpoint's sends until `until` (a 429's `Retry-After`), unless
+    /// they were held longer already.
+    pub(crate) async fn hold_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()> {
+        Sql::new(
+            "UPDATE endpoint SET rate_next_at = $1
+             WHERE id = $2 AND (rate_next_at IS NULL OR rate_next_at < $1)",
+        )
+        .bind(until)
+        .bind(endpoint_id)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

@@ -163,6 +163,7 @@ pub fn job(keyring: &Keyring, r: &impl Columns) -> Result<Job> {
         date_format: r.text("date_format")?,
         attempts: r.int("attempts")?,
         due_at: r.time("due_at")?,
+        slotted: r.flag("slotted")?,
         trigger: trigger(r.flag("manual")?),
     })
 }

@@ -218,10 +218,24 @@ impl<DB: Backend> Store for SqlStore<DB> {
         msg_id: &str,
         endpoint_id: &str,
         lease_until: Timestamp,
-        now: Timestamp,
+        due: Timestamp,
+        slotted: bool,
     ) -> Result<()> {
-        self.release_claim(msg_id, endpoint_id, lease_until, now)
+        self.release_claim(msg_id, endpoint_id, lease_until, due, slotted)
             .await
+    }
+
+    async fn reserve_slot(
+        &self,
+        endpoint_id: &str,
+        interval: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        self.reserve_slot(endpoint_id, interval, now).await
+    }
+
+    async fn hold_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()> {
+        self.hold_endpoint(endpoint_id, until).await
     }
 
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {

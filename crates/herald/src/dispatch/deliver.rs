@@ -35,6 +35,17 @@ pub const ENDPOINT_FRESHNESS: Duration = Duration::from_millis(200);
 /// Endpoints remembered before stale entries are swept.
 const ENDPOINT_CACHE_SWEEP: usize = 4096;
 
+/// How early a reserved send slot may be used: a slot this close is now.
+const PACE_TOLERANCE: Duration = Duration::from_millis(10);
+
+/// When a delivery may be sent, under its endpoint's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    Now,
+    /// At this reserved slot: give it back until then.
+    At(chrono::DateTime<Utc>),
+}
+
 /// Whether a failed attempt is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retries {
@@ -202,9 +213,14 @@ impl Deliverer {
                     self.disable_gone(&job, ep).await;
                     Next::GiveUp
                 } else if status == 429 || status == 503 {
-                    retry(retry_after.as_deref().and_then(|h| {
+                    let hint = retry_after.as_deref().and_then(|h| {
                         retry_after_delay(h, Utc::now(), self.config.max_retry_after)
-                    }))
+                    });
+                    // A rate-limited endpoint's other sends wait as long.
+                    if let (Some(wait), Some(_)) = (hint, ep.throttle_rate) {
+                        self.hold(&job.endpoint_id, wait).await;
+                    }
+                    retry(hint)
                 } else {
                     retry(None)
                 };
@@ -242,6 +258,38 @@ impl Deliverer {
             }
         }
         Some((attempt, next))
+    }
+
+    /// When `job` may be sent: now, or at a later slot of its endpoint's rate
+    /// limit (`throttleRate` messages per second, kept across every worker by
+    /// reserving slots in the store). A delivery that holds a slot already,
+    /// or whose endpoint has no limit, goes now; so does one whose slot cannot
+    /// be reserved (the database cannot say), logged.
+    pub async fn pace(&self, job: &Job) -> Pace {
+        if job.slotted {
+            return Pace::Now;
+        }
+        let rate = match self.current(&job.app_id, &job.endpoint_id, false).await {
+            Ok(c) => c.endpoint.as_ref().and_then(|e| e.throttle_rate),
+            Err(_) => None,
+        };
+        let Some(rate) = rate.filter(|r| *r > 0) else {
+            return Pace::Now;
+        };
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let now = Utc::now();
+        match self
+            .store
+            .reserve_slot(&job.endpoint_id, interval, now)
+            .await
+        {
+            Ok(Some(slot)) if slot > now + PACE_TOLERANCE => Pace::At(slot),
+            Ok(_) => Pace::Now,
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %job.endpoint_id, "cannot reserve a send slot; sending now");
+                Pace::Now
+            }
+        }
     }
 
     /// Records an attempt [`Deliverer::send`] made.
@@ -341,6 +389,14 @@ impl Deliverer {
         job.disabled = ep.disabled;
         job.date_format.clone_from(&ep.date_format);
         Ok(Some((job, current)))
+    }
+
+    /// Holds the endpoint's rate-limited sends for `wait`.
+    async fn hold(&self, endpoint_id: &str, wait: Duration) {
+        let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        if let Err(e) = self.store.hold_endpoint(endpoint_id, until).await {
+            tracing::warn!(error = %e, endpoint = %endpoint_id, "cannot hold the endpoint's sends after 429");
+        }
     }
 
     /// Gone: the receiver asks us to stop. Disable the endpoint, and tell the

@@ -14,7 +14,7 @@ mod payloads;
 mod planner;
 mod wake;
 
-pub use deliver::{Deliverer, Retries};
+pub use deliver::{Deliverer, Pace, Retries};
 pub use wake::Wake;
 
 use std::collections::HashMap;
@@ -377,6 +377,17 @@ impl Shared {
         let msg_id = job.msg_id.clone();
         let mut outcome = None;
         let mut unsent = true;
+        // Under its endpoint's rate limit it may have to wait for a later
+        // slot: it goes back to the store until then, taking no slot here.
+        if let Pace::At(slot) = self.deliverer.pace(&job).await {
+            drop(payload);
+            self.give_back_at(&msg_id, &endpoint_id, claim, slot).await;
+            self.release(&endpoint_id, permit);
+            // The claim loop may be sleeping past this slot (it read the next
+            // due time before the delivery came back): it reads it again.
+            self.freed.notify_one();
+            return;
+        }
         if let Ok(_running) = endpoint.acquire().await {
             // A delivery still waiting for its endpoint's slot when shutdown
             // starts is not begun, nor one that waited so long that its lease
@@ -415,10 +426,29 @@ impl Shared {
     async fn give_back(&self, msg_id: &str, endpoint_id: &str, claim: Claim, why: &str) {
         let given_back = self
             .store
-            .release_claim(msg_id, endpoint_id, claim.lease_until, Utc::now())
+            .release_claim(msg_id, endpoint_id, claim.lease_until, Utc::now(), false)
             .await;
         if let Err(e) = given_back {
             tracing::warn!(error = %e, msg = %msg_id, why, "cannot give back a claimed delivery; it waits for its lease");
+        }
+    }
+
+    /// Gives a claimed delivery back to the store with its reserved send slot,
+    /// due then. If that fails its lease runs out and it is claimed again
+    /// (and reserves another slot).
+    async fn give_back_at(
+        &self,
+        msg_id: &str,
+        endpoint_id: &str,
+        claim: Claim,
+        slot: chrono::DateTime<Utc>,
+    ) {
+        let given_back = self
+            .store
+            .release_claim(msg_id, endpoint_id, claim.lease_until, slot, true)
+            .await;
+        if let Err(e) = given_back {
+            tracing::warn!(error = %e, msg = %msg_id, "cannot give back a paced delivery; it waits for its lease");
         }
     }
 

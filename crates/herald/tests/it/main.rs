@@ -22,6 +22,7 @@ mod operational;
 mod portal;
 mod portal_auth;
 mod portal_forms;
+mod rate_limits;
 mod retention;
 mod sdk;
 mod security;
