@@ -433,7 +433,7 @@ pub async fn create(
     };
     state
         .store
-        .create_endpoint(&ep, &EndpointSecret::generate().to_whsec())
+        .create_endpoint(&ep, &EndpointSecret::generate().reveal())
         .await?;
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=created", ep.id)).into_response())
 }

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use herald_core::dates::{convert_dates, DateFormat};
+use herald_core::signing::EndpointSecret;
 use herald_store::{
     Application, Attempt, Endpoint, EventType, ListFilter, MessageStatus, Page, Store,
 };
@@ -345,6 +346,11 @@ async fn endpoint_page(
         .into_iter()
         .find(|k| k.expires_at.is_none())
         .map(|k| k.key);
+    // A `whsk_` key's receivers verify with its public half.
+    let public_key = secret
+        .as_deref()
+        .and_then(|k| EndpointSecret::parse(k).ok())
+        .and_then(|k| k.public_key());
 
     // The delivery log, newest first, one page at a time.
     let log_page = Page {
@@ -361,7 +367,13 @@ async fn endpoint_page(
     let mut rows = Vec::new();
     for (msg, delivery) in &log.items {
         let last = last_attempt_of(store, &app.id, &msg.id, &ep.id).await?;
+        // Not tried yet and due later: a message sent with `deliverAt`.
+        let scheduled = delivery.next_attempt_at.filter(|due| {
+            last.is_none() && delivery.status == MessageStatus::Pending && *due > now
+        });
         rows.push(json!({
+            "scheduled": scheduled.map(time),
+            "scheduled_iso": scheduled.map(|t| t.to_rfc3339()),
             "id": msg.id,
             "event_type": msg.event_type,
             "time": time(msg.created_at),
@@ -396,6 +408,7 @@ async fn endpoint_page(
                     "created": time(ep.created_at),
                 },
                 "secret": secret,
+                "public_key": public_key,
                 "test_types": test_types,
                 "test": test,
                 "chart": {
@@ -595,7 +608,17 @@ pub async fn rotate(
     check_csrf(&session, &FormData::parse(&body))?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    endpoints::rotate_secret(&state, &ep, None, endpoints::DEFAULT_GRACE_SECONDS).await?;
+    // The new key is of the current key's kind (a `whsk_` endpoint stays
+    // ed25519).
+    let kind = state
+        .store
+        .secrets(&ep.id, Utc::now())
+        .await?
+        .into_iter()
+        .find(|k| k.expires_at.is_none())
+        .and_then(|k| EndpointSecret::parse(&k.key).ok())
+        .map(|k| k.kind());
+    endpoints::rotate_secret(&state, &ep, None, kind, endpoints::DEFAULT_GRACE_SECONDS).await?;
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice=rotated#secret",
         ep.id
