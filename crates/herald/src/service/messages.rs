@@ -153,9 +153,11 @@ mod tests {
         let now = at(1_800_000_000_000);
         let day = 86_400_000;
         let minute = 60_000;
-        // (deliverAt as ms after now, or none) -> scheduled at, or not
-        // scheduled, or refused.
-        let table: [(Option<i64>, Result<Option<i64>, ()>); 9] = [
+        // deliverAt as ms after now (or none) -> what becomes of it.
+        // Ok(None): sent at once; Ok(Some(ms)): scheduled ms after now;
+        // Err(()): refused.
+        type Outcome = Result<Option<i64>, ()>;
+        let table: [(Option<i64>, Outcome); 9] = [
             (None, Ok(None)),
             (Some(2_000), Ok(Some(2_000))),
             (Some(90 * day), Ok(Some(90 * day))),
