@@ -18,6 +18,9 @@ use crate::support::{Options, PortalSession, Receiver, TestApp};
 /// room for a loaded machine.
 const MAX_LATENESS: Duration = Duration::from_millis(1500);
 
+/// How late a delivery may be when the worker is woken for it.
+const WAKE_LATENESS: Duration = Duration::from_millis(500);
+
 /// `deliverAt` `ahead` from now, and the `Instant` it corresponds to.
 fn at_ahead(ahead: Duration) -> (DateTime<Utc>, Instant) {
     let (wall, mono) = (Utc::now(), Instant::now());
@@ -109,7 +112,9 @@ async fn deliver_at_through_the_sdk_arrives_on_time_and_shows_as_scheduled() {
 
 /// The worker wakes for each due time, not on its next poll: three messages
 /// due at staggered times, sent before any falls due, each arrive within
-/// `MAX_LATENESS` of their own time and never before.
+/// `WAKE_LATENESS` of their own time and never before. (They arrive some
+/// 10-30 ms after it; a worker that found them only on its 1 s idle poll
+/// would be late by up to a second, past this for most of the three.)
 #[tokio::test]
 async fn the_worker_wakes_when_each_scheduled_delivery_falls_due() {
     let app = TestApp::spawn().await;
@@ -129,7 +134,8 @@ async fn the_worker_wakes_when_each_scheduled_delivery_falls_due() {
     for r in &got {
         let n = r.json()["n"].as_u64().unwrap() as usize;
         let late = lateness(r.at, due[n], &format!("message {n}"));
-        assert!(late < MAX_LATENESS, "message {n} arrived {late:?} late");
+        eprintln!("message {n}: {late:?} after its deliverAt");
+        assert!(late < WAKE_LATENESS, "message {n} arrived {late:?} late");
     }
 }
 
