@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::signing::EndpointSecret;
 use herald_store::{
     Application, Attempt, Endpoint, EventType, ListFilter, MessageStatus, Page, Store,
@@ -32,7 +31,7 @@ pub(super) fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -124,7 +123,7 @@ pub struct Notice {
 }
 
 impl Notice {
-    fn text(&self) -> Option<String> {
+    pub(super) fn text(&self) -> Option<String> {
         Some(match self.notice.as_deref()? {
             "created" => "Endpoint added. Send it a test event to check it works.".into(),
             "saved" => "Changes saved.".into(),
@@ -435,7 +434,7 @@ fn status_word(s: MessageStatus) -> &'static str {
     }
 }
 
-fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
+pub(super) fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
     headers
         .iter()
         .map(|(k, v)| {
@@ -658,120 +657,6 @@ fn parse_local(s: &str) -> Option<DateTime<Utc>> {
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(s.trim(), f).ok())
     .map(|n| n.and_utc())
-}
-
-/// `/portal/endpoints/{id}/messages/{msg}`: what was sent and what came back.
-pub async fn message(
-    State(state): State<Herald>,
-    session: Session,
-    Path((id, msg_id)): Path<(String, String)>,
-    Query(q): Query<Notice>,
-) -> PortalResult<Response> {
-    let app = app_of(&state, &session).await?;
-    let ep = endpoint_of(&state, &app, &id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .filter(|m| m.id == msg_id)
-        .ok_or(PortalError::NotFound)?;
-    let filter = ListFilter {
-        endpoint_id: Some(ep.id.clone()),
-        ..ListFilter::default()
-    };
-    let page_spec = Page {
-        limit: 100,
-        iterator: None,
-        descending: false,
-    };
-    let attempts = state
-        .store
-        .list_attempts_by_msg(&app.id, &msg.id, &filter, &page_spec)
-        .await?
-        .items;
-
-    // The body as this endpoint receives it: its date format applied.
-    let mut payload: Value = serde_json::from_str(&msg.payload).unwrap_or(Value::Null);
-    let format = DateFormat::parse(&ep.date_format).unwrap_or_default();
-    if format != DateFormat::Unix {
-        if let Some(et) = state
-            .store
-            .get_event_type(&session.org, &msg.event_type)
-            .await?
-        {
-            if let Some(schema) = et.latest_schema() {
-                convert_dates(&mut payload, schema, format);
-            }
-        }
-    }
-    let pretty = serde_json::to_string_pretty(&payload).unwrap_or_else(|_| msg.payload.clone());
-    let timestamp = attempts
-        .last()
-        .map(|a| a.created_at.timestamp().to_string())
-        .unwrap_or_else(|| "(the time of sending)".into());
-    let mut headers = vec![
-        json!({"name": "content-type", "value": "application/json"}),
-        json!({"name": "webhook-id", "value": msg.id}),
-        json!({"name": "webhook-timestamp", "value": timestamp}),
-        json!({"name": "webhook-signature", "value": "v1,… (computed for each attempt)"}),
-    ];
-    headers.extend(masked_headers(&ep.headers));
-    let attempts: Vec<Value> = attempts
-        .iter()
-        .map(|a| {
-            json!({
-                "time": time(a.created_at),
-                "iso": a.created_at.to_rfc3339(),
-                "code": a.response_status_code,
-                "ok": a.status == MessageStatus::Success,
-                "duration": a.response_duration_ms,
-                "response": a.response,
-                "skipped": a.skipped.map(|s| s.as_str()),
-                "manual": a.trigger_type == herald_store::TriggerType::Manual,
-            })
-        })
-        .collect();
-    page(
-        "message.html",
-        with(
-            base(&session, Some(&app), &msg.event_type, "webhooks"),
-            json!({
-                "ep": {"id": ep.id, "url": ep.url},
-                "msg": {
-                    "id": msg.id,
-                    "event_type": msg.event_type,
-                    "event_id": msg.event_id,
-                    "time": time(msg.created_at),
-                    "payload": pretty,
-                },
-                "headers": headers,
-                "attempts": attempts,
-                "notice": q.text(),
-            }),
-        ),
-    )
-}
-
-pub async fn resend(
-    State(state): State<Herald>,
-    session: Session,
-    Path((id, msg_id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> PortalResult<Response> {
-    check_csrf(&session, &FormData::parse(&body))?;
-    let app = app_of(&state, &session).await?;
-    let ep = endpoint_of(&state, &app, &id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .filter(|m| m.id == msg_id)
-        .ok_or(PortalError::NotFound)?;
-    endpoints::resend(&state, &app, &msg, &ep).await?;
-    Ok(see_other(&format!(
-        "/portal/endpoints/{}/messages/{}?notice=resent",
-        ep.id, msg.id
-    )))
 }
 
 #[cfg(test)]

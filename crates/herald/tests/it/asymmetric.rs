@@ -125,6 +125,12 @@ async fn whsk_endpoint_signs_v1a_and_a_receiver_verifies_with_the_public_key() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&whpk), "{page}");
     assert!(page.contains("id=\"public-key\""), "{page}");
+    // The message page names the scheme the endpoint's requests carry.
+    let (status, page) = portal
+        .get(&format!("/portal/endpoints/{ep}/messages/{msg_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("v1a,…"), "{page}");
 }
 
 /// A rotation from `whsec_` to a generated `whsk_` key: while the old key
