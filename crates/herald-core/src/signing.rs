@@ -6,6 +6,12 @@
 //! secret rotation an endpoint has more than one valid secret, and the
 //! `webhook-signature` header carries one signature per secret, separated by
 //! spaces, so receivers holding either secret can verify the message.
+//!
+//! An asymmetric secret (`whsk_`, the specification's ed25519 scheme) signs
+//! the same content with ed25519 instead, as `v1a,` followed by the base64
+//! signature; its receivers verify with the public key (`whpk_`). During a
+//! rotation between the two kinds each key signs with its own scheme, so the
+//! header carries a `v1` and a `v1a` signature.
 
 use std::fmt;
 
@@ -13,6 +19,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -20,14 +27,39 @@ use sha2::Sha256;
 /// The prefix Svix and Standard Webhooks put before a base64 secret.
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// The signature scheme Herald signs with; the only one Standard Webhooks
-/// defines for symmetric keys.
+/// The prefix Standard Webhooks puts before a base64 ed25519 secret key.
+pub const ASYMMETRIC_SECRET_PREFIX: &str = "whsk_";
+
+/// The prefix Standard Webhooks puts before a base64 ed25519 public key.
+pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
+
+/// The signature scheme of symmetric keys (HMAC-SHA256).
 pub const SIGNATURE_VERSION: &str = "v1";
+
+/// The signature scheme of asymmetric keys (ed25519).
+pub const ASYMMETRIC_SIGNATURE_VERSION: &str = "v1a";
 
 /// A key Herald signs an endpoint's messages with.
 #[derive(Clone)]
 pub struct EndpointSecret {
-    bytes: Vec<u8>,
+    key: Key,
+}
+
+#[derive(Clone)]
+enum Key {
+    /// `whsec_`: HMAC-SHA256 with these bytes.
+    Hmac(Vec<u8>),
+    /// `whsk_`: ed25519 (zeroized on drop by the crate).
+    Ed25519(SigningKey),
+}
+
+/// The two kinds of key an endpoint can sign with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `whsec_`, `v1` signatures.
+    Hmac,
+    /// `whsk_`, `v1a` signatures; receivers verify with the `whpk_` key.
+    Ed25519,
 }
 
 /// Why a string is not a usable endpoint secret.
@@ -51,6 +83,16 @@ pub enum SecretError {
         max = MAX_KEY_LEN
     )]
     BadKeyLength { len: usize },
+    #[error(
+        "a \"whsk_\" key must be the base64 of a 32-byte ed25519 secret key or a 64-byte key pair (found {len} bytes)"
+    )]
+    BadAsymmetricLength { len: usize },
+    #[error(
+        "the second half of this 64-byte \"whsk_\" key pair is not the public key of the first"
+    )]
+    KeyPairMismatch,
+    #[error("a \"whpk_\" key must be the base64 of a 32-byte ed25519 public key")]
+    BadPublicKey,
 }
 
 /// How many random bytes a generated secret has: Svix's choice, 192 bits.
@@ -69,16 +111,47 @@ const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
 );
 
 impl EndpointSecret {
-    /// A new random secret.
+    /// A new random `whsec_` secret.
     pub fn generate() -> EndpointSecret {
         let mut bytes = vec![0u8; GENERATED_KEY_LEN];
         rand::thread_rng().fill_bytes(&mut bytes);
-        EndpointSecret { bytes }
+        EndpointSecret {
+            key: Key::Hmac(bytes),
+        }
+    }
+
+    /// A new random secret of this kind.
+    pub fn generate_kind(kind: KeyKind) -> EndpointSecret {
+        match kind {
+            KeyKind::Hmac => EndpointSecret::generate(),
+            KeyKind::Ed25519 => {
+                let mut seed = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut seed);
+                let key = SigningKey::from_bytes(&seed);
+                seed.fill(0);
+                EndpointSecret {
+                    key: Key::Ed25519(key),
+                }
+            }
+        }
+    }
+
+    /// Which kind of key this is.
+    pub fn kind(&self) -> KeyKind {
+        match self.key {
+            Key::Hmac(_) => KeyKind::Hmac,
+            Key::Ed25519(_) => KeyKind::Ed25519,
+        }
     }
 
     /// Reads a secret written as `whsec_` and base64, or as bare base64 (both
-    /// forms Svix accepts when a user brings their own key).
+    /// forms Svix accepts when a user brings their own key), or an ed25519
+    /// secret written as `whsk_` and the base64 of its 32-byte secret key or
+    /// of its 64-byte key pair (secret key, then public key: Svix's form).
     pub fn parse(s: &str) -> Result<EndpointSecret, SecretError> {
+        if let Some(encoded) = s.strip_prefix(ASYMMETRIC_SECRET_PREFIX) {
+            return parse_ed25519(encoded);
+        }
         let encoded = s.strip_prefix(SECRET_PREFIX).unwrap_or(s);
         if let Some(found) = encoded.chars().find(|&c| !is_base64_char(c)) {
             return Err(SecretError::BadChar { found });
@@ -94,57 +167,168 @@ impl EndpointSecret {
         if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&bytes.len()) {
             return Err(SecretError::BadKeyLength { len: bytes.len() });
         }
-        Ok(EndpointSecret { bytes })
+        Ok(EndpointSecret {
+            key: Key::Hmac(bytes),
+        })
     }
 
     /// The secret as users see it and as Herald stores it: `whsec_` and padded
-    /// standard base64.
-    pub fn to_whsec(&self) -> String {
-        format!("{SECRET_PREFIX}{}", STANDARD.encode(&self.bytes))
+    /// standard base64, or `whsk_` and the base64 of the 64-byte key pair.
+    /// It reveals the secret: never log it.
+    pub fn reveal(&self) -> String {
+        match &self.key {
+            Key::Hmac(bytes) => format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes)),
+            Key::Ed25519(key) => format!(
+                "{ASYMMETRIC_SECRET_PREFIX}{}",
+                STANDARD.encode(key.to_keypair_bytes())
+            ),
+        }
     }
 
-    /// The signature of one message: `v1,` and the base64 HMAC-SHA256 of
-    /// `"{msg_id}.{timestamp}."` followed by `body`.
+    /// What a receiver verifies `v1a` signatures with, `whpk_` and the base64
+    /// of the 32-byte public key; none for a symmetric secret.
+    pub fn public_key(&self) -> Option<String> {
+        match &self.key {
+            Key::Hmac(_) => None,
+            Key::Ed25519(key) => Some(format!(
+                "{PUBLIC_KEY_PREFIX}{}",
+                STANDARD.encode(key.verifying_key().as_bytes())
+            )),
+        }
+    }
+
+    /// The signature of one message over `"{msg_id}.{timestamp}."` followed
+    /// by `body`: `v1,` and the base64 HMAC-SHA256, or `v1a,` and the base64
+    /// ed25519 signature.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mac = self.mac(msg_id, timestamp, body).finalize().into_bytes();
-        format!("{SIGNATURE_VERSION},{}", STANDARD.encode(mac))
+        match &self.key {
+            Key::Hmac(bytes) => {
+                let mac = mac(bytes, msg_id, timestamp, body).finalize().into_bytes();
+                format!("{SIGNATURE_VERSION},{}", STANDARD.encode(mac))
+            }
+            Key::Ed25519(key) => {
+                let signature = key.sign(&signed_content(msg_id, timestamp, body));
+                format!(
+                    "{ASYMMETRIC_SIGNATURE_VERSION},{}",
+                    STANDARD.encode(signature.to_bytes())
+                )
+            }
+        }
     }
 
-    /// Whether any `v1` signature in a `webhook-signature` header value was made
-    /// with this secret for this message. Other versions are skipped, as the
-    /// specification asks.
+    /// Whether any signature of this secret's scheme (`v1` or `v1a`) in a
+    /// `webhook-signature` header value was made with this secret for this
+    /// message. Other versions are skipped, as the specification asks.
     ///
     /// This checks the signature only: a receiver must also refuse timestamps
     /// too far from its own clock to stop replays.
     pub fn verify(&self, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-        header.split(' ').any(|entry| {
-            let Some((version, signature)) = entry.split_once(',') else {
-                return false;
-            };
-            if version != SIGNATURE_VERSION {
-                return false;
+        match &self.key {
+            Key::Hmac(bytes) => signatures(header, SIGNATURE_VERSION).any(|signature| {
+                // verify_slice compares in constant time, so a receiver built
+                // on this does not leak how much of a forged signature was
+                // right.
+                mac(bytes, msg_id, timestamp, body)
+                    .verify_slice(&signature)
+                    .is_ok()
+            }),
+            Key::Ed25519(key) => {
+                verify_ed25519(&key.verifying_key(), msg_id, timestamp, body, header)
             }
-            let Ok(signature) = STANDARD.decode(signature) else {
-                return false;
-            };
-            // verify_slice compares in constant time, so a receiver built on
-            // this does not leak how much of a forged signature was right.
-            self.mac(msg_id, timestamp, body)
-                .verify_slice(&signature)
-                .is_ok()
-        })
+        }
     }
+}
 
-    fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes)
-            .expect("HMAC takes keys of any length");
-        mac.update(msg_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac
+/// Whether any `v1a` signature in a `webhook-signature` header value was made
+/// for this message by the holder of the secret key of `public_key` (`whpk_`
+/// and base64): what a receiver does. A key that is not a `whpk_` key is an
+/// error, a signature that does not verify is `false`.
+pub fn verify_with_public_key(
+    public_key: &str,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    header: &str,
+) -> Result<bool, SecretError> {
+    let bytes = public_key
+        .strip_prefix(PUBLIC_KEY_PREFIX)
+        .and_then(|encoded| LENIENT_STANDARD.decode(encoded).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or(SecretError::BadPublicKey)?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| SecretError::BadPublicKey)?;
+    Ok(verify_ed25519(&key, msg_id, timestamp, body, header))
+}
+
+fn verify_ed25519(
+    key: &VerifyingKey,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    header: &str,
+) -> bool {
+    let content = signed_content(msg_id, timestamp, body);
+    signatures(header, ASYMMETRIC_SIGNATURE_VERSION).any(|signature| {
+        ed25519_dalek::Signature::from_slice(&signature)
+            .is_ok_and(|signature| key.verify_strict(&content, &signature).is_ok())
+    })
+}
+
+/// The decoded signatures of one version in a header value.
+fn signatures<'a>(header: &'a str, want: &'a str) -> impl Iterator<Item = Vec<u8>> + 'a {
+    header.split(' ').filter_map(move |entry| {
+        let (version, signature) = entry.split_once(',')?;
+        (version == want)
+            .then(|| STANDARD.decode(signature).ok())
+            .flatten()
+    })
+}
+
+/// `"{msg_id}.{timestamp}."` followed by `body`, in one buffer (ed25519 signs
+/// a whole message).
+fn signed_content(msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+    let timestamp = timestamp.to_string();
+    let mut content = Vec::with_capacity(msg_id.len() + timestamp.len() + 2 + body.len());
+    content.extend_from_slice(msg_id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    content
+}
+
+fn parse_ed25519(encoded: &str) -> Result<EndpointSecret, SecretError> {
+    if let Some(found) = encoded.chars().find(|&c| !is_base64_char(c)) {
+        return Err(SecretError::BadChar { found });
     }
+    let mut bytes = LENIENT_STANDARD
+        .decode(encoded)
+        .map_err(SecretError::NotBase64)?;
+    let key = match bytes.len() {
+        32 => {
+            let seed: [u8; 32] = bytes[..].try_into().expect("32 bytes");
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        64 => {
+            let pair: [u8; 64] = bytes[..].try_into().expect("64 bytes");
+            SigningKey::from_keypair_bytes(&pair).map_err(|_| SecretError::KeyPairMismatch)
+        }
+        len => Err(SecretError::BadAsymmetricLength { len }),
+    };
+    bytes.fill(0);
+    Ok(EndpointSecret {
+        key: Key::Ed25519(key?),
+    })
+}
+
+fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
 }
 
 impl fmt::Debug for EndpointSecret {
@@ -174,278 +358,4 @@ fn is_base64_char(c: char) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The example from the Standard Webhooks specification.
-    const SPEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const SPEC_MSG_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-    const SPEC_TIMESTAMP: i64 = 1614265330;
-    const SPEC_BODY: &[u8] = br#"{"test": 2432232314}"#;
-    const SPEC_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
-
-    /// The bytes 0, 1, .., 31 as a key; its signature below was computed
-    /// separately with Python's hmac module.
-    const COUNTING_SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn secret(s: &str) -> EndpointSecret {
-        EndpointSecret::parse(s).expect(s)
-    }
-
-    #[test]
-    fn known_signatures() {
-        let table: &[(&str, &str, i64, &[u8], &str)] = &[
-            (
-                SPEC_SECRET,
-                SPEC_MSG_ID,
-                SPEC_TIMESTAMP,
-                SPEC_BODY,
-                SPEC_SIGNATURE,
-            ),
-            // The same key written without the prefix.
-            (
-                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                SPEC_MSG_ID,
-                SPEC_TIMESTAMP,
-                SPEC_BODY,
-                SPEC_SIGNATURE,
-            ),
-            (
-                COUNTING_SECRET,
-                "msg_2",
-                1700000000,
-                b"hello",
-                "v1,nC2u59QUICY1hVVphSENxNLGjEL7/9PT5cv1HtWEHLY=",
-            ),
-        ];
-        for (key, msg_id, timestamp, body, expected) in table {
-            assert_eq!(secret(key).sign(msg_id, *timestamp, body), *expected);
-        }
-    }
-
-    #[test]
-    fn every_input_changes_the_signature() {
-        let key = secret(SPEC_SECRET);
-        let other_key = secret(COUNTING_SECRET);
-        let table = [
-            key.sign("msg_p5jXN8AQM9LWM0D4loKWxJeK", SPEC_TIMESTAMP, SPEC_BODY),
-            key.sign(SPEC_MSG_ID, SPEC_TIMESTAMP + 1, SPEC_BODY),
-            key.sign(SPEC_MSG_ID, SPEC_TIMESTAMP, br#"{"test": 2432232315}"#),
-            other_key.sign(SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY),
-        ];
-        for signature in table {
-            assert_ne!(signature, SPEC_SIGNATURE);
-        }
-    }
-
-    #[test]
-    fn whsec_round_trip() {
-        let generated = EndpointSecret::generate();
-        let table = [
-            (SPEC_SECRET.to_owned(), SPEC_SECRET.to_owned()),
-            (
-                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-                SPEC_SECRET.to_owned(),
-            ),
-            (COUNTING_SECRET.to_owned(), COUNTING_SECRET.to_owned()),
-            // Missing padding is accepted and written back padded.
-            (
-                "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8".to_owned(),
-                COUNTING_SECRET.to_owned(),
-            ),
-            (generated.to_whsec(), generated.to_whsec()),
-        ];
-        for (input, expected) in table {
-            assert_eq!(secret(&input).to_whsec(), expected, "{input}");
-        }
-    }
-
-    #[test]
-    fn generated_secrets() {
-        let a = EndpointSecret::generate();
-        let b = EndpointSecret::generate();
-        assert_ne!(a.to_whsec(), b.to_whsec());
-        // 24 bytes are 32 base64 characters with no padding.
-        let whsec = a.to_whsec();
-        assert_eq!(whsec.len(), SECRET_PREFIX.len() + 32, "{whsec}");
-        assert!(whsec.starts_with(SECRET_PREFIX));
-        assert!(!whsec.contains('='));
-    }
-
-    #[test]
-    fn bad_secrets() {
-        let too_long = "A".repeat(101);
-        let ninety_six = "A".repeat(96); // 72 bytes
-        let table: Vec<(&str, SecretError)> = vec![
-            ("", SecretError::BadLength { len: 0 }),
-            ("whsec_", SecretError::BadLength { len: 0 }),
-            ("whsec_c2hvcnQ=", SecretError::BadLength { len: 8 }),
-            (
-                "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",
-                SecretError::BadLength { len: 31 },
-            ),
-            (&too_long, SecretError::BadLength { len: 101 }),
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa-w",
-                SecretError::BadChar { found: '-' },
-            ),
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa_w",
-                SecretError::BadChar { found: '_' },
-            ),
-            (
-                " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                SecretError::BadChar { found: ' ' },
-            ),
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
-                SecretError::BadChar { found: '\n' },
-            ),
-            (
-                "WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                SecretError::BadChar { found: '_' },
-            ),
-            (
-                "whsec_whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                SecretError::BadChar { found: '_' },
-            ),
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwé",
-                SecretError::BadChar { found: 'é' },
-            ),
-            // 33 characters cannot be base64 of anything.
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwA",
-                SecretError::NotBase64(base64::DecodeError::InvalidLength(33)),
-            ),
-            // Padding in the middle.
-            (
-                "whsec_MfKQ9r8GKYqr=wjUPD8ILPZIo2LaLaSw",
-                SecretError::NotBase64(base64::DecodeError::InvalidByte(12, b'=')),
-            ),
-            // 34 characters end with four bits that must be zero.
-            (
-                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAB",
-                SecretError::NotBase64(base64::DecodeError::InvalidLastSymbol(33, b'B')),
-            ),
-            (&ninety_six, SecretError::BadKeyLength { len: 72 }),
-            // 32 characters of which 4 are padding decode to 22 bytes.
-            (
-                "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",
-                SecretError::BadKeyLength { len: 22 },
-            ),
-        ];
-        for (input, expected) in table {
-            assert_eq!(
-                EndpointSecret::parse(input).err(),
-                Some(expected),
-                "{input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn key_length_limits() {
-        // Byte counts around both limits, written as padded standard base64.
-        let table = [
-            (23, Err(SecretError::BadKeyLength { len: 23 })),
-            (24, Ok(24)),
-            (48, Ok(48)),
-            (64, Ok(64)),
-            (65, Err(SecretError::BadKeyLength { len: 65 })),
-            // 75 bytes are exactly 100 characters: a legal length, too big a key.
-            (75, Err(SecretError::BadKeyLength { len: 75 })),
-            (76, Err(SecretError::BadLength { len: 104 })),
-        ];
-        for (len, expected) in table {
-            let encoded = STANDARD.encode(vec![7u8; len]);
-            let got = EndpointSecret::parse(&encoded).map(|s| s.bytes.len());
-            assert_eq!(got, expected, "{len} bytes");
-        }
-    }
-
-    #[test]
-    fn header_has_one_signature_per_secret() {
-        let first = secret(SPEC_SECRET);
-        let second = secret(COUNTING_SECRET);
-        let both = [first.clone(), second.clone()];
-        let table: [(&[EndpointSecret], Vec<String>); 3] = [
-            (&[], vec![]),
-            (
-                &both[..1],
-                vec![first.sign(SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY)],
-            ),
-            (
-                &both,
-                vec![
-                    first.sign(SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY),
-                    second.sign(SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY),
-                ],
-            ),
-        ];
-        for (secrets, expected) in table {
-            let header = signature_header(secrets, SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY);
-            assert_eq!(header, expected.join(" "));
-            let entries: Vec<&str> = header.split(' ').filter(|e| !e.is_empty()).collect();
-            assert_eq!(entries.len(), secrets.len(), "{header}");
-        }
-    }
-
-    #[test]
-    fn verify() {
-        let key = secret(SPEC_SECRET);
-        let other = secret(COUNTING_SECRET);
-        let other_sig = other.sign(SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY);
-        let table: Vec<(String, bool)> = vec![
-            (SPEC_SIGNATURE.to_owned(), true),
-            (format!("{other_sig} {SPEC_SIGNATURE}"), true),
-            (format!("v1a,xyz {SPEC_SIGNATURE}"), true),
-            (other_sig.clone(), false),
-            (SPEC_SIGNATURE.replace("v1,", "v2,"), false),
-            (SPEC_SIGNATURE.replace("v1,", ""), false),
-            ("v1,not base64!".to_owned(), false),
-            ("v1,".to_owned(), false),
-            (String::new(), false),
-        ];
-        for (header, expected) in table {
-            assert_eq!(
-                key.verify(SPEC_MSG_ID, SPEC_TIMESTAMP, SPEC_BODY, &header),
-                expected,
-                "{header:?}"
-            );
-        }
-        assert!(!key.verify(SPEC_MSG_ID, SPEC_TIMESTAMP + 1, SPEC_BODY, SPEC_SIGNATURE));
-    }
-
-    #[test]
-    fn debug_does_not_leak() {
-        let key = secret(SPEC_SECRET);
-        let shown = format!("{key:?} {:?} {key:#?}", std::slice::from_ref(&key));
-        assert!(
-            !shown.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-            "{shown}"
-        );
-        assert_eq!(format!("{key:?}"), "EndpointSecret(<redacted>)");
-    }
-
-    #[test]
-    fn messages() {
-        let table = [
-            (
-                SecretError::BadLength { len: 8 },
-                "must be 32 to 100 base64 characters, optionally after \"whsec_\" (found 8)",
-            ),
-            (
-                SecretError::BadChar { found: '-' },
-                "may contain only base64 characters (A-Z, a-z, 0-9, '+', '/' and '=') after the optional \"whsec_\" (found '-')",
-            ),
-            (
-                SecretError::BadKeyLength { len: 72 },
-                "must decode to 24 to 64 bytes (found 72)",
-            ),
-        ];
-        for (error, expected) in table {
-            assert_eq!(error.to_string(), expected);
-        }
-    }
-}
+mod tests;

@@ -548,6 +548,10 @@ pub struct EndpointStats {
 pub enum Targets {
     /// Every enabled endpoint of the application whose filters accept it.
     Matching,
+    /// As `Matching`, but not due before `at` (a message's `deliverAt`): the
+    /// deliveries wait in the database, so a restart in between changes
+    /// nothing.
+    Scheduled { at: Timestamp },
     /// Exactly this endpoint, whatever its filters.
     Only(String),
     /// Exactly this endpoint, held for the caller until `until`: no worker takes
@@ -563,7 +567,7 @@ impl Targets {
     /// The one endpoint named, if any.
     pub fn endpoint(&self) -> Option<&str> {
         match self {
-            Targets::Matching => None,
+            Targets::Matching | Targets::Scheduled { .. } => None,
             Targets::Only(id)
             | Targets::Held {
                 endpoint_id: id, ..
@@ -575,6 +579,8 @@ impl Targets {
     pub fn due_at(&self, now: Timestamp) -> Timestamp {
         match self {
             Targets::Held { until, .. } => *until,
+            // Never before the message itself exists.
+            Targets::Scheduled { at } => (*at).max(now),
             _ => now,
         }
     }

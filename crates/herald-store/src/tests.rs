@@ -201,6 +201,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     a_held_delivery_is_left_to_its_holder,
+    a_scheduled_message_waits_for_its_time,
     a_lease_hides_a_delivery_until_it_expires,
     a_released_claim_is_due_again_unless_claimed_since,
     a_recent_claim_leaves_older_due_deliveries,
@@ -365,6 +366,52 @@ async fn a_held_delivery_is_left_to_its_holder(t: &TestStore) {
         .unwrap()
         .expect("the holder claims its delivery");
     assert_eq!(job.trigger, TriggerType::Manual);
+}
+
+async fn a_scheduled_message_waits_for_its_time(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let at = now + Span::seconds(60);
+    assert_eq!(
+        t.create_message(
+            &message("msg_1", "a", None, now),
+            &Targets::Scheduled { at }
+        )
+        .await
+        .unwrap(),
+        ["ep_1"],
+        "routed as any message"
+    );
+    // Not due before its time, and the worker knows when to look.
+    let just_before = at - Span::milliseconds(1);
+    assert!(t
+        .claim_due(just_before, at + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(t.next_due().await.unwrap(), Some(at));
+    let jobs = t
+        .claim_due(at, at + Span::seconds(60), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].due_at, at);
+    assert_eq!(jobs[0].trigger, TriggerType::Scheduled);
+    // A time before the message is no time: it is due at once.
+    t.create_message(
+        &message("msg_2", "a", None, now),
+        &Targets::Scheduled {
+            at: now - Span::seconds(5),
+        },
+    )
+    .await
+    .unwrap();
+    let jobs = t.claim_due(now, at, 10, &[]).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].due_at, now);
 }
 
 async fn a_lease_hides_a_delivery_until_it_expires(t: &TestStore) {

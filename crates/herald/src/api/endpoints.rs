@@ -9,7 +9,7 @@ use chrono::Utc;
 use herald_core::dates::DateFormat;
 use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
-use herald_core::signing::EndpointSecret;
+use herald_core::signing::{EndpointSecret, KeyKind};
 use herald_store::{Endpoint, Transformation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -163,7 +163,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    endpoints::create(&state, &app, &ep, &secret.to_whsec()).await?;
+    endpoints::create(&state, &app, &ep, &secret.reveal()).await?;
     Ok((StatusCode::CREATED, Json(ep.into())))
 }
 
@@ -288,8 +288,22 @@ pub async fn delete(
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretOut {
     key: String,
+    /// Herald's addition for `whsk_` (ed25519) keys: the `whpk_` key
+    /// receivers verify `v1a` signatures with. Absent for `whsec_` keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
+}
+
+impl SecretOut {
+    fn new(key: String) -> SecretOut {
+        let public_key = EndpointSecret::parse(&key)
+            .ok()
+            .and_then(|k| k.public_key());
+        SecretOut { key, public_key }
+    }
 }
 
 pub async fn get_secret(
@@ -304,7 +318,7 @@ pub async fn get_secret(
         .into_iter()
         .find(|k| k.expires_at.is_none())
         .ok_or_else(|| Error::Internal(format!("endpoint {} has no current key", ep.id)))?;
-    Ok(Json(SecretOut { key: current.key }))
+    Ok(Json(SecretOut::new(current.key)))
 }
 
 #[derive(Deserialize, Default)]
@@ -314,6 +328,27 @@ pub struct RotateIn {
     key: Option<String>,
     #[serde(default)]
     grace_period_seconds: Option<u32>,
+    /// Herald's addition: the kind of key to generate when `key` is not
+    /// given, `"hmac"` (`whsec_`, the default, as Svix) or `"ed25519"`
+    /// (`whsk_`). With a `key`, it must name that key's kind.
+    #[serde(default)]
+    key_type: Option<KeyType>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Hmac,
+    Ed25519,
+}
+
+impl From<KeyType> for KeyKind {
+    fn from(t: KeyType) -> KeyKind {
+        match t {
+            KeyType::Hmac => KeyKind::Hmac,
+            KeyType::Ed25519 => KeyKind::Ed25519,
+        }
+    }
 }
 
 /// Makes a new key current; the old one keeps signing through the grace period,
@@ -335,8 +370,15 @@ pub async fn rotate_secret(
     let grace = input
         .grace_period_seconds
         .unwrap_or(endpoints::DEFAULT_GRACE_SECONDS);
-    let key = endpoints::rotate_secret(&state, &ep, input.key.as_deref(), grace).await?;
-    Ok(Json(SecretOut { key }))
+    let key = endpoints::rotate_secret(
+        &state,
+        &ep,
+        input.key.as_deref(),
+        input.key_type.map(KeyKind::from),
+        grace,
+    )
+    .await?;
+    Ok(Json(SecretOut::new(key)))
 }
 
 #[derive(Serialize)]

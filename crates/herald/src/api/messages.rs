@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name};
-use herald_store::Targets;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -14,7 +13,7 @@ use super::applications::ApplicationIn;
 use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
 use crate::auth::Principal;
-use crate::service::messages::{check_event_type, new_message, DEFAULT_RETENTION_DAYS};
+use crate::service::messages::{check_event_type, new_message, schedule, DEFAULT_RETENTION_DAYS};
 use crate::service::{load_app, load_message, Herald};
 use crate::service::{Error, FieldError, Result};
 
@@ -39,6 +38,9 @@ pub struct MessageIn {
     /// is expunged (the message and its log stay).
     #[serde(default)]
     payload_retention_period: Option<i64>,
+    /// Deliver no earlier than this (RFC 3339); see `service::messages::schedule`.
+    #[serde(default)]
+    deliver_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub async fn create(
@@ -95,6 +97,7 @@ pub async fn create(
             ),
         ));
     }
+    let targets = schedule(input.deliver_at, chrono::Utc::now(), retention_days)?;
     let with_content = params.bool("with_content", true)?;
 
     let app = state
@@ -130,13 +133,16 @@ pub async fn create(
         channels,
         retention_days,
     );
-    let endpoints = state.store.create_message(&msg, &Targets::Matching).await?;
+    let endpoints = state.store.create_message(&msg, &targets).await?;
     state.metrics.message_accepted();
+    // A scheduled message wakes the worker too: it then sleeps until the
+    // earliest due delivery (at most `IDLE_POLL`), which may be this one.
     state.wake.endpoints(endpoints);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(MessageOut::new(msg, with_content)),
-    ))
+    let mut out = MessageOut::new(msg, with_content);
+    if let herald_store::Targets::Scheduled { at } = targets {
+        out.deliver_at = Some(at);
+    }
+    Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
 pub async fn list(

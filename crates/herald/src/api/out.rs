@@ -201,6 +201,10 @@ pub struct MessageOut {
     pub channels: Option<Vec<String>>,
     pub payload: Box<RawValue>,
     pub timestamp: DateTime<Utc>,
+    /// Set on the answer to a scheduled message's creation (not kept on the
+    /// message: its deliveries' `nextAttempt` say when they are due).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 impl MessageOut {
@@ -212,6 +216,7 @@ impl MessageOut {
             channels: m.channels,
             payload: payload(m.payload, with_content),
             timestamp: ms(m.created_at),
+            deliver_at: None,
         }
     }
 }

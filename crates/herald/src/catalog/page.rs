@@ -385,7 +385,7 @@ fn signature_headers() -> Value {
         ),
         header(
             "webhook-signature",
-            "Space-separated `v1,<base64>` signatures: HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` with the endpoint's secret.",
+            "Space-separated signatures of `{webhook-id}.{webhook-timestamp}.{body}`: `v1,<base64>` for an HMAC-SHA256 (`whsec_`) secret, `v1a,<base64>` for an ed25519 (`whsk_`) one, verified with its `whpk_` public key.",
         ),
     ])
 }

@@ -432,7 +432,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    endpoints::create(&state, &app, &ep, &EndpointSecret::generate().to_whsec()).await?;
+    endpoints::create(&state, &app, &ep, &EndpointSecret::generate().reveal()).await?;
     Ok(Redirect::to(&format!("/portal/endpoints/{}?notice=created", ep.id)).into_response())
 }
 

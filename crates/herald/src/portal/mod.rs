@@ -11,6 +11,7 @@
 
 mod chart;
 mod form;
+mod message;
 mod pages;
 mod request;
 pub mod session;
@@ -56,11 +57,11 @@ pub fn router(state: Herald) -> Router {
         .route("/portal/endpoints/{id}/recover", post(pages::recover))
         .route(
             "/portal/endpoints/{id}/messages/{msg_id}",
-            get(pages::message),
+            get(message::message),
         )
         .route(
             "/portal/endpoints/{id}/messages/{msg_id}/resend",
-            post(pages::resend),
+            post(message::resend),
         )
         .route("/portal/assets/portal.css", get(css))
         .route("/portal/assets/portal.js", get(js))

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use herald_core::dates::{convert_dates, DateFormat};
+use herald_core::signing::EndpointSecret;
 use herald_store::{
     Application, Attempt, DisabledBy, Endpoint, EndpointState, EventType, ListFilter,
     MessageStatus, Page, Store,
@@ -32,7 +32,7 @@ pub(super) fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -124,7 +124,7 @@ pub struct Notice {
 }
 
 impl Notice {
-    fn text(&self) -> Option<String> {
+    pub(super) fn text(&self) -> Option<String> {
         Some(match self.notice.as_deref()? {
             "created" => "Endpoint added. Send it a test event to check it works.".into(),
             "saved" => "Changes saved.".into(),
@@ -362,6 +362,11 @@ async fn endpoint_page(
         .into_iter()
         .find(|k| k.expires_at.is_none())
         .map(|k| k.key);
+    // A `whsk_` key's receivers verify with its public half.
+    let public_key = secret
+        .as_deref()
+        .and_then(|k| EndpointSecret::parse(k).ok())
+        .and_then(|k| k.public_key());
 
     // The delivery log, newest first, one page at a time.
     let log_page = Page {
@@ -378,7 +383,13 @@ async fn endpoint_page(
     let mut rows = Vec::new();
     for (msg, delivery) in &log.items {
         let last = last_attempt_of(store, &app.id, &msg.id, &ep.id).await?;
+        // Not tried yet and due later: a message sent with `deliverAt`.
+        let scheduled = delivery.next_attempt_at.filter(|due| {
+            last.is_none() && delivery.status == MessageStatus::Pending && *due > now
+        });
         rows.push(json!({
+            "scheduled": scheduled.map(time),
+            "scheduled_iso": scheduled.map(|t| t.to_rfc3339()),
             "id": msg.id,
             "event_type": msg.event_type,
             "time": time(msg.created_at),
@@ -415,6 +426,7 @@ async fn endpoint_page(
                     "created": time(ep.created_at),
                 },
                 "secret": secret,
+                "public_key": public_key,
                 "test_types": test_types,
                 "test": test,
                 "chart": {
@@ -441,7 +453,7 @@ fn status_word(s: MessageStatus) -> &'static str {
     }
 }
 
-fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
+pub(super) fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
     headers
         .iter()
         .map(|(k, v)| {
@@ -614,7 +626,17 @@ pub async fn rotate(
     check_csrf(&session, &FormData::parse(&body))?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    endpoints::rotate_secret(&state, &ep, None, endpoints::DEFAULT_GRACE_SECONDS).await?;
+    // The new key is of the current key's kind (a `whsk_` endpoint stays
+    // ed25519).
+    let kind = state
+        .store
+        .secrets(&ep.id, Utc::now())
+        .await?
+        .into_iter()
+        .find(|k| k.expires_at.is_none())
+        .and_then(|k| EndpointSecret::parse(&k.key).ok())
+        .map(|k| k.kind());
+    endpoints::rotate_secret(&state, &ep, None, kind, endpoints::DEFAULT_GRACE_SECONDS).await?;
     Ok(see_other(&format!(
         "/portal/endpoints/{}?notice=rotated#secret",
         ep.id
@@ -654,120 +676,6 @@ fn parse_local(s: &str) -> Option<DateTime<Utc>> {
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(s.trim(), f).ok())
     .map(|n| n.and_utc())
-}
-
-/// `/portal/endpoints/{id}/messages/{msg}`: what was sent and what came back.
-pub async fn message(
-    State(state): State<Herald>,
-    session: Session,
-    Path((id, msg_id)): Path<(String, String)>,
-    Query(q): Query<Notice>,
-) -> PortalResult<Response> {
-    let app = app_of(&state, &session).await?;
-    let ep = endpoint_of(&state, &app, &id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .filter(|m| m.id == msg_id)
-        .ok_or(PortalError::NotFound)?;
-    let filter = ListFilter {
-        endpoint_id: Some(ep.id.clone()),
-        ..ListFilter::default()
-    };
-    let page_spec = Page {
-        limit: 100,
-        iterator: None,
-        descending: false,
-    };
-    let attempts = state
-        .store
-        .list_attempts_by_msg(&app.id, &msg.id, &filter, &page_spec)
-        .await?
-        .items;
-
-    // The body as this endpoint receives it: its date format applied.
-    let mut payload: Value = serde_json::from_str(&msg.payload).unwrap_or(Value::Null);
-    let format = DateFormat::parse(&ep.date_format).unwrap_or_default();
-    if format != DateFormat::Unix {
-        if let Some(et) = state
-            .store
-            .get_event_type(&session.org, &msg.event_type)
-            .await?
-        {
-            if let Some(schema) = et.latest_schema() {
-                convert_dates(&mut payload, schema, format);
-            }
-        }
-    }
-    let pretty = serde_json::to_string_pretty(&payload).unwrap_or_else(|_| msg.payload.clone());
-    let timestamp = attempts
-        .last()
-        .map(|a| a.created_at.timestamp().to_string())
-        .unwrap_or_else(|| "(the time of sending)".into());
-    let mut headers = vec![
-        json!({"name": "content-type", "value": "application/json"}),
-        json!({"name": "webhook-id", "value": msg.id}),
-        json!({"name": "webhook-timestamp", "value": timestamp}),
-        json!({"name": "webhook-signature", "value": "v1,… (computed for each attempt)"}),
-    ];
-    headers.extend(masked_headers(&ep.headers));
-    let attempts: Vec<Value> = attempts
-        .iter()
-        .map(|a| {
-            json!({
-                "time": time(a.created_at),
-                "iso": a.created_at.to_rfc3339(),
-                "code": a.response_status_code,
-                "ok": a.status == MessageStatus::Success,
-                "duration": a.response_duration_ms,
-                "response": a.response,
-                "skipped": a.skipped.map(|s| s.as_str()),
-                "manual": a.trigger_type == herald_store::TriggerType::Manual,
-            })
-        })
-        .collect();
-    page(
-        "message.html",
-        with(
-            base(&session, Some(&app), &msg.event_type, "webhooks"),
-            json!({
-                "ep": {"id": ep.id, "url": ep.url},
-                "msg": {
-                    "id": msg.id,
-                    "event_type": msg.event_type,
-                    "event_id": msg.event_id,
-                    "time": time(msg.created_at),
-                    "payload": pretty,
-                },
-                "headers": headers,
-                "attempts": attempts,
-                "notice": q.text(),
-            }),
-        ),
-    )
-}
-
-pub async fn resend(
-    State(state): State<Herald>,
-    session: Session,
-    Path((id, msg_id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> PortalResult<Response> {
-    check_csrf(&session, &FormData::parse(&body))?;
-    let app = app_of(&state, &session).await?;
-    let ep = endpoint_of(&state, &app, &id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .filter(|m| m.id == msg_id)
-        .ok_or(PortalError::NotFound)?;
-    endpoints::resend(&state, &app, &msg, &ep).await?;
-    Ok(see_other(&format!(
-        "/portal/endpoints/{}/messages/{}?notice=resent",
-        ep.id, msg.id
-    )))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
 use herald_core::name::{validate_channel, validate_name};
-use herald_core::signing::EndpointSecret;
+use herald_core::signing::{EndpointSecret, KeyKind};
 use herald_store::{Application, Endpoint, Message, Targets};
 use serde_json::Value;
 
@@ -176,19 +176,27 @@ pub async fn delete(herald: &Herald, app: &Application, ep: &Endpoint) -> Result
     Ok(())
 }
 
-/// Makes `key` (or a new key) current; the old one keeps signing for
+/// Makes `key` (or a new key of `kind`, HMAC by default) current; the old
+/// one keeps signing for
 /// `grace_seconds`, so receivers can switch without losing a message.
 /// Returns the new key.
 pub async fn rotate_secret(
     herald: &Herald,
     ep: &Endpoint,
     key: Option<&str>,
+    kind: Option<KeyKind>,
     grace_seconds: u32,
 ) -> Result<String> {
     let secret = match key {
         Some(s) => EndpointSecret::parse(s).map_err(|e| Error::field(&["key"], e.to_string()))?,
-        None => EndpointSecret::generate(),
+        None => EndpointSecret::generate_kind(kind.unwrap_or(KeyKind::Hmac)),
     };
+    if kind.is_some_and(|kind| kind != secret.kind()) {
+        return Err(Error::field(
+            &["keyType"],
+            "names another kind of key than the key given (\"whsec_\" is hmac, \"whsk_\" is ed25519)",
+        ));
+    }
     if grace_seconds > MAX_GRACE_SECONDS {
         return Err(Error::field(
             &["gracePeriodSeconds"],
@@ -196,7 +204,7 @@ pub async fn rotate_secret(
         ));
     }
     let now = Utc::now();
-    let key = secret.to_whsec();
+    let key = secret.reveal();
     herald
         .store
         .rotate_secret(

@@ -1,10 +1,10 @@
 //! Messages: what every new message gets (its id, its retention), and the
 //! event catalog's say on one.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::schema::{pointer_segments, validate};
-use herald_store::{Application, Message};
+use herald_store::{Application, Message, Targets};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -36,6 +36,52 @@ pub fn new_message(
         created_at,
         expires_at: Some(created_at + Duration::days(retention_days)),
     }
+}
+
+/// How far in the past a `deliverAt` may be (a client's clock running
+/// behind, a request that waited): such a message is delivered now. Further
+/// back is more likely a mistake than a wish, and is refused.
+pub const DELIVER_AT_PAST_TOLERANCE: Duration = Duration::minutes(5);
+
+/// Where a new message's deliveries go and when they fall due, given its
+/// `deliverAt` (Svix's `MessageIn` field). Svix's cloud takes 1 minute to 24
+/// hours ahead; Herald takes anything from now to the message's payload
+/// retention ahead (so every time Svix takes is taken), a time up to
+/// [`DELIVER_AT_PAST_TOLERANCE`] ago as now, and refuses the rest. The time is
+/// rounded up to the millisecond the store keeps, so a delivery never goes
+/// out before it.
+pub fn schedule(
+    deliver_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    retention_days: i64,
+) -> Result<Targets> {
+    let Some(at) = deliver_at else {
+        return Ok(Targets::Matching);
+    };
+    if at < now - DELIVER_AT_PAST_TOLERANCE {
+        return Err(Error::field(
+            &["deliverAt"],
+            format!(
+                "is more than {} minutes in the past",
+                DELIVER_AT_PAST_TOLERANCE.num_minutes()
+            ),
+        ));
+    }
+    if at > now + Duration::days(retention_days) {
+        return Err(Error::field(
+            &["deliverAt"],
+            format!("may be at most the payload retention ({retention_days} days) ahead"),
+        ));
+    }
+    let ms = Duration::milliseconds(1);
+    let at = match at.duration_trunc(ms) {
+        Ok(t) if t < at => t + ms,
+        _ => at,
+    };
+    if at <= now {
+        return Ok(Targets::Matching);
+    }
+    Ok(Targets::Scheduled { at })
 }
 
 /// The catalog's say on a message: an archived type is refused; once an
@@ -92,4 +138,57 @@ pub async fn check_event_type(
                 .collect(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + Duration::milliseconds(ms)
+    }
+
+    #[test]
+    fn deliver_at_rule() {
+        let now = at(1_800_000_000_000);
+        let day = 86_400_000;
+        let minute = 60_000;
+        // deliverAt as ms after now (or none) -> what becomes of it.
+        // Ok(None): sent at once; Ok(Some(ms)): scheduled ms after now;
+        // Err(()): refused.
+        type Outcome = Result<Option<i64>, ()>;
+        let table: [(Option<i64>, Outcome); 9] = [
+            (None, Ok(None)),
+            (Some(2_000), Ok(Some(2_000))),
+            (Some(90 * day), Ok(Some(90 * day))),
+            (Some(90 * day + 1), Err(())),
+            (Some(0), Ok(None)),
+            (Some(-minute), Ok(None)),
+            (Some(-5 * minute), Ok(None)),
+            (Some(-5 * minute - 1), Err(())),
+            (Some(-400 * day), Err(())),
+        ];
+        for (offset, want) in table {
+            let got = schedule(offset.map(|o| now + Duration::milliseconds(o)), now, 90);
+            let got = match got {
+                Ok(Targets::Matching) => Ok(None),
+                Ok(Targets::Scheduled { at }) => Ok(Some((at - now).num_milliseconds())),
+                Ok(other) => panic!("{other:?}"),
+                Err(Error::Validation(fields)) => {
+                    assert_eq!(fields[0].loc, ["body", "deliverAt"]);
+                    Err(())
+                }
+                Err(e) => panic!("{e:?}"),
+            };
+            assert_eq!(got, want, "{offset:?}");
+        }
+        // A shorter retention is a shorter horizon.
+        assert!(schedule(Some(now + Duration::days(6)), now, 5).is_err());
+        // Sub-millisecond times round up, never down.
+        let odd = now + Duration::nanoseconds(1_500_001);
+        let Ok(Targets::Scheduled { at: got }) = schedule(Some(odd), now, 90) else {
+            panic!("not scheduled");
+        };
+        assert_eq!(got, now + Duration::milliseconds(2));
+    }
 }

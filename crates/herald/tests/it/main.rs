@@ -2,6 +2,7 @@
 //! SQLite database, and real HTTP receivers on loopback.
 
 mod api_edges;
+mod asymmetric;
 mod at_rest;
 mod bench;
 mod browser;
@@ -24,6 +25,7 @@ mod portal_auth;
 mod portal_forms;
 mod rate_limits;
 mod retention;
+mod scheduled;
 mod sdk;
 mod security;
 mod signatures;

@@ -387,6 +387,23 @@ impl TestApp {
         herald::service::links::url(&self.base_url, &token)
     }
 
+    /// Stops the server gracefully and starts a new one on the same database
+    /// (a restart; the new one listens on a new port).
+    pub async fn restart(mut self, options: Options) -> TestApp {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let none = TestDatabase {
+            url: String::new(),
+            postgres: None,
+        };
+        let db = std::mem::replace(&mut self.db, none);
+        drop(self);
+        TestApp::spawn_on(dir, db, options).await
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
