@@ -9,26 +9,25 @@ use std::time::Duration as StdDuration;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use herald_core::dates::convert_dates;
 use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
-use herald_core::filter::{self, Op, Rule};
+use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::net::{AllowList, TenantHost};
 use herald_core::signing::EndpointSecret;
 use herald_store::{Endpoint, EventType, Transformation};
-use herald_transform::Outcome;
 use serde_json::{json, Value};
 
 use super::request::{app_of, base, catalog_types, check_csrf, endpoint_of, with, FormData};
 use super::session::Session;
+use super::transform::{format_codes, format_name, parse_filters, rule_line, CUSTOM};
 use super::{page, PortalResult};
-use crate::catalog::formats::{self, Format};
+use crate::catalog::formats::Format;
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_event_types, check_headers, check_url,
     SENSITIVE_HEADERS,
 };
-use crate::service::transformations::{check_code, check_filters, format_code, simulate};
+use crate::service::transformations::{check_code, check_filters, format_code};
 use crate::service::Error;
 use crate::service::Herald;
 
@@ -57,25 +56,22 @@ pub fn error_message(e: &Error) -> String {
 
 /// What the form holds, as typed.
 #[derive(Default)]
-struct Values {
-    url: String,
-    event_types: Vec<String>,
-    description: String,
-    date_format: String,
-    channels: String,
-    headers: String,
+pub(super) struct Values {
+    pub(super) url: String,
+    pub(super) event_types: Vec<String>,
+    pub(super) description: String,
+    pub(super) date_format: String,
+    pub(super) channels: String,
+    pub(super) headers: String,
     /// "" (as sent), a ready-made format's id, or "custom".
-    format: String,
-    code: String,
+    pub(super) format: String,
+    pub(super) code: String,
     /// Content filter rules, one per line (see [`parse_filters`]).
-    filters: String,
+    pub(super) filters: String,
 }
 
-/// The format select's value for code written by hand.
-const CUSTOM: &str = "custom";
-
 impl Values {
-    fn from_form(form: &FormData) -> Values {
+    pub(super) fn from_form(form: &FormData) -> Values {
         Values {
             url: form.get("url").unwrap_or_default().trim().to_string(),
             event_types: form.all("event_types"),
@@ -131,65 +127,6 @@ impl Values {
                 .collect(),
         }
     }
-}
-
-/// A rule as the portal writes it: `member.status = active`,
-/// `tags exists`, `member.email contains @acme.com`, `plan != free`.
-fn rule_line(rule: &Rule) -> String {
-    let op = match rule.op {
-        Op::Equals => "=",
-        Op::NotEquals => "!=",
-        Op::Contains => "contains",
-        Op::Exists => return format!("{} exists", rule.field),
-    };
-    let value = match &rule.value {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
-    format!("{} {op} {value}", rule.field)
-}
-
-/// The filter text, one rule per line: `FIELD = VALUE`, `FIELD != VALUE`,
-/// `FIELD contains VALUE` or `FIELD exists`. A value that reads as JSON
-/// (`3`, `true`, `"quoted"`) is taken as such, anything else as text. An
-/// error names the line.
-fn parse_filters(text: &str) -> Result<Vec<Rule>, String> {
-    let mut rules = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let bad = || {
-            format!("line {line:?} is not \"field = value\", \"field != value\", \"field contains value\" or \"field exists\"")
-        };
-        let (field, rest) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
-        let rest = rest.trim_start();
-        let (op, value) = if rest == "exists" {
-            (Op::Exists, None)
-        } else if let Some(v) = rest.strip_prefix("!=") {
-            (Op::NotEquals, Some(v))
-        } else if let Some(v) = rest.strip_prefix('=') {
-            (Op::Equals, Some(v))
-        } else if let Some(v) = rest.strip_prefix("contains ") {
-            (Op::Contains, Some(v))
-        } else {
-            return Err(bad());
-        };
-        let value = match value.map(str::trim) {
-            None => None,
-            Some("") => return Err(bad()),
-            Some(v) => Some(match serde_json::from_str::<Value>(v) {
-                Ok(json @ (Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null)) => {
-                    json
-                }
-                _ => Value::String(v.to_string()),
-            }),
-        };
-        rules.push(Rule {
-            field: field.to_string(),
-            op,
-            value,
-        });
-    }
-    Ok(rules)
 }
 
 /// The checked form: what an endpoint is made of.
@@ -548,118 +485,6 @@ async fn form_page(
     }
 }
 
-/// Every ready-made format with its code for this catalog.
-fn format_codes(types: &[EventType]) -> Vec<(Format, String)> {
-    let summaries = formats::summaries(types);
-    formats::builtin()
-        .into_iter()
-        .map(|f| {
-            let code = formats::code(&f, &summaries);
-            (f, code)
-        })
-        .collect()
-}
-
-/// What an endpoint's running code is, in words: a ready-made format it
-/// still runs unchanged, or custom code.
-pub(super) fn format_of(types: &[EventType], code: &str) -> String {
-    format_codes(types)
-        .into_iter()
-        .find(|(_, c)| c == code)
-        .map_or("Custom code".to_string(), |(f, _)| {
-            format_name(&f.id).to_string()
-        })
-}
-
-/// A format's name in the select.
-fn format_name(id: &str) -> &str {
-    match id {
-        "slack" => "Slack message",
-        "discord" => "Discord message",
-        "teams" => "Microsoft Teams card",
-        "google-chat" => "Google Chat card",
-        "sheet-row" => "Sheet row (Zapier, Make, Google Sheets)",
-        other => other,
-    }
-}
-
-/// `POST /portal/endpoints/preview` (from the form's script): what the
-/// endpoint would send for an event type's example, with the date format,
-/// filter and transformation as typed — nothing is sent or saved. Answers
-/// JSON: `{ok, url, method, body}`, `{ok, skipped}` or `{ok: false, error}`.
-pub async fn preview_delivery(
-    State(state): State<Herald>,
-    session: Session,
-    body: axum::body::Bytes,
-) -> PortalResult<Response> {
-    let form = FormData::parse(&body);
-    check_csrf(&session, &form)?;
-    let app = app_of(&state, &session).await?;
-    let v = Values::from_form(&form);
-    let answer = |value: Value| Ok(axum::Json(value).into_response());
-    let event_type = form.get("preview_event_type").unwrap_or_default();
-    let types = catalog_types(&state, &session.org).await?;
-    let Some(et) = types.iter().find(|t| t.name == event_type) else {
-        return answer(json!({"ok": false, "error": "Choose an event type to preview."}));
-    };
-    let Some(mut payload) = et.example(0).cloned() else {
-        return answer(json!({"ok": false, "error": "This event type has no example."}));
-    };
-    let format = DateFormat::parse(&v.date_format).unwrap_or_default();
-    if let Some(schema) = et.latest_schema() {
-        convert_dates(&mut payload, schema, format);
-    }
-    let rules = match parse_filters(&v.filters)
-        .and_then(|r| check_filters("filters", r).map_err(|e| error_message(&e)))
-    {
-        Ok(rules) => rules,
-        Err(why) => return answer(json!({"ok": false, "error": why})),
-    };
-    if let Some(rule) = filter::first_unmet(&rules, &payload) {
-        return answer(
-            json!({"ok": true, "skipped": format!("Not sent: {rule} does not hold for this example.")}),
-        );
-    }
-    let code = match v.format.as_str() {
-        "" => None,
-        CUSTOM => Some(v.code.clone()),
-        id => match format_code(&state, &app.org_id, id).await {
-            Ok(code) => Some(code),
-            Err(e) => return answer(json!({"ok": false, "error": error_message(&e)})),
-        },
-    };
-    let url = v.url.trim().to_string();
-    let Some(code) = code else {
-        return answer(json!({
-            "ok": true, "url": url, "method": "POST",
-            "body": serde_json::to_string_pretty(&payload).unwrap_or_default(),
-        }));
-    };
-    match simulate(
-        &state,
-        &code,
-        et.name.clone(),
-        payload,
-        url,
-        BTreeMap::new(),
-    )
-    .await
-    {
-        Ok(Outcome::Cancel) => answer(
-            json!({"ok": true, "skipped": "Not sent: the code cancels this event (webhook.cancel)."}),
-        ),
-        Ok(Outcome::Send {
-            payload,
-            url,
-            method,
-        }) => answer(json!({
-            "ok": true, "url": url, "method": method,
-            "body": serde_json::to_string_pretty(&payload).unwrap_or_default(),
-        })),
-        Err(e) => answer(json!({"ok": false, "error": error_message(&e)})),
-    }
-}
-
 fn format_label(f: DateFormat) -> &'static str {
     match f {
         DateFormat::Unix => "UNIX seconds (as sent by the platform)",
@@ -710,44 +535,6 @@ mod tests {
         assert_eq!(parsed["Authorization"], "Bearer s3cret");
         assert_eq!(parsed["X-Team"], "blue");
         assert!(parse_headers("no colon here", &old).is_err());
-    }
-
-    #[test]
-    fn filter_lines_read_and_write_back() {
-        let rules = parse_filters(
-            "member.status = active\n\n  plan != free\nmember.email contains @acme.com\ntags exists\nage = 3\n",
-        )
-        .unwrap();
-        let ops: Vec<Op> = rules.iter().map(|r| r.op).collect();
-        assert_eq!(
-            ops,
-            [
-                Op::Equals,
-                Op::NotEquals,
-                Op::Contains,
-                Op::Exists,
-                Op::Equals
-            ]
-        );
-        assert_eq!(rules[0].value, Some(json!("active")));
-        assert_eq!(rules[2].value, Some(json!("@acme.com")));
-        assert_eq!(rules[3].value, None);
-        assert_eq!(rules[4].value, Some(json!(3)));
-        let written: Vec<String> = rules.iter().map(rule_line).collect();
-        assert_eq!(
-            written,
-            [
-                "member.status = active",
-                "plan != free",
-                "member.email contains @acme.com",
-                "tags exists",
-                "age = 3"
-            ]
-        );
-        for bad in ["member.status", "member.status is active", "x ="] {
-            let why = parse_filters(bad).unwrap_err();
-            assert!(why.contains(bad), "{why}");
-        }
     }
 
     #[tokio::test]

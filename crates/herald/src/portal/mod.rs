@@ -15,6 +15,7 @@ mod message;
 mod pages;
 mod request;
 pub mod session;
+mod transform;
 
 use std::sync::OnceLock;
 
@@ -41,7 +42,10 @@ pub fn router(state: Herald) -> Router {
         .route("/portal/catalog", get(pages::catalog))
         .route("/portal/endpoints", post(form::create))
         .route("/portal/endpoints/new", get(form::new))
-        .route("/portal/endpoints/preview", post(form::preview_delivery))
+        .route(
+            "/portal/endpoints/preview",
+            post(transform::preview_delivery),
+        )
         .route(
             "/portal/endpoints/{id}",
             get(pages::endpoint).post(form::update),

@@ -420,7 +420,7 @@ async fn endpoint_page(
                     "events": own,
                     "channels": ep.channels.clone().unwrap_or_default(),
                     "date_format": ep.date_format,
-                    "transformation": ep.transformation.active_code().map(|code| super::form::format_of(&types, code)),
+                    "transformation": ep.transformation.active_code().map(|code| super::transform::format_of(&types, code)),
                     "filters": ep.filters.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "headers": masked_headers(&ep.headers),
                     "created": time(ep.created_at),
