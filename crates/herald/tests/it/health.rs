@@ -147,3 +147,51 @@ async fn an_endpoint_failing_too_long_is_disabled_and_enabling_it_delivers_what_
     assert_eq!(endpoint(&app, &app_id, &ep).await["state"], "active");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_portal_list_the_endpoint_page_and_the_api_tell_one_state() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/down", Reply::status(503).body("maintenance"));
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/down")}))
+        .await;
+    app.send(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    app.eventually(WAIT, "the endpoint to be failing", || async {
+        (endpoint(&app, &app_id, &ep).await["state"] == "failing").then_some(())
+    })
+    .await;
+    let portal = crate::support::PortalSession::for_app(&app, &app_id).await;
+    let (_, list) = portal.get("/portal/").await;
+    assert!(list.contains("badge badge-failing\">failing<"), "{list}");
+    let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
+    assert!(
+        page.contains("id=\"endpoint-state\" class=\"badge badge-failing\">failing<"),
+        "{page}"
+    );
+    let detail = page
+        .split("id=\"state-detail\"")
+        .nth(1)
+        .expect("the page says why");
+    assert!(detail.contains("Failing since"), "{detail}");
+    assert!(detail.contains("503 maintenance"), "{detail}");
+
+    let (status, _) = app
+        .call(
+            Some(&app.token),
+            Method::PATCH,
+            &format!("/api/v1/app/{app_id}/endpoint/{ep}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(endpoint(&app, &app_id, &ep).await["state"], "disabled");
+    let (_, list) = portal.get("/portal/").await;
+    assert!(list.contains("badge badge-disabled\">disabled<"), "{list}");
+    let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
+    assert!(page.contains("badge badge-disabled\">disabled<"));
+    assert!(page.contains("Disabled by a person"), "{page}");
+    app.stop().await;
+}
