@@ -110,6 +110,9 @@ pub trait Store: Send + Sync + 'static {
         by: DisabledBy,
         now: Timestamp,
     ) -> Result<bool>;
+    /// Records that a worker's breaker paused the endpoint until `until`
+    /// (for the health model; the pause itself is the worker's).
+    async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()>;
     /// The keys that sign now: the current one first, then unexpired old ones.
     async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>>;
     /// Makes `new_key` current; the old current key keeps signing until `old_until`.

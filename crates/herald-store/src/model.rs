@@ -96,6 +96,9 @@ pub struct Health {
     /// What the last failed attempt said (a status and body prefix, or why
     /// there was no response), while failing.
     pub last_error: Option<String>,
+    /// Until when a worker's breaker paused its deliveries after failures
+    /// in a row (the latest pause; a success clears it).
+    pub paused_until: Option<Timestamp>,
     /// Who disabled it, while disabled.
     pub disabled_by: Option<DisabledBy>,
     pub disabled_at: Option<Timestamp>,
@@ -143,6 +146,8 @@ pub enum EndpointState {
     Active,
     /// Enabled, and every attempt since `failing_since` failed.
     Failing,
+    /// Failing, and a worker holds its deliveries back until `paused_until`.
+    Paused,
     /// Disabled by a person.
     Disabled,
     /// Disabled by Herald (410 Gone, or failing too long).
@@ -154,6 +159,7 @@ impl EndpointState {
         match self {
             EndpointState::Active => "active",
             EndpointState::Failing => "failing",
+            EndpointState::Paused => "paused",
             EndpointState::Disabled => "disabled",
             EndpointState::AutoDisabled => "auto_disabled",
         }
@@ -161,11 +167,19 @@ impl EndpointState {
 }
 
 impl Endpoint {
-    /// The endpoint's state, from its `disabled` flag and its health.
+    /// The endpoint's state now, from its `disabled` flag and its health.
     pub fn state(&self) -> EndpointState {
+        self.state_at(chrono::Utc::now())
+    }
+
+    /// The endpoint's state at `now`.
+    pub fn state_at(&self, now: Timestamp) -> EndpointState {
         match (self.disabled, self.health.disabled_by) {
             (true, Some(by)) if by.automatic() => EndpointState::AutoDisabled,
             (true, _) => EndpointState::Disabled,
+            (false, _) if self.health.paused_until.is_some_and(|until| until > now) => {
+                EndpointState::Paused
+            }
             (false, _) if self.health.failing_since.is_some() => EndpointState::Failing,
             (false, _) => EndpointState::Active,
         }
@@ -249,6 +263,7 @@ pub struct Gauges {
     pub due: i64,
     pub endpoints_active: i64,
     pub endpoints_failing: i64,
+    pub endpoints_paused: i64,
     pub endpoints_disabled: i64,
     pub endpoints_auto_disabled: i64,
 }

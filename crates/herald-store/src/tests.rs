@@ -2141,6 +2141,7 @@ async fn gauges_count_due_deliveries_and_endpoints_by_state(t: &TestStore) {
             due: 1,
             endpoints_active: 1,
             endpoints_failing: 0,
+            endpoints_paused: 0,
             endpoints_disabled: 1,
             endpoints_auto_disabled: 1,
         }
@@ -2172,6 +2173,18 @@ async fn gauges_count_due_deliveries_and_endpoints_by_state(t: &TestStore) {
     assert_eq!(ep.health.failing_since, Some(now + Span::seconds(1)));
     assert_eq!(ep.health.consecutive_failures, 3);
     assert_eq!(t.gauges(now).await.unwrap().endpoints_failing, 1);
+    // A worker's breaker pauses it: paused until then, failing after.
+    let until = now + Span::seconds(30);
+    t.pause_endpoint("ep_1", until).await.unwrap();
+    t.pause_endpoint("ep_1", now + Span::seconds(5))
+        .await
+        .unwrap();
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    assert_eq!(ep.health.paused_until, Some(until), "the latest pause wins");
+    assert_eq!(ep.state_at(now), EndpointState::Paused);
+    assert_eq!(ep.state_at(until), EndpointState::Failing);
+    let g = t.gauges(now).await.unwrap();
+    assert_eq!((g.endpoints_paused, g.endpoints_failing), (1, 0));
     t.record_attempt(&try_at(5, MessageStatus::Success, None), &Next::Done)
         .await
         .unwrap();

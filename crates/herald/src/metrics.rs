@@ -46,6 +46,7 @@ struct OutcomeLabel {
 enum EndpointState {
     active,
     failing,
+    paused,
     disabled,
     auto_disabled,
 }
@@ -176,6 +177,7 @@ impl Metrics {
                     for (state, n) in [
                         (EndpointState::active, g.endpoints_active),
                         (EndpointState::failing, g.endpoints_failing),
+                        (EndpointState::paused, g.endpoints_paused),
                         (EndpointState::disabled, g.endpoints_disabled),
                         (EndpointState::auto_disabled, g.endpoints_auto_disabled),
                     ] {

@@ -422,7 +422,8 @@ async fn record_health<DB: Dialect + Run>(
                  ELSE consecutive_failures + u.fails END,
              failing_since = CASE WHEN u.fails = 0 THEN NULL WHEN u.reset THEN u.first_fail
                  ELSE COALESCE(failing_since, u.first_fail) END,
-             last_error = CASE WHEN u.fails = 0 THEN NULL ELSE u.error END
+             last_error = CASE WHEN u.fails = 0 THEN NULL ELSE u.error END,
+             paused_until = CASE WHEN u.fails = 0 THEN NULL ELSE paused_until END
          FROM (SELECT v.column1 AS id, v.column2 AS reset, v.column3 AS fails,
                       v.column4 AS first_fail, v.column5 AS error
                FROM (VALUES ",
@@ -439,7 +440,7 @@ async fn record_health<DB: Dialect + Run>(
         ") AS v) AS u
          WHERE endpoint.id = u.id
            AND (u.fails > 0 OR endpoint.failing_since IS NOT NULL
-                OR endpoint.consecutive_failures <> 0)",
+                OR endpoint.consecutive_failures <> 0 OR endpoint.paused_until IS NOT NULL)",
     );
     sql.execute(&mut *tx).await?;
     Ok(())

@@ -227,6 +227,7 @@ impl<DB: Backend> SqlStore<DB> {
                  consecutive_failures = CASE WHEN disabled AND NOT $4 THEN 0
                      ELSE consecutive_failures END,
                  last_error = CASE WHEN disabled AND NOT $4 THEN NULL ELSE last_error END,
+                 paused_until = CASE WHEN disabled AND NOT $4 THEN NULL ELSE paused_until END,
                  disabled = $4,
                  event_types = $5, channels = $6, metadata = $7, headers = $8,
                  throttle_rate = $9, date_format = $10, updated_at = $11,
@@ -432,6 +433,21 @@ fn endpoint_fields<'a>(sql: Sql<'a>, ep: &'a Endpoint, keyring: &Keyring) -> Sql
         ))
         .bind(ep.transformation.updated_at)
         .bind(serde_json::to_string(&ep.filters).expect("rules serialize"))
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Records a worker's breaker pause (the latest wins).
+    pub(crate) async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()> {
+        Sql::new(
+            "UPDATE endpoint SET paused_until = $1
+             WHERE id = $2 AND (paused_until IS NULL OR paused_until < $1)",
+        )
+        .bind(until)
+        .bind(endpoint_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Parks a disabled endpoint's pending deliveries: nothing claims them (no

@@ -91,6 +91,7 @@ pub fn endpoint(keyring: &Keyring, r: &impl Columns) -> Result<Endpoint> {
             failing_since: r.opt_time("failing_since")?,
             consecutive_failures: r.int("consecutive_failures")?,
             last_error: r.opt_text("last_error")?,
+            paused_until: r.opt_time("paused_until")?,
             disabled_by: r
                 .opt_text("disabled_by")?
                 .as_deref()

@@ -82,6 +82,10 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.delete_endpoint(app_id, id).await
     }
 
+    async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()> {
+        self.pause_endpoint(endpoint_id, until).await
+    }
+
     async fn disable_endpoint(
         &self,
         endpoint_id: &str,

@@ -186,6 +186,7 @@ impl<DB: Backend> SqlStore<DB> {
         let by_state = Sql::new(
             "SELECT CASE WHEN disabled AND disabled_by IN ($1, $2) THEN $3
                          WHEN disabled THEN $4
+                         WHEN paused_until > $8 THEN $7
                          WHEN failing_since IS NOT NULL THEN $5
                          ELSE $6 END AS state,
                     COUNT(*) AS n
@@ -197,6 +198,8 @@ impl<DB: Backend> SqlStore<DB> {
         .bind(EndpointState::Disabled.as_str())
         .bind(EndpointState::Failing.as_str())
         .bind(EndpointState::Active.as_str())
+        .bind(EndpointState::Paused.as_str())
+        .bind(now)
         .fetch_all_as(&self.reader, |r| Ok((r.text("state")?, r.int("n")?)))
         .await?;
         let count = |state: EndpointState| {
@@ -210,6 +213,7 @@ impl<DB: Backend> SqlStore<DB> {
             due,
             endpoints_active: count(EndpointState::Active),
             endpoints_failing: count(EndpointState::Failing),
+            endpoints_paused: count(EndpointState::Paused),
             endpoints_disabled: count(EndpointState::Disabled),
             endpoints_auto_disabled: count(EndpointState::AutoDisabled),
         })

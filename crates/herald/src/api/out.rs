@@ -138,8 +138,9 @@ pub struct EndpointOut {
     pub date_format: String,
     /// Herald's: the content filter (empty: every message is sent).
     pub filters: Vec<herald_core::filter::Rule>,
-    /// Herald's: `active`, `failing`, `disabled` (by a person) or
-    /// `auto_disabled` (by Herald), with the facts behind it.
+    /// Herald's: `active`, `failing`, `paused` (failing, held back by a
+    /// worker's breaker), `disabled` (by a person) or `auto_disabled` (by
+    /// Herald), with the facts behind it.
     pub state: &'static str,
     /// Herald's: while failing, the first failed attempt of the run.
     pub failing_since: Option<DateTime<Utc>>,
@@ -147,6 +148,9 @@ pub struct EndpointOut {
     pub consecutive_failures: i64,
     /// Herald's: while failing, what the last attempt got.
     pub last_error: Option<String>,
+    /// Herald's: while `paused`, until when a worker holds its deliveries
+    /// back after failures in a row.
+    pub paused_until: Option<DateTime<Utc>>,
     /// Herald's: while disabled, why (`manual`, `gone`: answered 410,
     /// `failing`: failed every attempt for too long) and when.
     pub disabled_reason: Option<&'static str>,
@@ -174,6 +178,7 @@ impl From<Endpoint> for EndpointOut {
             failing_since: e.health.failing_since.map(ms),
             consecutive_failures: e.health.consecutive_failures,
             last_error: e.health.last_error.clone(),
+            paused_until: e.health.paused_until.map(ms),
             disabled_reason: e
                 .disabled
                 .then(|| e.health.disabled_by.unwrap_or(DisabledBy::Manual).as_str()),

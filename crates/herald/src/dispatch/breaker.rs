@@ -31,12 +31,13 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    /// Records an attempt's outcome. True when this failure paused the endpoint.
-    pub fn outcome(&self, endpoint_id: &str, succeeded: bool) -> bool {
+    /// Records an attempt's outcome. The pause, when this failure paused the
+    /// endpoint.
+    pub fn outcome(&self, endpoint_id: &str, succeeded: bool) -> Option<Duration> {
         let mut endpoints = self.endpoints.lock().expect("breaker lock");
         if succeeded {
             endpoints.remove(endpoint_id);
-            return false;
+            return None;
         }
         let health = endpoints.entry(endpoint_id.to_string()).or_default();
         health.failures += 1;
@@ -51,7 +52,7 @@ impl Breaker {
             };
             health.paused_until = Some(now + health.pause);
         }
-        pausing
+        pausing.then_some(health.pause)
     }
 
     /// The endpoints paused now.
@@ -74,13 +75,17 @@ mod tests {
     fn failures_in_a_row_pause_and_a_success_resumes() {
         let b = Breaker::default();
         for _ in 1..FAILURES_TO_PAUSE {
-            assert!(!b.outcome("ep", false));
+            assert_eq!(b.outcome("ep", false), None);
         }
         assert!(b.paused_endpoints().is_empty());
-        assert!(b.outcome("ep", false), "the fifth failure in a row pauses");
+        assert_eq!(
+            b.outcome("ep", false),
+            Some(FIRST_PAUSE),
+            "the fifth failure in a row pauses"
+        );
         assert_eq!(b.paused_endpoints(), vec!["ep".to_string()]);
         // Failures of requests already in flight do not extend the pause.
-        assert!(!b.outcome("ep", false));
+        assert_eq!(b.outcome("ep", false), None);
         b.outcome("ep", true);
         assert!(b.paused_endpoints().is_empty());
     }
@@ -100,7 +105,7 @@ mod tests {
                 pauses.push(h.pause);
                 h.paused_until = Some(Instant::now());
             }
-            assert!(b.outcome("ep", false));
+            assert!(b.outcome("ep", false).is_some());
         }
         assert_eq!(pauses[0], FIRST_PAUSE);
         assert_eq!(pauses[1], FIRST_PAUSE * 2);

@@ -403,8 +403,13 @@ impl Shared {
             drop(payload);
             if let Some((attempt, _)) = &outcome {
                 let ok = attempt.status == MessageStatus::Success;
-                if self.breaker.outcome(&endpoint_id, ok) {
-                    tracing::warn!(endpoint = %endpoint_id, "endpoint keeps failing; pausing its deliveries");
+                if let Some(pause) = self.breaker.outcome(&endpoint_id, ok) {
+                    tracing::warn!(endpoint = %endpoint_id, ?pause, "endpoint keeps failing; pausing its deliveries");
+                    // For the health model: the API and the portal say until when.
+                    let until = Utc::now() + chrono::Duration::from_std(pause).unwrap_or_default();
+                    if let Err(e) = self.store.pause_endpoint(&endpoint_id, until).await {
+                        tracing::warn!(error = %e, endpoint = %endpoint_id, "cannot record the pause");
+                    }
                 }
             }
         }

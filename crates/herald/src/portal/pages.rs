@@ -207,6 +207,7 @@ fn state_word(ep: &Endpoint) -> &'static str {
     match ep.state() {
         EndpointState::Active => "active",
         EndpointState::Failing => "failing",
+        EndpointState::Paused => "paused",
         EndpointState::Disabled => "disabled",
         EndpointState::AutoDisabled => "disabled",
     }
@@ -222,6 +223,15 @@ fn state_detail(ep: &Endpoint) -> Option<String> {
             time(h.failing_since?),
             h.consecutive_failures,
             if h.consecutive_failures == 1 { "" } else { "s" },
+            h.last_error
+                .as_deref()
+                .map(|e| format!(", the last with “{e}”"))
+                .unwrap_or_default()
+        )),
+        EndpointState::Paused => Some(format!(
+            "Paused until {} after {} failed attempts in a row{}. Herald tries again then; nothing is lost.",
+            time(h.paused_until?),
+            h.consecutive_failures,
             h.last_error
                 .as_deref()
                 .map(|e| format!(", the last with “{e}”"))

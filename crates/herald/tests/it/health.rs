@@ -81,6 +81,16 @@ async fn an_endpoint_failing_too_long_is_disabled_and_enabling_it_delivers_what_
     );
     assert_eq!(failing["disabled"], false);
 
+    // Five failures in a row: the worker's breaker holds it back a while.
+    let paused = app
+        .eventually(WAIT, "the endpoint to be paused", || async {
+            let e = endpoint(&app, &app_id, &ep).await;
+            (e["state"] == "paused").then_some(e)
+        })
+        .await;
+    assert!(paused["pausedUntil"].is_string(), "{paused}");
+    assert!(paused["consecutiveFailures"].as_i64().unwrap() >= 5);
+
     // Past the limit: disabled by Herald, and the operator is told.
     let disabled = app
         .eventually(WAIT, "the endpoint to be disabled", || async {
