@@ -262,13 +262,10 @@ impl Deliverer {
 
     /// When `job` may be sent: now, or at a later slot of its endpoint's rate
     /// limit (`throttleRate` messages per second, kept across every worker by
-    /// reserving slots in the store). A delivery that holds a slot already,
+    /// reserving slots in the store). A delivery claimed in the slot it holds,
     /// or whose endpoint has no limit, goes now; so does one whose slot cannot
     /// be reserved (the database cannot say), logged.
     pub async fn pace(&self, job: &Job) -> Pace {
-        if job.slotted {
-            return Pace::Now;
-        }
         let rate = match self.current(&job.app_id, &job.endpoint_id, false).await {
             Ok(c) => c.endpoint.as_ref().and_then(|e| e.throttle_rate),
             Err(_) => None,
@@ -278,6 +275,13 @@ impl Deliverer {
         };
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let now = Utc::now();
+        // A delivery holding a slot sends in it; one claimed well after its
+        // slot (a busy worker) takes a new one rather than bunch up with the
+        // deliveries of the slots after it.
+        let late = (now - job.due_at).to_std().unwrap_or_default();
+        if job.slotted && late <= interval / 2 {
+            return Pace::Now;
+        }
         match self
             .store
             .reserve_slot(&job.endpoint_id, interval, now)

@@ -94,7 +94,12 @@ async fn deliver_at_through_the_sdk_arrives_on_time_and_shows_as_scheduled() {
         "{page}"
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(receiver.received().is_empty(), "delivered before deliverAt");
+    // On a loaded machine the checks above may outlast the 2 s: what arrived
+    // must not have arrived early.
+    assert!(
+        receiver.received().iter().all(|r| r.at >= due),
+        "delivered before deliverAt"
+    );
 
     let got = receiver.wait_for("/hook", 1, Duration::from_secs(10)).await;
     let late = lateness(got[0].at, due, "the message");
@@ -153,14 +158,20 @@ async fn deliver_at_survives_a_restart() {
 
     let app = app.restart(Options::default()).await;
     assert!(
-        receiver.received().is_empty(),
-        "delivered before the restart"
+        receiver.received().iter().all(|r| r.at >= due),
+        "delivered before deliverAt"
     );
     let got = receiver.wait_for("/hook", 1, Duration::from_secs(15)).await;
     let late = lateness(got[0].at, due, "the message");
     assert!(late < MAX_LATENESS, "arrived {late:?} after deliverAt");
     assert_eq!(got[0].header("webhook-id"), msg_id);
-    let attempts = app.attempts(&app_id, &msg_id).await;
+    // The attempt is recorded just after the request is answered.
+    let attempts = app
+        .eventually(Duration::from_secs(10), "the attempt to be recorded", || async {
+            let a = app.attempts(&app_id, &msg_id).await;
+            (!a.is_empty()).then_some(a)
+        })
+        .await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
 }
 
