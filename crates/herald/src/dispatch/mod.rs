@@ -382,7 +382,8 @@ impl Shared {
         if let Pace::At(slot) = self.deliverer.pace(&job).await {
             drop(payload);
             self.give_back_at(&msg_id, &endpoint_id, claim, slot).await;
-            self.release(&endpoint_id, permit);
+            drop(permit);
+            self.leave_endpoint(&endpoint_id);
             // The claim loop may be sleeping past this slot (it read the next
             // due time before the delivery came back): it reads it again.
             self.freed.notify_one();
@@ -414,14 +415,29 @@ impl Shared {
             }
         }
         // The endpoint's slot is free again before the outcome is written:
-        // recording does not touch the endpoint.
+        // recording does not touch the endpoint. Nor is the delivery claimed
+        // ahead for it any more, so the worker may claim the endpoint's next
+        // ones meanwhile: an outcome waits for a group commit (milliseconds
+        // on PostgreSQL), and counting those as ahead left the endpoint's
+        // slots idle until they were written.
+        let sent = outcome.is_some();
         if let Some((attempt, next)) = outcome {
+            if self.leave_endpoint(&endpoint_id) {
+                self.freed.notify_one();
+            }
             self.deliverer.record(&attempt, &next).await;
         }
         if unsent {
             self.give_back(&msg_id, &endpoint_id, claim, "unsent").await;
         }
-        if self.release(&endpoint_id, permit) {
+        // Enough worker slots free again for a batch may unblock the claim
+        // loop too.
+        drop(permit);
+        let mut unblocked = self.global.available_permits() == self.claim_min;
+        if !sent {
+            unblocked |= self.leave_endpoint(&endpoint_id);
+        }
+        if unblocked {
             self.freed.notify_one();
         }
     }
@@ -457,20 +473,19 @@ impl Shared {
         }
     }
 
-    /// Gives back a finished delivery's slots. True when the claim loop may
-    /// have been waiting for this: the endpoint fell to half of what it may
-    /// have claimed ahead, or enough worker slots are free again for a batch.
-    fn release(&self, endpoint_id: &str, permit: OwnedSemaphorePermit) -> bool {
-        drop(permit);
-        let mut unblocked = self.global.available_permits() == self.claim_min;
+    /// Counts a delivery out of those claimed ahead for its endpoint. True
+    /// when the claim loop may have been waiting for this: the endpoint fell
+    /// to half of what it may have claimed ahead.
+    fn leave_endpoint(&self, endpoint_id: &str) -> bool {
         let mut slots = self.slots.lock().expect("slots lock");
-        if let Some(slot) = slots.get_mut(endpoint_id) {
-            slot.queued -= 1;
-            unblocked |= slot.queued == self.ahead / 2;
-            if slot.queued == 0 {
-                slots.remove(endpoint_id);
-            }
+        let Some(slot) = slots.get_mut(endpoint_id) else {
+            return false;
+        };
+        slot.queued -= 1;
+        let half = slot.queued == self.ahead / 2;
+        if slot.queued == 0 {
+            slots.remove(endpoint_id);
         }
-        unblocked
+        half
     }
 }

@@ -167,10 +167,14 @@ async fn deliver_at_survives_a_restart() {
     assert_eq!(got[0].header("webhook-id"), msg_id);
     // The attempt is recorded just after the request is answered.
     let attempts = app
-        .eventually(Duration::from_secs(10), "the attempt to be recorded", || async {
-            let a = app.attempts(&app_id, &msg_id).await;
-            (!a.is_empty()).then_some(a)
-        })
+        .eventually(
+            Duration::from_secs(10),
+            "the attempt to be recorded",
+            || async {
+                let a = app.attempts(&app_id, &msg_id).await;
+                (!a.is_empty()).then_some(a)
+            },
+        )
         .await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
 }
