@@ -76,6 +76,8 @@ pub enum Scenario {
     /// One endpoint without and with a simple transformation (not part of
     /// `all`).
     Transform,
+    /// One endpoint with the metrics off, then on (not part of `all`).
+    Metrics,
     /// Slow clients that never finish their headers (not part of `all`).
     Slowloris,
     All,
@@ -234,6 +236,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Isolation => bench.isolation().await,
             Scenario::Slowloris => bench.slowloris().await,
             Scenario::Transform => bench.transform().await,
+            Scenario::Metrics => bench.metrics().await,
             Scenario::All => unreachable!("expanded by `selected`"),
         }
         .with_context(|| format!("scenario {scenario:?}"))?;
@@ -305,13 +308,17 @@ fn selected(wanted: &[Scenario]) -> Vec<Scenario> {
         Scenario::Backlog,
         Scenario::Slowloris,
         Scenario::Transform,
+        Scenario::Metrics,
     ];
     order
         .into_iter()
         .filter(|s| {
             wanted.contains(s)
                 || (wanted.contains(&Scenario::All)
-                    && !matches!(s, Scenario::Slowloris | Scenario::Transform))
+                    && !matches!(
+                        s,
+                        Scenario::Slowloris | Scenario::Transform | Scenario::Metrics
+                    ))
         })
         .collect()
 }
@@ -546,6 +553,39 @@ impl Bench {
             )),
             extra: json!({ "ratio": ratio }),
             phases: vec![plain, on],
+        })
+    }
+
+    /// The throughput of one endpoint with the metrics off
+    /// (`HERALD_METRICS=off`), then on: what counting costs.
+    async fn metrics(&mut self) -> anyhow::Result<ScenarioReport> {
+        let (m, c) = (self.args.messages, self.args.concurrency);
+        let paths = endpoint_paths(1);
+        let off = self
+            .phase(
+                "metrics off",
+                &[("HERALD_METRICS", "off".to_string())],
+                &paths,
+                &[0],
+                m,
+                Load::Closed(c),
+            )
+            .await?;
+        let on = self
+            .phase("metrics on", &[], &paths, &[0], m, Load::Closed(c))
+            .await?;
+        let ratio = on.deliveries_per_second / off.deliveries_per_second.max(f64::MIN_POSITIVE);
+        Ok(ScenarioReport {
+            name: "metrics",
+            params: json!({ "messages": m, "concurrency": c, "endpoints": 1 }),
+            note: Some(format!(
+                "metrics: with the metrics on, {:.1} % of the throughput with them off ({:.0} vs {:.0} delivered msg/s)",
+                ratio * 100.0,
+                on.deliveries_per_second,
+                off.deliveries_per_second
+            )),
+            extra: json!({ "ratio": ratio }),
+            phases: vec![off, on],
         })
     }
 

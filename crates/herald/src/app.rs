@@ -59,7 +59,11 @@ pub async fn serve(
         config.transformation_threads,
         config.transformation_limits,
     );
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let metrics = Arc::new(if config.metrics {
+        crate::metrics::Metrics::new()
+    } else {
+        crate::metrics::Metrics::off()
+    });
     let operational = Arc::new(crate::operational::Operational::new(
         store.clone(),
         wake.clone(),

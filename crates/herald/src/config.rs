@@ -200,6 +200,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_ENDPOINT_DISABLE_AFTER", default_value = "5days")]
     pub endpoint_disable_after: humantime::Duration,
 
+    /// Count and serve the Prometheus metrics (`GET /metrics`): `on` or
+    /// `off`.
+    #[arg(long, env = "HERALD_METRICS", default_value = "on", value_parser = on_off)]
+    pub metrics: bool,
+
     /// Bearer token `GET /metrics` asks for. Unset: the metrics are open to
     /// whoever reaches the listen address (they hold counts, never data).
     #[arg(long, env = "HERALD_METRICS_TOKEN", hide_env_values = true)]
@@ -287,6 +292,8 @@ pub struct Config {
     pub transformation_limits: herald_transform::Limits,
     /// Threads running transformations.
     pub transformation_threads: usize,
+    /// Whether metrics are counted and served.
+    pub metrics: bool,
     /// What `GET /metrics` asks for, if anything.
     pub metrics_token: Option<SecretString>,
     /// How long an endpoint may fail every attempt before it is disabled.
@@ -417,6 +424,7 @@ impl ServeArgs {
                 .clone()
                 .filter(|t| !t.expose_secret().is_empty()),
             endpoint_disable_after: *self.endpoint_disable_after,
+            metrics: self.metrics,
         })
     }
 
@@ -446,6 +454,15 @@ impl ServeArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             max_connections: self.max_connections,
         })
+    }
+}
+
+/// `on`/`off` (and the usual truthy and falsy words).
+fn on_off(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
     }
 }
 

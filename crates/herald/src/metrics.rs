@@ -57,6 +57,8 @@ struct StateLabel {
 }
 
 pub struct Metrics {
+    /// Off (`HERALD_METRICS=off`): nothing is counted and `/metrics` is 404.
+    enabled: bool,
     registry: Registry,
     messages_accepted: Counter,
     attempts: Family<OutcomeLabel, Counter>,
@@ -78,6 +80,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics that count nothing (`HERALD_METRICS=off`).
+    pub fn off() -> Metrics {
+        Metrics {
+            enabled: false,
+            ..Metrics::new()
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let messages_accepted = Counter::default();
@@ -125,6 +139,7 @@ impl Metrics {
             endpoints.clone(),
         );
         Metrics {
+            enabled: true,
             registry,
             messages_accepted,
             attempts,
@@ -139,18 +154,25 @@ impl Metrics {
     }
 
     pub fn message_accepted(&self) {
-        self.messages_accepted.inc();
+        if self.enabled {
+            self.messages_accepted.inc();
+        }
     }
 
     /// A request is about to be sent; the guard counts it in flight until
     /// dropped.
     pub fn sending(&self) -> InFlight<'_> {
-        self.in_flight.inc();
+        if self.enabled {
+            self.in_flight.inc();
+        }
         InFlight(self)
     }
 
     /// An attempt was made, `lag` after its delivery fell due.
     pub fn attempted(&self, attempt: &Attempt, lag: Duration) {
+        if !self.enabled {
+            return;
+        }
         let outcome = match (attempt.skipped, attempt.status) {
             (Some(Skip::Filtered), _) => AttemptOutcome::filtered,
             (Some(Skip::Cancelled), _) => AttemptOutcome::cancelled,
@@ -207,7 +229,9 @@ pub struct InFlight<'a>(&'a Metrics);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.dec();
+        if self.0.enabled {
+            self.0.in_flight.dec();
+        }
     }
 }
 

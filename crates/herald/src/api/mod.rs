@@ -183,6 +183,9 @@ async fn metrics(
     use axum::response::IntoResponse;
     use secrecy::ExposeSecret;
     use sha2::{Digest, Sha256};
+    if !state.metrics.enabled() {
+        return Error::NotFound("route").into_response();
+    }
     if let Some(token) = &state.config.metrics_token {
         let given = headers
             .get(axum::http::header::AUTHORIZATION)

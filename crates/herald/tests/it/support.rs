@@ -194,6 +194,7 @@ impl TestApp {
             transformation_threads: 2,
             metrics_token: options.metrics_token.map(SecretString::from),
             endpoint_disable_after: options.endpoint_disable_after,
+            metrics: true,
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(herald::app::serve(config, listener, shutdown.clone()));
