@@ -54,6 +54,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    // HERALD_OTLP_ENDPOINT, HERALD_OTLP_SERVICE_NAME: declared in
+    // `telemetry.rs`, read by `main` to install the subscriber before the rest.
+    #[command(flatten)]
+    pub otlp: crate::telemetry::OtlpArgs,
+
     /// What this process does: `all` (API and delivery worker), `api` or
     /// `worker`. Separate roles need a shared database (PostgreSQL).
     #[arg(long, env = "HERALD_ROLE", value_enum, default_value_t = Role::All)]

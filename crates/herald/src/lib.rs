@@ -16,4 +16,5 @@ pub mod portal;
 pub mod retention;
 pub mod server;
 pub mod service;
+pub mod telemetry;
 pub mod tokens;

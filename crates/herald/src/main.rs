@@ -123,16 +123,20 @@ enum TokenCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
-        Command::Serve(args) => serve(*args).await,
+    let cli = Cli::parse();
+    // Only `serve` exports traces (HERALD_OTLP_ENDPOINT); the others only log.
+    let otlp = match &cli.command {
+        Command::Serve(args) => Some(&args.otlp),
+        _ => None,
+    };
+    let telemetry = herald::telemetry::init(otlp)?;
+    match cli.command {
+        Command::Serve(args) => {
+            let served = serve(*args).await;
+            // After the graceful shutdown: the last attempts' spans go out.
+            telemetry.shutdown().await;
+            served
+        }
         Command::Token { command } => token(command).await,
         Command::Rekey(common) => rekey(common).await,
         Command::Catalog {

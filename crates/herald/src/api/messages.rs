@@ -8,6 +8,7 @@ use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 use super::applications::ApplicationIn;
 use super::extract::{Body, Params};
@@ -44,6 +45,34 @@ pub struct MessageIn {
 }
 
 pub async fn create(
+    state: State<Herald>,
+    who: Principal,
+    app_id: Path<String>,
+    params: Params,
+    body: Body<MessageIn>,
+) -> Result<(StatusCode, Json<MessageOut>)> {
+    // Exported over OTLP only (`telemetry.rs`); ids and the event type, never
+    // the payload. Without an exporter the span is disabled and costs nothing.
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        crate::telemetry::MESSAGE_ACCEPTED,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        herald.app_id = tracing::field::Empty,
+        herald.msg_id = tracing::field::Empty,
+        herald.event_type = tracing::field::Empty,
+        herald.endpoints = tracing::field::Empty,
+    );
+    let accepted = accept(state, who, app_id, params, body)
+        .instrument(span.clone())
+        .await;
+    if accepted.is_err() {
+        span.record("otel.status_code", "error");
+    }
+    accepted
+}
+
+async fn accept(
     State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
@@ -133,7 +162,12 @@ pub async fn create(
         channels,
         retention_days,
     );
+    let span = tracing::Span::current();
+    span.record("herald.app_id", msg.app_id.as_str());
+    span.record("herald.msg_id", msg.id.as_str());
+    span.record("herald.event_type", msg.event_type.as_str());
     let endpoints = state.store.create_message(&msg, &targets).await?;
+    span.record("herald.endpoints", endpoints.len());
     state.metrics.message_accepted();
     // A scheduled message wakes the worker too: it then sleeps until the
     // earliest due delivery (at most `IDLE_POLL`), which may be this one.

@@ -20,6 +20,7 @@ use herald_transform::{Outcome as Transformed, Transformer, Webhook};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::client::{self, DeliveryClient, Outcome};
 use super::limits::EndpointLimits;
@@ -141,6 +142,56 @@ impl Deliverer {
         payload: Bytes,
         retries: Retries,
     ) -> Option<(Attempt, Next)> {
+        // Exported over OTLP only (`telemetry.rs`), beside the message's
+        // span by `herald.msg_id`; never the URL, headers or body. Without an
+        // exporter the span is disabled and costs nothing.
+        let span = tracing::info_span!(
+            target: crate::telemetry::TARGET,
+            crate::telemetry::DELIVERY_ATTEMPT,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            herald.app_id = %job.app_id,
+            herald.msg_id = %job.msg_id,
+            herald.endpoint_id = %job.endpoint_id,
+            herald.event_type = %job.event_type,
+            herald.attempt = job.attempts + 1,
+            herald.trigger = ?job.trigger,
+            herald.outcome = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            herald.duration_ms = tracing::field::Empty,
+        );
+        let sent = self
+            .attempt(job, payload, retries)
+            .instrument(span.clone())
+            .await;
+        if span.is_disabled() {
+            return sent;
+        }
+        match &sent {
+            Some((attempt, next)) => {
+                let outcome = match (&attempt.skipped, next) {
+                    (Some(_), _) => "skipped",
+                    (None, Next::Done) => "success",
+                    (None, Next::GiveUp) => "failed",
+                    (None, _) => "retry",
+                };
+                span.record("herald.outcome", outcome);
+                if attempt.response_status_code != 0 {
+                    span.record("http.response.status_code", attempt.response_status_code);
+                }
+                span.record("herald.duration_ms", attempt.response_duration_ms);
+                if attempt.status == MessageStatus::Fail {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            None => {
+                span.record("herald.outcome", "not_made");
+            }
+        }
+        sent
+    }
+
+    async fn attempt(&self, job: Job, payload: Bytes, retries: Retries) -> Option<(Attempt, Next)> {
         let fresh = retries == Retries::None;
         let lag = (Utc::now() - job.due_at).to_std().unwrap_or_default();
         let (job, current) = match self.with_current_endpoint(job, fresh).await {

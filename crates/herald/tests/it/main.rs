@@ -32,6 +32,7 @@ mod signatures;
 mod smoke;
 mod ssrf;
 mod support;
+mod telemetry;
 mod tenants;
 mod transformations;
 mod worker_failures;
