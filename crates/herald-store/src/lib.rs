@@ -215,6 +215,10 @@ pub trait Store: Send + Sync + 'static {
     /// that one process owns has no other writers and just sleeps (that process
     /// wakes its own worker); PostgreSQL listens for NOTIFY.
     async fn wait_for_work(&self, timeout: std::time::Duration);
+    /// Expunges a message's payload (to `{}`); `NotFound` if there is none.
+    async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()>;
+    /// Expunges the response kept for one attempt.
+    async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()>;
     /// When the earliest pending delivery is due, if any.
     async fn next_due(&self) -> Result<Option<Timestamp>>;
     /// Queues the message to the endpoint again, now, as a manual attempt.
@@ -293,6 +297,21 @@ pub trait Store: Send + Sync + 'static {
     /// two concurrent uses exactly one succeeds.
     async fn use_portal_grant(&self, id: &str, now: Timestamp) -> Result<Option<PortalGrant>>;
     async fn get_portal_grant(&self, id: &str) -> Result<Option<PortalGrant>>;
+    /// Saves a background task (its first state or a later one).
+    async fn save_task(&self, task: &BackgroundTask) -> Result<()>;
+    async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>>;
+    /// The organisation's tasks, by id (time order), optionally of one
+    /// status and one type.
+    async fn list_tasks(
+        &self,
+        org_id: &str,
+        status: Option<&str>,
+        task: Option<&str>,
+        page: &Page,
+    ) -> Result<PageOf<BackgroundTask>>;
+    /// Ends every portal link and session of the application at `at`;
+    /// returns how many grants it shortened.
+    async fn expire_portal_grants(&self, app_id: &str, at: Timestamp) -> Result<u64>;
     /// Ends the grant: its link opens nothing and its sessions end (one
     /// already ended keeps its time). `NotFound` if there is no such grant.
     async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()>;

@@ -255,6 +255,23 @@ pub struct Message {
     pub expires_at: Option<Timestamp>,
 }
 
+/// Work the API answered at once and finishes behind (Svix's background
+/// tasks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackgroundTask {
+    /// `qtask_...`
+    pub id: String,
+    pub org_id: String,
+    /// Svix's task type (`endpoint.recover`).
+    pub task: String,
+    /// `running`, `finished` or `failed`.
+    pub status: String,
+    /// What it did, or why it failed.
+    pub data: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 /// What the whole database holds now, for the metrics: deliveries due and
 /// endpoints by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -109,7 +109,15 @@ pub struct ServeArgs {
 
     /// On an organisation without event types, import the built-in Spot catalog
     /// at start-up.
-    #[arg(long, env = "HERALD_SEED_CATALOG")]
+    /// (`HERALD_SEED_CATALOG` takes 1/0, true/false, yes/no, on/off.)
+    #[arg(
+        long,
+        env = "HERALD_SEED_CATALOG",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub seed_catalog: bool,
 
     /// Title of the public catalog page (GET /catalog).
@@ -230,6 +238,17 @@ pub enum Role {
     Worker,
 }
 
+impl std::fmt::Display for Role {
+    /// As the flag takes it (`api`, `worker`, `all`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        })
+    }
+}
+
 impl Role {
     pub fn runs_api(self) -> bool {
         matches!(self, Role::All | Role::Api)
@@ -333,6 +352,14 @@ pub struct CommonConfig {
 
 impl CommonArgs {
     pub fn resolve(&self) -> anyhow::Result<CommonConfig> {
+        let url = self.database_url.as_str();
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|scheme| url.starts_with(scheme)) {
+            bail!(
+                "unsupported database URL scheme in HERALD_DATABASE_URL (expected sqlite://PATH or postgres://...): {}",
+                herald_store::redact_url(url)
+            );
+        }
         let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
             "normal" => false,
             "full" => true,
@@ -383,7 +410,7 @@ impl ServeArgs {
         let attempt_retention = attempt_retention(self.attempt_retention_days)?;
         if self.role != Role::All && is_sqlite(&common.database_url) {
             bail!(
-                "--role {:?} needs a database that several processes share (HERALD_DATABASE_URL=postgres://...); \
+                "--role {} needs a database that several processes share (HERALD_DATABASE_URL=postgres://...); \
                  with SQLite, run `herald serve`, which does both",
                 self.role
             );

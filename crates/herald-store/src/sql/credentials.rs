@@ -197,4 +197,65 @@ impl<DB: Backend> SqlStore<DB> {
                 .await?;
         found(done)
     }
+
+    /// Ends every portal link and session of `app_id` at `at` (now, or later
+    /// when a grace is given); those ending sooner keep their time.
+    pub(crate) async fn expire_portal_grants(&self, app_id: &str, at: Timestamp) -> Result<u64> {
+        Sql::new(
+            "UPDATE portal_grant SET
+                 expires_at = CASE WHEN expires_at > $1 THEN $1 ELSE expires_at END,
+                 link_expires_at = CASE WHEN link_expires_at > $1 THEN $1 ELSE link_expires_at END
+             WHERE app_id = $2 AND ended_at IS NULL AND expires_at > $1",
+        )
+        .bind(at)
+        .bind(app_id)
+        .execute(&self.writer)
+        .await
+    }
+
+    pub(crate) async fn save_task(&self, t: &BackgroundTask) -> Result<()> {
+        Sql::new(
+            "INSERT INTO background_task (id, org_id, task, status, data, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&t.id)
+        .bind(&t.org_id)
+        .bind(&t.task)
+        .bind(&t.status)
+        .bind(t.data.to_string())
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>> {
+        Sql::new("SELECT * FROM background_task WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional_as(&self.reader, rows::background_task)
+            .await
+    }
+
+    pub(crate) async fn list_tasks(
+        &self,
+        org_id: &str,
+        status: Option<&str>,
+        task: Option<&str>,
+        page: &Page,
+    ) -> Result<PageOf<BackgroundTask>> {
+        let mut sql = Sql::new(
+            "SELECT * FROM background_task WHERE org_id = $1
+               AND (CAST($2 AS TEXT) IS NULL OR status = $2)
+               AND (CAST($3 AS TEXT) IS NULL OR task = $3)",
+        )
+        .bind(org_id)
+        .bind(status)
+        .bind(task);
+        super::lists::paginate(&mut sql, "id", page);
+        self.page(sql, page, rows::background_task).await
+    }
 }

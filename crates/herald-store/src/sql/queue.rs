@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use sqlx::Transaction;
 
-use crate::codec::{list_text, ms, Route};
+use crate::codec::{found, list_text, ms, Route};
 use crate::model::*;
 use crate::{Conflict, Result, StoreError};
 
@@ -542,6 +542,35 @@ impl<DB: Backend> SqlStore<DB> {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// Expunges the message's payload (to `{}`), as Svix's
+    /// `DELETE .../msg/{id}/content`.
+    pub(crate) async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()> {
+        let done = Sql::new("UPDATE message SET payload = '{}' WHERE app_id = $1 AND id = $2")
+            .bind(app_id)
+            .bind(msg_id)
+            .execute(&self.writer)
+            .await?;
+        found(done)
+    }
+
+    /// Expunges what the receiver answered to one attempt.
+    pub(crate) async fn expunge_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<()> {
+        let done = Sql::new(
+            "UPDATE attempt SET response = '' WHERE app_id = $1 AND msg_id = $2 AND id = $3",
+        )
+        .bind(app_id)
+        .bind(msg_id)
+        .bind(attempt_id)
+        .execute(&self.writer)
+        .await?;
+        found(done)
     }
 
     pub(crate) async fn next_due(&self) -> Result<Option<Timestamp>> {

@@ -195,3 +195,15 @@ pub fn portal_grant(r: &impl Columns) -> Result<PortalGrant> {
         ended_at: r.opt_time("ended_at")?,
     })
 }
+
+pub fn background_task(r: &impl Columns) -> Result<BackgroundTask> {
+    Ok(BackgroundTask {
+        id: r.text("id")?,
+        org_id: r.text("org_id")?,
+        task: r.text("task")?,
+        status: r.text("status")?,
+        data: r.json("data")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}

@@ -254,6 +254,36 @@ impl<DB: Backend> Store for SqlStore<DB> {
         DB::wait_for_work(self, timeout).await
     }
 
+    async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()> {
+        self.expunge_message(app_id, msg_id).await
+    }
+
+    async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()> {
+        self.expunge_attempt(app_id, msg_id, attempt_id).await
+    }
+
+    async fn save_task(&self, task: &BackgroundTask) -> Result<()> {
+        self.save_task(task).await
+    }
+
+    async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>> {
+        self.get_task(org_id, id).await
+    }
+
+    async fn list_tasks(
+        &self,
+        org_id: &str,
+        status: Option<&str>,
+        task: Option<&str>,
+        page: &Page,
+    ) -> Result<PageOf<BackgroundTask>> {
+        self.list_tasks(org_id, status, task, page).await
+    }
+
+    async fn expire_portal_grants(&self, app_id: &str, at: Timestamp) -> Result<u64> {
+        self.expire_portal_grants(app_id, at).await
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         self.next_due().await
     }

@@ -68,6 +68,26 @@ pub async fn get(
     Ok(Json(attempt.into()))
 }
 
+/// Svix's `DELETE .../attempt/{id}/content`: forgets what the receiver
+/// answered (its response body), keeping the attempt.
+pub async fn expunge_content(
+    State(state): State<Herald>,
+    who: Principal,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> Result<StatusCode> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let msg = load_message(&state, &app, &msg_id).await?;
+    state
+        .store
+        .expunge_attempt(&app.id, &msg.id, &attempt_id)
+        .await
+        .map_err(|e| match e {
+            herald_store::StoreError::NotFound => Error::NotFound("attempt"),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn attempted_destinations(
     State(state): State<Herald>,
     who: Principal,

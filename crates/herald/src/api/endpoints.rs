@@ -10,7 +10,7 @@ use herald_core::dates::DateFormat;
 use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::signing::{EndpointSecret, KeyKind};
-use herald_store::{Endpoint, Transformation};
+use herald_store::{BackgroundTask, Endpoint, Transformation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -544,7 +544,10 @@ pub struct RecoverIn {
     until: Option<chrono::DateTime<Utc>>,
 }
 
-/// Queues every failed delivery to this endpoint since a time again.
+/// Queues every failed delivery to this endpoint since a time again, as
+/// Svix does: a background task answered `running` at once, finished (with
+/// how many it queued) or failed behind, and readable at
+/// `/api/v1/background-task/{id}`.
 pub async fn recover(
     State(state): State<Herald>,
     who: Principal,
@@ -554,14 +557,38 @@ pub async fn recover(
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let now = Utc::now();
-    endpoints::recover(&state, &ep, input.since, input.until).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "id": new_id(IdPrefix::Task),
-            "status": "finished",
-            "task": "endpoint.recover",
-            "updatedAt": now,
-        })),
-    ))
+    let mut task = BackgroundTask {
+        id: new_id(IdPrefix::Task),
+        org_id: app.org_id.clone(),
+        task: "endpoint.recover".into(),
+        status: "running".into(),
+        data: json!({"appId": app.id, "endpointId": ep.id, "since": input.since}),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.save_task(&task).await?;
+    let answer = json!({
+        "id": task.id,
+        "status": task.status,
+        "task": task.task,
+        "updatedAt": super::out::ms(task.updated_at),
+    });
+    tokio::spawn(async move {
+        let done = endpoints::recover(&state, &ep, input.since, input.until).await;
+        match done {
+            Ok(queued) => {
+                task.status = "finished".into();
+                task.data["recovered"] = json!(queued);
+            }
+            Err(e) => {
+                task.status = "failed".into();
+                task.data["error"] = json!(e.to_string());
+            }
+        }
+        task.updated_at = Utc::now();
+        if let Err(e) = state.store.save_task(&task).await {
+            tracing::error!(error = %e, task = %task.id, "cannot record the end of a background task");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }

@@ -208,3 +208,17 @@ pub async fn get(
     let msg = load_message(&state, &app, &msg_id).await?;
     Ok(Json(MessageOut::new(msg, with_content)))
 }
+
+/// Svix's `DELETE .../msg/{id}/content`: the payload is expunged (to `{}`);
+/// the message, its deliveries and its attempts stay. A delivery still
+/// pending sends `{}`.
+pub async fn expunge_content(
+    State(state): State<Herald>,
+    who: Principal,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let msg = load_message(&state, &app, &msg_id).await?;
+    state.store.expunge_message(&app.id, &msg.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -14,6 +14,7 @@ mod operational;
 mod out;
 mod portal_access;
 mod public_catalog;
+mod tasks;
 mod transformations;
 
 use axum::extract::DefaultBodyLimit;
@@ -134,6 +135,20 @@ pub fn router(state: Herald) -> Router {
             get(messages::list).post(messages::create),
         )
         .route(&format!("{app}/msg/{{msg_id}}"), get(messages::get))
+        .route(
+            &format!("{app}/msg/{{msg_id}}/content"),
+            axum::routing::delete(messages::expunge_content),
+        )
+        .route(
+            &format!("{app}/msg/{{msg_id}}/attempt/{{attempt_id}}/content"),
+            axum::routing::delete(attempts::expunge_content),
+        )
+        .route("/api/v1/background-task", get(tasks::list))
+        .route("/api/v1/background-task/{task_id}", get(tasks::get))
+        .route(
+            "/api/v1/auth/app/{app_id}/expire-all",
+            post(portal_access::expire_all),
+        )
         .route(
             &format!("{app}/msg/{{msg_id}}/endpoint"),
             get(attempts::attempted_destinations),

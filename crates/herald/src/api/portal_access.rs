@@ -173,3 +173,38 @@ pub async fn logout(State(state): State<Herald>, headers: HeaderMap) -> Result<S
         })?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpireAllIn {
+    /// Seconds before the links and sessions end (Svix's `expiry`); none or
+    /// 0: now.
+    #[serde(default)]
+    expiry: Option<i64>,
+}
+
+/// Svix's `POST /api/v1/auth/app/{app}/expire-all`: every portal link and
+/// session of the application ends (now, or after `expiry` seconds), on
+/// every node at its next request. API tokens are not touched (`herald
+/// token revoke` is for those). Organisation tokens only.
+pub async fn expire_all(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    crate::service::require_org(&who)?;
+    let app = load_app(&state, &who, &app_id).await?;
+    let input: ExpireAllIn = if body.iter().all(u8::is_ascii_whitespace) {
+        ExpireAllIn::default()
+    } else {
+        parse_json(&body)?
+    };
+    let seconds = input.expiry.unwrap_or(0);
+    if !(0..=7 * 86_400).contains(&seconds) {
+        return Err(Error::field(&["expiry"], "must be 0 to 604800 seconds"));
+    }
+    let at = chrono::Utc::now() + chrono::Duration::seconds(seconds);
+    state.store.expire_portal_grants(&app.id, at).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -131,7 +131,7 @@ async fn role_api_or_worker_is_refused_on_sqlite() {
         assert!(!out.status.success(), "--role {role} started on SQLite");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("--role") && stderr.contains("postgres://"),
+            stderr.contains(&format!("--role {role} needs")) && stderr.contains("postgres://"),
             "{stderr}"
         );
     }
@@ -139,4 +139,51 @@ async fn role_api_or_worker_is_refused_on_sqlite() {
     let mut cmd = herald_command(db.url(), TEST_SECRET);
     cmd.args(["serve", "--role", "all"]);
     HeraldProcess::spawn(cmd, dir.path().join("all.log")).await;
+}
+
+#[tokio::test]
+async fn an_unknown_database_scheme_is_named_as_such() {
+    let mut cmd = herald_command("mysql://root@127.0.0.1:3306/test", TEST_SECRET);
+    cmd.env_remove("HERALD_SECRET").args(["token", "create"]);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("refused at once")
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unsupported database URL scheme") && !stderr.contains("secret"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn herald_seed_catalog_takes_the_usual_truthy_words() {
+    let dir = tempfile::tempdir().unwrap();
+    for word in ["1", "yes", "on"] {
+        std::fs::create_dir_all(dir.path().join(word)).unwrap();
+        let db = TestDatabase::sqlite(&dir.path().join(word));
+        let mut cmd = herald_command(db.url(), TEST_SECRET);
+        cmd.env("HERALD_SEED_CATALOG", word).arg("serve");
+        let node = HeraldProcess::spawn(cmd, dir.path().join(format!("{word}.log"))).await;
+        let token = crate::support::mint_token(
+            &herald::auth::Keys::new(TEST_SECRET.as_bytes()),
+            crate::support::Scope::Org("org_herald"),
+            None,
+        );
+        let types: serde_json::Value = reqwest::Client::new()
+            .get(node.url("/api/v1/event-type?limit=250"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            types["data"].as_array().unwrap().len(),
+            14,
+            "HERALD_SEED_CATALOG={word}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod crash;
 mod credentials;
 mod delivery;
 mod demo;
+mod dropin;
 mod formats;
 mod hardening;
 mod health;

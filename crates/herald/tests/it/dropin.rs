@@ -1,0 +1,206 @@
+//! The rest of Svix's API a client may call, through the official Svix SDK:
+//! expunging a message's content and an attempt's response, and ending every
+//! portal session of an application.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use svix::models::{ApplicationTokenExpireIn, MessageIn};
+
+use crate::support::{PortalSession, Receiver, Reply, TestApp};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn content_is_expunged_from_a_message_and_an_attempt() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/hook", Reply::status(200).body("secret-looking response"));
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    app.create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    let msg = svix
+        .message()
+        .create(
+            app_id.clone(),
+            MessageIn::new("member.created".into(), json!({"email": "ada@example.com"})),
+            None,
+        )
+        .await
+        .unwrap();
+    receiver.wait_for("/hook", 1, WAIT).await;
+    let attempt = app
+        .eventually(WAIT, "the attempt", || async {
+            app.attempts(&app_id, &msg.id).await.pop()
+        })
+        .await;
+    let attempt_id = attempt["id"].as_str().unwrap().to_string();
+    assert_eq!(attempt["response"], "secret-looking response");
+
+    svix.message()
+        .expunge_content(app_id.clone(), msg.id.clone())
+        .await
+        .unwrap();
+    let got = svix
+        .message()
+        .get(app_id.clone(), msg.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(got.payload, json!({}));
+
+    svix.message_attempt()
+        .expunge_content(app_id.clone(), msg.id.clone(), attempt_id.clone())
+        .await
+        .unwrap();
+    let (status, kept) = app
+        .get_json(&format!(
+            "/api/v1/app/{app_id}/msg/{}/attempt/{attempt_id}",
+            msg.id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kept["response"], "");
+    assert_eq!(kept["responseStatusCode"], 200, "the attempt stays");
+
+    // Unknown ones are 404s.
+    let (status, _) = app
+        .call(
+            Some(&app.token),
+            reqwest::Method::DELETE,
+            &format!("/api/v1/app/{app_id}/msg/msg_nope/content"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .call(
+            Some(&app.token),
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/v1/app/{app_id}/msg/{}/attempt/atmpt_nope/content",
+                msg.id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn expire_all_ends_every_portal_session_of_the_application() {
+    let app = TestApp::spawn().await;
+    let app_id = app.create_app("Spot").await;
+    let other_id = app.create_app("Another Spot").await;
+    let first = PortalSession::for_app(&app, &app_id).await;
+    let second = PortalSession::for_app(&app, &app_id).await;
+    let other = PortalSession::for_app(&app, &other_id).await;
+    for s in [&first, &second, &other] {
+        assert_eq!(s.get("/portal/").await.0, StatusCode::OK);
+    }
+    // An unused link of the application ends too.
+    let (status, link) = app
+        .post_json(
+            &format!("/api/v1/auth/app-portal-access/{app_id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+
+    app.svix()
+        .authentication()
+        .expire_all(app_id.clone(), ApplicationTokenExpireIn::new(), None)
+        .await
+        .unwrap();
+    for s in [&first, &second] {
+        let (status, _) = s.get("/portal/").await;
+        assert_ne!(
+            status,
+            StatusCode::OK,
+            "a session of the application still works"
+        );
+    }
+    assert_eq!(
+        other.get("/portal/").await.0,
+        StatusCode::OK,
+        "another application's session"
+    );
+    let unused = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !unused.headers().contains_key("set-cookie"),
+        "an unused link still opens a session"
+    );
+
+    // Only an organisation token may do it.
+    let (status, _) = app
+        .call(
+            Some(&app.app_token(&app_id)),
+            reqwest::Method::POST,
+            &format!("/api/v1/auth/app/{app_id}/expire-all"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn recover_is_a_background_task_that_finishes_behind() {
+    use svix::models::{BackgroundTaskStatus, RecoverIn};
+    let app = TestApp::spawn_with(crate::support::Options {
+        retry_schedule: herald_core::schedule::RetrySchedule::from_delays(vec![]).unwrap(),
+        ..crate::support::Options::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script("/hook", vec![Reply::status(500), Reply::status(500)]);
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    for n in 0..2 {
+        app.send(&app_id, json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+    }
+    // No retries: both fail once and are finished.
+    receiver.wait_for("/hook", 2, WAIT).await;
+    app.eventually(WAIT, "both deliveries to have failed", || async {
+        let s = svix
+            .endpoint()
+            .get_stats(app_id.clone(), ep.clone(), None)
+            .await
+            .ok()?;
+        (s.fail == 2).then_some(())
+    })
+    .await;
+
+    let started = svix
+        .endpoint()
+        .recover(app_id.clone(), ep.clone(), RecoverIn::new(since), None)
+        .await
+        .unwrap();
+    assert_eq!(started.status, BackgroundTaskStatus::Running);
+    assert!(started.id.starts_with("qtask_"), "{}", started.id);
+    let finished = app
+        .eventually(WAIT, "the recover task to finish", || async {
+            let t = svix.background_task().get(started.id.clone()).await.ok()?;
+            (t.status == BackgroundTaskStatus::Finished).then_some(t)
+        })
+        .await;
+    assert_eq!(finished.data["recovered"], 2, "{:?}", finished.data);
+    receiver.wait_for("/hook", 4, WAIT).await;
+    let listed = svix.background_task().list(None).await.unwrap();
+    assert!(listed.data.iter().any(|t| t.id == started.id));
+    app.stop().await;
+}
