@@ -27,6 +27,7 @@ use crate::service::{Error, Herald, Result};
 pub fn router(state: Herald) -> Router {
     let app = "/api/v1/app/{app_id}";
     let api = Router::new()
+        .route("/", get(home))
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(health))
         .route("/metrics", get(metrics))
@@ -228,6 +229,18 @@ async fn metrics(
 async fn health(axum::extract::State(state): axum::extract::State<Herald>) -> Result<StatusCode> {
     state.store.ping().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /`: where things are, for a person who opens the server's address.
+async fn home() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "name": "Herald",
+        "portal": "/portal/",
+        "catalog": "/catalog",
+        "api": "/api/v1",
+        "health": "/api/v1/health",
+        "docs": "The portal opens from a link the platform gets from POST /api/v1/auth/app-portal-access/{app}; the public event catalog is at /catalog.",
+    }))
 }
 
 async fn not_found() -> Error {

@@ -500,6 +500,16 @@ fn preview(f: DateFormat) -> String {
     format!("\"occurredAt\": {v}")
 }
 
+/// A name segment as a heading: `learning_path` → `Learning path`.
+pub(super) fn humanise(segment: &str) -> String {
+    let words = segment.replace(['_', '-'], " ").to_lowercase();
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Event types grouped by the first segment of their name, with examples.
 fn groups(types: &[EventType], chosen: &[String]) -> Vec<Value> {
     let mut by: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -514,7 +524,7 @@ fn groups(types: &[EventType], chosen: &[String]) -> Vec<Value> {
         }));
     }
     by.into_iter()
-        .map(|(name, types)| json!({"name": name, "types": types}))
+        .map(|(name, types)| json!({"name": humanise(name), "types": types}))
         .collect()
 }
 

@@ -69,6 +69,8 @@ pub fn router(state: Herald) -> Router {
         )
         .route("/portal/assets/portal.css", get(css))
         .route("/portal/assets/portal.js", get(js))
+        .route("/portal/assets/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/portal/{*rest}", get(pages::unknown).post(pages::unknown))
         .layer(axum::middleware::map_response(
             move |mut response: Response| {
@@ -321,6 +323,16 @@ async fn css() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
         include_str!("../../assets/portal/portal.css"),
+    )
+}
+
+async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../assets/portal/favicon.svg"),
     )
 }
 

@@ -1,0 +1,56 @@
+//! Small things a newcomer noticed (issue 14): a way in from `/`, a favicon,
+//! one title, a way back from a 404, readable group headings, the ★ explained.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{PortalSession, TestApp};
+
+#[tokio::test]
+async fn the_root_the_favicon_the_title_and_the_404_page_lead_somewhere() {
+    let app = TestApp::seeded().await;
+    let r = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let home: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(home["portal"], "/portal/");
+    assert_eq!(home["catalog"], "/catalog");
+
+    let icon = app.http.get(app.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
+
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(
+            &app_id,
+            json!({"url": "https://hooks.example.com/in", "filterTypes": ["member.created"]}),
+        )
+        .await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let (_, list) = portal.get("/portal/").await;
+    assert!(
+        list.contains("<title>Webhooks · Design Club</title>"),
+        "one title: {}",
+        list.lines()
+            .find(|l| l.contains("<title>"))
+            .unwrap_or_default()
+    );
+    assert!(list.contains(r#"<link rel="icon" href="/portal/assets/favicon.svg""#));
+
+    let (status, missing) = portal.get("/portal/endpoints/ep_nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains(r#"id="back-home""#) && missing.contains(r#"href="/portal/""#));
+
+    let (_, form) = portal.get("/portal/endpoints/new").await;
+    assert!(
+        form.contains(r#"<h2 class="group-name">Learning path</h2>"#),
+        "humanised group headings"
+    );
+    assert!(!form.contains(">learning_path<") && !form.contains(">LEARNING_PATH<"));
+
+    let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
+    assert!(page.contains("member.created ★"));
+    assert!(page.contains("★ marks the events this endpoint receives."));
+    app.stop().await;
+}
