@@ -58,7 +58,13 @@
       } else if (parsed.hash) {
         message = "Remove the #fragment: it is never sent."; kind = "bad";
       } else if (privateHost.test(parsed.hostname)) {
-        message = "This looks like a private or local address. Herald only delivers to public addresses unless the server's operator allows this network."; kind = "warn";
+        var loopback = /^(localhost|127\.|\[?::1\]?$)/i.test(parsed.hostname);
+        var allowed = loopback ? url.dataset.loopbackAllowed === "true" : url.dataset.privateAllowed === "true";
+        if (allowed) {
+          message = "A local address: this server's operator allows it."; kind = "ok";
+        } else {
+          message = "This looks like a private or local address. Herald only delivers to public addresses unless the server's operator allows this network."; kind = "warn";
+        }
       } else if (parsed.protocol === "http:") {
         message = "Consider https://: with http:// the events travel unencrypted."; kind = "warn";
       } else {

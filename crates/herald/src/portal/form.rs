@@ -441,6 +441,11 @@ async fn form_page(
             json!({"id": f.id, "title": f.title, "label": format_name(&f.id), "code": code, "selected": f.id == v.format})
         })
         .collect();
+    let allow = &state.config.allow_subnets;
+    let loopback_allowed = allow.allows(std::net::Ipv4Addr::LOCALHOST.into());
+    let private_allowed = ["10.0.0.1", "172.16.0.1", "192.168.0.1"]
+        .iter()
+        .any(|ip| ip.parse().is_ok_and(|ip| allow.allows(ip)));
     let previewable: Vec<Value> = types
         .iter()
         .filter(|t| t.example(0).is_some())
@@ -468,6 +473,10 @@ async fn form_page(
                     "filters": v.filters,
                 },
                 "ready_made": ready_made,
+                // The as-you-type hint warns about local addresses only where
+                // this server's operator has not allowed them.
+                "loopback_allowed": loopback_allowed,
+                "private_allowed": private_allowed,
                 "previewable": previewable,
                 "groups": groups,
                 "unknown": unknown,

@@ -64,6 +64,14 @@ async fn slack_format(b: Client) {
     click(&b, "#add-endpoint").await;
     let url_field = wait_css(&b, "#url").await;
     url_field.send_keys(&receiver.url("/slack")).await.unwrap();
+    // Loopback is allowed on this server: the hint says so, no warning.
+    wait_text(
+        &b,
+        "#url-hint",
+        "the hint for an allowed local address",
+        |t| t.contains("operator allows it"),
+    )
+    .await;
     click(&b, &event_box("member.created")).await;
     wait_css(&b, "#format")
         .await

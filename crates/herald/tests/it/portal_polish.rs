@@ -43,6 +43,14 @@ async fn the_root_the_favicon_the_title_and_the_404_page_lead_somewhere() {
     assert!(missing.contains(r#"id="back-home""#) && missing.contains(r#"href="/portal/""#));
 
     let (_, form) = portal.get("/portal/endpoints/new").await;
+    // Loopback is allowed on the tests' server: the URL hint is told so.
+    assert!(
+        form.contains(r#"data-loopback-allowed="true" data-private-allowed="false""#),
+        "{}",
+        form.lines()
+            .find(|l| l.contains(r#"id="url""#))
+            .unwrap_or_default()
+    );
     assert!(
         form.contains(r#"<h2 class="group-name">Learning path</h2>"#),
         "humanised group headings"
