@@ -79,6 +79,14 @@ pub trait Store: Send + Sync + 'static {
     /// By id or uid.
     async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Option<Application>>;
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>>;
+    /// The organisation's applications whose name or uid contains `query`
+    /// (any case), or whose id is `query`.
+    async fn search_apps(
+        &self,
+        org_id: &str,
+        query: &str,
+        page: &Page,
+    ) -> Result<PageOf<Application>>;
     async fn update_app(&self, app: &Application) -> Result<()>;
     async fn delete_app(&self, org_id: &str, id: &str) -> Result<()>;
 

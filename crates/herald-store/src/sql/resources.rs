@@ -48,6 +48,30 @@ impl<DB: Backend> SqlStore<DB> {
         self.page(sql, page, rows::app).await
     }
 
+    pub(crate) async fn search_apps(
+        &self,
+        org_id: &str,
+        query: &str,
+        page: &Page,
+    ) -> Result<PageOf<Application>> {
+        // The query is matched as text: LIKE's wildcards in it are escaped.
+        let escaped = query
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let mut sql = Sql::new(
+            "SELECT * FROM application WHERE org_id = $1
+               AND (LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(uid, '')) LIKE $2 ESCAPE '\\'
+                    OR id = $3)",
+        )
+        .bind(org_id)
+        .bind(format!("%{escaped}%"))
+        .bind(query.to_string());
+        paginate(&mut sql, "id", page);
+        self.page(sql, page, rows::app).await
+    }
+
     pub(crate) async fn update_app(&self, app: &Application) -> Result<()> {
         let sql = Sql::new(
             "UPDATE application SET uid = $1, name = $2, metadata = $3, throttle_rate = $4,

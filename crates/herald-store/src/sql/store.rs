@@ -25,6 +25,15 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.get_app(org_id, id_or_uid).await
     }
 
+    async fn search_apps(
+        &self,
+        org_id: &str,
+        query: &str,
+        page: &Page,
+    ) -> Result<PageOf<Application>> {
+        self.search_apps(org_id, query, page).await
+    }
+
     async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>> {
         self.list_apps(org_id, page).await
     }

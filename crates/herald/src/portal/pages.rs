@@ -151,7 +151,7 @@ pub async fn home(
     Query(notice): Query<Notice>,
 ) -> PortalResult<Response> {
     if session.app.is_none() && session.operator {
-        return apps_page(&state, &session).await;
+        return apps_page(&state, &session, &AppsQuery::default()).await;
     }
     let app = app_of(&state, &session).await?;
     let endpoints = all_endpoints(state.store.as_ref(), &app.id).await?;
@@ -253,30 +253,69 @@ fn state_detail(ep: &Endpoint) -> Option<String> {
 }
 
 /// `/portal/apps`: an operator's list of the organisation's applications.
-pub async fn apps(State(state): State<Herald>, session: Session) -> PortalResult<Response> {
+/// What the operator's list of applications is asked for.
+#[derive(Deserialize, Default)]
+pub struct AppsQuery {
+    /// Part of a name or uid, or an id.
+    #[serde(default)]
+    q: Option<String>,
+    /// The page after this application id (the list is newest first).
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// Applications per page of the operator's list.
+const APPS_PER_PAGE: u32 = 50;
+
+pub async fn apps(
+    State(state): State<Herald>,
+    session: Session,
+    Query(q): Query<AppsQuery>,
+) -> PortalResult<Response> {
     if !session.operator {
         return Err(PortalError::NotFound);
     }
-    apps_page(&state, &session).await
+    apps_page(&state, &session, &q).await
 }
 
-async fn apps_page(state: &Herald, session: &Session) -> PortalResult<Response> {
+async fn apps_page(state: &Herald, session: &Session, q: &AppsQuery) -> PortalResult<Response> {
     let page_spec = Page {
-        limit: 250,
-        iterator: None,
-        descending: false,
+        limit: APPS_PER_PAGE,
+        iterator: q.after.clone().filter(|a| !a.is_empty()),
+        descending: true,
     };
-    let apps = state.store.list_apps(&session.org, &page_spec).await?;
+    let query = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let query_text = query;
+    let apps = match query {
+        Some(text) => {
+            state
+                .store
+                .search_apps(&session.org, text, &page_spec)
+                .await?
+        }
+        None => state.store.list_apps(&session.org, &page_spec).await?,
+    };
     let rows: Vec<Value> = apps
         .items
         .iter()
         .map(|a| json!({"id": a.id, "name": a.name, "uid": a.uid, "created": time(a.created_at)}))
         .collect();
+    let next = (!apps.done)
+        .then(|| apps.items.last().map(|a| a.id.clone()))
+        .flatten()
+        .map(|after| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("after", &after);
+            if let Some(text) = query_text {
+                query.append_pair("q", text);
+            }
+            format!("/portal/apps?{}", query.finish())
+        });
     page(
         "apps.html",
         with(
             base(session, None, "Applications", "apps"),
-            json!({ "apps": rows, "org": session.org, "more": !apps.done }),
+            json!({ "apps": rows, "org": session.org, "q": query, "next": next }),
         ),
     )
 }

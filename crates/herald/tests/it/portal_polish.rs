@@ -62,3 +62,60 @@ async fn the_root_the_favicon_the_title_and_the_404_page_lead_somewhere() {
     assert!(page.contains("★ marks the events this endpoint receives."));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_operator_view_pages_newest_first_and_finds_an_application() {
+    let app = TestApp::spawn().await;
+    for n in 0..55 {
+        let (status, _) = app
+            .post_json("/api/v1/app", json!({"name": format!("Spot {n:03}")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _) = app
+        .post_json(
+            "/api/v1/app",
+            json!({"name": "Design Club", "uid": "design-club"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let link = app.cli_portal_link(None).await;
+    let operator = PortalSession::open(&app.base_url, &link).await;
+
+    let (status, first) = operator.get("/portal/apps").await;
+    assert_eq!(status, StatusCode::OK);
+    let names = |html: &str| -> Vec<String> {
+        html.split("class=\"app-link\" href=\"")
+            .skip(1)
+            .map(|rest| {
+                rest.split('>')
+                    .nth(1)
+                    .unwrap()
+                    .split('<')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let page_one = names(&first);
+    assert_eq!(page_one.len(), 50);
+    assert_eq!(page_one[0], "Design Club", "newest first");
+    assert_eq!(page_one[1], "Spot 054");
+    let next = crate::support::attr_after(&first, "id=\"apps-next\" href=\"").replace("&amp;", "&");
+    let (_, second) = operator.get(&next).await;
+    let page_two = names(&second);
+    assert_eq!(page_two.len(), 6);
+    assert_eq!(page_two.last().unwrap(), "Spot 000");
+    assert!(!second.contains("id=\"apps-next\""));
+
+    let (_, found) = operator.get("/portal/apps?q=DESIGN").await;
+    assert_eq!(names(&found), ["Design Club"]);
+    let (_, by_uid) = operator.get("/portal/apps?q=club").await;
+    assert_eq!(names(&by_uid), ["Design Club"]);
+    // LIKE's wildcards are text here.
+    let (_, none) = operator.get("/portal/apps?q=%25").await;
+    assert!(names(&none).is_empty(), "% matched everything");
+    assert!(none.contains("No application matches"));
+    app.stop().await;
+}
