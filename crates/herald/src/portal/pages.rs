@@ -436,7 +436,24 @@ async fn endpoint_page(
         let scheduled = delivery.next_attempt_at.filter(|due| {
             last.is_none() && delivery.status == MessageStatus::Pending && *due > now
         });
+        // Tried, not finished: when it is tried next, or that it waits for
+        // the endpoint to be enabled again.
+        let unfinished = matches!(
+            delivery.status,
+            MessageStatus::Pending | MessageStatus::Sending
+        ) && last.is_some();
+        let retry = delivery
+            .next_attempt_at
+            .filter(|_| unfinished && scheduled.is_none());
+        let waiting = unfinished && delivery.next_attempt_at.is_none() && ep.disabled;
         rows.push(json!({
+            "retry": retry.map(time),
+            "retry_iso": retry.map(|t| t.to_rfc3339()),
+            "waiting": waiting,
+            "error": last
+                .as_ref()
+                .filter(|a| a.response_status_code == 0 && a.skipped.is_none() && a.status != MessageStatus::Success)
+                .map(|a| a.response.chars().take(80).collect::<String>()),
             "scheduled": scheduled.map(time),
             "scheduled_iso": scheduled.map(|t| t.to_rfc3339()),
             "id": msg.id,

@@ -119,3 +119,60 @@ async fn the_operator_view_pages_newest_first_and_finds_an_application() {
     assert!(none.contains("No application matches"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_log_says_when_a_failed_delivery_is_tried_next_and_why_nothing_came_back() {
+    let app = TestApp::spawn_with(crate::support::Options {
+        retry_schedule: herald_core::schedule::RetrySchedule::from_delays(vec![
+            std::time::Duration::from_secs(3600),
+        ])
+        .unwrap(),
+        ..crate::support::Options::default()
+    })
+    .await;
+    // Nothing listens there: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let app_id = app.create_app("Design Club").await;
+    let ep = app.create_endpoint(&app_id, json!({"url": url})).await;
+    let msg = app
+        .send(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    app.eventually(
+        std::time::Duration::from_secs(30),
+        "the failed attempt",
+        || async { (!app.attempts(&app_id, &msg).await.is_empty()).then_some(()) },
+    )
+    .await;
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
+    let row = page
+        .split("<tr class=\"delivery\">")
+        .nth(1)
+        .expect("a log row")
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(row.contains("next try <time"), "{row}");
+    assert!(
+        row.contains("class=\"no-response\">connection failed"),
+        "{row}"
+    );
+
+    let (status, _) = app
+        .call(
+            Some(&app.token),
+            reqwest::Method::PATCH,
+            &format!("/api/v1/app/{app_id}/endpoint/{ep}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
+    assert!(
+        page.contains("waits until the endpoint is enabled"),
+        "parked"
+    );
+    app.stop().await;
+}
