@@ -9,3 +9,7 @@ ALTER TABLE endpoint ADD COLUMN last_error TEXT;
 ALTER TABLE endpoint ADD COLUMN disabled_by TEXT;
 ALTER TABLE endpoint ADD COLUMN disabled_at BIGINT;
 UPDATE endpoint SET disabled_by = 'manual' WHERE disabled;
+-- Endpoints disabled before this: their pending deliveries are parked too.
+UPDATE delivery SET next_attempt_at = NULL, lease_until = NULL
+WHERE next_attempt_at IS NOT NULL
+  AND endpoint_id IN (SELECT id FROM endpoint WHERE disabled);
