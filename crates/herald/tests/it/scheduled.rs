@@ -70,7 +70,9 @@ async fn deliver_at_through_the_sdk_arrives_on_time_and_shows_as_scheduled() {
         .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
         .await;
 
-    let (at, due) = at_ahead(Duration::from_secs(2));
+    // Far enough ahead that the checks below run before it is due, even on a
+    // loaded machine.
+    let (at, due) = at_ahead(Duration::from_secs(5));
     let msg_id = send_at(&svix, &app_id, 1, at).await;
 
     // Meanwhile: pending, next attempt at deliverAt, nothing sent.
