@@ -5,6 +5,7 @@
 //! the dispatcher see records from [`model`] and errors from [`StoreError`], never
 //! a row or a connection, so a second backend fits behind the same trait.
 
+mod cache;
 mod codec;
 pub mod model;
 mod postgres;
@@ -21,10 +22,12 @@ fn test_keyring() -> Arc<Keyring> {
 }
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 pub use herald_core::seal::Keyring;
 
+pub use cache::{Destination, EventTypes};
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -68,13 +71,17 @@ pub enum Conflict {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Everything Herald keeps. Methods that take an `org_id` or `app_id` scope their
-/// lookups to it, so a caller cannot reach another tenant's rows by id.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    async fn ping(&self) -> Result<()>;
+/// Everything Herald keeps: the five parts below, by who uses them. Methods
+/// that take an `org_id` or `app_id` scope their lookups to it, so a caller
+/// cannot reach another tenant's rows by id. Code that needs one part takes
+/// that part (`Arc<dyn Queue>`: the worker); `Arc<dyn Store>` coerces to any.
+pub trait Store: Resources + MessageLog + Queue + Credentials + Upkeep {}
 
-    // Applications.
+impl<T: Resources + MessageLog + Queue + Credentials + Upkeep> Store for T {}
+
+/// The records the API manages: applications, event types, endpoints (their keys and the state Herald sets on them), background tasks.
+#[async_trait]
+pub trait Resources: Send + Sync + 'static {
     async fn create_app(&self, app: &Application) -> Result<()>;
     /// By id or uid.
     async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Option<Application>>;
@@ -89,8 +96,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PageOf<Application>>;
     async fn update_app(&self, app: &Application) -> Result<()>;
     async fn delete_app(&self, org_id: &str, id: &str) -> Result<()>;
-
-    // Event types.
     async fn create_event_type(&self, et: &EventType) -> Result<()>;
     async fn get_event_type(&self, org_id: &str, name: &str) -> Result<Option<EventType>>;
     async fn list_event_types(
@@ -101,26 +106,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PageOf<EventType>>;
     async fn update_event_type(&self, et: &EventType) -> Result<()>;
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()>;
-
-    // Endpoints.
     async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()>;
     /// By id or uid.
     async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> Result<Option<Endpoint>>;
     async fn list_endpoints(&self, app_id: &str, page: &Page) -> Result<PageOf<Endpoint>>;
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()>;
-    /// Disables an enabled endpoint on Herald's own account (`by`: a 410, or
-    /// failing too long), records who and when, and parks its pending
-    /// deliveries until it is enabled again. `false`: it was disabled already.
-    async fn disable_endpoint(
-        &self,
-        endpoint_id: &str,
-        by: DisabledBy,
-        now: Timestamp,
-    ) -> Result<bool>;
-    /// Records that a worker's breaker paused the endpoint until `until`
-    /// (for the health model; the pause itself is the worker's).
-    async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()>;
     /// The keys that sign now: the current one first, then unexpired old ones.
     async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>>;
     /// Makes `new_key` current; the old current key keeps signing until `old_until`.
@@ -131,22 +122,41 @@ pub trait Store: Send + Sync + 'static {
         old_until: Timestamp,
         now: Timestamp,
     ) -> Result<()>;
-    async fn endpoint_stats(
+    /// Saves a background task (its first state or a later one).
+    async fn save_task(&self, task: &BackgroundTask) -> Result<()>;
+    async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>>;
+    /// The organisation's tasks, by id (time order), optionally of one
+    /// status and one type.
+    async fn list_tasks(
         &self,
-        endpoint_id: &str,
-        since: Option<Timestamp>,
-        until: Option<Timestamp>,
-    ) -> Result<EndpointStats>;
-    /// Queues failed deliveries of the endpoint created in the window again.
-    async fn recover(
+        org_id: &str,
+        status: Option<&str>,
+        task: Option<&str>,
+        page: &Page,
+    ) -> Result<PageOf<BackgroundTask>>;
+    /// The application as [`Resources::get_app`] answers it, reused from the
+    /// store's cache while younger than `max_age` (every new message reads
+    /// it); forgotten by this store's writes to the organisation's
+    /// applications.
+    async fn cached_app(
         &self,
-        endpoint_id: &str,
-        since: Timestamp,
-        until: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<u64>;
+        org_id: &str,
+        id_or_uid: &str,
+        max_age: Duration,
+    ) -> Result<Option<Application>>;
+    /// The organisation's event types by name, reused as
+    /// [`Resources::cached_app`] is; `None` when it has too many to keep
+    /// (read the one you need with [`Resources::get_event_type`]).
+    async fn cached_event_types(
+        &self,
+        org_id: &str,
+        max_age: Duration,
+    ) -> Result<Option<EventTypes>>;
+}
 
-    // Messages.
+/// Messages and what became of them: writing a new message with its deliveries, and the log (attempts, destinations, stats) read back; resends, recovery and expunging.
+#[async_trait]
+pub trait MessageLog: Send + Sync + 'static {
     /// Writes the message and its deliveries in one transaction; returns the
     /// endpoints it was queued to. A duplicate `event_id` is a `Conflict`.
     async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<Vec<String>>;
@@ -158,8 +168,72 @@ pub trait Store: Send + Sync + 'static {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<PageOf<Message>>;
+    /// Expunges a message's payload (to `{}`); `NotFound` if there is none.
+    async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()>;
+    /// Expunges the response kept for one attempt.
+    async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()>;
+    /// Queues the message to the endpoint again, now, as a manual attempt.
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Queues failed deliveries of the endpoint created in the window again.
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64>;
+    async fn endpoint_stats(
+        &self,
+        endpoint_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<EndpointStats>;
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>>;
+    async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>>;
+    async fn list_attempts_by_msg(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>>;
+    /// The endpoints a message went to, with the state of each delivery.
+    async fn list_attempted_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<PageOf<(Endpoint, Delivery)>>;
+    /// The messages that went to an endpoint, with the state of each delivery.
+    async fn list_attempted_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<(Message, Delivery)>>;
+}
 
-    // Deliveries and attempts.
+/// The delivery queue, as the worker sees it: claims and leases, send slots, the outcomes of attempts, and what a delivery needs of its endpoint.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
     /// Claims up to `limit` due deliveries for `lease_until`, skipping the given
     /// endpoints (those already busy in this worker).
     async fn claim_due(
@@ -169,7 +243,7 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         skip_endpoints: &[String],
     ) -> Result<Vec<Job>>;
-    /// Like [`Store::claim_due`], but only deliveries that fell due after
+    /// Like [`Queue::claim_due`], but only deliveries that fell due after
     /// `since`: a worker told of new work claims it without walking the older
     /// backlog of endpoints it skips.
     async fn claim_recent(
@@ -212,6 +286,18 @@ pub trait Store: Send + Sync + 'static {
     /// Holds the endpoint's rate-limited sends until `until` (a 429's
     /// `Retry-After`).
     async fn hold_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()>;
+    /// Disables an enabled endpoint on Herald's own account (`by`: a 410, or
+    /// failing too long), records who and when, and parks its pending
+    /// deliveries until it is enabled again. `false`: it was disabled already.
+    async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        by: DisabledBy,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Records that a worker's breaker paused the endpoint until `until`
+    /// (for the health model; the pause itself is the worker's).
+    async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()>;
     /// Records one attempt and moves its delivery on, in one transaction.
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()>;
     /// Called once when a process starts. A store that one process owns
@@ -223,57 +309,23 @@ pub trait Store: Send + Sync + 'static {
     /// that one process owns has no other writers and just sleeps (that process
     /// wakes its own worker); PostgreSQL listens for NOTIFY.
     async fn wait_for_work(&self, timeout: std::time::Duration);
-    /// Expunges a message's payload (to `{}`); `NotFound` if there is none.
-    async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()>;
-    /// Expunges the response kept for one attempt.
-    async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()>;
     /// When the earliest pending delivery is due, if any.
     async fn next_due(&self) -> Result<Option<Timestamp>>;
-    /// Queues the message to the endpoint again, now, as a manual attempt.
-    async fn resend(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: Timestamp,
-    ) -> Result<()>;
-    async fn get_attempt(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
-    ) -> Result<Option<Attempt>>;
-    async fn list_attempts_by_endpoint(
+    /// The endpoint with the keys that sign now, reused from the store's
+    /// cache while younger than `max_age` (`Duration::ZERO`: read now);
+    /// forgotten by this store's writes to the endpoint or its keys. `None`:
+    /// the endpoint is gone.
+    async fn destination(
         &self,
         app_id: &str,
         endpoint_id: &str,
-        filter: &ListFilter,
-        page: &Page,
-    ) -> Result<PageOf<Attempt>>;
-    async fn list_attempts_by_msg(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        filter: &ListFilter,
-        page: &Page,
-    ) -> Result<PageOf<Attempt>>;
-    /// The endpoints a message went to, with the state of each delivery.
-    async fn list_attempted_destinations(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        page: &Page,
-    ) -> Result<PageOf<(Endpoint, Delivery)>>;
-    /// The messages that went to an endpoint, with the state of each delivery.
-    async fn list_attempted_messages(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        filter: &ListFilter,
-        page: &Page,
-    ) -> Result<PageOf<(Message, Delivery)>>;
+        max_age: Duration,
+    ) -> Result<Option<Arc<Destination>>>;
+}
 
-    // Idempotency keys.
+/// Who may call: API tokens, portal grants (links and their sessions), idempotency keys.
+#[async_trait]
+pub trait Credentials: Send + Sync + 'static {
     async fn idempotency_begin(
         &self,
         scope: &str,
@@ -289,8 +341,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Forgets a key whose request failed, so the client may try again.
     async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
-
-    // Credentials.
     async fn create_api_token(&self, token: &ApiToken) -> Result<()>;
     /// Newest first; every organisation's when `org_id` is `None`.
     async fn list_api_tokens(&self, org_id: Option<&str>) -> Result<Vec<ApiToken>>;
@@ -305,26 +355,18 @@ pub trait Store: Send + Sync + 'static {
     /// two concurrent uses exactly one succeeds.
     async fn use_portal_grant(&self, id: &str, now: Timestamp) -> Result<Option<PortalGrant>>;
     async fn get_portal_grant(&self, id: &str) -> Result<Option<PortalGrant>>;
-    /// Saves a background task (its first state or a later one).
-    async fn save_task(&self, task: &BackgroundTask) -> Result<()>;
-    async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>>;
-    /// The organisation's tasks, by id (time order), optionally of one
-    /// status and one type.
-    async fn list_tasks(
-        &self,
-        org_id: &str,
-        status: Option<&str>,
-        task: Option<&str>,
-        page: &Page,
-    ) -> Result<PageOf<BackgroundTask>>;
     /// Ends every portal link and session of the application at `at`;
     /// returns how many grants it shortened.
     async fn expire_portal_grants(&self, app_id: &str, at: Timestamp) -> Result<u64>;
     /// Ends the grant: its link opens nothing and its sessions end (one
     /// already ended keeps its time). `NotFound` if there is no such grant.
     async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()>;
+}
 
-    // Secrets at rest (see `sealing`).
+/// Housekeeping: health checks, metrics' counts, re-sealing secrets, facts about the database, retention.
+#[async_trait]
+pub trait Upkeep: Send + Sync + 'static {
+    async fn ping(&self) -> Result<()>;
     /// Up to `limit` values of `column` that are not sealed with the key
     /// `current_key` (plaintext, or sealed with another key).
     async fn read_sealed(
@@ -346,8 +388,6 @@ pub trait Store: Send + Sync + 'static {
     async fn set_meta(&self, name: &str, value: &str) -> Result<()>;
     /// Counts for the metrics, as of `now` (two small aggregate reads).
     async fn gauges(&self, now: Timestamp) -> Result<Gauges>;
-
-    // Retention.
     /// One bounded round of clean-up, each part its own short statement so no
     /// lock is held for long: expunges (sets to `{}`) up to `batch` payloads
     /// that expired by `now`, deletes up to `batch` attempts created before

@@ -528,11 +528,9 @@ pub struct Job {
     pub org_id: String,
     pub event_type: String,
     pub payload: String,
+    /// What the delivery needs of its endpoint (URL, headers, keys, ...)
+    /// is not here: it is read once, through [`Queue::destination`](crate::Queue::destination).
     pub endpoint_id: String,
-    pub url: String,
-    pub headers: BTreeMap<String, String>,
-    pub disabled: bool,
-    pub date_format: String,
     /// Attempts made before this one.
     pub attempts: i64,
     /// When the delivery fell due (the claim's lease replaces it in the

@@ -82,6 +82,37 @@ impl TestStore {
         }
     }
 
+    /// Another store on the same database, as another node (or process)
+    /// opens it.
+    async fn other_node(&self) -> Arc<dyn Store> {
+        match (&self._dir, &self.database) {
+            (Some(dir), _) => {
+                let path = dir.path().join("t.db");
+                let options = SqliteOptions::default();
+                let store = SqliteStore::open(path.to_str().unwrap(), &options, test_keyring());
+                Arc::new(store.await.unwrap())
+            }
+            (None, Some(database)) => {
+                let options = PostgresOptions {
+                    max_connections: 2,
+                    ..PostgresOptions::default()
+                };
+                let store = PostgresStore::open(&database.url, &options, test_keyring());
+                Arc::new(store.await.unwrap())
+            }
+            (None, None) => unreachable!("a test store has a file or a database"),
+        }
+    }
+
+    /// Disables the endpoint through [`TestStore::other_node`].
+    async fn other_node_disables(&self, endpoint_id: &str) {
+        let other = self.other_node().await;
+        let disabled = other
+            .disable_endpoint(endpoint_id, DisabledBy::Failing, now())
+            .await;
+        assert!(disabled.unwrap());
+    }
+
     /// Ends the test: the store's connections close before its database is
     /// dropped. (A panicking test drops the database all the same.)
     async fn finish(self) {
@@ -224,6 +255,7 @@ on_both_backends!(
     transformations_and_filters_are_kept_and_skips_logged,
     gauges_count_due_deliveries_and_endpoints_by_state,
     send_slots_are_spaced_by_the_rate_and_a_slotted_delivery_keeps_its_slot,
+    cached_reads_are_forgotten_by_the_stores_own_writes,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -1099,7 +1131,7 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(job.trigger, TriggerType::Manual);
-    assert!(!job.disabled);
+    assert_eq!(job.endpoint_id, "ep_1");
 
     // Resend during a lease keeps the delivery sending; a new endpoint gets a
     // new delivery.
@@ -2263,4 +2295,126 @@ async fn send_slots_are_spaced_by_the_rate_and_a_slotted_delivery_keeps_its_slot
         .pop()
         .unwrap();
     assert!(!job.slotted, "a retry reserves a slot of its own");
+}
+
+/// Two signing keys that parse (32 bytes each, base64).
+const KEY_1: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwq2P0Sp2ftNI=";
+const KEY_2: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD0cGfK+y6Yxs=";
+
+async fn cached_reads_are_forgotten_by_the_stores_own_writes(t: &TestStore) {
+    let now = now();
+    let long = Duration::from_secs(3600);
+    t.create_app(&app("app_1", Some("spot"), now))
+        .await
+        .unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), KEY_1)
+        .await
+        .unwrap();
+
+    // An application, by id and by uid; a change through the store is seen
+    // at once however long the caller allows.
+    let read = t.cached_app("org_1", "spot", long).await.unwrap().unwrap();
+    assert_eq!(read.name, "Spot");
+    let mut renamed = read.clone();
+    renamed.name = "Renamed".into();
+    t.update_app(&renamed).await.unwrap();
+    let read = t.cached_app("org_1", "spot", long).await.unwrap().unwrap();
+    assert_eq!(read.name, "Renamed");
+    // A missing one is kept as missing until one is created.
+    assert!(t
+        .cached_app("org_1", "later", long)
+        .await
+        .unwrap()
+        .is_none());
+    t.create_app(&app("app_2", Some("later"), now))
+        .await
+        .unwrap();
+    assert!(t
+        .cached_app("org_1", "later", long)
+        .await
+        .unwrap()
+        .is_some());
+
+    // Event types: the organisation's, by name.
+    assert!(t
+        .cached_event_types("org_1", long)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+    let et = EventType {
+        name: "member.created".into(),
+        org_id: "org_1".into(),
+        description: String::new(),
+        archived: false,
+        deprecated: false,
+        schemas: None,
+        feature_flag: None,
+        public: true,
+        validate_payload: false,
+        created_at: now,
+        updated_at: now,
+    };
+    t.create_event_type(&et).await.unwrap();
+    let types = t.cached_event_types("org_1", long).await.unwrap().unwrap();
+    assert!(types.contains_key("member.created"));
+    t.delete_event_type("org_1", "member.created")
+        .await
+        .unwrap();
+    let types = t.cached_event_types("org_1", long).await.unwrap().unwrap();
+    assert!(types.is_empty());
+
+    // An endpoint with its keys: an edit, a rotation, a disable and a delete
+    // are each seen by the next read.
+    let d = t.destination("app_1", "ep_1", long).await.unwrap().unwrap();
+    assert_eq!(d.endpoint.url, "https://example.com/");
+    assert_eq!(d.secrets.len(), 1);
+    // Only within its application.
+    assert!(t
+        .destination("app_2", "ep_1", long)
+        .await
+        .unwrap()
+        .is_none());
+    let mut moved = d.endpoint.clone();
+    moved.url = "https://example.org/moved".into();
+    t.update_endpoint(&moved).await.unwrap();
+    let d = t.destination("app_1", "ep_1", long).await.unwrap().unwrap();
+    assert_eq!(d.endpoint.url, "https://example.org/moved");
+    t.rotate_secret("ep_1", KEY_2, now + Span::hours(1), now)
+        .await
+        .unwrap();
+    let d = t.destination("app_1", "ep_1", long).await.unwrap().unwrap();
+    assert_eq!(
+        d.secrets.len(),
+        2,
+        "the new key and the old one until it expires"
+    );
+    t.disable_endpoint("ep_1", DisabledBy::Gone, now)
+        .await
+        .unwrap();
+    let d = t.destination("app_1", "ep_1", long).await.unwrap().unwrap();
+    assert!(d.endpoint.disabled);
+    t.delete_endpoint("app_1", "ep_1").await.unwrap();
+    assert!(t
+        .destination("app_1", "ep_1", long)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Within the allowed age a read is answered from the cache: a write the
+    // store did not make (another node's) is not seen until it is older.
+    t.create_endpoint(&endpoint("ep_3", now), KEY_1)
+        .await
+        .unwrap();
+    let d = t.destination("app_1", "ep_3", long).await.unwrap().unwrap();
+    assert!(!d.endpoint.disabled);
+    t.other_node_disables("ep_3").await;
+    let d = t.destination("app_1", "ep_3", long).await.unwrap().unwrap();
+    assert!(!d.endpoint.disabled, "answered from the cache");
+    let d = t
+        .destination("app_1", "ep_3", Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(d.endpoint.disabled, "read afresh");
 }

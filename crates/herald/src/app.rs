@@ -81,7 +81,6 @@ pub async fn serve(
         keys: Keys::new(config.secret_bytes()),
         wake: wake.clone(),
         deliverer: deliverer.clone(),
-        lookups: Arc::default(),
         revocations: Arc::new(Revocations::new(store.clone())),
         transformer,
         metrics,

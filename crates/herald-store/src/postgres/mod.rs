@@ -91,6 +91,7 @@ impl SqlStore<Postgres> {
             writer: pool,
             keyring,
             batch,
+            cache: Default::default(),
             backend: Listener {
                 pool: listen_pool,
                 current: tokio::sync::Mutex::new(None),
@@ -164,7 +165,7 @@ impl Backend for Postgres {
             .bind(Sql::new(sql))
             .bind(claim.lease_until)
             .bind(MessageStatus::Sending)
-            .fetch_all_as(&store.writer, |r| row_job(&store.keyring, r))
+            .fetch_all_as(&store.writer, row_job)
             .await
     }
 

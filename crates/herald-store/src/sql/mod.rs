@@ -11,7 +11,8 @@
 //! Layout: `run.rs` (statements, bound values, rows read with `try_get`, and
 //! sqlx's bounds, met once), `rows.rs` (records from rows), `lists.rs`
 //! (pagination and the list queries the index tests EXPLAIN), `resources.rs`
-//! (applications, event types, endpoints), `queue.rs` (messages, deliveries,
+//! (applications, event types, endpoints), `cached.rs` (the reads kept in
+//! the store's `Cache`), `queue.rs` (messages, deliveries,
 //! attempts, claims), `batch.rs` (group commit), `credentials.rs` (tokens,
 //! portal grants, idempotency keys), `upkeep.rs` (pruning, re-sealing,
 //! `herald_meta`), `store.rs` (the `Store` impl, which only lists them) and
@@ -23,10 +24,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
 
+use crate::cache::Cache;
 use crate::model::{Job, Page, PageOf};
 use crate::{Keyring, Result};
 
 mod batch;
+mod cached;
 mod credentials;
 mod dialect;
 #[cfg(test)]
@@ -55,6 +58,8 @@ pub struct SqlStore<DB: Backend> {
     pub(crate) keyring: Arc<Keyring>,
     /// Group commit of new messages and attempt outcomes.
     pub(crate) batch: Batcher,
+    /// The reads the hot paths repeat, forgotten by this store's writes.
+    pub(crate) cache: Cache,
     /// What the backend keeps besides (PostgreSQL's listener).
     pub(crate) backend: DB::Extra,
 }

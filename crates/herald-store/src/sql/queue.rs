@@ -25,11 +25,10 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// when the delivery fell due.
 pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual, d.slotted,
      d.next_attempt_at AS due_at, m.app_id, a.org_id,
-     m.event_type, m.payload, e.url, e.headers, e.disabled, e.date_format";
+     m.event_type, m.payload";
 
 /// The joins [`JOB_COLUMNS`] reads from, after a delivery `d`.
 pub const JOB_JOINS: &str = "JOIN message m ON m.id = d.msg_id
-     JOIN endpoint e ON e.id = d.endpoint_id
      JOIN application a ON a.id = m.app_id";
 
 /// Which deliveries a claim takes.

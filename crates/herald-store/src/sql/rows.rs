@@ -147,21 +147,15 @@ pub fn attempt(r: &impl Columns) -> Result<Attempt> {
     })
 }
 
-/// A claimed delivery, from [`JOB_COLUMNS`](super::queue::JOB_COLUMNS), its
-/// headers opened with `keyring`.
-pub fn job(keyring: &Keyring, r: &impl Columns) -> Result<Job> {
-    let endpoint_id = r.text("endpoint_id")?;
+/// A claimed delivery, from [`JOB_COLUMNS`](super::queue::JOB_COLUMNS).
+pub fn job(r: &impl Columns) -> Result<Job> {
     Ok(Job {
-        headers: open_headers(keyring, &endpoint_id, &r.text("headers")?)?,
         msg_id: r.text("msg_id")?,
         app_id: r.text("app_id")?,
         org_id: r.text("org_id")?,
         event_type: r.text("event_type")?,
         payload: r.text("payload")?,
-        endpoint_id,
-        url: r.text("url")?,
-        disabled: r.flag("disabled")?,
-        date_format: r.text("date_format")?,
+        endpoint_id: r.text("endpoint_id")?,
         attempts: r.int("attempts")?,
         due_at: r.time("due_at")?,
         slotted: r.flag("slotted")?,

@@ -1,28 +1,32 @@
-//! The [`Store`] impl: it only lists where each method is written (the files
+//! The [`Store`](crate::Store) impl, part by part: it only lists where each method is written (the files
 //! of this module, or the backend's hook for what each database does its own
-//! way).
+//! way), and which writes make the store's cache forget what they change.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::cache::{Destination, EventTypes};
 use crate::model::*;
-use crate::{Result, Store};
+use crate::{Credentials, MessageLog, Queue, Resources, Result, Upkeep};
 
 use super::{Backend, Claim, Claiming, SqlStore};
 
 #[async_trait]
-impl<DB: Backend> Store for SqlStore<DB> {
-    async fn ping(&self) -> Result<()> {
-        self.ping().await
-    }
-
+impl<DB: Backend> Resources for SqlStore<DB> {
     async fn create_app(&self, app: &Application) -> Result<()> {
-        self.create_app(app).await
+        let done = self.create_app(app).await;
+        self.cache.forget_org(&app.org_id);
+        done
     }
 
     async fn get_app(&self, org_id: &str, id_or_uid: &str) -> Result<Option<Application>> {
         self.get_app(org_id, id_or_uid).await
+    }
+
+    async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>> {
+        self.list_apps(org_id, page).await
     }
 
     async fn search_apps(
@@ -34,20 +38,22 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.search_apps(org_id, query, page).await
     }
 
-    async fn list_apps(&self, org_id: &str, page: &Page) -> Result<PageOf<Application>> {
-        self.list_apps(org_id, page).await
-    }
-
     async fn update_app(&self, app: &Application) -> Result<()> {
-        self.update_app(app).await
+        let done = self.update_app(app).await;
+        self.cache.forget_org(&app.org_id);
+        done
     }
 
     async fn delete_app(&self, org_id: &str, id: &str) -> Result<()> {
-        self.delete_app(org_id, id).await
+        let done = self.delete_app(org_id, id).await;
+        self.cache.forget_org_and_endpoints(org_id);
+        done
     }
 
     async fn create_event_type(&self, et: &EventType) -> Result<()> {
-        self.create_event_type(et).await
+        let done = self.create_event_type(et).await;
+        self.cache.forget_org(&et.org_id);
+        done
     }
 
     async fn get_event_type(&self, org_id: &str, name: &str) -> Result<Option<EventType>> {
@@ -64,11 +70,15 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn update_event_type(&self, et: &EventType) -> Result<()> {
-        self.update_event_type(et).await
+        let done = self.update_event_type(et).await;
+        self.cache.forget_org(&et.org_id);
+        done
     }
 
     async fn delete_event_type(&self, org_id: &str, name: &str) -> Result<()> {
-        self.delete_event_type(org_id, name).await
+        let done = self.delete_event_type(org_id, name).await;
+        self.cache.forget_org(org_id);
+        done
     }
 
     async fn create_endpoint(&self, ep: &Endpoint, secret: &str) -> Result<()> {
@@ -84,24 +94,15 @@ impl<DB: Backend> Store for SqlStore<DB> {
     }
 
     async fn update_endpoint(&self, ep: &Endpoint) -> Result<()> {
-        self.update_endpoint(ep).await
+        let done = self.update_endpoint(ep).await;
+        self.cache.forget_endpoint(&ep.id);
+        done
     }
 
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> Result<()> {
-        self.delete_endpoint(app_id, id).await
-    }
-
-    async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()> {
-        self.pause_endpoint(endpoint_id, until).await
-    }
-
-    async fn disable_endpoint(
-        &self,
-        endpoint_id: &str,
-        by: DisabledBy,
-        now: Timestamp,
-    ) -> Result<bool> {
-        self.disable_endpoint(endpoint_id, by, now).await
+        let done = self.delete_endpoint(app_id, id).await;
+        self.cache.forget_endpoint(id);
+        done
     }
 
     async fn secrets(&self, endpoint_id: &str, now: Timestamp) -> Result<Vec<SecretKey>> {
@@ -115,29 +116,51 @@ impl<DB: Backend> Store for SqlStore<DB> {
         old_until: Timestamp,
         now: Timestamp,
     ) -> Result<()> {
-        self.rotate_secret(endpoint_id, new_key, old_until, now)
-            .await
+        let done = self
+            .rotate_secret(endpoint_id, new_key, old_until, now)
+            .await;
+        self.cache.forget_endpoint(endpoint_id);
+        done
     }
 
-    async fn endpoint_stats(
+    async fn save_task(&self, task: &BackgroundTask) -> Result<()> {
+        self.save_task(task).await
+    }
+
+    async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>> {
+        self.get_task(org_id, id).await
+    }
+
+    async fn list_tasks(
         &self,
-        endpoint_id: &str,
-        since: Option<Timestamp>,
-        until: Option<Timestamp>,
-    ) -> Result<EndpointStats> {
-        self.endpoint_stats(endpoint_id, since, until).await
+        org_id: &str,
+        status: Option<&str>,
+        task: Option<&str>,
+        page: &Page,
+    ) -> Result<PageOf<BackgroundTask>> {
+        self.list_tasks(org_id, status, task, page).await
     }
 
-    async fn recover(
+    async fn cached_app(
         &self,
-        endpoint_id: &str,
-        since: Timestamp,
-        until: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<u64> {
-        self.recover(endpoint_id, since, until, now).await
+        org_id: &str,
+        id_or_uid: &str,
+        max_age: Duration,
+    ) -> Result<Option<Application>> {
+        self.cached_app(org_id, id_or_uid, max_age).await
     }
 
+    async fn cached_event_types(
+        &self,
+        org_id: &str,
+        max_age: Duration,
+    ) -> Result<Option<EventTypes>> {
+        self.cached_event_types(org_id, max_age).await
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> MessageLog for SqlStore<DB> {
     async fn create_message(&self, msg: &Message, targets: &Targets) -> Result<Vec<String>> {
         self.create_message(msg, targets).await
     }
@@ -155,6 +178,97 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.list_messages(app_id, filter, page).await
     }
 
+    async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()> {
+        self.expunge_message(app_id, msg_id).await
+    }
+
+    async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()> {
+        self.expunge_attempt(app_id, msg_id, attempt_id).await
+    }
+
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.resend(app_id, msg_id, endpoint_id, now).await
+    }
+
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.recover(endpoint_id, since, until, now).await
+    }
+
+    async fn endpoint_stats(
+        &self,
+        endpoint_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<EndpointStats> {
+        self.endpoint_stats(endpoint_id, since, until).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Option<Attempt>> {
+        self.get_attempt(app_id, msg_id, attempt_id).await
+    }
+
+    async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>> {
+        self.list_attempts_by_endpoint(app_id, endpoint_id, filter, page)
+            .await
+    }
+
+    async fn list_attempts_by_msg(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<Attempt>> {
+        self.list_attempts_by_msg(app_id, msg_id, filter, page)
+            .await
+    }
+
+    async fn list_attempted_destinations(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &Page,
+    ) -> Result<PageOf<(Endpoint, Delivery)>> {
+        self.list_attempted_destinations(app_id, msg_id, page).await
+    }
+
+    async fn list_attempted_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<PageOf<(Message, Delivery)>> {
+        self.list_attempted_messages(app_id, endpoint_id, filter, page)
+            .await
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> Queue for SqlStore<DB> {
     async fn claim_due(
         &self,
         now: Timestamp,
@@ -251,6 +365,21 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.hold_endpoint(endpoint_id, until).await
     }
 
+    async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        by: DisabledBy,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = self.disable_endpoint(endpoint_id, by, now).await;
+        self.cache.forget_endpoint(endpoint_id);
+        done
+    }
+
+    async fn pause_endpoint(&self, endpoint_id: &str, until: Timestamp) -> Result<()> {
+        self.pause_endpoint(endpoint_id, until).await
+    }
+
     async fn record_attempt(&self, attempt: &Attempt, next: &Next) -> Result<()> {
         self.record_attempt(attempt, next).await
     }
@@ -263,101 +392,22 @@ impl<DB: Backend> Store for SqlStore<DB> {
         DB::wait_for_work(self, timeout).await
     }
 
-    async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()> {
-        self.expunge_message(app_id, msg_id).await
-    }
-
-    async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()> {
-        self.expunge_attempt(app_id, msg_id, attempt_id).await
-    }
-
-    async fn save_task(&self, task: &BackgroundTask) -> Result<()> {
-        self.save_task(task).await
-    }
-
-    async fn get_task(&self, org_id: &str, id: &str) -> Result<Option<BackgroundTask>> {
-        self.get_task(org_id, id).await
-    }
-
-    async fn list_tasks(
-        &self,
-        org_id: &str,
-        status: Option<&str>,
-        task: Option<&str>,
-        page: &Page,
-    ) -> Result<PageOf<BackgroundTask>> {
-        self.list_tasks(org_id, status, task, page).await
-    }
-
-    async fn expire_portal_grants(&self, app_id: &str, at: Timestamp) -> Result<u64> {
-        self.expire_portal_grants(app_id, at).await
-    }
-
     async fn next_due(&self) -> Result<Option<Timestamp>> {
         self.next_due().await
     }
 
-    async fn resend(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: Timestamp,
-    ) -> Result<()> {
-        self.resend(app_id, msg_id, endpoint_id, now).await
-    }
-
-    async fn get_attempt(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
-    ) -> Result<Option<Attempt>> {
-        self.get_attempt(app_id, msg_id, attempt_id).await
-    }
-
-    async fn list_attempts_by_endpoint(
+    async fn destination(
         &self,
         app_id: &str,
         endpoint_id: &str,
-        filter: &ListFilter,
-        page: &Page,
-    ) -> Result<PageOf<Attempt>> {
-        self.list_attempts_by_endpoint(app_id, endpoint_id, filter, page)
-            .await
+        max_age: Duration,
+    ) -> Result<Option<Arc<Destination>>> {
+        self.destination(app_id, endpoint_id, max_age).await
     }
+}
 
-    async fn list_attempts_by_msg(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        filter: &ListFilter,
-        page: &Page,
-    ) -> Result<PageOf<Attempt>> {
-        self.list_attempts_by_msg(app_id, msg_id, filter, page)
-            .await
-    }
-
-    async fn list_attempted_destinations(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        page: &Page,
-    ) -> Result<PageOf<(Endpoint, Delivery)>> {
-        self.list_attempted_destinations(app_id, msg_id, page).await
-    }
-
-    async fn list_attempted_messages(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        filter: &ListFilter,
-        page: &Page,
-    ) -> Result<PageOf<(Message, Delivery)>> {
-        self.list_attempted_messages(app_id, endpoint_id, filter, page)
-            .await
-    }
-
+#[async_trait]
+impl<DB: Backend> Credentials for SqlStore<DB> {
     async fn idempotency_begin(
         &self,
         scope: &str,
@@ -409,8 +459,19 @@ impl<DB: Backend> Store for SqlStore<DB> {
         self.get_portal_grant(id).await
     }
 
+    async fn expire_portal_grants(&self, app_id: &str, at: Timestamp) -> Result<u64> {
+        self.expire_portal_grants(app_id, at).await
+    }
+
     async fn end_portal_grant(&self, id: &str, now: Timestamp) -> Result<()> {
         self.end_portal_grant(id, now).await
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> Upkeep for SqlStore<DB> {
+    async fn ping(&self) -> Result<()> {
+        self.ping().await
     }
 
     async fn read_sealed(

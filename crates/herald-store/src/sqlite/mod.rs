@@ -106,6 +106,7 @@ impl SqlStore<Sqlite> {
             writer,
             keyring,
             batch,
+            cache: Default::default(),
             backend: (),
         })
     }
@@ -160,10 +161,7 @@ impl Backend for Sqlite {
         if !rowids.is_empty() {
             lease(&mut tx, &rowids, claim.lease_until, claim.now).await?;
         }
-        let jobs = rows
-            .iter()
-            .map(|r| row_job(&store.keyring, r))
-            .collect::<Result<Vec<_>>>()?;
+        let jobs = rows.iter().map(row_job).collect::<Result<Vec<_>>>()?;
         commit(tx).await?;
         Ok(jobs)
     }

@@ -108,7 +108,6 @@ pub async fn create(
     }
     let app = input.into_new(&who.org_id)?;
     state.store.create_app(&app).await.map_err(uid_conflict)?;
-    state.lookups.forget(&who.org_id);
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
@@ -142,7 +141,6 @@ pub async fn update(
             app.throttle_rate = input.throttle_rate.map(i64::from);
             app.updated_at = Utc::now();
             state.store.update_app(&app).await.map_err(uid_conflict)?;
-            state.lookups.forget(&who.org_id);
             Ok((StatusCode::OK, Json(app.into())))
         }
         Err(Error::NotFound(_)) => {
@@ -153,7 +151,6 @@ pub async fn update(
             }
             let app = input.into_new(&who.org_id)?;
             state.store.create_app(&app).await.map_err(uid_conflict)?;
-            state.lookups.forget(&who.org_id);
             Ok((StatusCode::CREATED, Json(app.into())))
         }
         Err(e) => Err(e),
@@ -189,7 +186,6 @@ pub async fn patch(
         .map(i64::from);
     app.updated_at = Utc::now();
     state.store.update_app(&app).await.map_err(uid_conflict)?;
-    state.lookups.forget(&who.org_id);
     Ok(Json(app.into()))
 }
 
@@ -201,8 +197,6 @@ pub async fn delete(
     require_org(&who)?;
     let app = load_app(&state, &who, &app_id).await?;
     state.store.delete_app(&who.org_id, &app.id).await?;
-    state.deliverer.forget_all();
-    state.lookups.forget(&who.org_id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -171,7 +171,6 @@ pub async fn create(
         existing.validate_payload = input.validate_payload;
         existing.updated_at = now;
         state.store.update_event_type(&existing).await?;
-        state.lookups.forget(&who.org_id);
         return Ok((StatusCode::CREATED, Json(EventTypeOut::new(existing, true))));
     }
     let et = EventType {
@@ -197,7 +196,6 @@ pub async fn create(
             }
             other => other.into(),
         })?;
-    state.lookups.forget(&who.org_id);
     Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
 }
 
@@ -236,7 +234,6 @@ pub async fn update(
             et.validate_payload = input.validate_payload;
             et.updated_at = now;
             state.store.update_event_type(&et).await?;
-            state.lookups.forget(&who.org_id);
             Ok((StatusCode::OK, Json(EventTypeOut::new(et, true))))
         }
         None => {
@@ -255,7 +252,6 @@ pub async fn update(
                 updated_at: now,
             };
             state.store.create_event_type(&et).await?;
-            state.lookups.forget(&who.org_id);
             Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
         }
     }
@@ -294,7 +290,6 @@ pub async fn patch(
     check_feature_flag(et.feature_flag.as_deref())?;
     et.updated_at = Utc::now();
     state.store.update_event_type(&et).await?;
-    state.lookups.forget(&who.org_id);
     Ok(Json(EventTypeOut::new(et, true)))
 }
 
@@ -314,12 +309,10 @@ pub async fn delete(
         .ok_or(Error::NotFound("event type"))?;
     if params.bool("expunge", false)? {
         state.store.delete_event_type(&who.org_id, &name).await?;
-        state.lookups.forget(&who.org_id);
     } else {
         et.archived = true;
         et.updated_at = Utc::now();
         state.store.update_event_type(&et).await?;
-        state.lookups.forget(&who.org_id);
     }
     Ok(StatusCode::NO_CONTENT)
 }

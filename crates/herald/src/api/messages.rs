@@ -14,7 +14,9 @@ use super::applications::ApplicationIn;
 use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
 use crate::auth::Principal;
-use crate::service::messages::{check_event_type, new_message, schedule, DEFAULT_RETENTION_DAYS};
+use crate::service::messages::{
+    check_event_type, new_message, schedule, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
+};
 use crate::service::{load_app, load_message, Herald};
 use crate::service::{Error, FieldError, Result};
 
@@ -130,8 +132,8 @@ async fn accept(
     let with_content = params.bool("with_content", true)?;
 
     let app = state
-        .lookups
-        .app(state.store.as_ref(), &who.org_id, &app_id)
+        .store
+        .cached_app(&who.org_id, &app_id, LOOKUP_FRESHNESS)
         .await?
         .filter(|app| who.can_see_app(&app.id));
     let app = match (app, input.application) {
@@ -139,9 +141,7 @@ async fn accept(
         (None, Some(mut new_app)) if who.app_id.is_none() => {
             new_app.uid.get_or_insert(app_id);
             let app = new_app.into_new(&who.org_id)?;
-            let created = state.store.create_app(&app).await;
-            state.lookups.forget(&who.org_id);
-            match created {
+            match state.store.create_app(&app).await {
                 Ok(()) => app,
                 // Created by a concurrent request with the same uid: use that one.
                 Err(herald_store::StoreError::Conflict(_)) => {

@@ -131,7 +131,6 @@ pub async fn create(
             new_app.uid.get_or_insert(app_id);
             let app = new_app.into_new(&who.org_id)?;
             state.store.create_app(&app).await?;
-            state.lookups.forget(&who.org_id);
             app
         }
         (Err(e), _) => return Err(e),

@@ -4,8 +4,7 @@
 //! calls [`Deliverer::deliver`]; the worker calls [`Deliverer::send`] while it
 //! holds the endpoint's slot and [`Deliverer::record`] after letting it go.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,8 +13,10 @@ use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::filter;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::schedule::{jittered, retry_after_delay};
-use herald_core::signing::{signature_header, EndpointSecret};
-use herald_store::{Attempt, DisabledBy, Endpoint, Job, MessageStatus, Next, Skip, Store};
+use herald_core::signing::signature_header;
+use herald_store::{
+    Attempt, Destination, DisabledBy, Endpoint, EventType, Job, MessageStatus, Next, Skip, Store,
+};
 use herald_transform::{Outcome as Transformed, Transformer, Webhook};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -27,14 +28,15 @@ use super::limits::EndpointLimits;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::operational::Operational;
+use crate::service::messages::LOOKUP_FRESHNESS;
 
-/// How long the worker reuses what it read of an endpoint (its URL, headers,
-/// state and signing keys) before reading it again. An edit, a disable, a
-/// delete or a key rotation, made on any node, applies to every delivery that
-/// starts this long after it; the Test button always reads afresh.
+/// How long the worker reuses what the store's cache read of an endpoint
+/// (its URL, headers, state and signing keys) before reading it again. An
+/// edit, a disable, a delete or a key rotation made through this process
+/// applies at once (the store forgets what it changed); one made on another
+/// node applies to every delivery that starts this long after it. The Test
+/// button always reads afresh.
 pub const ENDPOINT_FRESHNESS: Duration = Duration::from_millis(200);
-/// Endpoints remembered before stale entries are swept.
-const ENDPOINT_CACHE_SWEEP: usize = 4096;
 
 /// How early a reserved send slot may be used: a slot this close is now.
 const PACE_TOLERANCE: Duration = Duration::from_millis(10);
@@ -69,19 +71,10 @@ enum Shaped {
     Failed(String),
 }
 
-/// An endpoint as last read, with its signing keys ready to sign.
-struct Current {
-    read_at: Instant,
-    /// `None`: the endpoint is gone.
-    endpoint: Option<Endpoint>,
-    secrets: Vec<EndpointSecret>,
-}
-
 pub struct Deliverer {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     client: DeliveryClient,
-    endpoints: Mutex<HashMap<String, Arc<Current>>>,
     limits: EndpointLimits,
     /// Runs endpoints' transformations (shared with the API's simulate).
     transformer: Transformer,
@@ -109,7 +102,6 @@ impl Deliverer {
             store,
             config,
             client,
-            endpoints: Mutex::default(),
             limits,
             transformer,
             metrics,
@@ -194,33 +186,33 @@ impl Deliverer {
     async fn attempt(&self, job: Job, payload: Bytes, retries: Retries) -> Option<(Attempt, Next)> {
         let fresh = retries == Retries::None;
         let lag = (Utc::now() - job.due_at).to_std().unwrap_or_default();
-        let (job, current) = match self.with_current_endpoint(job, fresh).await {
-            Ok(Some(current)) => current,
+        let destination = match self.destination(&job, fresh).await {
+            Ok(Some(destination)) => destination,
             Ok(None) => return None,
             Err(e) => {
                 tracing::error!(error = %e, "cannot load signing keys; will retry");
                 return None;
             }
         };
-        let ep = current.endpoint.as_ref()?;
+        let ep = &destination.endpoint;
         // Disabled meanwhile: the store parks the delivery (no attempt is
         // made or logged) until the endpoint is enabled. A Test still shows
         // why nothing was sent.
-        if job.disabled && retries == Retries::Scheduled {
+        if ep.disabled && retries == Retries::Scheduled {
             return None;
         }
         // Where the request went: the endpoint's URL, or the one its
         // transformation chose.
-        let mut url = job.url.clone();
+        let mut url = ep.url.clone();
         let mut skipped = None;
-        let outcome = if job.disabled {
+        let outcome = if ep.disabled {
             Outcome::NoResponse {
                 reason: "the endpoint is disabled".into(),
                 duration: Duration::ZERO,
             }
         } else {
             let started = Instant::now();
-            let body = self.body_for(&job, payload).await;
+            let body = self.body_for(&job, ep, payload).await;
             match self.shape(&job, ep, body).await {
                 Shaped::Send {
                     method,
@@ -228,8 +220,7 @@ impl Deliverer {
                     body,
                 } => {
                     url = to;
-                    let headers =
-                        signed_headers(&job, &current.secrets, Utc::now().timestamp(), &body);
+                    let headers = signed_headers(&job, &destination, Utc::now().timestamp(), &body);
                     let _in_flight = self.metrics.sending();
                     self.client.send(method, &url, headers, body).await
                 }
@@ -248,7 +239,7 @@ impl Deliverer {
         };
         let failed_attempts = u32::try_from(job.attempts + 1).unwrap_or(u32::MAX);
         let retry = |hint| match retries {
-            Retries::Scheduled if !job.disabled => self.next_after_failure(failed_attempts, hint),
+            Retries::Scheduled if !ep.disabled => self.next_after_failure(failed_attempts, hint),
             _ => Next::GiveUp,
         };
         let (code, response, duration, next) = match outcome {
@@ -302,7 +293,7 @@ impl Deliverer {
             created_at: Utc::now(),
         };
         self.metrics.attempted(&attempt, lag);
-        if retries == Retries::Scheduled && !job.disabled {
+        if retries == Retries::Scheduled && !ep.disabled {
             self.operational.after_attempt(&job, &attempt, &next).await;
             if attempt.status == MessageStatus::Fail && attempt.skipped.is_none() {
                 self.disable_if_failing_too_long(&job, ep).await;
@@ -317,8 +308,8 @@ impl Deliverer {
     /// or whose endpoint has no limit, goes now; so does one whose slot cannot
     /// be reserved (the database cannot say), logged.
     pub async fn pace(&self, job: &Job) -> Pace {
-        let rate = match self.current(&job.app_id, &job.endpoint_id, false).await {
-            Ok(c) => c.endpoint.as_ref().and_then(|e| e.throttle_rate),
+        let rate = match self.destination(job, false).await {
+            Ok(destination) => destination.and_then(|d| d.endpoint.throttle_rate),
             Err(_) => None,
         };
         let Some(rate) = rate.filter(|r| *r > 0) else {
@@ -365,85 +356,33 @@ impl Deliverer {
         }
     }
 
-    /// Forgets what was read of the endpoint: call after changing it, so the
-    /// next delivery from this process reads it afresh.
-    pub fn forget(&self, endpoint_id: &str) {
-        self.endpoints
-            .lock()
-            .expect("endpoint cache lock")
-            .remove(endpoint_id);
-    }
-
-    /// Forgets every endpoint read (after deleting an application).
-    pub fn forget_all(&self) {
-        self.endpoints.lock().expect("endpoint cache lock").clear();
-    }
-
-    /// The endpoint as read at most [`ENDPOINT_FRESHNESS`] ago (`fresh`: now).
-    async fn current(
+    /// The delivery's endpoint with the keys that sign now, as the store
+    /// read it at most [`ENDPOINT_FRESHNESS`] ago (`fresh`: now). A claimed
+    /// delivery may wait for its endpoint's slot; an edit, a disable or a
+    /// delete made meanwhile applies to it: only a request already under way
+    /// goes out as it was. `Ok(None)` when the endpoint is gone; an error when
+    /// it has no usable signing key or the database cannot say (the lease then
+    /// runs out and the delivery is tried again).
+    async fn destination(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        job: &Job,
         fresh: bool,
-    ) -> anyhow::Result<Arc<Current>> {
-        if !fresh {
-            let cached = self
-                .endpoints
-                .lock()
-                .expect("endpoint cache lock")
-                .get(endpoint_id)
-                .cloned();
-            if let Some(c) = cached.filter(|c| c.read_at.elapsed() < ENDPOINT_FRESHNESS) {
-                return Ok(c);
+    ) -> anyhow::Result<Option<Arc<Destination>>> {
+        let max_age = if fresh {
+            Duration::ZERO
+        } else {
+            ENDPOINT_FRESHNESS
+        };
+        let destination = self
+            .store
+            .destination(&job.app_id, &job.endpoint_id, max_age)
+            .await?;
+        if let Some(d) = &destination {
+            if d.secrets.is_empty() {
+                anyhow::bail!("endpoint {} has no usable signing key", job.endpoint_id);
             }
         }
-        let read_at = Instant::now();
-        let endpoint = self.store.get_endpoint(app_id, endpoint_id).await?;
-        let secrets = match &endpoint {
-            Some(_) => {
-                let keys = self.store.secrets(endpoint_id, Utc::now()).await?;
-                keys.iter()
-                    .filter_map(|k| EndpointSecret::parse(&k.key).ok())
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let current = Arc::new(Current {
-            read_at,
-            endpoint,
-            secrets,
-        });
-        let mut cache = self.endpoints.lock().expect("endpoint cache lock");
-        if cache.len() >= ENDPOINT_CACHE_SWEEP {
-            cache.retain(|_, c| c.read_at.elapsed() < ENDPOINT_FRESHNESS);
-        }
-        cache.insert(endpoint_id.to_string(), current.clone());
-        Ok(current)
-    }
-
-    /// The job with its endpoint as it is now, and that read (with the keys
-    /// to sign with). A claimed delivery may wait for its endpoint's slot; an
-    /// edit, a disable or a delete made meanwhile, on any node, applies to it:
-    /// only a request already under way goes out as it was. `Ok(None)` when the endpoint is
-    /// gone; an error when it has no usable signing key or the database cannot
-    /// say (the lease then runs out and the delivery is tried again).
-    async fn with_current_endpoint(
-        &self,
-        mut job: Job,
-        fresh: bool,
-    ) -> anyhow::Result<Option<(Job, Arc<Current>)>> {
-        let current = self.current(&job.app_id, &job.endpoint_id, fresh).await?;
-        let Some(ep) = &current.endpoint else {
-            return Ok(None);
-        };
-        if current.secrets.is_empty() {
-            anyhow::bail!("endpoint {} has no usable signing key", job.endpoint_id);
-        }
-        job.url.clone_from(&ep.url);
-        job.headers.clone_from(&ep.headers);
-        job.disabled = ep.disabled;
-        job.date_format.clone_from(&ep.date_format);
-        Ok(Some((job, current)))
+        Ok(destination)
     }
 
     /// Holds the endpoint's rate-limited sends for `wait`.
@@ -481,7 +420,6 @@ impl Deliverer {
             .store
             .disable_endpoint(endpoint_id, by, Utc::now())
             .await;
-        self.forget(endpoint_id);
         match disabled {
             Ok(false) => {}
             Ok(true) => {
@@ -521,7 +459,7 @@ impl Deliverer {
         let code = ep.transformation.active_code();
         let untouched = |body| Shaped::Send {
             method: Method::POST,
-            url: job.url.clone(),
+            url: ep.url.clone(),
             body,
         };
         if ep.filters.is_empty() && code.is_none() {
@@ -543,7 +481,7 @@ impl Deliverer {
         let webhook = Webhook {
             event_type: job.event_type.clone(),
             payload,
-            url: job.url.clone(),
+            url: ep.url.clone(),
             method: "POST".into(),
             variables: ep.transformation.variables.clone(),
         };
@@ -580,16 +518,12 @@ impl Deliverer {
     /// for an endpoint that chose another date format, with the timestamp
     /// fields its event type's schema marks rewritten. A payload without a
     /// schema goes out untouched.
-    async fn body_for(&self, job: &Job, payload: Bytes) -> Bytes {
-        let format = DateFormat::parse(&job.date_format).unwrap_or_default();
+    async fn body_for(&self, job: &Job, ep: &Endpoint, payload: Bytes) -> Bytes {
+        let format = DateFormat::parse(&ep.date_format).unwrap_or_default();
         if format == DateFormat::Unix {
             return payload;
         }
-        let event_type = match self
-            .store
-            .get_event_type(&job.org_id, &job.event_type)
-            .await
-        {
+        let event_type = match self.event_type(job).await {
             Ok(Some(et)) => et,
             Ok(None) => return payload,
             Err(e) => {
@@ -608,15 +542,32 @@ impl Deliverer {
         }
         serde_json::to_vec(&value).map_or(payload, Bytes::from)
     }
+
+    /// The message's event type, from the organisation's event types as the
+    /// store's cache holds them (read for new messages too).
+    async fn event_type(&self, job: &Job) -> herald_store::Result<Option<EventType>> {
+        let types = self
+            .store
+            .cached_event_types(&job.org_id, LOOKUP_FRESHNESS)
+            .await?;
+        match types {
+            Some(types) => Ok(types.get(&job.event_type).cloned()),
+            None => {
+                self.store
+                    .get_event_type(&job.org_id, &job.event_type)
+                    .await
+            }
+        }
+    }
 }
 
 /// The Standard Webhooks headers (and their `svix-` twins) over the exact
 /// bytes sent, plus the endpoint's own headers.
-fn signed_headers(job: &Job, secrets: &[EndpointSecret], timestamp: i64, body: &[u8]) -> HeaderMap {
-    let signature = signature_header(secrets, &job.msg_id, timestamp, body);
+fn signed_headers(job: &Job, to: &Destination, timestamp: i64, body: &[u8]) -> HeaderMap {
+    let signature = signature_header(&to.secrets, &job.msg_id, timestamp, body);
     let timestamp = timestamp.to_string();
     let mut headers = HeaderMap::new();
-    for (name, value) in &job.headers {
+    for (name, value) in &to.endpoint.headers {
         client::insert(&mut headers, name, value);
     }
     client::insert(&mut headers, "content-type", "application/json");

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use herald_store::{Job, MessageStatus, Store};
+use herald_store::{Job, MessageStatus, Queue};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +39,9 @@ use planner::{Capacity, Plan, Planner, BUSY_POLL, CLAIM_BATCH, CLAIM_MIN};
 const CLAIM_AHEAD: usize = 4;
 
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    /// The worker needs the delivery queue alone; the deliverer reads what
+    /// else an attempt needs.
+    store: Arc<dyn Queue>,
     config: Arc<Config>,
     deliverer: Arc<Deliverer>,
     wake: Arc<Wake>,
@@ -47,7 +49,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Queue>,
         config: Arc<Config>,
         deliverer: Arc<Deliverer>,
         wake: Arc<Wake>,
@@ -72,7 +74,7 @@ impl Dispatcher {
 
 /// What every delivery task of the worker shares with the claim loop.
 struct Shared {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Queue>,
     config: Arc<Config>,
     deliverer: Arc<Deliverer>,
     wake: Arc<Wake>,

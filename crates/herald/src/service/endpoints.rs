@@ -151,7 +151,6 @@ pub async fn update(herald: &Herald, app: &Application, ep: &Endpoint) -> Result
         .update_endpoint(ep)
         .await
         .map_err(uid_conflict)?;
-    herald.deliverer.forget(&ep.id);
     let ops = &herald.operational;
     ops.endpoint_event("endpoint.updated", app, ep).await;
     match before.map(|b| b.disabled) {
@@ -168,7 +167,6 @@ pub async fn update(herald: &Herald, app: &Application, ep: &Endpoint) -> Result
 /// Deletes an endpoint of `app`; its queued deliveries go with it.
 pub async fn delete(herald: &Herald, app: &Application, ep: &Endpoint) -> Result<()> {
     herald.store.delete_endpoint(&app.id, &ep.id).await?;
-    herald.deliverer.forget(&ep.id);
     herald
         .operational
         .endpoint_event("endpoint.deleted", app, ep)
@@ -214,7 +212,6 @@ pub async fn rotate_secret(
             now,
         )
         .await?;
-    herald.deliverer.forget(&ep.id);
     Ok(key)
 }
 

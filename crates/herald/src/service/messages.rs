@@ -13,6 +13,12 @@ use super::{Error, FieldError, Herald, Result};
 /// Validation errors reported for one payload.
 const MAX_PAYLOAD_ISSUES: usize = 10;
 
+/// How long a new message reuses the application and the organisation's
+/// event types the store last read (its cache forgets them on any change
+/// made through this process; a change made on another node applies here
+/// within this time).
+pub const LOOKUP_FRESHNESS: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Days a payload is kept when the message does not say (Svix's default).
 pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 
@@ -95,8 +101,8 @@ pub async fn check_event_type(
     payload: &RawValue,
 ) -> Result<()> {
     let catalog = herald
-        .lookups
-        .catalog(herald.store.as_ref(), org_id)
+        .store
+        .cached_event_types(org_id, LOOKUP_FRESHNESS)
         .await?;
     let looked_up;
     let et = match &catalog {

@@ -9,7 +9,6 @@
 pub mod endpoints;
 mod error;
 pub mod links;
-pub mod lookups;
 pub mod messages;
 pub mod transformations;
 
@@ -25,7 +24,6 @@ pub use error::{Error, FieldError, Result};
 use crate::auth::{Keys, Principal, Revocations};
 use crate::config::Config;
 use crate::dispatch::{Deliverer, Wake};
-use lookups::Lookups;
 
 /// What Herald's API, portal and services work with: one per process.
 #[derive(Clone)]
@@ -37,8 +35,6 @@ pub struct Herald {
     pub wake: Arc<Wake>,
     /// Sends a Test delivery right away, outside the worker.
     pub deliverer: Arc<Deliverer>,
-    /// Applications and event types as recently read, for creating messages.
-    pub lookups: Arc<Lookups>,
     /// The revoked API tokens, as recently read.
     pub revocations: Arc<Revocations>,
     /// Runs transformations: checks code when saved, simulates, and (through

@@ -158,8 +158,8 @@ pub async fn format_code(herald: &Herald, org_id: &str, id: &str) -> Result<Stri
         )
     })?;
     let event_types: Vec<_> = herald
-        .lookups
-        .catalog(herald.store.as_ref(), org_id)
+        .store
+        .cached_event_types(org_id, super::messages::LOOKUP_FRESHNESS)
         .await?
         .map(|c| c.values().cloned().collect())
         .unwrap_or_default();
