@@ -123,6 +123,12 @@ pub fn jittered(delay: Duration, rng: &mut impl rand::Rng) -> Duration {
     Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
+/// Whole seconds for a `Retry-After` header Herald sends: rounded up, at
+/// least 1.
+pub fn retry_seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
 /// How long a receiver asked Herald to wait, from its `Retry-After` header,
 /// capped at `max` so a receiver cannot park a message forever.
 ///
@@ -167,6 +173,14 @@ fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let cases = [(0, 1), (1, 1), (999, 1), (1000, 1), (1001, 2), (5999, 6)];
+        for (ms, want) in cases {
+            assert_eq!(retry_seconds(Duration::from_millis(ms)), want, "{ms} ms");
+        }
+    }
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 

@@ -56,7 +56,7 @@ impl IntoResponse for Error {
                 detail,
                 retry_after,
             } => {
-                let seconds = crate::dispatch::limits::retry_seconds(*retry_after);
+                let seconds = herald_core::schedule::retry_seconds(*retry_after);
                 let body = json!({"code": "rate_limited", "detail": detail});
                 return (
                     StatusCode::TOO_MANY_REQUESTS,

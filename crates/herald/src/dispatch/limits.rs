@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use herald_core::schedule::retry_seconds;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Longest a Test waits for one of its endpoint's delivery slots before it is
@@ -76,11 +77,6 @@ impl TestRefused {
     }
 }
 
-/// Whole seconds for a `Retry-After` header: rounded up, at least 1.
-pub fn retry_seconds(d: Duration) -> u64 {
-    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
 impl EndpointLimits {
     pub fn new(concurrency: usize, tests_per_minute: NonZeroU32) -> EndpointLimits {
         EndpointLimits {
@@ -140,14 +136,6 @@ impl EndpointLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_is_whole_seconds_rounded_up() {
-        let cases = [(0, 1), (1, 1), (999, 1), (1000, 1), (1001, 2), (5999, 6)];
-        for (ms, want) in cases {
-            assert_eq!(retry_seconds(Duration::from_millis(ms)), want, "{ms} ms");
-        }
-    }
 
     #[tokio::test]
     async fn tests_beyond_the_rate_are_refused_per_endpoint() {
