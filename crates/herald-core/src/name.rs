@@ -13,6 +13,10 @@ pub enum NameError {
     TooLong { max: usize },
     #[error("may contain only letters, digits, '-', '_' and '.' (found {found:?})")]
     BadChar { found: char },
+    #[error(
+        "may contain only letters, digits, '-', '_', '.', '/', '\\' and '#' (found {found:?})"
+    )]
+    BadTagChar { found: char },
 }
 
 /// The longest `uid`, event type name or event ID Svix accepts.
@@ -20,6 +24,27 @@ pub const MAX_NAME_LEN: usize = 256;
 
 /// The longest channel name Svix accepts.
 pub const MAX_CHANNEL_LEN: usize = 128;
+
+/// The longest message tag Svix accepts.
+pub const MAX_TAG_LEN: usize = 128;
+
+/// Checks a message tag: Svix's rule for tags, the characters of
+/// [`validate_name`] and `/`, `\` and `#`.
+pub fn validate_tag(s: &str) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if let Some(found) = s
+        .chars()
+        .find(|&c| !is_name_char(c) && !matches!(c, '/' | '\\' | '#'))
+    {
+        return Err(NameError::BadTagChar { found });
+    }
+    if s.len() > MAX_TAG_LEN {
+        return Err(NameError::TooLong { max: MAX_TAG_LEN });
+    }
+    Ok(())
+}
 
 /// Checks a `uid`, event type name or event ID.
 pub fn validate_name(s: &str) -> Result<(), NameError> {
@@ -84,6 +109,28 @@ mod tests {
         ];
         for (input, expected) in table {
             assert_eq!(&validate_name(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        let long_ok = "a".repeat(128);
+        let too_long = "a".repeat(129);
+        let table: &[(&str, Result<(), NameError>)] = &[
+            ("project_1337", Ok(())),
+            ("team/red", Ok(())),
+            ("a\\b", Ok(())),
+            ("#launch", Ok(())),
+            ("v1.2-x", Ok(())),
+            (&long_ok, Ok(())),
+            ("", Err(NameError::Empty)),
+            (&too_long, Err(NameError::TooLong { max: 128 })),
+            ("a b", Err(NameError::BadTagChar { found: ' ' })),
+            ("a:b", Err(NameError::BadTagChar { found: ':' })),
+            ("ü", Err(NameError::BadTagChar { found: 'ü' })),
+        ];
+        for (input, expected) in table {
+            assert_eq!(&validate_tag(input), expected, "{input:?}");
         }
     }
 

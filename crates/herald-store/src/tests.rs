@@ -256,6 +256,7 @@ on_both_backends!(
     gauges_count_due_deliveries_and_endpoints_by_state,
     send_slots_are_spaced_by_the_rate_and_a_slotted_delivery_keeps_its_slot,
     cached_reads_are_forgotten_by_the_stores_own_writes,
+    messages_keep_tags_and_lists_filter_by_them,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -309,6 +310,8 @@ fn message(id: &str, event_type: &str, channels: Option<&[&str]>, now: Timestamp
         payload: "{}".into(),
         created_at: now,
         expires_at: Some(now + Span::days(90)),
+        tags: None,
+        deliver_at: None,
     }
 }
 
@@ -2417,4 +2420,53 @@ async fn cached_reads_are_forgotten_by_the_stores_own_writes(t: &TestStore) {
         .unwrap()
         .unwrap();
     assert!(d.endpoint.disabled, "read afresh");
+}
+
+async fn messages_keep_tags_and_lists_filter_by_them(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let later = now + Span::hours(1);
+    let tagged = Message {
+        tags: Some(vec!["team/red".into(), "#launch".into()]),
+        deliver_at: Some(later),
+        ..message("msg_1", "a", None, now)
+    };
+    let untagged = message("msg_2", "a", None, now);
+    let other = Message {
+        tags: Some(vec!["team/blue".into()]),
+        ..message("msg_3", "a", None, now)
+    };
+    for msg in [&tagged, &untagged, &other] {
+        t.create_message(msg, &Targets::Matching).await.unwrap();
+    }
+    let read = t.get_message("app_1", "msg_1").await.unwrap().unwrap();
+    assert_eq!(read.tags, tagged.tags);
+    assert_eq!(read.deliver_at, Some(later));
+    let read = t.get_message("app_1", "msg_2").await.unwrap().unwrap();
+    assert_eq!((read.tags, read.deliver_at), (None, None));
+
+    let by_tag = |tag: &str| ListFilter {
+        tag: Some(tag.into()),
+        ..ListFilter::default()
+    };
+    let ids = |items: Vec<Message>| items.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let page = page(10, None, false);
+    for (tag, want) in [
+        ("team/red", vec!["msg_1"]),
+        ("#launch", vec!["msg_1"]),
+        ("team/blue", vec!["msg_3"]),
+        ("team", vec![]),
+    ] {
+        let listed = t.list_messages("app_1", &by_tag(tag), &page).await.unwrap();
+        assert_eq!(ids(listed.items), want, "{tag}");
+        let listed = t
+            .list_attempted_messages("app_1", "ep_1", &by_tag(tag), &page)
+            .await
+            .unwrap();
+        let got: Vec<_> = listed.items.into_iter().map(|(m, _)| m.id).collect();
+        assert_eq!(got, want, "{tag}, to the endpoint");
+    }
 }

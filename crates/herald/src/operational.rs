@@ -25,7 +25,7 @@ use herald_store::{
 use serde_json::{json, Value};
 
 use crate::dispatch::Wake;
-use crate::service::messages::{new_message, DEFAULT_RETENTION_DAYS};
+use crate::service::messages::{new_message, NewMessage};
 
 /// The uid of the application holding an organisation's operational
 /// endpoints (inside [`ops_org`]).
@@ -161,14 +161,8 @@ impl Operational {
             }
         };
         let payload = json!({"type": event_type, "data": data, "timestamp": Utc::now()});
-        let msg = new_message(
-            &app,
-            event_type.to_string(),
-            payload.to_string(),
-            None,
-            None,
-            DEFAULT_RETENTION_DAYS,
-        );
+        let own = NewMessage::own(event_type.to_string(), payload.to_string());
+        let msg = new_message(&app, own);
         match self.store.create_message(&msg, &Targets::Matching).await {
             Ok(endpoints) => self.wake.endpoints(endpoints),
             Err(e) => {

@@ -17,6 +17,10 @@ pub struct Message {
     /// of the message is pending. `None` once it has been, or for a message
     /// stored before retention existed and not yet given a date.
     pub expires_at: Option<Timestamp>,
+    /// Svix's free-form tags, which the logs filter by.
+    pub tags: Option<Vec<String>>,
+    /// The time its deliveries were scheduled for (`deliverAt`), if any.
+    pub deliver_at: Option<Timestamp>,
 }
 
 /// Svix's `MessageStatus`: the numbers are part of the API.

@@ -33,6 +33,8 @@ pub struct PageOf<T> {
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
     pub channel: Option<String>,
+    /// Messages carrying this tag.
+    pub tag: Option<String>,
     pub event_types: Vec<String>,
     pub before: Option<Timestamp>,
     pub after: Option<Timestamp>,

@@ -20,11 +20,16 @@ pub fn paginate<'a>(sql: &mut Sql<'a>, key_column: &str, page: &'a Page) {
         .push_bind(i64::from(page.limit) + 1);
 }
 
-/// The channel and event-type filters on the messages `alias` names.
+/// The channel, tag and event-type filters on the messages `alias` names.
 fn message_filter<'a, DB: Dialect>(sql: &mut Sql<'a>, alias: &str, filter: &'a ListFilter) {
     if let Some(channel) = &filter.channel {
         let channel = sql.param(channel);
         let listed = DB::in_json_list(&channel, &format!("{alias}.channels"));
+        sql.push(&format!(" AND {listed}"));
+    }
+    if let Some(tag) = &filter.tag {
+        let tag = sql.param(tag);
+        let listed = DB::in_json_list(&tag, &format!("{alias}.tags"));
         sql.push(&format!(" AND {listed}"));
     }
     if !filter.event_types.is_empty() {
@@ -54,7 +59,7 @@ fn attempt_filter<'a, DB: Dialect>(sql: &mut Sql<'a>, filter: &'a ListFilter) {
             .push(" AND ")
             .push_bind(class + 99);
     }
-    if filter.channel.is_some() || !filter.event_types.is_empty() {
+    if filter.channel.is_some() || filter.tag.is_some() || !filter.event_types.is_empty() {
         sql.push(" AND a.msg_id IN (SELECT m.id FROM message m WHERE TRUE");
         message_filter::<DB>(sql, "m", filter);
         sql.push(")");

@@ -173,9 +173,9 @@ pub async fn insert_messages<DB: Dialect + Run>(
     for chunk in in_order.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::bulk::<DB>(
             "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-                 expires_at) VALUES ",
+                 expires_at, tags, deliver_at) VALUES ",
         );
-        sql.reserve(chunk.len() * 8);
+        sql.reserve(chunk.len() * 10);
         sql.push_values(chunk, |row, (msg, _)| {
             row.bind(&msg.id)
                 .bind(&msg.app_id)
@@ -184,7 +184,9 @@ pub async fn insert_messages<DB: Dialect + Run>(
                 .bind(list_text(&msg.channels))
                 .bind(&msg.payload)
                 .bind(msg.created_at)
-                .bind(msg.expires_at);
+                .bind(msg.expires_at)
+                .bind(list_text(&msg.tags))
+                .bind(msg.deliver_at);
         });
         sql.push(" ON CONFLICT DO NOTHING RETURNING id");
         for r in sql.fetch_all(&mut *tx).await? {

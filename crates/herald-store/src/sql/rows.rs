@@ -113,6 +113,8 @@ pub fn message(r: &impl Columns) -> Result<Message> {
         payload: r.text("payload")?,
         created_at: r.time("created_at")?,
         expires_at: r.opt_time("expires_at")?,
+        tags: r.list("tags")?,
+        deliver_at: r.opt_time("deliver_at")?,
     })
 }
 

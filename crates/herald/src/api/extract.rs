@@ -216,6 +216,7 @@ impl Params {
         };
         Ok(ListFilter {
             channel: self.str("channel").map(String::from),
+            tag: self.str("tag").map(String::from),
             event_types: self.list("event_types"),
             before: self.datetime("before")?,
             after: self.datetime("after")?,

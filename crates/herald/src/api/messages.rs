@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use herald_core::json::check_strict;
-use herald_core::name::{validate_channel, validate_name};
+use herald_core::name::{validate_channel, validate_name, validate_tag};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -15,12 +15,14 @@ use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
 use crate::auth::Principal;
 use crate::service::messages::{
-    check_event_type, new_message, schedule, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
+    check_event_type, new_message, schedule, NewMessage, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
 };
 use crate::service::{load_app, load_message, Herald};
 use crate::service::{Error, FieldError, Result};
 
 const MAX_CHANNELS: usize = 10;
+/// The most tags a message may carry (Svix's limit).
+const MAX_TAGS: usize = 5;
 /// The `payloadRetentionPeriod` Svix accepts, in days.
 const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 5..=90;
 
@@ -34,6 +36,9 @@ pub struct MessageIn {
     event_id: Option<String>,
     #[serde(default)]
     channels: Option<Vec<String>>,
+    /// Free-form tags the logs filter by (Svix: at most 5, unique).
+    #[serde(default)]
+    tags: Option<Vec<String>>,
     /// Creates the application when it does not exist yet (Svix's shortcut).
     #[serde(default)]
     application: Option<ApplicationIn>,
@@ -115,6 +120,7 @@ async fn accept(
         }
         None => None,
     };
+    let tags = check_tags(input.tags)?;
     let retention_days = input
         .payload_retention_period
         .unwrap_or(DEFAULT_RETENTION_DAYS);
@@ -156,11 +162,18 @@ async fn accept(
     check_event_type(&state, &app.org_id, &input.event_type, &input.payload).await?;
     let msg = new_message(
         &app,
-        input.event_type,
-        input.payload.get().to_string(),
-        input.event_id,
-        channels,
-        retention_days,
+        NewMessage {
+            event_type: input.event_type,
+            payload: input.payload.get().to_string(),
+            event_id: input.event_id,
+            channels,
+            tags,
+            retention_days,
+            deliver_at: match targets {
+                herald_store::Targets::Scheduled { at } => Some(at),
+                _ => None,
+            },
+        },
     );
     let span = tracing::Span::current();
     span.record("herald.app_id", msg.app_id.as_str());
@@ -172,11 +185,32 @@ async fn accept(
     // A scheduled message wakes the worker too: it then sleeps until the
     // earliest due delivery (at most `IDLE_POLL`), which may be this one.
     state.wake.endpoints(endpoints);
-    let mut out = MessageOut::new(msg, with_content);
-    if let herald_store::Targets::Scheduled { at } = targets {
-        out.deliver_at = Some(at);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(msg, with_content)),
+    ))
+}
+
+/// Svix's rule for a message's tags: at most [`MAX_TAGS`], each a tag name
+/// ([`validate_tag`]), none twice. An empty list is none.
+fn check_tags(tags: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    let Some(tags) = tags else {
+        return Ok(None);
+    };
+    if tags.len() > MAX_TAGS {
+        return Err(Error::field(&["tags"], format!("at most {MAX_TAGS} tags")));
     }
-    Ok((StatusCode::ACCEPTED, Json(out)))
+    for (i, tag) in tags.iter().enumerate() {
+        let at = i.to_string();
+        validate_tag(tag).map_err(|e| Error::field(&["tags", &at], e.to_string()))?;
+        if tags[..i].contains(tag) {
+            return Err(Error::field(
+                &["tags", &at],
+                format!("{tag:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(Some(tags).filter(|t| !t.is_empty()))
 }
 
 pub async fn list(

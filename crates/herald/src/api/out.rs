@@ -206,8 +206,9 @@ pub struct MessageOut {
     pub channels: Option<Vec<String>>,
     pub payload: Box<RawValue>,
     pub timestamp: DateTime<Utc>,
-    /// Set on the answer to a scheduled message's creation (not kept on the
-    /// message: its deliveries' `nextAttempt` say when they are due).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// The time a scheduled message's deliveries were due at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_at: Option<DateTime<Utc>>,
 }
@@ -221,7 +222,8 @@ impl MessageOut {
             channels: m.channels,
             payload: payload(m.payload, with_content),
             timestamp: ms(m.created_at),
-            deliver_at: None,
+            tags: m.tags,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -295,6 +297,8 @@ pub struct EndpointMessageOut {
     pub channels: Option<Vec<String>>,
     pub payload: Box<RawValue>,
     pub timestamp: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     pub status: i64,
     pub status_text: &'static str,
     pub next_attempt: Option<DateTime<Utc>>,
@@ -310,6 +314,7 @@ impl EndpointMessageOut {
             channels: m.channels,
             payload: payload(m.payload, with_content),
             timestamp: ms(m.created_at),
+            tags: m.tags,
             status: d.status as i64,
             status_text: d.status.text(),
             next_attempt,

@@ -13,7 +13,7 @@ use herald_core::signing::{EndpointSecret, KeyKind};
 use herald_store::{Application, Endpoint, Message, Targets};
 use serde_json::Value;
 
-use super::messages::{new_message, DEFAULT_RETENTION_DAYS};
+use super::messages::{new_message, NewMessage};
 use super::{Error, FieldError, Herald, Result};
 use crate::dispatch::Retries;
 
@@ -288,14 +288,7 @@ pub async fn send_test(
     // Within the endpoint's Test rate and in one of its delivery slots (the
     // worker's too), held until the attempt is made: Tests cannot flood it.
     let _slot = herald.deliverer.limits().test_slot(&ep.id).await?;
-    let msg = new_message(
-        app,
-        event_type,
-        payload.to_string(),
-        None,
-        None,
-        DEFAULT_RETENTION_DAYS,
-    );
+    let msg = new_message(app, NewMessage::own(event_type, payload.to_string()));
     // Held for this request, so no worker sends it (with retries) first.
     let lease = Duration::from_std(herald.config.lease).unwrap_or(Duration::MAX);
     let until = msg.created_at + lease;

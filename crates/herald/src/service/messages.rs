@@ -22,25 +22,48 @@ pub const LOOKUP_FRESHNESS: std::time::Duration = std::time::Duration::from_secs
 /// Days a payload is kept when the message does not say (Svix's default).
 pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 
-/// A new message of `app`, kept `retention_days`.
-pub fn new_message(
-    app: &Application,
-    event_type: String,
-    payload: String,
-    event_id: Option<String>,
-    channels: Option<Vec<String>>,
-    retention_days: i64,
-) -> Message {
+/// What a new message is made of, besides its application.
+pub struct NewMessage {
+    pub event_type: String,
+    pub payload: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub retention_days: i64,
+    /// When its deliveries are scheduled for (see [`schedule`]).
+    pub deliver_at: Option<DateTime<Utc>>,
+}
+
+impl NewMessage {
+    /// A message of Herald's own (a Test, an operational event): no ids,
+    /// channels or tags, kept the default time.
+    pub fn own(event_type: String, payload: String) -> NewMessage {
+        NewMessage {
+            event_type,
+            payload,
+            event_id: None,
+            channels: None,
+            tags: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+            deliver_at: None,
+        }
+    }
+}
+
+/// A new message of `app`.
+pub fn new_message(app: &Application, new: NewMessage) -> Message {
     let created_at = Utc::now();
     Message {
         id: new_id(IdPrefix::Message),
         app_id: app.id.clone(),
-        event_type,
-        event_id,
-        channels,
-        payload,
+        event_type: new.event_type,
+        event_id: new.event_id,
+        channels: new.channels,
+        payload: new.payload,
         created_at,
-        expires_at: Some(created_at + Duration::days(retention_days)),
+        expires_at: Some(created_at + Duration::days(new.retention_days)),
+        tags: new.tags,
+        deliver_at: new.deliver_at,
     }
 }
 

@@ -204,3 +204,74 @@ async fn recover_is_a_background_task_that_finishes_behind() {
     assert!(listed.data.iter().any(|t| t.id == started.id));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn messages_keep_their_tags_and_lists_filter_by_them() {
+    use svix::api::MessageListOptions;
+
+    let app = TestApp::spawn().await;
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    let message = svix.message();
+    let send = |tags: Option<Vec<&str>>| {
+        let msg = MessageIn {
+            tags: tags.map(|t| t.into_iter().map(String::from).collect()),
+            ..MessageIn::new("member.created".into(), json!({"n": 1}))
+        };
+        message.create(app_id.clone(), msg, None)
+    };
+    let red = send(Some(vec!["team/red", "#launch"])).await.unwrap();
+    let plain = send(None).await.unwrap();
+    let blue = send(Some(vec!["team/blue"])).await.unwrap();
+    let want = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+    assert_eq!(red.tags, want(&["team/red", "#launch"]));
+    assert_eq!(plain.tags, None);
+
+    let got = svix
+        .message()
+        .get(app_id.clone(), red.id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(got.tags, want(&["team/red", "#launch"]));
+
+    for (tag, ids) in [
+        ("team/red", vec![red.id.clone()]),
+        ("#launch", vec![red.id.clone()]),
+        ("team/blue", vec![blue.id.clone()]),
+        ("team", vec![]),
+    ] {
+        let options = MessageListOptions {
+            tag: Some(tag.into()),
+            ..Default::default()
+        };
+        let listed = svix
+            .message()
+            .list(app_id.clone(), Some(options))
+            .await
+            .unwrap();
+        let got: Vec<_> = listed.data.into_iter().map(|m| m.id).collect();
+        assert_eq!(got, ids, "tag {tag}");
+    }
+
+    // Svix's rule: at most 5, each of its characters, none twice.
+    for (tags, loc) in [
+        (
+            json!(["a", "b", "c", "d", "e", "f"]),
+            json!(["body", "tags"]),
+        ),
+        (json!(["ok", "not ok"]), json!(["body", "tags", "1"])),
+        (json!(["x", "x"]), json!(["body", "tags", "1"])),
+    ] {
+        let (status, body) = app
+            .call(
+                Some(&app.token),
+                reqwest::Method::POST,
+                &format!("/api/v1/app/{app_id}/msg"),
+                Some(json!({"eventType": "member.created", "payload": {}, "tags": tags})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{tags}");
+        assert_eq!(body["detail"][0]["loc"], loc, "{body}");
+    }
+    app.stop().await;
+}

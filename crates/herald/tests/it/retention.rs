@@ -111,6 +111,8 @@ async fn seed_message(store: &dyn Store, id: &str, expires_at: DateTime<Utc>, ne
         payload: PAYLOAD.into(),
         created_at: long_ago,
         expires_at: Some(expires_at),
+        tags: None,
+        deliver_at: None,
     };
     store
         .create_message(&msg, &Targets::Matching)

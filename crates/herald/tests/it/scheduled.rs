@@ -74,6 +74,14 @@ async fn deliver_at_through_the_sdk_arrives_on_time_and_shows_as_scheduled() {
     // loaded machine.
     let (at, due) = at_ahead(Duration::from_secs(5));
     let msg_id = send_at(&svix, &app_id, 1, at).await;
+    // The message keeps its deliverAt.
+    let kept = svix
+        .message()
+        .get(app_id.clone(), msg_id.clone(), None)
+        .await
+        .unwrap();
+    let kept = kept.deliver_at.expect("deliverAt on the message");
+    assert!(kept >= at && kept - at < chrono::Duration::milliseconds(1));
 
     // Meanwhile: pending, next attempt at deliverAt, nothing sent.
     let destinations = svix
