@@ -170,6 +170,21 @@ pub trait MessageLog: Send + Sync + 'static {
     ) -> Result<PageOf<Message>>;
     /// Expunges a message's payload (to `{}`); `NotFound` if there is none.
     async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()>;
+    /// Expunges the payload of every message of the application; returns how
+    /// many there were to expunge.
+    async fn expunge_all_contents(&self, app_id: &str) -> Result<u64>;
+    /// Queues to the endpoint, now, every message of its application created
+    /// in the window (`until`: now) that never went to it and that it takes,
+    /// as manual attempts (Svix's `replay-missing`); returns how many.
+    /// `NotFound` if there is no such endpoint in the application.
+    async fn replay_missing(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64>;
     /// Expunges the response kept for one attempt.
     async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()>;
     /// Queues the message to the endpoint again, now, as a manual attempt.

@@ -257,6 +257,7 @@ on_both_backends!(
     send_slots_are_spaced_by_the_rate_and_a_slotted_delivery_keeps_its_slot,
     cached_reads_are_forgotten_by_the_stores_own_writes,
     messages_keep_tags_and_lists_filter_by_them,
+    missing_messages_are_replayed_and_all_contents_expunged,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -2469,4 +2470,69 @@ async fn messages_keep_tags_and_lists_filter_by_them(t: &TestStore) {
         let got: Vec<_> = listed.items.into_iter().map(|(m, _)| m.id).collect();
         assert_eq!(got, want, "{tag}, to the endpoint");
     }
+}
+
+async fn missing_messages_are_replayed_and_all_contents_expunged(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    for (id, event_type) in [("msg_1", "a"), ("msg_2", "b"), ("msg_3", "a")] {
+        let msg = Message {
+            payload: r#"{"n":1}"#.into(),
+            ..message(id, event_type, None, now)
+        };
+        t.create_message(&msg, &Targets::Matching).await.unwrap();
+    }
+    // Added later, for type "a" only: it never got any of them.
+    let late = Endpoint {
+        event_types: Some(vec!["a".into()]),
+        ..endpoint("ep_2", now)
+    };
+    t.create_endpoint(&late, "whsec_key").await.unwrap();
+    // One of them was resent to it already: not replayed again.
+    t.resend("app_1", "msg_3", "ep_2", now).await.unwrap();
+
+    let since = now - Span::hours(1);
+    let replay = |ep: &'static str, since, until| t.replay_missing("app_1", ep, since, until, now);
+    assert_eq!(replay("ep_2", since, None).await.unwrap(), 1, "msg_1 only");
+    assert_eq!(
+        replay("ep_2", since, None).await.unwrap(),
+        0,
+        "nothing missing now"
+    );
+    assert_eq!(
+        replay("ep_1", since, None).await.unwrap(),
+        0,
+        "ep_1 got them all"
+    );
+    let destinations = t
+        .list_attempted_destinations("app_1", "msg_1", &page(10, None, false))
+        .await
+        .unwrap();
+    let ep_2 = destinations
+        .items
+        .iter()
+        .find(|(ep, _)| ep.id == "ep_2")
+        .map(|(_, d)| d)
+        .expect("a delivery of msg_1 to ep_2");
+    assert_eq!(ep_2.status, MessageStatus::Pending);
+    // A window that holds none of them; an endpoint of another application.
+    let ep_3 = endpoint("ep_3", now);
+    t.create_endpoint(&ep_3, "whsec_key").await.unwrap();
+    assert_eq!(
+        replay("ep_3", now + Span::seconds(1), None).await.unwrap(),
+        0
+    );
+    assert_eq!(replay("ep_3", since, Some(since)).await.unwrap(), 0);
+    assert!(matches!(
+        t.replay_missing("app_2", "ep_3", since, None, now).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert_eq!(t.expunge_all_contents("app_1").await.unwrap(), 3);
+    assert_eq!(t.expunge_all_contents("app_1").await.unwrap(), 0);
+    let msg = t.get_message("app_1", "msg_2").await.unwrap().unwrap();
+    assert_eq!(msg.payload, "{}");
 }

@@ -13,7 +13,8 @@
 //! (pagination and the list queries the index tests EXPLAIN), `resources.rs`
 //! (applications, event types, endpoints), `cached.rs` (the reads kept in
 //! the store's `Cache`), `queue.rs` (messages, deliveries,
-//! attempts, claims), `batch.rs` (group commit), `credentials.rs` (tokens,
+//! attempts, claims), `replay.rs` (work queued again: recover, resend,
+//! replay-missing), `batch.rs` (group commit), `credentials.rs` (tokens,
 //! portal grants, idempotency keys), `upkeep.rs` (pruning, re-sealing,
 //! `herald_meta`), `store.rs` (the `Store` impl, which only lists them) and
 //! `explained.rs` (the statements the index tests EXPLAIN).
@@ -36,6 +37,7 @@ mod dialect;
 pub mod explained;
 mod lists;
 mod queue;
+mod replay;
 mod resources;
 mod rows;
 mod run;

@@ -548,12 +548,51 @@ impl<DB: Backend> SqlStore<DB> {
     /// Expunges the message's payload (to `{}`), as Svix's
     /// `DELETE .../msg/{id}/content`.
     pub(crate) async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()> {
-        let done = Sql::new("UPDATE message SET payload = '{}' WHERE app_id = $1 AND id = $2")
+        let done = Sql::new(
+            "UPDATE message SET payload = '{}', expires_at = NULL WHERE app_id = $1 AND id = $2",
+        )
+        .bind(app_id)
+        .bind(msg_id)
+        .execute(&self.writer)
+        .await?;
+        found(done)
+    }
+
+    /// Expunges the payload of every message of the application (Svix's
+    /// `expunge-all-contents`), a range of ids at a time so no statement is
+    /// long; returns how many payloads it expunged (those already `{}` are
+    /// not counted).
+    pub(crate) async fn expunge_all_contents(&self, app_id: &str) -> Result<u64> {
+        const BATCH: i64 = 1000;
+        let mut after = String::new();
+        let mut expunged = 0;
+        loop {
+            let last = Sql::new(
+                "SELECT MAX(id) AS last FROM (SELECT id FROM message
+                     WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3) AS page",
+            )
             .bind(app_id)
-            .bind(msg_id)
+            .bind(after.as_str())
+            .bind(BATCH)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(|r| r.opt_text("last"))
+            .transpose()?
+            .flatten();
+            let Some(last) = last else {
+                return Ok(expunged);
+            };
+            expunged += Sql::new(
+                "UPDATE message SET payload = '{}', expires_at = NULL
+                 WHERE app_id = $1 AND id > $2 AND id <= $3 AND payload <> '{}'",
+            )
+            .bind(app_id)
+            .bind(after.as_str())
+            .bind(last.as_str())
             .execute(&self.writer)
             .await?;
-        found(done)
+            after = last;
+        }
     }
 
     /// Expunges what the receiver answered to one attempt.
@@ -581,33 +620,6 @@ impl<DB: Backend> SqlStore<DB> {
         .fetch_optional(&self.reader)
         .await?;
         Ok(row.map(|r| r.opt_time("due")).transpose()?.flatten())
-    }
-
-    pub(crate) async fn resend(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: Timestamp,
-    ) -> Result<()> {
-        // An existing delivery is queued again (unless one is already in flight);
-        // a message that never went to this endpoint gets a new delivery.
-        let sql = Sql::new(
-            "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
-                 manual, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 0, $5, TRUE, $5, $5)
-             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
-                 status = CASE WHEN delivery.lease_until IS NULL THEN $4 ELSE delivery.status END,
-                 next_attempt_at = excluded.next_attempt_at, manual = TRUE,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(msg_id)
-        .bind(endpoint_id)
-        .bind(app_id)
-        .bind(MessageStatus::Pending)
-        .bind(now);
-        self.queue_work(sql).await?;
-        Ok(())
     }
 
     pub(crate) async fn get_attempt(

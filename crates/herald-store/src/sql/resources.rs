@@ -388,27 +388,6 @@ impl<DB: Backend> SqlStore<DB> {
         }
         Ok(stats)
     }
-
-    pub(crate) async fn recover(
-        &self,
-        endpoint_id: &str,
-        since: Timestamp,
-        until: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let sql = Sql::new(
-            "UPDATE delivery SET status = $1, next_attempt_at = $2, lease_until = NULL,
-                 manual = TRUE, updated_at = $2
-             WHERE endpoint_id = $3 AND status = $4 AND created_at >= $5 AND created_at < $6",
-        )
-        .bind(MessageStatus::Pending)
-        .bind(now)
-        .bind(endpoint_id)
-        .bind(MessageStatus::Fail)
-        .bind(since)
-        .bind(until.map_or(i64::MAX, crate::codec::ms));
-        self.queue_work(sql).await
-    }
 }
 
 /// The application's fields an update sets, as `$1` to `$5` (an insert binds

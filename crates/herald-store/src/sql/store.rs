@@ -182,6 +182,22 @@ impl<DB: Backend> MessageLog for SqlStore<DB> {
         self.expunge_message(app_id, msg_id).await
     }
 
+    async fn expunge_all_contents(&self, app_id: &str) -> Result<u64> {
+        self.expunge_all_contents(app_id).await
+    }
+
+    async fn replay_missing(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.replay_missing(app_id, endpoint_id, since, until, now)
+            .await
+    }
+
     async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()> {
         self.expunge_attempt(app_id, msg_id, attempt_id).await
     }

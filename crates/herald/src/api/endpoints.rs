@@ -10,17 +10,19 @@ use herald_core::dates::DateFormat;
 use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::signing::{EndpointSecret, KeyKind};
-use herald_store::{BackgroundTask, Endpoint, Transformation};
+use herald_store::{Endpoint, Transformation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::extract::{Body, Params, Patch};
 use super::out::{EndpointOut, ListResponse, MessageAttemptOut, MessageOut};
+use super::tasks::TaskStarted;
 use crate::auth::Principal;
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_event_types, check_headers, check_url,
     SENSITIVE_HEADERS,
 };
+use crate::service::tasks;
 use crate::service::transformations::check_filters;
 use crate::service::{check_uid, load_app, load_endpoint, metadata_value, Error, Herald, Result};
 
@@ -553,42 +555,35 @@ pub async fn recover(
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<RecoverIn>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<TaskStarted>)> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    let now = Utc::now();
-    let mut task = BackgroundTask {
-        id: new_id(IdPrefix::Task),
-        org_id: app.org_id.clone(),
-        task: "endpoint.recover".into(),
-        status: "running".into(),
-        data: json!({"appId": app.id, "endpointId": ep.id, "since": input.since}),
-        created_at: now,
-        updated_at: now,
+    let data = json!({"appId": app.id, "endpointId": ep.id, "since": input.since});
+    let herald = state.clone();
+    let work = async move {
+        let queued = endpoints::recover(&herald, &ep, input.since, input.until).await?;
+        Ok(json!({ "recovered": queued }))
     };
-    state.store.save_task(&task).await?;
-    let answer = json!({
-        "id": task.id,
-        "status": task.status,
-        "task": task.task,
-        "updatedAt": super::out::ms(task.updated_at),
-    });
-    tokio::spawn(async move {
-        let done = endpoints::recover(&state, &ep, input.since, input.until).await;
-        match done {
-            Ok(queued) => {
-                task.status = "finished".into();
-                task.data["recovered"] = json!(queued);
-            }
-            Err(e) => {
-                task.status = "failed".into();
-                task.data["error"] = json!(e.to_string());
-            }
-        }
-        task.updated_at = Utc::now();
-        if let Err(e) = state.store.save_task(&task).await {
-            tracing::error!(error = %e, task = %task.id, "cannot record the end of a background task");
-        }
-    });
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    let task = tasks::start(&state, &app.org_id, "endpoint.recover", data, work).await?;
+    Ok((StatusCode::ACCEPTED, Json(TaskStarted::from(task))))
+}
+
+/// Queues to this endpoint every message of the window it never got (Svix's
+/// `replay-missing`): a background task, as `recover`.
+pub async fn replay_missing(
+    State(state): State<Herald>,
+    who: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Body(input): Body<RecoverIn>,
+) -> Result<(StatusCode, Json<TaskStarted>)> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    let data = json!({"appId": app.id, "endpointId": ep.id, "since": input.since});
+    let herald = state.clone();
+    let work = async move {
+        let queued = endpoints::replay_missing(&herald, &ep, input.since, input.until).await?;
+        Ok(json!({ "replayed": queued }))
+    };
+    let task = tasks::start(&state, &app.org_id, "endpoint.replay", data, work).await?;
+    Ok((StatusCode::ACCEPTED, Json(TaskStarted::from(task))))
 }

@@ -7,17 +7,19 @@ use axum::Json;
 use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name, validate_tag};
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::applications::ApplicationIn;
 use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
+use super::tasks::TaskStarted;
 use crate::auth::Principal;
 use crate::service::messages::{
     check_event_type, new_message, schedule, NewMessage, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
 };
-use crate::service::{load_app, load_message, Herald};
+use crate::service::{load_app, load_message, tasks, Herald};
 use crate::service::{Error, FieldError, Result};
 
 const MAX_CHANNELS: usize = 10;
@@ -255,4 +257,24 @@ pub async fn expunge_content(
     let msg = load_message(&state, &app, &msg_id).await?;
     state.store.expunge_message(&app.id, &msg.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Svix's `POST .../msg/expunge-all-contents`: every message's payload of
+/// the application is expunged, as by [`expunge_content`], in a background
+/// task (`application.purge_content`, finished with `messagesPurged`).
+pub async fn expunge_all_contents(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(app_id): Path<String>,
+) -> Result<(StatusCode, Json<TaskStarted>)> {
+    let app = load_app(&state, &who, &app_id).await?;
+    let data = json!({ "appId": app.id });
+    let store = state.store.clone();
+    let work = async move {
+        let purged = store.expunge_all_contents(&app.id).await?;
+        Ok(json!({ "messagesPurged": purged }))
+    };
+    let kind = "application.purge_content";
+    let task = tasks::start(&state, &who.org_id, kind, data, work).await?;
+    Ok((StatusCode::ACCEPTED, Json(TaskStarted::from(task))))
 }

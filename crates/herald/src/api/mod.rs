@@ -128,6 +128,14 @@ pub fn router(state: Herald) -> Router {
             post(endpoints::recover),
         )
         .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/replay-missing"),
+            post(endpoints::replay_missing),
+        )
+        .route(
+            &format!("{app}/msg/expunge-all-contents"),
+            post(messages::expunge_all_contents),
+        )
+        .route(
             &format!("{app}/endpoint/{{endpoint_id}}/msg"),
             get(attempts::attempted_messages),
         )

@@ -1,6 +1,8 @@
 //! `/api/v1/background-task`: the work the API answered at once and finishes
-//! behind (today `endpoint.recover`), as Svix lists it. Organisation tokens
-//! only: a task may concern any of the organisation's applications.
+//! behind (`service::tasks`), as Svix lists it. Organisation tokens only: a
+//! task may concern any of the organisation's applications. `TaskStarted` is
+//! the answer of the routes that start one (Svix's `RecoverOut`,
+//! `ReplayOut`, `ExpungeAllContentsOut`).
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -22,6 +24,27 @@ pub struct BackgroundTaskOut {
     task: String,
     data: Value,
     updated_at: DateTime<Utc>,
+}
+
+/// What a route that starts a task answers (202).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStarted {
+    id: String,
+    status: String,
+    task: String,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<BackgroundTask> for TaskStarted {
+    fn from(t: BackgroundTask) -> Self {
+        TaskStarted {
+            id: t.id,
+            status: t.status,
+            task: t.task,
+            updated_at: ms(t.updated_at),
+        }
+    }
 }
 
 impl From<BackgroundTask> for BackgroundTaskOut {

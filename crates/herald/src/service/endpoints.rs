@@ -232,6 +232,23 @@ pub async fn recover(
     Ok(queued)
 }
 
+/// Queues to `ep`, now, the messages of the window it never got and takes.
+/// Returns how many.
+pub async fn replay_missing(
+    herald: &Herald,
+    ep: &Endpoint,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Result<u64> {
+    let queued = herald
+        .store
+        .replay_missing(&ep.app_id, &ep.id, since, until, Utc::now())
+        .await?;
+    herald.wake.endpoints(vec![ep.id.clone()]);
+    tracing::info!(endpoint = %ep.id, queued, "replayed missing messages");
+    Ok(queued)
+}
+
 /// Queues `msg` to `ep` again, now, as a manual attempt.
 pub async fn resend(
     herald: &Herald,

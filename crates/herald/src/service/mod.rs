@@ -10,6 +10,7 @@ pub mod endpoints;
 mod error;
 pub mod links;
 pub mod messages;
+pub mod tasks;
 pub mod transformations;
 
 use std::collections::BTreeMap;

@@ -275,3 +275,82 @@ async fn messages_keep_their_tags_and_lists_filter_by_them() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn replay_missing_sends_what_an_endpoint_never_got_and_contents_expunge_all() {
+    use svix::models::{BackgroundTaskStatus, BackgroundTaskType, ReplayIn};
+
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let first = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/first")}))
+        .await;
+    for n in 0..3 {
+        app.send(&app_id, json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+    }
+    receiver.wait_for("/first", 3, WAIT).await;
+    // Added after them, and one of them resent to it already.
+    let late = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/late")}))
+        .await;
+    let msgs = svix.message().list(app_id.clone(), None).await.unwrap();
+    let resent = &msgs.data[0].id;
+    svix.message_attempt()
+        .resend(app_id.clone(), resent.clone(), late.clone(), None)
+        .await
+        .unwrap();
+    receiver.wait_for("/late", 1, WAIT).await;
+
+    let started = svix
+        .endpoint()
+        .replay_missing(app_id.clone(), late.clone(), ReplayIn::new(since), None)
+        .await
+        .unwrap();
+    assert_eq!(started.status, BackgroundTaskStatus::Running);
+    assert_eq!(started.task, BackgroundTaskType::EndpointReplay);
+    let done = finished(&app, &svix, started.id).await;
+    assert_eq!(done.data["replayed"], 2, "{:?}", done.data);
+    // Each message reached the late endpoint once; the first got nothing new.
+    let got = receiver.wait_for("/late", 3, WAIT).await;
+    let mut ids: Vec<_> = got.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct messages");
+    let again = svix
+        .endpoint()
+        .replay_missing(app_id.clone(), first.clone(), ReplayIn::new(since), None)
+        .await
+        .unwrap();
+    assert_eq!(finished(&app, &svix, again.id).await.data["replayed"], 0);
+    assert_eq!(receiver.received_on("/first").len(), 3);
+
+    let purge = svix
+        .message()
+        .expunge_all_contents(app_id.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(purge.task, BackgroundTaskType::ApplicationPurgeContent);
+    let done = finished(&app, &svix, purge.id).await;
+    assert_eq!(done.data["messagesPurged"], 3, "{:?}", done.data);
+    let msgs = svix.message().list(app_id.clone(), None).await.unwrap();
+    assert!(msgs.data.iter().all(|m| m.payload == json!({})));
+    app.stop().await;
+}
+
+/// The background task once it has finished.
+async fn finished(
+    app: &TestApp,
+    svix: &svix::api::Svix,
+    id: String,
+) -> svix::models::BackgroundTaskOut {
+    use svix::models::BackgroundTaskStatus;
+    app.eventually(WAIT, "the task to finish", || async {
+        let t = svix.background_task().get(id.clone()).await.ok()?;
+        (t.status == BackgroundTaskStatus::Finished).then_some(t)
+    })
+    .await
+}
