@@ -134,7 +134,8 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// The shared settings, validated: what `herald token` needs.
+/// The shared settings, validated: what `herald token`, `migrate` and the
+/// other one-shot commands need.
 #[derive(Clone)]
 pub struct CommonConfig {
     pub database_url: String,
@@ -154,13 +155,6 @@ impl CommonArgs {
                 herald_store::redact_url(url)
             );
         }
-        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
-            "normal" => false,
-            "full" => true,
-            other => {
-                bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}")
-            }
-        };
         let (secret, secret_source) = match &self.secret {
             Some(s) if s.len() >= 16 => (SecretString::from(s.clone()), SecretSource::Environment),
             Some(_) => bail!("HERALD_SECRET must be at least 16 characters long"),
@@ -175,7 +169,9 @@ impl CommonArgs {
             database_url: self.database_url.clone(),
             secret,
             secret_source,
-            sqlite_synchronous_full,
+            // A one-shot command writes little and says "done" when it is
+            // done: its writes are on disk by then, power loss or not.
+            sqlite_synchronous_full: true,
             keyring: Arc::new(keyring),
         })
     }
@@ -184,6 +180,13 @@ impl CommonArgs {
 impl ServeArgs {
     pub fn resolve(&self) -> anyhow::Result<Config> {
         let common = self.common.resolve()?;
+        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
+            "normal" => false,
+            "full" => true,
+            other => {
+                bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}")
+            }
+        };
         let allow_subnets = self
             .allow_subnets
             .parse()
@@ -215,7 +218,7 @@ impl ServeArgs {
             database_url: common.database_url,
             secret: common.secret,
             secret_source: common.secret_source,
-            sqlite_synchronous_full: common.sqlite_synchronous_full,
+            sqlite_synchronous_full,
             keyring: common.keyring,
             allow_subnets,
             retry_schedule,

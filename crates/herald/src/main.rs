@@ -80,6 +80,8 @@ enum CatalogCommand {
         /// The organisation whose event types are loaded.
         #[arg(long, default_value = DEFAULT_ORG)]
         org: String,
+        /// A catalog directory (one JSON file per event type) or one such
+        /// file. Default: the built-in Spot catalog.
         path: Option<std::path::PathBuf>,
     },
 }
@@ -228,6 +230,17 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
         } => {
             let config = common.resolve()?;
             log_secret_source(&config.secret_source);
+            if let SecretSource::Generated(path) = &config.secret_source {
+                // The token is signed with a secret no server has yet: say so,
+                // or a server on another database answers it with a bare 401.
+                eprintln!(
+                    "no main secret was set or found, so a new one was generated into {} for the database {}; \
+                     a server on another database or secret refuses this token: run `herald token create` \
+                     with the server's HERALD_DATABASE_URL (and HERALD_SECRET, if it sets one)",
+                    path.display(),
+                    herald_store::redact_url(&config.database_url)
+                );
+            }
             let store = open(&config).await?;
             let keys = Keys::new(config.secret_bytes());
             let (record, token) = herald::tokens::create(

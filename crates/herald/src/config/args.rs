@@ -8,10 +8,12 @@ use secrecy::SecretString;
 
 use super::Role;
 
-/// Settings every command shares (they say where the data and the keys are).
+/// Settings every command that opens the database shares: where the data and
+/// the keys are.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// Database URL: sqlite://PATH (created if missing).
+    /// Database URL: sqlite://PATH (the file is created if missing) or
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE.
     #[arg(
         long,
         env = "HERALD_DATABASE_URL",
@@ -19,15 +21,13 @@ pub struct CommonArgs {
     )]
     pub database_url: String,
 
-    /// Main secret that signs API tokens. Default: generated once and kept in
-    /// PATH.secret beside the SQLite database.
+    /// Main secret that signs API tokens and portal links; unless
+    /// HERALD_ENCRYPTION_KEY is set, the key that seals stored secrets is
+    /// derived from it too, so every command on a database needs the same
+    /// one as its server. Default: generated once and kept in PATH.secret
+    /// beside the SQLite database.
     #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-
-    /// SQLite durability: "normal" survives a crash of the process (the default);
-    /// "full" also survives power loss, at a cost in write throughput.
-    #[arg(long, env = "HERALD_SQLITE_SYNCHRONOUS", default_value = "normal")]
-    pub sqlite_synchronous: String,
 
     /// Key that seals endpoint signing keys, custom header values and
     /// remembered responses in the database (at least 16 characters).
@@ -47,6 +47,12 @@ pub struct CommonArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+
+    /// SQLite durability: "normal" survives a crash of the process (the default);
+    /// "full" also survives power loss, at a cost in write throughput. (The
+    /// one-shot commands always write with "full".)
+    #[arg(long, env = "HERALD_SQLITE_SYNCHRONOUS", default_value = "normal")]
+    pub sqlite_synchronous: String,
 
     // HERALD_OTLP_ENDPOINT, HERALD_OTLP_SERVICE_NAME: declared in
     // `telemetry.rs`, read by `main` to install the subscriber before the rest.
