@@ -65,7 +65,8 @@ enum Command {
     /// HERALD_PORTAL_TOKEN_TTL_SECONDS.
     PortalLink(herald::portal::LinkArgs),
     /// A tour: Herald on a temporary database, a demo Spot, a local receiver and
-    /// a simulated platform firing Spot events; prints the portal link.
+    /// a simulated platform firing Spot events; prints the demo Spot's portal
+    /// link and the operator view's.
     Demo(herald::demo::DemoArgs),
 }
 
@@ -193,21 +194,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
-    // Tests and scripts read the first line to learn the address.
-    println!("Herald listening on http://{addr}");
-    println!("Data: {}", herald_store::redact_url(&config.database_url));
-    println!(
-        "API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET"
-    );
-    if config.allow_subnets.is_empty() {
-        println!("Deliveries to private and loopback addresses are refused (set HERALD_ALLOW_SUBNETS to allow some)");
-    } else {
+    // Printed once the database is open and connections are taken, not
+    // before: a server that cannot start never claims to listen.
+    herald::app::serve_when_ready(config, listener, shutdown, |herald| {
+        let config = &herald.config;
+        // Tests and scripts read the first line to learn the address.
+        println!("Herald listening on http://{addr}");
+        println!("Data: {}", herald_store::redact_url(&config.database_url));
         println!(
-            "Deliveries allowed to non-global addresses in: {}",
-            config.allow_subnets
+            "API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET"
         );
-    }
-    herald::app::serve(config, listener, shutdown).await
+        if config.allow_subnets.is_empty() {
+            println!("Deliveries to private and loopback addresses are refused (set HERALD_ALLOW_SUBNETS to allow some)");
+        } else {
+            println!(
+                "Deliveries allowed to non-global addresses in: {}",
+                config.allow_subnets
+            );
+        }
+    })
+    .await
 }
 
 async fn open(config: &herald::config::CommonConfig) -> anyhow::Result<Arc<dyn Store>> {

@@ -1,8 +1,8 @@
 //! The commands around `serve`, as the real binary: `herald migrate` on a
 //! database that already has its schema and data, `herald portal-link`, the
 //! generated secret's file and mode, `HERALD_PRUNE_INTERVAL_SECONDS=0`,
-//! `--role` refused on SQLite, each subcommand's flags, and a token made with
-//! a freshly generated secret.
+//! `--role` refused on SQLite, `serve` on a database it cannot open, each
+//! subcommand's flags, and a token made with a freshly generated secret.
 
 use std::time::Duration;
 
@@ -188,6 +188,28 @@ async fn herald_seed_catalog_takes_the_usual_truthy_words() {
             "HERALD_SEED_CATALOG={word}"
         );
     }
+}
+
+#[tokio::test]
+async fn serve_says_it_listens_only_once_its_database_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    // A path under a regular file: no database can be made there.
+    let url = format!("sqlite://{}/a-file/herald.db", dir.path().display());
+    let mut cmd = herald_command(&url, TEST_SECRET);
+    cmd.arg("serve");
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("gives up, not serves")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("cannot open the database {url}")),
+        "{stderr}"
+    );
 }
 
 /// `herald <args> --help`, without any HERALD_* variable.
