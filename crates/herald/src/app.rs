@@ -21,6 +21,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_when_ready(config, listener, shutdown, |_| {}).await
+}
+
+/// [`serve`], calling `ready` once the database is open and everything is
+/// started, right before connections are taken: `herald serve` says it
+/// listens only then, so a database that cannot be opened never shows a
+/// listening line; `herald demo` also takes the process's state from it to
+/// issue its operator link.
+pub async fn serve_when_ready(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(&Herald),
+) -> anyhow::Result<()> {
     let mut config = config;
     // Links (the portal's) name the address actually bound, not port 0.
     if config.listen.port() == 0 {
@@ -103,6 +117,7 @@ pub async fn serve(
         tokio::spawn(dispatcher.run(shutdown.clone()))
     });
 
+    let ready_state = state.clone();
     let router = if config.role.runs_api() {
         api::router(state.clone()).merge(crate::portal::router(state))
     } else {
@@ -142,6 +157,8 @@ pub async fn serve(
             "HERALD_MAX_CONNECTIONS lowered to fit the open-files limit (raise it with ulimit -n)"
         );
     }
+    ready(&ready_state);
+    drop(ready_state);
     crate::server::serve(listener, router, limits, shutdown.clone()).await;
     shutdown.cancel();
     if let Some(worker) = worker {

@@ -155,6 +155,11 @@ impl Keys {
             "the token is for another audience" => {
                 "this is a portal link, not an API token: open it in a browser"
             }
+            BAD_SIGNATURE => {
+                "the token's signature is not valid for this server: it may have been made with another \
+                 main secret (e.g. by `herald token create` run against another database or secret file \
+                 than this server's HERALD_DATABASE_URL and HERALD_SECRET)"
+            }
             other => other,
         })?;
         let principal = principal(&claims);
@@ -197,9 +202,7 @@ impl Keys {
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    "the token's signature is not valid for this server"
-                }
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => BAD_SIGNATURE,
                 jsonwebtoken::errors::ErrorKind::InvalidAudience => {
                     "the token is for another audience"
                 }
@@ -210,6 +213,9 @@ impl Keys {
             })
     }
 }
+
+/// What [`Keys::decode`] says of a token signed with another secret.
+const BAD_SIGNATURE: &str = "the token's signature is not valid for this server";
 
 fn principal(claims: &Claims) -> Principal {
     match &claims.org {

@@ -1,9 +1,10 @@
 //! Herald's configuration: every knob, its `HERALD_*` variable and its default in
-//! one place. Flags win over the environment; the result is validated once into
-//! [`Config`], so the rest of the program never sees a bad value.
+//! one place (`config/args.rs`). Flags win over the environment; the result is
+//! validated once into [`Config`], so the rest of the program never sees a bad
+//! value. The main secret's file and the keyring are `config/secret.rs`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,221 +12,14 @@ use anyhow::{bail, Context};
 use herald_core::net::AllowList;
 use herald_core::schedule::RetrySchedule;
 use herald_core::seal::Keyring;
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
-/// Settings every command shares (they say where the data and the keys are).
-#[derive(clap::Args, Clone, Debug)]
-pub struct CommonArgs {
-    /// Database URL: sqlite://PATH (created if missing).
-    #[arg(
-        long,
-        env = "HERALD_DATABASE_URL",
-        default_value = "sqlite://herald.db"
-    )]
-    pub database_url: String,
+mod args;
+mod secret;
 
-    /// Main secret that signs API tokens. Default: generated once and kept in
-    /// PATH.secret beside the SQLite database.
-    #[arg(long, env = "HERALD_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-
-    /// SQLite durability: "normal" survives a crash of the process (the default);
-    /// "full" also survives power loss, at a cost in write throughput.
-    #[arg(long, env = "HERALD_SQLITE_SYNCHRONOUS", default_value = "normal")]
-    pub sqlite_synchronous: String,
-
-    /// Key that seals endpoint signing keys, custom header values and
-    /// remembered responses in the database (at least 16 characters).
-    /// Default: derived from the main secret.
-    #[arg(long, env = "HERALD_ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: Option<String>,
-
-    /// Comma-separated keys that sealed values before the current one: they
-    /// still open, and Herald re-seals under the current key at start-up (or
-    /// with `herald rekey`). Drop them once that is done.
-    #[arg(long, env = "HERALD_PREVIOUS_ENCRYPTION_KEYS", hide_env_values = true)]
-    pub previous_encryption_keys: Option<String>,
-}
-
-/// Settings of `herald serve`.
-#[derive(clap::Args, Clone, Debug)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-
-    // HERALD_OTLP_ENDPOINT, HERALD_OTLP_SERVICE_NAME: declared in
-    // `telemetry.rs`, read by `main` to install the subscriber before the rest.
-    #[command(flatten)]
-    pub otlp: crate::telemetry::OtlpArgs,
-
-    /// What this process does: `all` (API and delivery worker), `api` or
-    /// `worker`. Separate roles need a shared database (PostgreSQL).
-    #[arg(long, env = "HERALD_ROLE", value_enum, default_value_t = Role::All)]
-    pub role: Role,
-
-    /// Address to serve the API on.
-    #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8071")]
-    pub listen: SocketAddr,
-
-    /// Comma-separated CIDRs that deliveries may reach although they are private,
-    /// loopback or otherwise non-global.
-    #[arg(long, env = "HERALD_ALLOW_SUBNETS", default_value = "")]
-    pub allow_subnets: String,
-
-    /// Comma-separated seconds to wait between attempts.
-    #[arg(
-        long,
-        env = "HERALD_RETRY_SCHEDULE",
-        default_value = "5,300,1800,7200,18000,36000,36000"
-    )]
-    pub retry_schedule: String,
-
-    /// Largest request body the API accepts, in bytes (larger gets 413).
-    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
-
-    /// Seconds a delivery may take before it counts as failed.
-    #[arg(long, env = "HERALD_DELIVERY_TIMEOUT_SECONDS", default_value_t = 15)]
-    pub delivery_timeout_seconds: u64,
-
-    /// Seconds a claimed delivery belongs to its worker. If the worker dies, the
-    /// delivery is sent again after this. Must exceed the delivery timeout.
-    #[arg(long, env = "HERALD_LEASE_SECONDS", default_value_t = 60)]
-    pub lease_seconds: u64,
-
-    /// Deliveries in flight at once, over all endpoints.
-    #[arg(long, env = "HERALD_WORKER_CONCURRENCY", default_value_t = 256)]
-    pub worker_concurrency: usize,
-
-    /// Deliveries in flight at once to one endpoint, so a slow endpoint cannot
-    /// take every slot.
-    #[arg(long, env = "HERALD_ENDPOINT_CONCURRENCY", default_value_t = 16)]
-    pub endpoint_concurrency: usize,
-
-    /// Seconds that in-flight deliveries get to finish after SIGTERM.
-    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
-    pub shutdown_grace_seconds: u64,
-
-    /// On an organisation without event types, import the built-in Spot catalog
-    /// at start-up.
-    /// (`HERALD_SEED_CATALOG` takes 1/0, true/false, yes/no, on/off.)
-    #[arg(
-        long,
-        env = "HERALD_SEED_CATALOG",
-        num_args = 0..=1,
-        default_value = "false",
-        default_missing_value = "true",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    pub seed_catalog: bool,
-
-    /// Title of the public catalog page (GET /catalog).
-    #[arg(
-        long,
-        env = "HERALD_CATALOG_TITLE",
-        default_value = "Webhook event types"
-    )]
-    pub catalog_title: String,
-
-    /// Longest Retry-After (seconds) honoured from a 429 or 503.
-    #[arg(long, env = "HERALD_MAX_RETRY_AFTER_SECONDS", default_value_t = 3600)]
-    pub max_retry_after_seconds: u64,
-
-    /// Days the attempt log is kept; older attempts are deleted.
-    #[arg(
-        long,
-        env = "HERALD_ATTEMPT_RETENTION_DAYS",
-        default_value_t = crate::retention::DEFAULT_ATTEMPT_RETENTION_DAYS
-    )]
-    pub attempt_retention_days: u32,
-
-    /// Seconds between pruning runs (expired payloads, old attempts) in
-    /// processes that run the worker; 0 turns the periodic run off.
-    #[arg(long, env = "HERALD_PRUNE_INTERVAL_SECONDS", default_value_t = 3600)]
-    pub prune_interval_seconds: u64,
-
-    /// The address people reach this server at, e.g. https://hooks.example.com;
-    /// portal links start with it. Default: http:// and the listen address.
-    #[arg(long, env = "HERALD_PUBLIC_URL")]
-    pub public_url: Option<String>,
-
-    /// Seconds a portal link (app-portal-access, `herald portal-link`) can be
-    /// opened; the session it starts lasts 8 hours.
-    #[arg(long, env = "HERALD_PORTAL_TOKEN_TTL_SECONDS", default_value_t = 3600)]
-    pub portal_token_ttl_seconds: u64,
-
-    /// Origins allowed to show the portal in a frame (comma-separated, e.g.
-    /// https://admin.example.com). Default: none, the portal cannot be framed.
-    #[arg(long, env = "HERALD_PORTAL_FRAME_ANCESTORS", default_value = "")]
-    pub portal_frame_ancestors: String,
-    /// Seconds a client gets to send a request's headers, from their first
-    /// byte (on a new connection: from the connection); slower ones are cut off.
-    #[arg(long, env = "HERALD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
-    pub header_read_timeout_seconds: u64,
-
-    /// Seconds a client gets to send a request's body, from the end of its
-    /// headers; a slower one is cut off.
-    #[arg(long, env = "HERALD_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30)]
-    pub body_read_timeout_seconds: u64,
-
-    /// Seconds a kept-alive connection may wait for its next request before it
-    /// is closed.
-    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
-    pub idle_timeout_seconds: u64,
-
-    /// Client connections open at once. At the limit, the connection that has
-    /// waited longest outside a request is closed to make room; when every one
-    /// is in a request, new ones wait in the kernel's queue. Lowered at
-    /// start-up to fit the open-files limit.
-    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
-
-    /// Payload bytes the worker holds at once, over the deliveries it has
-    /// claimed (one copy per message, shared by its deliveries); past it, it
-    /// claims no more until some are done.
-    #[arg(long, env = "HERALD_WORKER_PAYLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
-    pub worker_payload_bytes: usize,
-
-    /// Test deliveries (send-example, the portal's Test button) per endpoint
-    /// and minute; more get 429 with Retry-After.
-    #[arg(long, env = "HERALD_TEST_RATE_PER_MINUTE", default_value_t = 10)]
-    pub test_rate_per_minute: u32,
-
-    /// Wall-clock time one run of an endpoint's transformation may take,
-    /// in milliseconds; past it the run is stopped and the attempt fails.
-    #[arg(long, env = "HERALD_TRANSFORMATION_TIMEOUT_MS", default_value_t = 100)]
-    pub transformation_timeout_ms: u64,
-
-    /// Heap of each transformation engine, in MiB; a run that needs more is
-    /// stopped and the attempt fails.
-    #[arg(long, env = "HERALD_TRANSFORMATION_MEMORY_MIB", default_value_t = 16)]
-    pub transformation_memory_mib: usize,
-
-    /// Threads running transformations (each keeps one engine). Default: one
-    /// per CPU.
-    #[arg(long, env = "HERALD_TRANSFORMATION_THREADS")]
-    pub transformation_threads: Option<usize>,
-
-    /// How long an endpoint may fail every attempt before Herald disables it
-    /// (e.g. "5days", "12h", "30s"); its pending deliveries wait until it is
-    /// enabled again.
-    #[arg(long, env = "HERALD_ENDPOINT_DISABLE_AFTER", default_value = "5days")]
-    pub endpoint_disable_after: humantime::Duration,
-
-    /// Count and serve the Prometheus metrics (`GET /metrics`): `on` or
-    /// `off`.
-    #[arg(long, env = "HERALD_METRICS", default_value = "on", value_parser = on_off)]
-    pub metrics: bool,
-
-    /// Bearer token `GET /metrics` asks for. Unset: the metrics are open to
-    /// whoever reaches the listen address (they hold counts, never data).
-    #[arg(long, env = "HERALD_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<SecretString>,
-}
-
-/// The default of `HERALD_MAX_CONNECTIONS`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub use args::{CommonArgs, ServeArgs, DEFAULT_MAX_CONNECTIONS};
+pub use secret::keyring;
+use secret::{load_or_generate_secret, secret_path};
 
 /// The parts of Herald a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -340,7 +134,8 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// The shared settings, validated: what `herald token` needs.
+/// The shared settings, validated: what `herald token`, `migrate` and the
+/// other one-shot commands need.
 #[derive(Clone)]
 pub struct CommonConfig {
     pub database_url: String,
@@ -360,13 +155,6 @@ impl CommonArgs {
                 herald_store::redact_url(url)
             );
         }
-        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
-            "normal" => false,
-            "full" => true,
-            other => {
-                bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}")
-            }
-        };
         let (secret, secret_source) = match &self.secret {
             Some(s) if s.len() >= 16 => (SecretString::from(s.clone()), SecretSource::Environment),
             Some(_) => bail!("HERALD_SECRET must be at least 16 characters long"),
@@ -381,7 +169,9 @@ impl CommonArgs {
             database_url: self.database_url.clone(),
             secret,
             secret_source,
-            sqlite_synchronous_full,
+            // A one-shot command writes little and says "done" when it is
+            // done: its writes are on disk by then, power loss or not.
+            sqlite_synchronous_full: true,
             keyring: Arc::new(keyring),
         })
     }
@@ -390,6 +180,13 @@ impl CommonArgs {
 impl ServeArgs {
     pub fn resolve(&self) -> anyhow::Result<Config> {
         let common = self.common.resolve()?;
+        let sqlite_synchronous_full = match self.sqlite_synchronous.to_ascii_lowercase().as_str() {
+            "normal" => false,
+            "full" => true,
+            other => {
+                bail!("HERALD_SQLITE_SYNCHRONOUS must be \"normal\" or \"full\", not {other:?}")
+            }
+        };
         let allow_subnets = self
             .allow_subnets
             .parse()
@@ -421,7 +218,7 @@ impl ServeArgs {
             database_url: common.database_url,
             secret: common.secret,
             secret_source: common.secret_source,
-            sqlite_synchronous_full: common.sqlite_synchronous_full,
+            sqlite_synchronous_full,
             keyring: common.keyring,
             allow_subnets,
             retry_schedule,
@@ -489,39 +286,6 @@ impl ServeArgs {
     }
 }
 
-/// `on`/`off` (and the usual truthy and falsy words).
-fn on_off(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => Ok(true),
-        "off" | "false" | "0" | "no" => Ok(false),
-        other => Err(format!("expected on or off, not {other:?}")),
-    }
-}
-
-/// The keyring from `HERALD_ENCRYPTION_KEY` (or the main secret) and
-/// `HERALD_PREVIOUS_ENCRYPTION_KEYS`.
-pub fn keyring(
-    current: Option<&str>,
-    previous: Option<&str>,
-    secret: &SecretString,
-) -> anyhow::Result<Keyring> {
-    let current = match current.map(str::trim).filter(|k| !k.is_empty()) {
-        Some(key) if key.len() < 16 => {
-            bail!("HERALD_ENCRYPTION_KEY must be at least 16 characters long")
-        }
-        Some(key) => key.to_string(),
-        None => secret.expose_secret().to_string(),
-    };
-    let previous: Vec<&str> = previous
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .collect();
-    let previous: Vec<&[u8]> = previous.iter().map(|k| k.as_bytes()).collect();
-    Ok(Keyring::new(current.as_bytes(), &previous))
-}
-
 /// `HERALD_ATTEMPT_RETENTION_DAYS` as a duration (at least a day: 0 would
 /// delete every attempt as it is written).
 pub fn attempt_retention(days: u32) -> anyhow::Result<Duration> {
@@ -583,65 +347,6 @@ fn is_sqlite(database_url: &str) -> bool {
     database_url.starts_with("sqlite:")
 }
 
-/// The file that keeps the generated main secret: `PATH.secret` beside the
-/// SQLite database.
-fn secret_path(database_url: &str) -> anyhow::Result<PathBuf> {
-    let path = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .with_context(|| {
-            format!(
-                "cannot keep a generated secret beside {}: set HERALD_SECRET",
-                herald_store::redact_url(database_url)
-            )
-        })?;
-    let path = path.split('?').next().unwrap_or(path);
-    Ok(PathBuf::from(format!("{path}.secret")))
-}
-
-fn load_or_generate_secret(path: &Path) -> anyhow::Result<(SecretString, SecretSource)> {
-    match std::fs::read_to_string(path) {
-        Ok(s) if s.trim().len() >= 16 => {
-            return Ok((
-                SecretString::from(s.trim().to_string()),
-                SecretSource::File(path.to_path_buf()),
-            ))
-        }
-        Ok(_) => bail!("{} is too short to be Herald's secret", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((
-        SecretString::from(secret),
-        SecretSource::Generated(path.to_path_buf()),
-    ))
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    std::fs::write(path, contents)
-}
-
 impl CommonConfig {
     pub fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
@@ -665,22 +370,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_lives_beside_the_database() {
-        let cases = [
-            ("sqlite://herald.db", "herald.db.secret"),
-            (
-                "sqlite:///var/lib/herald/h.db",
-                "/var/lib/herald/h.db.secret",
-            ),
-            ("sqlite://data/h.db?mode=rwc", "data/h.db.secret"),
-        ];
-        for (url, want) in cases {
-            assert_eq!(secret_path(url).unwrap(), PathBuf::from(want), "{url}");
-        }
-        assert!(secret_path("postgres://h/db").is_err());
-    }
 
     /// `herald serve` with these flags (and a secret, so no file is written).
     fn serve(flags: &[&str]) -> anyhow::Result<Config> {
@@ -750,16 +439,5 @@ mod tests {
         ] {
             assert!(frame_ancestors(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn generated_secret_is_kept_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/h.db.secret");
-        let (first, source) = load_or_generate_secret(&path).unwrap();
-        assert!(matches!(source, SecretSource::Generated(_)));
-        let (second, source) = load_or_generate_secret(&path).unwrap();
-        assert!(matches!(source, SecretSource::File(_)));
-        assert_eq!(first.expose_secret(), second.expose_secret());
     }
 }

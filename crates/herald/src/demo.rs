@@ -53,11 +53,24 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
     let addr = listener.local_addr()?;
     let base = format!("http://{}", browsable(addr));
 
-    // Tests and scripts read the first line to learn the address, as with `serve`.
-    println!("Herald listening on http://{addr}");
-    let server = tokio::spawn(crate::app::serve(config, listener, shutdown.clone()));
+    let (ready, started) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(crate::app::serve_when_ready(
+        config,
+        listener,
+        shutdown.clone(),
+        move |herald| {
+            // Tests and scripts read the first line to learn the address, as
+            // with `serve`; printed once Herald takes connections.
+            println!("Herald listening on http://{addr}");
+            let _ = ready.send(herald.clone());
+        },
+    ));
 
-    let outcome = tour(&base, &secret, args.interval_seconds, &shutdown).await;
+    let outcome = match started.await {
+        Ok(herald) => tour(&base, &herald, &secret, args.interval_seconds, &shutdown).await,
+        // Herald stopped before it was ready: its error is `served`'s.
+        Err(_) => Ok(()),
+    };
     shutdown.cancel();
     let served = server.await.context("Herald panicked")?;
     outcome.and(served)
@@ -66,6 +79,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
 /// Everything after Herald is up: the demo Spot, the receiver, the platform.
 async fn tour(
     base: &str,
+    herald: &crate::service::Herald,
     secret: &str,
     interval_seconds: u64,
     shutdown: &CancellationToken,
@@ -120,6 +134,24 @@ async fn tour(
         .as_str()
         .context("the portal access answer has no token")?;
     println!("Portal: {}", crate::service::links::url(base, portal_token));
+    // The operator view, as `herald portal-link` prints it: every application
+    // of the organisation (here the one demo Spot), and any one's portal.
+    let operator = crate::service::links::LinkRequest {
+        org_id: DEFAULT_ORG.to_string(),
+        app_id: None,
+        read_only: false,
+        session_id: None,
+        link_ttl: herald.config.portal_token_ttl,
+        expiry: None,
+    };
+    let operator_token =
+        crate::service::links::issue(herald.store.as_ref(), &herald.keys, &operator)
+            .await
+            .context("cannot issue the operator link")?;
+    println!(
+        "Operator view: {}",
+        crate::service::links::url(base, &operator_token)
+    );
     println!("API token: {}", api.token);
     println!(
         "Demo Spot: {DEMO_APP_NAME} ({app_id}, uid {DEMO_APP_UID}); receiver on http://{receiver}"

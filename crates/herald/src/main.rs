@@ -65,7 +65,8 @@ enum Command {
     /// HERALD_PORTAL_TOKEN_TTL_SECONDS.
     PortalLink(herald::portal::LinkArgs),
     /// A tour: Herald on a temporary database, a demo Spot, a local receiver and
-    /// a simulated platform firing Spot events; prints the portal link.
+    /// a simulated platform firing Spot events; prints the demo Spot's portal
+    /// link and the operator view's.
     Demo(herald::demo::DemoArgs),
 }
 
@@ -80,6 +81,8 @@ enum CatalogCommand {
         /// The organisation whose event types are loaded.
         #[arg(long, default_value = DEFAULT_ORG)]
         org: String,
+        /// A catalog directory (one JSON file per event type) or one such
+        /// file. Default: the built-in Spot catalog.
         path: Option<std::path::PathBuf>,
     },
 }
@@ -191,21 +194,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
-    // Tests and scripts read the first line to learn the address.
-    println!("Herald listening on http://{addr}");
-    println!("Data: {}", herald_store::redact_url(&config.database_url));
-    println!(
-        "API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET"
-    );
-    if config.allow_subnets.is_empty() {
-        println!("Deliveries to private and loopback addresses are refused (set HERALD_ALLOW_SUBNETS to allow some)");
-    } else {
+    // Printed once the database is open and connections are taken, not
+    // before: a server that cannot start never claims to listen.
+    herald::app::serve_when_ready(config, listener, shutdown, |herald| {
+        let config = &herald.config;
+        // Tests and scripts read the first line to learn the address.
+        println!("Herald listening on http://{addr}");
+        println!("Data: {}", herald_store::redact_url(&config.database_url));
         println!(
-            "Deliveries allowed to non-global addresses in: {}",
-            config.allow_subnets
+            "API token: run `herald token create` with the same HERALD_DATABASE_URL / HERALD_SECRET"
         );
-    }
-    herald::app::serve(config, listener, shutdown).await
+        if config.allow_subnets.is_empty() {
+            println!("Deliveries to private and loopback addresses are refused (set HERALD_ALLOW_SUBNETS to allow some)");
+        } else {
+            println!(
+                "Deliveries allowed to non-global addresses in: {}",
+                config.allow_subnets
+            );
+        }
+    })
+    .await
 }
 
 async fn open(config: &herald::config::CommonConfig) -> anyhow::Result<Arc<dyn Store>> {
@@ -228,6 +236,17 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
         } => {
             let config = common.resolve()?;
             log_secret_source(&config.secret_source);
+            if let SecretSource::Generated(path) = &config.secret_source {
+                // The token is signed with a secret no server has yet: say so,
+                // or a server on another database answers it with a bare 401.
+                eprintln!(
+                    "no main secret was set or found, so a new one was generated into {} for the database {}; \
+                     a server on another database or secret refuses this token: run `herald token create` \
+                     with the server's HERALD_DATABASE_URL (and HERALD_SECRET, if it sets one)",
+                    path.display(),
+                    herald_store::redact_url(&config.database_url)
+                );
+            }
             let store = open(&config).await?;
             let keys = Keys::new(config.secret_bytes());
             let (record, token) = herald::tokens::create(

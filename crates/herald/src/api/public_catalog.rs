@@ -9,7 +9,7 @@ use axum::Json;
 
 use super::extract::Params;
 use crate::auth::DEFAULT_ORG;
-use crate::catalog::{all_event_types, page};
+use crate::catalog::{all_event_types, openapi, page};
 use crate::service::Herald;
 use crate::service::{Error, FieldError, Result};
 
@@ -41,7 +41,7 @@ async fn render(State(state): State<Herald>, org_id: &str, params: Params) -> Re
         )
         .into_response(),
         Some("json") => Json(page::render_json(title, &types)).into_response(),
-        Some("openapi") => Json(page::render_openapi(title, &types)).into_response(),
+        Some("openapi") => Json(openapi::render_openapi(title, &types)).into_response(),
         Some(_) => {
             return Err(Error::Validation(vec![FieldError::query(
                 "format",

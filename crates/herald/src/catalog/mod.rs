@@ -1,9 +1,14 @@
 //! Event catalogs as data: a directory of JSON files, one event type each, loaded
 //! into an organisation's event types. The Spot catalog (`catalog/spot/` in the
 //! repository) is embedded in the binary as the default; any platform ships its
-//! own directory the same way. `page` renders a catalog for people and tools.
+//! own directory the same way. `page` renders a catalog for people and tools
+//! (`fields` its field tables, `openapi` its OpenAPI document).
 
+pub mod fields;
+#[cfg(test)]
+mod fixtures;
 pub mod formats;
+pub mod openapi;
 pub mod page;
 
 use std::path::Path;

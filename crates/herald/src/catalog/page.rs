@@ -1,6 +1,7 @@
-//! The public event catalog: the event types an organisation publishes, rendered
-//! three ways from one model — an HTML page for people, JSON for tools, and an
-//! OpenAPI 3.1 document whose `webhooks` section code generators understand.
+//! The public event catalog page: the event types an organisation publishes,
+//! rendered from one model as an HTML page for people and as JSON for tools.
+//! (The third rendering, the OpenAPI document, is `openapi.rs`; the field
+//! tables, `fields.rs`.)
 //!
 //! Callers pass the types already filtered to the public, non-archived ones; this
 //! module only decides how they look.
@@ -12,29 +13,9 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::Environment;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-/// One row of a field table: a payload field flattened from the schema.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FieldRow {
-    /// Dotted path from the payload root; array items add `[]`, as in
-    /// `answers[].question.label`.
-    pub path: String,
-    /// A short human description of the type: `string (uuid)`, `unix time`,
-    /// `enum: Planned | Live | Ended`, `array of object`, `number or null`.
-    pub kind: String,
-    pub required: bool,
-    pub description: String,
-}
-
-/// Flattens a JSON Schema's `properties` into table rows, depth first, parents
-/// before their children. `$ref`s are not followed: the catalog shows what the
-/// publisher wrote, and resolving references would need the whole document.
-pub fn field_rows(schema: &Value) -> Vec<FieldRow> {
-    let mut rows = Vec::new();
-    walk_properties(schema, "", &mut rows);
-    rows
-}
+use super::fields::{field_rows, FieldRow};
 
 /// The human page: event types grouped by the first segment of their name, with
 /// a table of contents, each type's field table and its first example.
@@ -81,25 +62,6 @@ pub fn render_html(title: &str, types: &[EventType]) -> Result<String, minijinja
 pub fn render_json(title: &str, types: &[EventType]) -> Value {
     serde_json::to_value(Catalog::new(title, types))
         .expect("the catalog is plain strings, booleans and JSON values")
-}
-
-/// An OpenAPI 3.1 document with one `webhooks` entry per event type: the request
-/// Herald sends, its signature headers, and what the receiver must answer.
-pub fn render_openapi(title: &str, types: &[EventType]) -> Value {
-    let mut sorted: Vec<&EventType> = types.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-
-    let mut webhooks = Map::new();
-    for et in sorted {
-        webhooks.insert(et.name.clone(), json!({ "post": webhook_operation(et) }));
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": title, "version": "1" },
-        "paths": {},
-        "webhooks": webhooks,
-        "components": {},
-    })
 }
 
 const TEMPLATE_NAME: &str = "catalog.html";
@@ -193,7 +155,7 @@ fn group_of(name: &str) -> &str {
 
 /// Svix keeps schemas by version, `{"1": {...}, "2": {...}}`; the catalog shows
 /// the newest. Keys that are not numbers are not versions and are skipped.
-fn latest_schema(et: &EventType) -> Option<&Value> {
+pub(super) fn latest_schema(et: &EventType) -> Option<&Value> {
     et.schemas
         .as_ref()?
         .as_object()?
@@ -203,7 +165,7 @@ fn latest_schema(et: &EventType) -> Option<&Value> {
         .map(|(_, v)| v)
 }
 
-fn first_example(schema: &Value) -> Option<&Value> {
+pub(super) fn first_example(schema: &Value) -> Option<&Value> {
     schema.get("examples")?.as_array()?.first()
 }
 
@@ -211,267 +173,11 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).expect("a JSON value always serialises")
 }
 
-fn walk_properties(node: &Value, prefix: &str, rows: &mut Vec<FieldRow>) {
-    let Some(properties) = node.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    let required: Vec<&str> = node
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-
-    for (name, child) in properties {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        rows.push(FieldRow {
-            path: path.clone(),
-            kind: kind_of(child),
-            required: required.contains(&name.as_str()),
-            description: child
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        });
-        if child.get("$ref").is_none() {
-            walk_children(child, path, rows);
-        }
-    }
-}
-
-/// An object's fields continue the path with `.`; an array's items (or items of
-/// items) continue it with `[]`.
-fn walk_children(node: &Value, mut path: String, rows: &mut Vec<FieldRow>) {
-    let mut node = node;
-    while let Some(items) = node.get("items").filter(|_| has_type(node, "array")) {
-        if items.get("$ref").is_some() {
-            return;
-        }
-        path.push_str("[]");
-        node = items;
-    }
-    walk_properties(node, &path, rows);
-}
-
-fn has_type(node: &Value, wanted: &str) -> bool {
-    match node.get("type") {
-        Some(Value::String(t)) => t == wanted,
-        Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(wanted)),
-        // Items without a declared type are still items.
-        None => wanted == "array" && node.get("items").is_some(),
-        Some(_) => false,
-    }
-}
-
-fn kind_of(node: &Value) -> String {
-    if node.get("$ref").is_some() {
-        return "see schema".to_string();
-    }
-    if let Some(values) = node.get("enum").and_then(Value::as_array) {
-        let values: Vec<String> = values.iter().map(literal).collect();
-        return format!("enum: {}", values.join(" | "));
-    }
-    if let Some(value) = node.get("const") {
-        return format!("const: {}", literal(value));
-    }
-    match node.get("type") {
-        Some(Value::String(t)) => kind_of_type(t, node),
-        Some(Value::Array(ts)) => {
-            let kinds: Vec<String> = ts
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|t| kind_of_type(t, node))
-                .collect();
-            kinds.join(" or ")
-        }
-        _ => {
-            if let Some(variants) = node
-                .get("oneOf")
-                .or_else(|| node.get("anyOf"))
-                .and_then(Value::as_array)
-            {
-                let kinds: Vec<String> = variants.iter().map(kind_of).collect();
-                kinds.join(" or ")
-            } else if node.get("properties").is_some() {
-                "object".to_string()
-            } else if node.get("items").is_some() {
-                kind_of_type("array", node)
-            } else {
-                "any".to_string()
-            }
-        }
-    }
-}
-
-fn kind_of_type(t: &str, node: &Value) -> String {
-    match (t, node.get("format").and_then(Value::as_str)) {
-        ("array", _) => match node.get("items") {
-            Some(items) if items.get("$ref").is_some() => "array (see schema)".to_string(),
-            Some(items) => format!("array of {}", kind_of(items)),
-            None => "array".to_string(),
-        },
-        // Svix's own schemas mark epoch seconds this way, on strings and integers.
-        ("string" | "integer" | "number", Some("unix-time")) => "unix time".to_string(),
-        ("string" | "integer" | "number", Some(format)) => format!("{t} ({format})"),
-        _ => t.to_string(),
-    }
-}
-
-/// Enum values as a reader would write them: strings bare, anything else as JSON.
-fn literal(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn webhook_operation(et: &EventType) -> Value {
-    let schema = latest_schema(et);
-    let mut media = Map::new();
-    let body_schema = match schema {
-        Some(Value::Object(s)) => {
-            let mut s = s.clone();
-            // OpenAPI 3.1 fixes the dialect for the whole document.
-            s.remove("$schema");
-            Value::Object(s)
-        }
-        Some(other) => other.clone(),
-        // Nothing published: say "any JSON" rather than invent a shape.
-        None => json!({}),
-    };
-    media.insert("schema".to_string(), body_schema);
-    if let Some(example) = schema.and_then(first_example) {
-        media.insert("example".to_string(), example.clone());
-    }
-
-    json!({
-        "summary": et.description,
-        "operationId": et.name,
-        "deprecated": et.deprecated,
-        "parameters": signature_headers(),
-        "requestBody": {
-            "required": true,
-            "content": { "application/json": Value::Object(media) },
-        },
-        "responses": {
-            "2XX": { "description": "Any 2xx acknowledges the delivery; anything else is retried" },
-        },
-    })
-}
-
-/// The Standard Webhooks headers on every delivery.
-fn signature_headers() -> Value {
-    let header = |name: &str, description: &str| {
-        json!({
-            "name": name,
-            "in": "header",
-            "required": true,
-            "schema": { "type": "string" },
-            "description": description,
-        })
-    };
-    json!([
-        header(
-            "webhook-id",
-            "The message ID; the same on every retry of one message, so receivers can drop duplicates.",
-        ),
-        header(
-            "webhook-timestamp",
-            "When this attempt was sent, in seconds since the Unix epoch; reject ones too far from now.",
-        ),
-        header(
-            "webhook-signature",
-            "Space-separated signatures of `{webhook-id}.{webhook-timestamp}.{body}`: `v1,<base64>` for an HMAC-SHA256 (`whsec_`) secret, `v1a,<base64>` for an ed25519 (`whsk_`) one, verified with its `whpk_` public key.",
-        ),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event_type(name: &str, description: &str, schemas: Option<Value>) -> EventType {
-        let now = chrono::Utc::now();
-        EventType {
-            org_id: "org_test".to_string(),
-            name: name.to_string(),
-            description: description.to_string(),
-            archived: false,
-            deprecated: false,
-            feature_flag: None,
-            schemas,
-            public: true,
-            validate_payload: false,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    fn live_schema() -> Value {
-        json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "type": "object",
-            "required": ["id", "status"],
-            "properties": {
-                "id": { "type": "string", "format": "uuid", "description": "The live session." },
-                "status": { "enum": ["Planned", "Live", "Ended"] },
-                "startsAt": { "type": "integer", "format": "unix-time" },
-                "viewers": { "type": ["number", "null"] },
-                "host": {
-                    "type": "object",
-                    "required": ["email"],
-                    "properties": {
-                        "email": { "type": "string", "format": "email" },
-                        "avatar": { "$ref": "#/$defs/image" }
-                    }
-                },
-                "answers": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["question"],
-                        "properties": {
-                            "question": {
-                                "type": "object",
-                                "properties": { "label": { "type": "string" } }
-                            }
-                        }
-                    }
-                },
-                "tags": { "type": "array", "items": { "type": "string" } }
-            },
-            "examples": [
-                { "id": "5f0c", "status": "Live", "note": "<script>alert(1)</script>" },
-                { "id": "second" }
-            ]
-        })
-    }
-
-    /// A small catalog: two groups, one deprecated type, one without a schema,
-    /// given out of order.
-    fn catalog_types() -> Vec<EventType> {
-        let mut ended = event_type("live.ended", "A live session ended.", None);
-        ended.deprecated = true;
-        vec![
-            event_type(
-                "member.created",
-                "A member <script>joined</script>.",
-                Some(
-                    json!({ "1": { "type": "object", "properties": { "email": { "type": "string" } } } }),
-                ),
-            ),
-            event_type(
-                "live.updated",
-                "A live session changed.",
-                Some(json!({ "1": { "type": "object" }, "2": live_schema() })),
-            ),
-            ended,
-        ]
-    }
+    use crate::catalog::fixtures::{catalog_types, event_type, live_schema};
+    use serde_json::json;
 
     /// The slice of the page holding one event type's article.
     fn article<'a>(html: &'a str, name: &str) -> &'a str {
@@ -480,100 +186,6 @@ mod tests {
             .unwrap_or_else(|| panic!("no article for {name}"));
         let end = html[start..].find("</article>").expect("article is closed");
         &html[start..start + end]
-    }
-
-    #[test]
-    fn field_rows_flatten_nested_objects_and_arrays() {
-        let rows = field_rows(&live_schema());
-        let got: Vec<(&str, &str, bool)> = rows
-            .iter()
-            .map(|r| (r.path.as_str(), r.kind.as_str(), r.required))
-            .collect();
-        // Rows follow the schema's own order, each parent before its children.
-        let want = vec![
-            ("id", "string (uuid)", true),
-            ("status", "enum: Planned | Live | Ended", true),
-            ("startsAt", "unix time", false),
-            ("viewers", "number or null", false),
-            ("host", "object", false),
-            ("host.email", "string (email)", true),
-            ("host.avatar", "see schema", false),
-            ("answers", "array of object", false),
-            ("answers[].question", "object", true),
-            ("answers[].question.label", "string", false),
-            ("tags", "array of string", false),
-        ];
-        assert_eq!(got, want);
-        assert_eq!(rows[0].description, "The live session.");
-        assert_eq!(rows[1].description, "");
-    }
-
-    #[test]
-    fn field_kinds() {
-        let cases = [
-            (json!({ "type": "string" }), "string"),
-            (
-                json!({ "type": "string", "format": "date-time" }),
-                "string (date-time)",
-            ),
-            (
-                json!({ "type": "string", "format": "unix-time" }),
-                "unix time",
-            ),
-            (
-                json!({ "type": ["string", "null"], "format": "uuid" }),
-                "string (uuid) or null",
-            ),
-            (json!({ "enum": [1, 2, null] }), "enum: 1 | 2 | null"),
-            (json!({ "const": "v1" }), "const: v1"),
-            (
-                json!({ "type": "array", "items": { "type": "array", "items": { "type": "integer" } } }),
-                "array of array of integer",
-            ),
-            (
-                json!({ "type": "array", "items": { "$ref": "#/$defs/x" } }),
-                "array (see schema)",
-            ),
-            (json!({ "type": "array" }), "array"),
-            (
-                json!({ "oneOf": [{ "type": "string" }, { "type": "integer" }] }),
-                "string or integer",
-            ),
-            (json!({ "properties": {} }), "object"),
-            (json!({}), "any"),
-            (
-                json!({ "$ref": "#/$defs/x", "type": "object" }),
-                "see schema",
-            ),
-        ];
-        for (schema, want) in cases {
-            assert_eq!(kind_of(&schema), want, "kind of {schema}");
-        }
-    }
-
-    #[test]
-    fn field_rows_without_properties_are_empty() {
-        for schema in [
-            json!({}),
-            json!({ "type": "string" }),
-            json!(null),
-            json!({ "properties": 3 }),
-        ] {
-            assert_eq!(field_rows(&schema), vec![], "rows of {schema}");
-        }
-    }
-
-    #[test]
-    fn field_rows_do_not_follow_refs_or_walk_into_them() {
-        let schema = json!({
-            "properties": {
-                "a": { "$ref": "#/$defs/a", "properties": { "hidden": { "type": "string" } } },
-                "b": { "type": "array", "items": { "$ref": "#/$defs/b" } },
-                "c": { "type": "array", "items": { "type": "array", "items": { "properties": { "d": { "type": "boolean" } } } } }
-            }
-        });
-        let paths: Vec<String> = field_rows(&schema).into_iter().map(|r| r.path).collect();
-        assert_eq!(paths, ["a", "b", "c", "c[][].d"]);
     }
 
     #[test]
@@ -719,55 +331,5 @@ mod tests {
         assert_eq!(ended["schema"], Value::Null);
         assert_eq!(ended["example"], Value::Null);
         assert_eq!(ended["fields"], json!([]));
-    }
-
-    #[test]
-    fn openapi_has_one_webhook_per_type() {
-        let doc = render_openapi("Events", &catalog_types());
-        assert_eq!(doc["openapi"], "3.1.0");
-        assert_eq!(doc["info"], json!({ "title": "Events", "version": "1" }));
-        assert_eq!(doc["components"], json!({}));
-
-        let webhooks = doc["webhooks"].as_object().unwrap();
-        let names: Vec<&String> = webhooks.keys().collect();
-        assert_eq!(names, ["live.ended", "live.updated", "member.created"]);
-
-        let post = &webhooks["live.updated"]["post"];
-        assert_eq!(post["operationId"], "live.updated");
-        assert_eq!(post["summary"], "A live session changed.");
-        assert_eq!(post["deprecated"], false);
-        assert_eq!(post["requestBody"]["required"], true);
-        let body = &post["requestBody"]["content"]["application/json"];
-        assert_eq!(body["example"], live_schema()["examples"][0]);
-        assert!(body["schema"].get("$schema").is_none());
-        assert_eq!(body["schema"]["required"], json!(["id", "status"]));
-        assert!(post["responses"]["2XX"]["description"].is_string());
-
-        let headers: Vec<(&str, &str, bool)> = post["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["name"].as_str().unwrap(),
-                    p["in"].as_str().unwrap(),
-                    p["required"] == true,
-                )
-            })
-            .collect();
-        assert_eq!(
-            headers,
-            [
-                ("webhook-id", "header", true),
-                ("webhook-timestamp", "header", true),
-                ("webhook-signature", "header", true),
-            ]
-        );
-
-        let ended = &webhooks["live.ended"]["post"];
-        assert_eq!(ended["deprecated"], true);
-        let ended_body = &ended["requestBody"]["content"]["application/json"];
-        assert_eq!(ended_body["schema"], json!({}));
-        assert!(ended_body.get("example").is_none());
     }
 }

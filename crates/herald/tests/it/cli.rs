@@ -1,7 +1,8 @@
 //! The commands around `serve`, as the real binary: `herald migrate` on a
 //! database that already has its schema and data, `herald portal-link`, the
-//! generated secret's file and mode, `HERALD_PRUNE_INTERVAL_SECONDS=0`, and
-//! `--role` refused on SQLite.
+//! generated secret's file and mode, `HERALD_PRUNE_INTERVAL_SECONDS=0`,
+//! `--role` refused on SQLite, `serve` on a database it cannot open, each
+//! subcommand's flags, and a token made with a freshly generated secret.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::{
-    herald_command, herald_stdout, HeraldProcess, PortalSession, TestApp, TestDatabase, TEST_SECRET,
+    herald_binary, herald_command, herald_stdout, HeraldProcess, PortalSession, TestApp,
+    TestDatabase, TEST_SECRET,
 };
 
 #[tokio::test]
@@ -186,4 +188,133 @@ async fn herald_seed_catalog_takes_the_usual_truthy_words() {
             "HERALD_SEED_CATALOG={word}"
         );
     }
+}
+
+#[tokio::test]
+async fn serve_says_it_listens_only_once_its_database_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    // A path under a regular file: no database can be made there.
+    let url = format!("sqlite://{}/a-file/herald.db", dir.path().display());
+    let mut cmd = herald_command(&url, TEST_SECRET);
+    cmd.arg("serve");
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("gives up, not serves")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("cannot open the database {url}")),
+        "{stderr}"
+    );
+}
+
+/// `herald <args> --help`, without any HERALD_* variable.
+async fn help(args: &[&str]) -> String {
+    let out = herald_binary()
+        .args(args)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn each_subcommand_offers_only_the_flags_it_uses() {
+    // The server's durability is the server's; the one-shot commands always
+    // write with "full".
+    let serve = help(&["serve"]).await;
+    assert!(serve.contains("--sqlite-synchronous"), "{serve}");
+    assert!(serve.contains("--secret"), "{serve}");
+    assert!(serve.contains("postgres://"), "{serve}");
+    // Each signs or checks tokens or links with the main secret, or opens
+    // the database with the key derived from it.
+    let one_shot: [&[&str]; 8] = [
+        &["migrate"],
+        &["rekey"],
+        &["prune"],
+        &["token", "create"],
+        &["token", "list"],
+        &["token", "revoke"],
+        &["catalog", "import"],
+        &["portal-link"],
+    ];
+    for args in one_shot {
+        let text = help(args).await;
+        assert!(!text.contains("--sqlite-synchronous"), "{args:?}: {text}");
+        assert!(text.contains("--secret"), "{args:?}: {text}");
+        assert!(text.contains("postgres://"), "{args:?}: {text}");
+    }
+    // These bring their own database and secret.
+    for args in [&["demo"][..], &["bench"]] {
+        let text = help(args).await;
+        for flag in ["--secret", "--sqlite-synchronous", "--database-url"] {
+            assert!(!text.contains(flag), "{args:?} offers {flag}: {text}");
+        }
+    }
+    let import = help(&["catalog", "import"]).await;
+    assert!(
+        import.contains("A catalog directory (one JSON file per event type) or one such"),
+        "{import}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_made_with_a_new_secret_says_so_and_the_server_says_why_it_refuses_it() {
+    let app = TestApp::spawn().await;
+    // `herald token create` run in another directory: another database, and
+    // no secret yet.
+    let dir = tempfile::tempdir().unwrap();
+    let other = TestDatabase::sqlite(dir.path());
+    let create = || {
+        let mut cmd = herald_command(other.url(), TEST_SECRET);
+        cmd.env_remove("HERALD_SECRET").args(["token", "create"]);
+        cmd.output()
+    };
+    let out = create().await.unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = dir.path().join("herald.db.secret");
+    let secret = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "a new one was generated into {} for the database {}",
+            file.display(),
+            other.url()
+        )) && stderr.contains("refuses this token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(secret.trim()), "the secret is never shown");
+    let token = String::from_utf8(out.stdout).unwrap();
+    let token = token.lines().last().unwrap().trim().to_string();
+
+    // The secret exists now: nothing more to say.
+    let again = create().await.unwrap();
+    assert!(again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!stderr.contains("generated into"), "{stderr}");
+
+    // The server has another secret: 401, and the detail says why.
+    let r = reqwest::Client::new()
+        .get(app.url("/api/v1/app"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("made with another main secret")
+            && detail.contains("`herald token create` run against another database"),
+        "{detail}"
+    );
+    assert!(!detail.contains(secret.trim()) && !detail.contains(TEST_SECRET));
+    app.stop().await;
 }

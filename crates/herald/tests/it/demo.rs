@@ -1,6 +1,6 @@
 //! `herald demo`: the real binary starts Herald, its receiver and the simulated
 //! platform; within seconds the API shows a message delivered with a 200, and
-//! the printed portal link logs in.
+//! the printed portal link logs in, as does the operator view's.
 
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,24 @@ async fn the_demo_prints_a_portal_link_and_delivers_spot_events() {
         .strip_prefix("Herald listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_string();
-    let (mut portal, mut token) = (None, None);
-    while portal.is_none() || token.is_none() {
+    let (mut portal, mut operator, mut token) = (None, None, None);
+    while portal.is_none() || operator.is_none() || token.is_none() {
         let line = next_line(&mut lines).await;
         if let Some(url) = line.strip_prefix("Portal: ") {
             portal = Some(url.to_string());
+        } else if let Some(url) = line.strip_prefix("Operator view: ") {
+            operator = Some(url.to_string());
         } else if let Some(t) = line.strip_prefix("API token: ") {
             token = Some(t.to_string());
         }
     }
-    let (portal, token) = (portal.unwrap(), token.unwrap());
-    assert!(
-        portal.starts_with(&format!("{base}/portal/login?token=")),
-        "{portal}"
-    );
+    let (portal, operator, token) = (portal.unwrap(), operator.unwrap(), token.unwrap());
+    for link in [&portal, &operator] {
+        assert!(
+            link.starts_with(&format!("{base}/portal/login?token=")),
+            "{link}"
+        );
+    }
     // Keep draining stdout (the receiver prints a line per delivery).
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
@@ -87,9 +91,39 @@ async fn the_demo_prints_a_portal_link_and_delivers_spot_events() {
         "{delivered}"
     );
 
-    // The printed link opens the portal.
-    let r = http.get(&portal).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{portal}");
+    // The printed links open the portal: the demo Spot's, and the operator
+    // view, which lists the organisation's applications (the Spot's does not).
+    let mut apps_pages = Vec::new();
+    for link in [&portal, &operator] {
+        let r = http.get(link).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{link}");
+        let cookie = r.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let r = http
+            .get(format!("{base}/portal/apps"))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        apps_pages.push((r.status(), r.text().await.unwrap()));
+    }
+    assert_eq!(
+        apps_pages[0].0,
+        StatusCode::NOT_FOUND,
+        "{}",
+        apps_pages[0].1
+    );
+    assert_eq!(apps_pages[1].0, StatusCode::OK, "{}", apps_pages[1].1);
+    assert!(
+        apps_pages[1].1.contains(herald::demo::DEMO_APP_NAME),
+        "{}",
+        apps_pages[1].1
+    );
 
     // SIGTERM stops the demo cleanly.
     let pid = child.id().unwrap().to_string();
