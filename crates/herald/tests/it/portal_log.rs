@@ -177,3 +177,102 @@ async fn the_log_pages_keep_their_filters() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_message_page_tells_its_status_and_where_each_attempt_went() {
+    let app = TestApp::seeded().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/down", Reply::status(500).body("down for maintenance"));
+    let app_id = app.create_app("Spot").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/old")}))
+        .await;
+    app.create_endpoint(&app_id, json!({"url": receiver.url("/down")}))
+        .await;
+    let msg = app
+        .send(
+            &app_id,
+            json!({"eventType": "member.created", "payload": {"member": {"name": "Ada"}}}),
+        )
+        .await;
+    receiver.wait_for("/old", 1, WAIT).await;
+    receiver.wait_for("/down", 1, WAIT).await;
+    // The endpoint moves to a new URL after its first attempt.
+    let (status, body) = app
+        .call(
+            Some(&app.token),
+            reqwest::Method::PUT,
+            &format!("/api/v1/app/{app_id}/endpoint/{ep}"),
+            Some(json!({"url": receiver.url("/new")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let portal = PortalSession::for_app(&app, &app_id).await;
+    let path = format!("/portal/endpoints/{ep}/messages/{msg}");
+    let html = app
+        .eventually(WAIT, "the failing endpoint's attempt recorded", || {
+            let (portal, path) = (&portal, &path);
+            async move {
+                let (_, html) = portal.get(path).await;
+                html.contains("1 failing and retried").then_some(html)
+            }
+        })
+        .await;
+    // One line at the top: over both endpoints, it is failing.
+    let overall = crate::support::attr_after(&html, "<p id=\"overall-status\" class=\"overall\">");
+    assert!(
+        html.contains("class=\"badge badge-failing\">failing</span> Failing: of 2 endpoints, delivered to 1, 1 failing and retried."),
+        "{overall} in {html}"
+    );
+    // The attempt went to the old URL, and says so after the edit.
+    let old = receiver.url("/old");
+    assert!(
+        html.contains(&format!(
+            "<span class=\"muted\">to</span> <code>{old}</code>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("<span class=\"duration\">"), "{html}");
+    // The payload, pretty and folding; the time exact without the script.
+    assert!(html.contains("<details id=\"payload-box\" open>"), "{html}");
+    assert!(html.contains("&quot;name&quot;: &quot;Ada&quot;"), "{html}");
+    let time = crate::support::attr_after(&html, "<time class=\"when\" datetime=\"");
+    assert!(time.ends_with('Z') && time.contains('T'), "{time}");
+    let title = crate::support::attr_after(&html, "\" title=\"");
+    assert!(
+        title.ends_with(" UTC") && html.contains(&format!("title=\"{title}\">{title}</time>")),
+        "{title}"
+    );
+    // Copy buttons are hidden without the script; the ids are selectable.
+    assert!(
+        html.contains("<code id=\"msg-id\" class=\"copyable\">"),
+        "{html}"
+    );
+    assert!(html.contains("data-copy=\"msg-id\" hidden>"), "{html}");
+
+    // Resend: 303 to the message page, which says it is queued; the new
+    // attempt goes to the new URL and is marked as resent.
+    let csrf = portal.csrf().await;
+    let (location, status, html) = portal
+        .post_and_follow(&format!("{path}/resend"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(location, format!("{path}?notice=resent"));
+    assert!(html.contains("Message queued to be sent again."), "{html}");
+    receiver.wait_for("/new", 1, WAIT).await;
+    let new = receiver.url("/new");
+    let html = app
+        .eventually(WAIT, "the resent attempt on the page", || {
+            let (portal, path, new) = (&portal, &path, &new);
+            async move {
+                let (_, html) = portal.get(path).await;
+                html.contains(&format!("<code>{new}</code>"))
+                    .then_some(html)
+            }
+        })
+        .await;
+    assert!(html.contains("trigger-resent\">resent</span>"), "{html}");
+    assert!(!html.contains("trigger-test"), "{html}");
+    app.stop().await;
+}
