@@ -286,6 +286,13 @@ async fn test_read_the_log_and_delete_through_the_forms() {
     let (status, reloaded) = portal.get(&location).await;
     assert_eq!(status, StatusCode::OK);
     assert!(reloaded.contains("<span id=\"test-status\" class=\"status ok\">200</span>"));
+    // A made-up message id shows no outcome.
+    let (_, html) = portal
+        .get(&format!(
+            "/portal/endpoints/{ep_id}?tested=msg_2abcdefghijklmnopqrstuvwx"
+        ))
+        .await;
+    assert!(!html.contains("id=\"test-status\""), "{html}");
     let got = receiver.received_on("/hook");
     assert_eq!(got.len(), 1, "a reload sent nothing");
     assert_eq!(got[0].json()["test"], true);
