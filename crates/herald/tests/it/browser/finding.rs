@@ -39,6 +39,23 @@ async fn finding_things(b: Client) {
     })
     .await;
 
+    // On a desktop the log is a table: its header cells sit over its cells
+    // (the phone's cards are for narrow windows only).
+    let layout = b
+        .execute(
+            "var t = document.getElementById('delivery-log'); \
+             var th = t.querySelector('th'), td = t.querySelector('tbody td'); \
+             return [getComputedStyle(t).display, Math.round(th.getBoundingClientRect().left), \
+                     Math.round(td.getBoundingClientRect().left), Math.round(th.getBoundingClientRect().width), \
+                     Math.round(td.getBoundingClientRect().width)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(layout[0], "table", "{layout}");
+    assert_eq!(layout[1], layout[2], "columns line up: {layout}");
+    assert_eq!(layout[3], layout[4], "columns line up: {layout}");
+
     // Times read relative, the exact UTC time on hover.
     let when = wait_css(&b, "#delivery-log time.when").await;
     let text = when.text().await.unwrap();
