@@ -175,30 +175,25 @@ async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> Port
     }
     let total = failed + retrying + waiting + delivered;
     let endpoints = |n: usize| format!("{n} endpoint{}", if n == 1 { "" } else { "s" });
-    let mut parts = Vec::new();
-    if delivered > 0 && delivered < total {
-        parts.push(format!("delivered to {delivered}"));
+    // "delivered to 1 of 2 endpoints; 1 failing and being retried".
+    let mut parts = vec![format!("delivered to {delivered} of {}", endpoints(total))];
+    if retrying > 0 {
+        parts.push(format!("{retrying} failing and being retried"));
     }
     if failed > 0 {
         parts.push(format!("{failed} failed and will not be retried"));
     }
-    if retrying > 0 {
-        parts.push(format!("{retrying} failing and retried"));
-    }
-    if waiting > 0 && waiting < total {
+    if waiting > 0 {
         parts.push(format!("{waiting} not tried yet"));
     }
-    let detail = parts.join(", ");
+    let detail = parts.join("; ");
     let (class, words) = if total == 0 {
         (
             "pending",
             "Pending: not sent to any endpoint yet.".to_string(),
         )
     } else if failed + retrying > 0 {
-        (
-            "failing",
-            format!("Failing: of {}, {detail}.", endpoints(total)),
-        )
+        ("failing", format!("Failing: {detail}."))
     } else if delivered == total {
         (
             "success",
@@ -208,16 +203,8 @@ async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> Port
                 format!("Delivered to all {}.", endpoints(total))
             },
         )
-    } else if delivered == 0 {
-        (
-            "pending",
-            format!("Pending: not tried yet at {}.", endpoints(total)),
-        )
     } else {
-        (
-            "pending",
-            format!("Pending: of {}, {detail}.", endpoints(total)),
-        )
+        ("pending", format!("Pending: {detail}."))
     };
     Ok(json!({"class": class, "words": words}))
 }

@@ -215,14 +215,14 @@ async fn the_message_page_tells_its_status_and_where_each_attempt_went() {
             let (portal, path) = (&portal, &path);
             async move {
                 let (_, html) = portal.get(path).await;
-                html.contains("1 failing and retried").then_some(html)
+                html.contains("1 failing and being retried").then_some(html)
             }
         })
         .await;
     // One line at the top: over both endpoints, it is failing.
     let overall = crate::support::attr_after(&html, "<p id=\"overall-status\" class=\"overall\">");
     assert!(
-        html.contains("class=\"badge badge-failing\">failing</span> Failing: of 2 endpoints, delivered to 1, 1 failing and retried."),
+        html.contains("class=\"badge badge-failing\">failing</span> Failing: delivered to 1 of 2 endpoints; 1 failing and being retried."),
         "{overall} in {html}"
     );
     // The attempt went to the old URL, and says so after the edit.
