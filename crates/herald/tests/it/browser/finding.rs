@@ -192,7 +192,7 @@ async fn finding_things(b: Client) {
 }
 
 /// `2026-11-30 03:59:08 UTC`: the portal's one exact date style.
-fn looks_utc(text: &str) -> bool {
+pub(super) fn looks_utc(text: &str) -> bool {
     let b = text.as_bytes();
     b.len() == 23
         && text.ends_with(" UTC")
