@@ -24,6 +24,13 @@
           var fresh = doc.getElementById("test-result");
           if (fresh) {
             result.innerHTML = fresh.innerHTML;
+            // The answer is the whole endpoint page: the chart and the log
+            // now count the test too.
+            ["chart-panel", "log-panel"].forEach(function (id) {
+              var here = document.getElementById(id), there = doc.getElementById(id);
+              if (here && there) { here.innerHTML = there.innerHTML; }
+            });
+            if (window.heraldTimes) { window.heraldTimes(); }
           } else {
             result.innerHTML = '<p><span id="test-status" class="status bad">not sent</span></p><pre id="test-response"></pre>';
             document.getElementById("test-response").textContent = "The portal answered " + response.status + ". Reload the page and try again.";
@@ -148,4 +155,71 @@
       });
     });
   }
+  // Times: the server writes the exact UTC time (kept in the title, shown
+  // on hover); the text becomes relative ("3 min ago", "in 2 h").
+  function relative(then, now) {
+    var seconds = Math.round((then - now) / 1000), a = Math.abs(seconds), text;
+    if (isNaN(seconds)) { return null; }
+    if (a < 45) { return seconds <= 0 ? "just now" : "in a few seconds"; }
+    if (a < 90) { text = "1 min"; }
+    else if (a < 3600) { text = Math.round(a / 60) + " min"; }
+    else if (a < 86400) { text = Math.round(a / 3600) + " h"; }
+    else if (a < 30 * 86400) { var d = Math.round(a / 86400); text = d + (d === 1 ? " day" : " days"); }
+    else { return null; }
+    return seconds < 0 ? text + " ago" : "in " + text;
+  }
+  window.heraldTimes = function () {
+    var now = Date.now();
+    Array.prototype.forEach.call(document.querySelectorAll("time.when"), function (t) {
+      var text = relative(new Date(t.getAttribute("datetime")).getTime(), now);
+      if (text) { t.textContent = text; } else { t.textContent = t.title; }
+    });
+  };
+  window.heraldTimes();
+  window.setInterval(window.heraldTimes, 30000);
+
+  // Copy buttons: hidden without the script (the text is selectable, and a
+  // click on an id selects it whole); with it, one click copies.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { return legacyCopy(text); });
+    }
+    return legacyCopy(text);
+  }
+  function legacyCopy(text) {
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      document.body.removeChild(area);
+      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("button.copy[data-copy]"), function (button) {
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) { return; }
+    var label = button.textContent;
+    button.hidden = false;
+    button.setAttribute("aria-label", label + ": " + (button.dataset.copy === "payload" ? "payload" : source.textContent.trim().slice(0, 12) + "…"));
+    button.addEventListener("click", function () {
+      copyText(source.textContent.trim()).then(function () {
+        button.textContent = "Copied";
+      }, function () {
+        var range = document.createRange();
+        range.selectNodeContents(source);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        button.textContent = "Selected: press Ctrl+C";
+      }).finally(function () {
+        window.setTimeout(function () { button.textContent = label; }, 2000);
+      });
+    });
+  });
 })();

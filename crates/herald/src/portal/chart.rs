@@ -67,9 +67,15 @@ pub fn hourly(attempts: &[Attempt], now: DateTime<Utc>) -> Chart {
             ));
         }
         if i % 6 == 0 || i == HOURS - 1 {
+            // The first and last labels align with the chart's edges, so
+            // neither is cut off by the viewBox; the others centre on their bar.
+            let (anchor, at) = match i {
+                0 => ("start", x),
+                i if i == HOURS - 1 => ("end", x + bar),
+                _ => ("middle", x + bar / 2.0),
+            };
             svg.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{hour}</text>",
-                x + bar / 2.0,
+                "<text x=\"{at:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{hour}</text>",
                 HEIGHT - 6.0
             ));
         }
@@ -116,5 +122,31 @@ mod tests {
         assert_eq!((chart.successes, chart.failures), (1, 1));
         assert!(chart.svg.contains("1 succeeded, 1 failed"));
         assert_eq!(chart.svg.matches("<rect").count(), 2);
+    }
+
+    #[test]
+    fn the_end_labels_stay_inside_the_chart() {
+        let chart = hourly(&[], Utc::now());
+        let labels: Vec<&str> = chart.svg.split("<text ").skip(1).collect();
+        assert_eq!(labels.len(), 5, "{}", chart.svg);
+        assert!(labels[0].contains("text-anchor=\"start\""), "{}", labels[0]);
+        assert!(labels[4].contains("text-anchor=\"end\""), "{}", labels[4]);
+        for label in &labels[1..4] {
+            assert!(label.contains("text-anchor=\"middle\""), "{label}");
+        }
+        let x = |label: &str| -> f64 {
+            label
+                .split("x=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        // A label of five characters at 14 px is about 40 px wide.
+        assert!(x(labels[0]) >= 0.0 && x(labels[0]) + 40.0 <= WIDTH);
+        assert!(x(labels[4]) <= WIDTH && x(labels[4]) - 40.0 >= 0.0);
     }
 }

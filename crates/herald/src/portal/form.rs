@@ -18,7 +18,7 @@ use herald_core::signing::EndpointSecret;
 use herald_store::{Endpoint, EventType, Transformation};
 use serde_json::{json, Value};
 
-use super::request::{app_of, base, catalog_types, check_csrf, endpoint_of, with, FormData};
+use super::request::{app_of, base, catalog_types, endpoint_of, posted, with, FormData};
 use super::session::Session;
 use super::transform::{format_codes, format_name, parse_filters, rule_line, CUSTOM};
 use super::{page, PortalResult};
@@ -336,9 +336,7 @@ pub async fn create(
     session: Session,
     body: axum::body::Bytes,
 ) -> PortalResult<Response> {
-    let form = FormData::parse(&body);
-    check_csrf(&session, &form)?;
-    let app = app_of(&state, &session).await?;
+    let (form, app) = posted(&state, &session, &body).await?;
     let values = Values::from_form(&form);
     let c = match check(&state, &app.org_id, &values, &BTreeMap::new()).await {
         Ok(c) => c,
@@ -380,9 +378,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> PortalResult<Response> {
-    let form = FormData::parse(&body);
-    check_csrf(&session, &form)?;
-    let app = app_of(&state, &session).await?;
+    let (form, app) = posted(&state, &session, &body).await?;
     let mut ep = endpoint_of(&state, &app, &id).await?;
     let values = Values::from_form(&form);
     let c = match check(&state, &app.org_id, &values, &ep.headers).await {

@@ -8,13 +8,14 @@ use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::signing::{
     EndpointSecret, KeyKind, ASYMMETRIC_SIGNATURE_VERSION, SIGNATURE_VERSION,
 };
-use herald_store::{ListFilter, MessageStatus, Page};
+use herald_store::{Application, ListFilter, MessageStatus, Page, TriggerType};
 use serde_json::{json, Value};
 
-use super::pages::{masked_headers, see_other, time, Notice};
-use super::request::{app_of, base, check_csrf, endpoint_of, with, FormData};
+use super::endpoint::masked_headers;
+use super::pages::{see_other, Notice};
+use super::request::{app_of, base, endpoint_of, message_of, posted, with};
 use super::session::Session;
-use super::{page, PortalError, PortalResult};
+use super::{page, PortalResult};
 use crate::service::endpoints;
 use crate::service::Herald;
 
@@ -27,12 +28,7 @@ pub async fn message(
 ) -> PortalResult<Response> {
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .filter(|m| m.id == msg_id)
-        .ok_or(PortalError::NotFound)?;
+    let msg = message_of(&state, &app, &msg_id).await?;
     let filter = ListFilter {
         endpoint_id: Some(ep.id.clone()),
         ..ListFilter::default()
@@ -86,21 +82,31 @@ pub async fn message(
         json!({"name": "webhook-signature", "value": format!("{version},… (computed for each attempt)")}),
     ];
     headers.extend(masked_headers(&ep.headers));
+    // A Test's message carries `"test": true` (the Test button adds it); the
+    // store's trigger type says only that a person asked for the attempt,
+    // so the flag tells a Test from a Resend.
+    let is_test = payload.get("test") == Some(&Value::Bool(true));
     let attempts: Vec<Value> = attempts
         .iter()
         .map(|a| {
+            let manual = a.trigger_type == TriggerType::Manual;
             json!({
-                "time": time(a.created_at),
-                "iso": a.created_at.to_rfc3339(),
+                "time": a.created_at.to_rfc3339(),
+                "url": a.url,
                 "code": a.response_status_code,
                 "ok": a.status == MessageStatus::Success,
                 "duration": a.response_duration_ms,
                 "response": a.response,
                 "skipped": a.skipped.map(|s| s.as_str()),
-                "manual": a.trigger_type == herald_store::TriggerType::Manual,
+                "trigger": match (manual, is_test) {
+                    (false, _) => None,
+                    (true, true) => Some("test"),
+                    (true, false) => Some("resent"),
+                },
             })
         })
         .collect();
+    let overall = overall_status(&state, &app, &msg.id).await?;
     page(
         "message.html",
         with(
@@ -111,11 +117,12 @@ pub async fn message(
                     "id": msg.id,
                     "event_type": msg.event_type,
                     "event_id": msg.event_id,
-                    "time": time(msg.created_at),
+                    "time": msg.created_at.to_rfc3339(),
                     "payload": pretty,
                 },
                 "headers": headers,
                 "attempts": attempts,
+                "overall": overall,
                 "notice": q.text(),
             }),
         ),
@@ -128,18 +135,76 @@ pub async fn resend(
     Path((id, msg_id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> PortalResult<Response> {
-    check_csrf(&session, &FormData::parse(&body))?;
-    let app = app_of(&state, &session).await?;
+    let (_, app) = posted(&state, &session, &body).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    let msg = state
-        .store
-        .get_message(&app.id, &msg_id)
-        .await?
-        .filter(|m| m.id == msg_id)
-        .ok_or(PortalError::NotFound)?;
+    let msg = message_of(&state, &app, &msg_id).await?;
     endpoints::resend(&state, &app, &msg, &ep).await?;
     Ok(see_other(&format!(
         "/portal/endpoints/{}/messages/{}?notice=resent",
         ep.id, msg.id
     )))
+}
+
+/// The message's status over every endpoint it went to, in one line:
+/// `(class, words)`, the class one of `success`, `failing`, `pending`.
+async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> PortalResult<Value> {
+    let mut page = Page {
+        limit: 250,
+        iterator: None,
+        descending: false,
+    };
+    // Failed for good, failed and retried, not tried yet, delivered.
+    let (mut failed, mut retrying, mut waiting, mut delivered) = (0usize, 0usize, 0usize, 0usize);
+    loop {
+        let batch = state
+            .store
+            .list_attempted_destinations(&app.id, msg_id, &page)
+            .await?;
+        page.iterator = batch.items.last().map(|(e, _)| e.id.clone());
+        for (_, d) in &batch.items {
+            match d.status {
+                MessageStatus::Success => delivered += 1,
+                MessageStatus::Fail => failed += 1,
+                MessageStatus::Pending | MessageStatus::Sending if d.attempts > 0 => retrying += 1,
+                MessageStatus::Pending | MessageStatus::Sending => waiting += 1,
+            }
+        }
+        if batch.done || page.iterator.is_none() {
+            break;
+        }
+    }
+    let total = failed + retrying + waiting + delivered;
+    let endpoints = |n: usize| format!("{n} endpoint{}", if n == 1 { "" } else { "s" });
+    // "delivered to 1 of 2 endpoints; 1 failing and being retried".
+    let mut parts = vec![format!("delivered to {delivered} of {}", endpoints(total))];
+    if retrying > 0 {
+        parts.push(format!("{retrying} failing and being retried"));
+    }
+    if failed > 0 {
+        parts.push(format!("{failed} failed and will not be retried"));
+    }
+    if waiting > 0 {
+        parts.push(format!("{waiting} not tried yet"));
+    }
+    let detail = parts.join("; ");
+    let (class, words) = if total == 0 {
+        (
+            "pending",
+            "Pending: not sent to any endpoint yet.".to_string(),
+        )
+    } else if failed + retrying > 0 {
+        ("failing", format!("Failing: {detail}."))
+    } else if delivered == total {
+        (
+            "success",
+            if total == 1 {
+                "Delivered to its one endpoint.".to_string()
+            } else {
+                format!("Delivered to all {}.", endpoints(total))
+            },
+        )
+    } else {
+        ("pending", format!("Pending: {detail}."))
+    };
+    Ok(json!({"class": class, "words": words}))
 }

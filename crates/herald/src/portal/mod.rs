@@ -9,12 +9,15 @@
 //! and everything is looked up inside the session's application, so one
 //! application's session gets 404 for another's endpoints and messages.
 
+mod actions;
 mod chart;
+mod endpoint;
 mod form;
 mod message;
 mod pages;
 mod request;
 pub mod session;
+mod test_button;
 mod transform;
 
 use std::sync::OnceLock;
@@ -37,6 +40,7 @@ pub fn router(state: Herald) -> Router {
         .route("/portal/", get(pages::home))
         .route("/portal/login", get(pages::login))
         .route(session::LOGOUT_PATH, post(pages::logout))
+        .route(pages::LOGGED_OUT_PATH, get(pages::logged_out))
         .route("/portal/apps", get(pages::apps))
         .route("/portal/apps/{app_id}", get(pages::switch_app))
         .route("/portal/catalog", get(pages::catalog))
@@ -48,17 +52,20 @@ pub fn router(state: Herald) -> Router {
         )
         .route(
             "/portal/endpoints/{id}",
-            get(pages::endpoint).post(form::update),
+            get(endpoint::endpoint).post(form::update),
         )
         .route("/portal/endpoints/{id}/edit", get(form::edit))
         .route(
             "/portal/endpoints/{id}/delete",
-            get(pages::confirm_delete).post(pages::delete),
+            get(actions::confirm_delete).post(actions::delete),
         )
-        .route("/portal/endpoints/{id}/test", post(pages::test))
-        .route("/portal/endpoints/{id}/toggle", post(pages::toggle))
-        .route("/portal/endpoints/{id}/rotate-secret", post(pages::rotate))
-        .route("/portal/endpoints/{id}/recover", post(pages::recover))
+        .route("/portal/endpoints/{id}/test", post(test_button::test))
+        .route("/portal/endpoints/{id}/toggle", post(actions::toggle))
+        .route(
+            "/portal/endpoints/{id}/rotate-secret",
+            post(actions::rotate),
+        )
+        .route("/portal/endpoints/{id}/recover", post(actions::recover))
         .route(
             "/portal/endpoints/{id}/messages/{msg_id}",
             get(message::message),
@@ -231,6 +238,22 @@ fn env() -> &'static Environment<'static> {
         );
         env.add_filter("pretty", |v: minijinja::Value| {
             serde_json::to_string_pretty(&v).unwrap_or_default()
+        });
+        // One date style everywhere: a `<time>` whose text is the exact UTC
+        // time (what shows without JavaScript), kept in its `title` when the
+        // script turns the text into a relative one ("3 min ago").
+        env.add_filter("when", |iso: String| -> minijinja::Value {
+            match chrono::DateTime::parse_from_rfc3339(&iso) {
+                Ok(t) => {
+                    let t = t.with_timezone(&chrono::Utc);
+                    let exact = pages::time(t);
+                    minijinja::Value::from_safe_string(format!(
+                        "<time class=\"when\" datetime=\"{}\" title=\"{exact}\">{exact}</time>",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    ))
+                }
+                Err(_) => minijinja::Value::from(iso),
+            }
         });
         // HTML escaping of the five characters that matter in text and quoted
         // attributes; minijinja's default also escapes `/`, which makes URLs

@@ -2,7 +2,7 @@
 //! session's application and its endpoints (anything else is 404), the fields
 //! the layout shows, a submitted form, and its CSRF check.
 
-use herald_store::{Application, Endpoint, EventType};
+use herald_store::{Application, Endpoint, EventType, Message};
 use serde_json::{json, Map, Value};
 
 use super::session::Session;
@@ -55,6 +55,17 @@ pub async fn endpoint_of(state: &Herald, app: &Application, id: &str) -> PortalR
         .ok_or(PortalError::NotFound)
 }
 
+/// A message of that application, by id (not by eventId: a page's address
+/// names one message); anything else is 404.
+pub async fn message_of(state: &Herald, app: &Application, id: &str) -> PortalResult<Message> {
+    state
+        .store
+        .get_message(&app.id, id)
+        .await?
+        .filter(|m| m.id == id)
+        .ok_or(PortalError::NotFound)
+}
+
 /// The organisation's event types that can be subscribed to.
 pub async fn catalog_types(state: &Herald, org: &str) -> PortalResult<Vec<EventType>> {
     let mut types = all_event_types(state.store.as_ref(), org)
@@ -90,6 +101,19 @@ impl FormData {
             .map(|(_, v)| v.clone())
             .collect()
     }
+}
+
+/// The prologue of every form POST: the form, its CSRF check, and the
+/// session's application.
+pub async fn posted(
+    state: &Herald,
+    session: &Session,
+    body: &[u8],
+) -> PortalResult<(FormData, Application)> {
+    let form = FormData::parse(body);
+    check_csrf(session, &form)?;
+    let app = app_of(state, session).await?;
+    Ok((form, app))
 }
 
 pub fn check_csrf(session: &Session, form: &FormData) -> PortalResult<()> {

@@ -13,7 +13,7 @@ use herald_transform::Outcome;
 use serde_json::{json, Value};
 
 use super::form::{error_message, Values};
-use super::request::{app_of, catalog_types, check_csrf, FormData};
+use super::request::{catalog_types, posted};
 use super::session::Session;
 use super::PortalResult;
 use crate::catalog::formats::{self, Format};
@@ -126,9 +126,7 @@ pub async fn preview_delivery(
     session: Session,
     body: axum::body::Bytes,
 ) -> PortalResult<Response> {
-    let form = FormData::parse(&body);
-    check_csrf(&session, &form)?;
-    let app = app_of(&state, &session).await?;
+    let (form, app) = posted(&state, &session, &body).await?;
     let v = Values::from_form(&form);
     let answer = |value: Value| Ok(axum::Json(value).into_response());
     let event_type = form.get("preview_event_type").unwrap_or_default();

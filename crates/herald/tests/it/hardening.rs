@@ -691,48 +691,18 @@ async fn the_test_button_is_not_an_amplifier() {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::OK, "{link}");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = browser
-        .get(link["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let page = browser
-        .get(app.url(&format!("/portal/endpoints/{ep}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf\" value=\"";
-    let csrf = page[page.find(marker).expect("a CSRF field") + marker.len()..]
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = browser
-        .post(app.url(&format!("/portal/endpoints/{ep}/test")))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&event_type=member.created"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Without JavaScript the POST answers 303 (redirect after POST) and the
+    // page it leads to tells the outcome, carried in a flash cookie.
+    let portal =
+        crate::support::PortalSession::open(&app.base_url, link["url"].as_str().unwrap()).await;
+    let csrf = portal.csrf().await;
+    let (location, status, html) = portal
+        .post_and_follow(
+            &format!("/portal/endpoints/{ep}/test"),
+            &[("csrf", &csrf), ("event_type", "member.created")],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{location}: {html}");
     let result = html
         .split("<pre id=\"test-response\">")
         .nth(1)

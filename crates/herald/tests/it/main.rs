@@ -24,6 +24,7 @@ mod operational;
 mod portal;
 mod portal_auth;
 mod portal_forms;
+mod portal_log;
 mod portal_polish;
 mod rate_limits;
 mod retention;

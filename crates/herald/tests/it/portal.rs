@@ -265,24 +265,54 @@ async fn test_read_the_log_and_delete_through_the_forms() {
     receiver.set_default("/hook", Reply::status(200).body("thanks from the receiver"));
     let (_, ep_id) = add_endpoint(&portal, &csrf, &receiver.url("/hook")).await;
 
-    // Test: the receiver's status and body come back on the page.
-    let r = portal
-        .post(
+    // Test: the receiver's status and body come back on the page the POST
+    // redirects to (303: a reload of that page sends nothing again).
+    let (location, status, html) = portal
+        .post_and_follow(
             &format!("/portal/endpoints/{ep_id}/test"),
             &[("csrf", &csrf), ("event_type", "member.created")],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let html = r.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        location.starts_with(&format!("/portal/endpoints/{ep_id}?tested=msg_")),
+        "{location}"
+    );
     assert!(
         html.contains("<span id=\"test-status\" class=\"status ok\">200</span>"),
         "{html}"
     );
     assert!(html.contains("thanks from the receiver"));
+    let (status, reloaded) = portal.get(&location).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(reloaded.contains("<span id=\"test-status\" class=\"status ok\">200</span>"));
+    // A made-up message id shows no outcome.
+    let (_, html) = portal
+        .get(&format!(
+            "/portal/endpoints/{ep_id}?tested=msg_2abcdefghijklmnopqrstuvwx"
+        ))
+        .await;
+    assert!(!html.contains("id=\"test-status\""), "{html}");
     let got = receiver.received_on("/hook");
-    assert_eq!(got.len(), 1);
+    assert_eq!(got.len(), 1, "a reload sent nothing");
     assert_eq!(got[0].json()["test"], true);
     assert_eq!(got[0].header("x-team"), "blue");
+
+    // A Test that sends nothing says why, through a flash the page removes.
+    let (location, status, html) = portal
+        .post_and_follow(
+            &format!("/portal/endpoints/{ep_id}/test"),
+            &[("csrf", &csrf), ("event_type", "no.such.type")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(location.contains("tested=none"), "{location}");
+    assert!(
+        html.contains("<span id=\"test-status\" class=\"status bad\">not sent</span>")
+            && html.contains("event type not found"),
+        "{html}"
+    );
+    assert_eq!(receiver.received_on("/hook").len(), 1);
 
     // The delivery log lists it, and its detail shows the payload as sent.
     let (_, html) = portal.get(&format!("/portal/endpoints/{ep_id}")).await;

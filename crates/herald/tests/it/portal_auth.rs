@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::SET_COOKIE;
+use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -183,11 +183,16 @@ async fn logging_out_ends_the_session_on_the_server() {
         StatusCode::FORBIDDEN
     );
     let r = portal.post("/portal/logout", &[("csrf", &csrf)]).await;
-    assert_eq!(r.status(), StatusCode::OK);
+    // Redirect after POST: a reload of the page it lands on posts nothing.
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/portal/logged-out");
     assert!(r.headers()[SET_COOKIE]
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
+    let (status, html) = portal.get("/portal/logged-out").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("You have logged out"), "{html}");
     // The old cookie, replayed, is no session any more.
     assert_eq!(portal.get("/portal/").await.0, StatusCode::UNAUTHORIZED);
 

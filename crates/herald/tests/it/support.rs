@@ -962,6 +962,38 @@ impl PortalSession {
             .await
             .unwrap()
     }
+
+    /// Posts a form as a browser without JavaScript does: the answer must be
+    /// 303 See Other (redirect after POST), which is followed with the
+    /// cookies it set (a flash) besides the session's. Returns where it
+    /// landed and that page.
+    pub async fn post_and_follow(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (String, StatusCode, String) {
+        let r = self.post(path, form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path} answers 303");
+        let location = r.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let mut cookie = self.cookie.clone();
+        for set in r.headers().get_all(reqwest::header::SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            cookie.push_str("; ");
+            cookie.push_str(pair);
+        }
+        let page = self
+            .http
+            .get(format!("{}{}", self.base, location))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = page.status();
+        (location, status, page.text().await.unwrap())
+    }
 }
 
 /// The value of the first `csrf` field in a page.

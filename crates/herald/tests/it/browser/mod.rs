@@ -19,6 +19,10 @@ use serde_json::json;
 
 use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 
+mod finding;
+mod no_script;
+mod phone;
+
 /// How long a page may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -550,7 +554,17 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let browser = Browser::start().await;
+    with_browser_scripted(name, true, story).await;
+}
+
+/// Like [`with_browser`]; with `scripts` false, the browser runs no
+/// JavaScript (the portal must work without it).
+async fn with_browser_scripted<F, Fut>(name: &str, scripts: bool, story: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let browser = Browser::start(scripts).await;
     let outcome = tokio::spawn(story(browser.client.clone())).await;
     if outcome.is_err() {
         shot(&browser.client, &format!("failure-{name}")).await;
@@ -563,7 +577,7 @@ where
 }
 
 impl Browser {
-    async fn start() -> Browser {
+    async fn start(scripts: bool) -> Browser {
         let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]).expect(
             "Chromium is needed for the portal tests: apt-get install chromium chromium-driver",
         );
@@ -589,7 +603,15 @@ impl Browser {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({"binary": chromium, "args": browser_args}),
+            if scripts {
+                json!({"binary": chromium, "args": browser_args})
+            } else {
+                json!({
+                    "binary": chromium,
+                    "args": browser_args,
+                    "prefs": {"profile.managed_default_content_settings.javascript": 2},
+                })
+            },
         );
         let deadline = Instant::now() + WAIT;
         let client = loop {

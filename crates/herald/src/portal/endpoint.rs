@@ -1,0 +1,499 @@
+//! `/portal/endpoints/{id}`: one endpoint's page — its state in words, the
+//! Test button's outcome, the day's chart, the settings and signing secret,
+//! and the delivery log with its filters and search.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use chrono::{DateTime, Duration, Utc};
+use herald_core::signing::EndpointSecret;
+use herald_store::{
+    Application, Attempt, Delivery, DisabledBy, Endpoint, EndpointState, EventType, ListFilter,
+    Message, MessageStatus, Page, Store,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::chart;
+use super::pages::{time, Notice};
+use super::request::{app_of, base, catalog_types, endpoint_of, with};
+use super::session::Session;
+use super::test_button::{self, TestResult};
+use super::{page, PortalResult};
+use crate::service::endpoints::SENSITIVE_HEADERS;
+use crate::service::Herald;
+
+const LOG_PAGE: u32 = 20;
+/// Attempts read for the chart at most (a day of a busy endpoint is summarised
+/// from its newest attempts).
+const CHART_MAX_ATTEMPTS: usize = 10_000;
+const MASK: &str = "••••••••";
+/// An endpoint's state in the portal's words (its badge's class too).
+pub(super) fn state_word(ep: &Endpoint) -> &'static str {
+    match ep.state() {
+        EndpointState::Active => "active",
+        EndpointState::Failing => "failing",
+        EndpointState::Paused => "paused",
+        EndpointState::Disabled => "disabled",
+        EndpointState::AutoDisabled => "disabled",
+    }
+}
+
+/// Why an endpoint is in its state, in a sentence (none when all is well).
+fn state_detail(ep: &Endpoint) -> Option<String> {
+    let h = &ep.health;
+    match ep.state() {
+        EndpointState::Active => None,
+        EndpointState::Failing => Some(format!(
+            "Failing since {}: {} attempt{} in a row failed{}. Herald keeps retrying.",
+            time(h.failing_since?),
+            h.consecutive_failures,
+            if h.consecutive_failures == 1 { "" } else { "s" },
+            h.last_error
+                .as_deref()
+                .map(|e| format!(", the last with “{e}”"))
+                .unwrap_or_default()
+        )),
+        EndpointState::Paused => Some(format!(
+            "Paused until {} after {} failed attempts in a row{}. Herald tries again then; nothing is lost.",
+            time(h.paused_until?),
+            h.consecutive_failures,
+            h.last_error
+                .as_deref()
+                .map(|e| format!(", the last with “{e}”"))
+                .unwrap_or_default()
+        )),
+        EndpointState::Disabled => Some(match h.disabled_at {
+            Some(at) => format!("Disabled by a person on {}. Nothing is sent until it is enabled; what was pending then waits.", time(at)),
+            None => "Disabled. Nothing is sent until it is enabled.".into(),
+        }),
+        EndpointState::AutoDisabled => Some(format!(
+            "Disabled by Herald{}{}. What was pending waits and is sent once you enable it again.",
+            h.disabled_at.map(|at| format!(" on {}", time(at))).unwrap_or_default(),
+            match h.disabled_by {
+                Some(DisabledBy::Gone) => " because the receiver answered 410 Gone",
+                _ => " because every attempt failed for too long",
+            }
+        )),
+    }
+}
+
+/// `/portal/endpoints/{id}`: the endpoint page.
+/// After a Test, `?tested=` names its message (or `none`, with the reason in
+/// a flash cookie, which this page then removes).
+pub async fn endpoint(
+    State(state): State<Herald>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+    Query(log_q): Query<LogQuery>,
+    headers: HeaderMap,
+) -> PortalResult<Response> {
+    let app = app_of(&state, &session).await?;
+    let ep = endpoint_of(&state, &app, &id).await?;
+    let test = match q.tested.as_deref() {
+        Some(tested) => {
+            test_button::outcome(&state, &app, &ep, tested, q.test_type.as_deref(), &headers)
+                .await?
+        }
+        None => None,
+    };
+    let flashed = q.tested.as_deref() == Some("none");
+    let mut response = endpoint_page(&state, &session, &app, &ep, &q, &log_q, test).await?;
+    if flashed {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, test_button::clear_flash());
+    }
+    Ok(response)
+}
+
+async fn endpoint_page(
+    state: &Herald,
+    session: &Session,
+    app: &Application,
+    ep: &Endpoint,
+    q: &Notice,
+    log_q: &LogQuery,
+    test: Option<TestResult>,
+) -> PortalResult<Response> {
+    let store = state.store.as_ref();
+    let now = Utc::now();
+
+    // The Test menu: types with an example, the endpoint's own first.
+    let types = catalog_types(state, &session.org).await?;
+    let own = ep.event_types.clone().unwrap_or_default();
+    let mut testable: Vec<&EventType> = types.iter().filter(|t| t.example(0).is_some()).collect();
+    testable.sort_by_key(|t| (!own.contains(&t.name), t.name.clone()));
+    let selected = test
+        .as_ref()
+        .map(|t| t.event_type.clone())
+        .or_else(|| testable.first().map(|t| t.name.clone()));
+    let test_types: Vec<Value> = testable
+        .iter()
+        .map(|t| json!({"name": t.name, "own": own.contains(&t.name), "selected": selected.as_deref() == Some(t.name.as_str())}))
+        .collect();
+
+    // The chart and the day's numbers, from the attempts themselves.
+    let since = now - Duration::hours(24);
+    let attempts = attempts_since(store, &app.id, &ep.id, since).await?;
+    let chart = chart::hourly(&attempts, now);
+
+    let secret = store
+        .secrets(&ep.id, now)
+        .await?
+        .into_iter()
+        .find(|k| k.expires_at.is_none())
+        .map(|k| k.key);
+    // A `whsk_` key's receivers verify with its public half.
+    let public_key = secret
+        .as_deref()
+        .and_then(|k| EndpointSecret::parse(k).ok())
+        .and_then(|k| k.public_key());
+
+    // The delivery log, newest first, one page at a time, filtered as asked.
+    let log = delivery_log(store, app, ep, log_q, q.before.as_deref(), now).await?;
+    let mut log_types: Vec<String> = if own.is_empty() {
+        types.iter().map(|t| t.name.clone()).collect()
+    } else {
+        own.clone()
+    };
+    if let Some(chosen) = log_q.event_type() {
+        if !log_types.iter().any(|t| t == chosen) {
+            log_types.push(chosen.to_string());
+        }
+    }
+    log_types.sort();
+
+    let title = ep.url.clone();
+    page(
+        "endpoint.html",
+        with(
+            base(session, Some(app), &title, "webhooks"),
+            json!({
+                "ep": {
+                    "id": ep.id,
+                    "url": ep.url,
+                    "description": ep.description,
+                    "disabled": ep.disabled,
+                    "state": state_word(ep),
+                    "state_detail": state_detail(ep),
+                    "events": own,
+                    "channels": ep.channels.clone().unwrap_or_default(),
+                    "date_format": ep.date_format,
+                    "transformation": ep.transformation.active_code().map(|code| super::transform::format_of(&types, code)),
+                    "filters": ep.filters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "headers": masked_headers(&ep.headers),
+                    "created": ep.created_at.to_rfc3339(),
+                },
+                "secret": secret,
+                "public_key": public_key,
+                "test_types": test_types,
+                "test": test,
+                "chart": {
+                    "svg": chart.svg,
+                    "successes": chart.successes,
+                    "failures": chart.failures,
+                },
+                "log": log.rows,
+                "older": log.older,
+                "paged": q.before.is_some(),
+                "newest": log_q.href(&ep.id, None),
+                "log_filter": {
+                    "status": log_q.status.as_deref().unwrap_or_default(),
+                    "event_type": log_q.event_type().unwrap_or_default(),
+                    "q": log_q.search().unwrap_or_default(),
+                    "error": log.error,
+                    "on": log_q.is_filtered(),
+                },
+                "log_types": log_types,
+                "recover_default": (now - Duration::hours(24)).format("%Y-%m-%dT%H:%M").to_string(),
+                "notice": q.text(),
+            }),
+        ),
+    )
+}
+
+/// The delivery log's filters and search (`?status=&event_type=&q=`), as a
+/// form without JavaScript sends them.
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    /// `delivered`, `failed` or `pending`; empty is any.
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    event_type: Option<String>,
+    /// A message id or the platform's eventId.
+    #[serde(default)]
+    q: Option<String>,
+}
+
+impl LogQuery {
+    fn event_type(&self) -> Option<&str> {
+        self.event_type
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn search(&self) -> Option<&str> {
+        self.q.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// The delivery status asked for; an unknown word is an error to show.
+    fn status(&self) -> Result<Option<MessageStatus>, String> {
+        match self.status.as_deref().map(str::trim).unwrap_or_default() {
+            "" => Ok(None),
+            "delivered" => Ok(Some(MessageStatus::Success)),
+            "failed" => Ok(Some(MessageStatus::Fail)),
+            "pending" => Ok(Some(MessageStatus::Pending)),
+            other => Err(format!(
+                "“{other}” is not a status to filter by: choose delivered, failed or pending."
+            )),
+        }
+    }
+
+    fn is_filtered(&self) -> bool {
+        matches!(self.status(), Ok(Some(_)))
+            || self.event_type().is_some()
+            || self.search().is_some()
+    }
+
+    /// The log with these filters, from its newest or after `before`.
+    fn href(&self, endpoint_id: &str, before: Option<&str>) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Ok(Some(_)) = self.status() {
+            query.append_pair("status", self.status.as_deref().unwrap_or_default().trim());
+        }
+        if let Some(t) = self.event_type() {
+            query.append_pair("event_type", t);
+        }
+        if let Some(before) = before {
+            query.append_pair("before", before);
+        }
+        let query = query.finish();
+        let sep = if query.is_empty() { "" } else { "?" };
+        format!("/portal/endpoints/{endpoint_id}{sep}{query}#delivery-log")
+    }
+}
+
+/// One page of the delivery log as the page shows it.
+struct Log {
+    rows: Vec<Value>,
+    /// The link to the next (older) page, with the same filters.
+    older: Option<String>,
+    /// Why a filter was not applied.
+    error: Option<String>,
+}
+
+async fn delivery_log(
+    store: &dyn Store,
+    app: &Application,
+    ep: &Endpoint,
+    q: &LogQuery,
+    before: Option<&str>,
+    now: DateTime<Utc>,
+) -> PortalResult<Log> {
+    let (status, error) = match q.status() {
+        Ok(status) => (status, None),
+        Err(e) => (None, Some(e)),
+    };
+    let filter = ListFilter {
+        status,
+        event_types: q
+            .event_type()
+            .map(|t| vec![t.to_string()])
+            .unwrap_or_default(),
+        ..ListFilter::default()
+    };
+    if let Some(text) = q.search() {
+        // One message, by id or eventId, if this endpoint has a delivery of it
+        // that the other filters keep.
+        let found = match store.get_message(&app.id, text).await? {
+            Some(msg) => delivery_of(store, app, ep, &msg, &filter).await?,
+            None => None,
+        };
+        let items: Vec<_> = found.into_iter().collect();
+        let rows = log_rows(store, app, ep, &items, now).await?;
+        return Ok(Log {
+            rows,
+            older: None,
+            error,
+        });
+    }
+    let log_page = Page {
+        limit: LOG_PAGE,
+        iterator: before.map(str::to_string),
+        descending: true,
+    };
+    let log = store
+        .list_attempted_messages(&app.id, &ep.id, &filter, &log_page)
+        .await?;
+    let older = (!log.done)
+        .then(|| log.items.last().map(|(m, _)| q.href(&ep.id, Some(&m.id))))
+        .flatten();
+    let rows = log_rows(store, app, ep, &log.items, now).await?;
+    Ok(Log { rows, older, error })
+}
+
+/// A message's delivery to this endpoint, if the filter keeps it. The store
+/// lists deliveries by time, not by message id: the list is narrowed to the
+/// message's own millisecond and event type, and the message picked from it.
+async fn delivery_of(
+    store: &dyn Store,
+    app: &Application,
+    ep: &Endpoint,
+    msg: &Message,
+    filter: &ListFilter,
+) -> PortalResult<Option<(Message, Delivery)>> {
+    if !filter.event_types.is_empty() && !filter.event_types.contains(&msg.event_type) {
+        return Ok(None);
+    }
+    let narrow = ListFilter {
+        status: filter.status,
+        event_types: vec![msg.event_type.clone()],
+        after: Some(msg.created_at - Duration::milliseconds(1)),
+        before: Some(msg.created_at + Duration::milliseconds(1)),
+        ..ListFilter::default()
+    };
+    let mut page = Page {
+        limit: 100,
+        iterator: None,
+        descending: true,
+    };
+    loop {
+        let batch = store
+            .list_attempted_messages(&app.id, &ep.id, &narrow, &page)
+            .await?;
+        page.iterator = batch.items.last().map(|(m, _)| m.id.clone());
+        if let Some(found) = batch.items.into_iter().find(|(m, _)| m.id == msg.id) {
+            return Ok(Some(found));
+        }
+        if batch.done || page.iterator.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
+/// The log's rows: each message's delivery in words, with its last attempt.
+async fn log_rows(
+    store: &dyn Store,
+    app: &Application,
+    ep: &Endpoint,
+    items: &[(Message, Delivery)],
+    now: DateTime<Utc>,
+) -> PortalResult<Vec<Value>> {
+    let mut rows = Vec::new();
+    for (msg, delivery) in items {
+        let last = last_attempt_of(store, &app.id, &msg.id, &ep.id).await?;
+        // Not tried yet and due later: a message sent with `deliverAt`.
+        let scheduled = delivery.next_attempt_at.filter(|due| {
+            last.is_none() && delivery.status == MessageStatus::Pending && *due > now
+        });
+        // Tried, not finished: when it is tried next, or that it waits for
+        // the endpoint to be enabled again.
+        let unfinished = matches!(
+            delivery.status,
+            MessageStatus::Pending | MessageStatus::Sending
+        ) && last.is_some();
+        let retry = delivery
+            .next_attempt_at
+            .filter(|_| unfinished && scheduled.is_none());
+        let waiting = unfinished && delivery.next_attempt_at.is_none() && ep.disabled;
+        rows.push(json!({
+            "retry": retry.is_some(),
+            "retry_iso": retry.map(|t| t.to_rfc3339()),
+            "waiting": waiting,
+            "error": last
+                .as_ref()
+                .filter(|a| a.response_status_code == 0 && a.skipped.is_none() && a.status != MessageStatus::Success)
+                .map(|a| a.response.chars().take(80).collect::<String>()),
+            "scheduled": scheduled.is_some(),
+            "scheduled_iso": scheduled.map(|t| t.to_rfc3339()),
+            "id": msg.id,
+            "event_id": msg.event_id,
+            "event_type": msg.event_type,
+            "iso": msg.created_at.to_rfc3339(),
+            // Not sent by the endpoint's own choice: say which.
+            "status": last
+                .as_ref()
+                .and_then(|a| a.skipped)
+                .map_or(status_word(delivery.status), |s| s.as_str()),
+            "code": last.as_ref().map(|a| a.response_status_code).filter(|c| *c > 0),
+            "attempts": delivery.attempts,
+        }));
+    }
+    Ok(rows)
+}
+
+fn status_word(s: MessageStatus) -> &'static str {
+    match s {
+        MessageStatus::Success => "success",
+        MessageStatus::Pending => "pending",
+        MessageStatus::Fail => "failed",
+        MessageStatus::Sending => "sending",
+    }
+}
+
+pub(super) fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let sensitive = SENSITIVE_HEADERS.contains(&k.as_str());
+            json!({"name": k, "value": if sensitive { MASK } else { v.as_str() }, "sensitive": sensitive})
+        })
+        .collect()
+}
+
+async fn attempts_since(
+    store: &dyn Store,
+    app_id: &str,
+    endpoint_id: &str,
+    since: DateTime<Utc>,
+) -> PortalResult<Vec<Attempt>> {
+    let filter = ListFilter {
+        after: Some(since),
+        ..ListFilter::default()
+    };
+    let mut page = Page {
+        limit: 250,
+        iterator: None,
+        descending: true,
+    };
+    let mut all = Vec::new();
+    loop {
+        let batch = store
+            .list_attempts_by_endpoint(app_id, endpoint_id, &filter, &page)
+            .await?;
+        page.iterator = batch.items.last().map(|a| a.id.clone());
+        all.extend(batch.items);
+        if batch.done || page.iterator.is_none() || all.len() >= CHART_MAX_ATTEMPTS {
+            return Ok(all);
+        }
+    }
+}
+
+pub(super) async fn last_attempt_of(
+    store: &dyn Store,
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: &str,
+) -> PortalResult<Option<Attempt>> {
+    let filter = ListFilter {
+        endpoint_id: Some(endpoint_id.to_string()),
+        ..ListFilter::default()
+    };
+    let page = Page {
+        limit: 1,
+        iterator: None,
+        descending: true,
+    };
+    Ok(store
+        .list_attempts_by_msg(app_id, msg_id, &filter, &page)
+        .await?
+        .items
+        .into_iter()
+        .next())
+}
