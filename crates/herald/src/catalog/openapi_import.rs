@@ -372,7 +372,7 @@ fn body_schema(
         return Ok((None, owned(&path)));
     };
     path.push("schema");
-    let schema = inline_refs(doc, schema, &path, 0)?;
+    let schema = inline_refs(doc, schema, &path)?;
     let any = match &schema {
         Value::Object(s) => s.is_empty(),
         Value::Bool(true) => true,
@@ -419,49 +419,84 @@ fn follow<'a>(doc: &'a Value, r: &str, path: &[&str]) -> Result<&'a Value, DocEr
 /// A copy of `schema` with every `$ref` to `#/components/...` replaced by what
 /// it points at (its siblings kept beside it, as JSON Schema 2020-12 allows).
 /// Other `$ref`s belong to the schema (`#/$defs/...`) and stay.
-fn inline_refs(
-    doc: &Value,
-    schema: &Value,
-    path: &[&str],
-    depth: usize,
-) -> Result<Value, DocError> {
-    match schema {
-        Value::Object(members) => {
-            if let Some(Value::String(r)) = members.get("$ref") {
-                if r.starts_with("#/components/") {
-                    if depth >= MAX_REF_DEPTH {
-                        return Err(DocError::at(
-                            path,
-                            format!("{r:?} nests too deep (a schema that contains itself cannot be imported)"),
-                        ));
-                    }
-                    let target = follow(doc, r, path)?;
-                    let mut inlined = inline_refs(doc, target, path, depth + 1)?;
-                    if members.len() > 1 {
-                        let Value::Object(out) = &mut inlined else {
-                            return Ok(inlined);
-                        };
-                        for (k, v) in members {
-                            if k != "$ref" {
-                                out.insert(k.clone(), inline_refs(doc, v, path, depth)?);
+fn inline_refs(doc: &Value, schema: &Value, path: &[&str]) -> Result<Value, DocError> {
+    let mut inliner = Inliner {
+        doc,
+        path,
+        budget: MAX_INLINED_VALUES,
+    };
+    inliner.copy(schema, 0, 0)
+}
+
+/// How many JSON values one schema may hold once its `$ref`s are inlined: a
+/// component used twice by one used twice, 32 deep, would be billions.
+const MAX_INLINED_VALUES: usize = 100_000;
+
+/// How deep the inlined schema may nest (the copy recurses once per level).
+const MAX_NESTING: usize = 256;
+
+struct Inliner<'a> {
+    doc: &'a Value,
+    path: &'a [&'a str],
+    budget: usize,
+}
+
+impl Inliner<'_> {
+    fn copy(&mut self, schema: &Value, refs: usize, level: usize) -> Result<Value, DocError> {
+        if self.budget == 0 {
+            return Err(DocError::at(
+                self.path,
+                format!(
+                    "is too large once its $refs are inlined (more than {MAX_INLINED_VALUES} values)"
+                ),
+            ));
+        }
+        self.budget -= 1;
+        if level > MAX_NESTING {
+            return Err(DocError::at(
+                self.path,
+                format!("nests deeper than {MAX_NESTING} levels once its $refs are inlined"),
+            ));
+        }
+        match schema {
+            Value::Object(members) => {
+                if let Some(Value::String(r)) = members.get("$ref") {
+                    if r.starts_with("#/components/") {
+                        if refs >= MAX_REF_DEPTH {
+                            return Err(DocError::at(
+                                self.path,
+                                format!(
+                                    "{r:?} nests too deep (a schema that contains itself \
+                                     cannot be imported)"
+                                ),
+                            ));
+                        }
+                        let target = follow(self.doc, r, self.path)?;
+                        let mut inlined = self.copy(target, refs + 1, level)?;
+                        if let Value::Object(out) = &mut inlined {
+                            for (k, v) in members {
+                                if k != "$ref" {
+                                    let v = self.copy(v, refs, level + 1)?;
+                                    out.insert(k.clone(), v);
+                                }
                             }
                         }
+                        return Ok(inlined);
                     }
-                    return Ok(inlined);
                 }
+                let mut out = Map::new();
+                for (k, v) in members {
+                    out.insert(k.clone(), self.copy(v, refs, level + 1)?);
+                }
+                Ok(Value::Object(out))
             }
-            let mut out = Map::new();
-            for (k, v) in members {
-                out.insert(k.clone(), inline_refs(doc, v, path, depth)?);
-            }
-            Ok(Value::Object(out))
+            Value::Array(items) => items
+                .iter()
+                .map(|v| self.copy(v, refs, level + 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            other => Ok(other.clone()),
         }
-        Value::Array(items) => items
-            .iter()
-            .map(|v| inline_refs(doc, v, path, depth))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        other => Ok(other.clone()),
     }
 }
 
