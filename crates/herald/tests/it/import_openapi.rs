@@ -302,6 +302,17 @@ async fn a_bad_document_is_a_422_that_says_where() {
             .unwrap_err();
         assert_eq!(loc_of(err), want);
     }
+    // An application's token may not import.
+    let app_id = app.create_app("one").await;
+    let (status, body) = app
+        .call(
+            Some(&app.app_token(&app_id)),
+            Method::POST,
+            "/api/v1/event-type/import/openapi",
+            Some(json!({"spec": small_document()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // Nothing was written by any of them.
     assert!(all_types(&svix).await.is_empty());
 
