@@ -1,4 +1,6 @@
-//! `/api/v1/event-type`: the organisation's catalog of event types.
+//! `/api/v1/event-type`: the organisation's catalog of event types, and
+//! `/api/v1/event-type/import/openapi`, Svix's import of them from an OpenAPI
+//! document's webhooks.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,12 +9,13 @@ use chrono::Utc;
 use herald_core::name::validate_name;
 use herald_core::schema::{check_schema, pointer_segments, validate};
 use herald_store::EventType;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::extract::{Body, Params, Patch};
 use super::out::{EventTypeOut, ListResponse};
 use crate::auth::Principal;
+use crate::catalog::{all_event_types, openapi_import};
 use crate::service::{require_org, Herald};
 use crate::service::{Error, Result};
 
@@ -87,23 +90,33 @@ fn check_schemas(schemas: Option<&Value>) -> Result<()> {
         ));
     };
     for (version, schema) in versions {
-        if let Err(issue) = check_schema(schema) {
+        check_schema_at(&["schemas", version], schema)?;
+    }
+    Ok(())
+}
+
+/// One schema, at `base` in the body: a valid JSON Schema whose examples match
+/// it.
+fn check_schema_at(base: &[&str], schema: &Value) -> Result<()> {
+    if let Err(issue) = check_schema(schema) {
+        return Err(schema_error(
+            base,
+            &issue.pointer,
+            format!("is not a valid JSON Schema: {}", issue.message),
+        ));
+    }
+    let examples = schema.get("examples").and_then(Value::as_array);
+    for (i, example) in examples.into_iter().flatten().enumerate() {
+        if let Err(issues) = validate(schema, example, 1) {
+            let issue = &issues[0];
+            let mut at = base.to_vec();
+            let i = i.to_string();
+            at.extend(["examples", i.as_str()]);
             return Err(schema_error(
-                &["schemas", version],
+                &at,
                 &issue.pointer,
-                format!("is not a valid JSON Schema: {}", issue.message),
+                format!("does not match the schema: {}", issue.message),
             ));
-        }
-        let examples = schema.get("examples").and_then(Value::as_array);
-        for (i, example) in examples.into_iter().flatten().enumerate() {
-            if let Err(issues) = validate(schema, example, 1) {
-                let issue = &issues[0];
-                return Err(schema_error(
-                    &["schemas", version, "examples", &i.to_string()],
-                    &issue.pointer,
-                    format!("does not match the schema: {}", issue.message),
-                ));
-            }
         }
     }
     Ok(())
@@ -315,4 +328,181 @@ pub async fn delete(
         state.store.update_event_type(&et).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/event-type/import/openapi`: Svix's body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportOpenApiIn {
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(default)]
+    replace_all: Option<bool>,
+    #[serde(default)]
+    spec: Option<Value>,
+    #[serde(default)]
+    spec_raw: Option<String>,
+}
+
+/// Svix's `EventTypeImportOpenApiOut`.
+#[derive(Serialize)]
+pub struct ImportOpenApiOut {
+    data: ImportOpenApiOutData,
+}
+
+/// `modified`: the event types the import changed (on a dry run, would
+/// change): created, updated or brought back from the archive, and with
+/// `replaceAll` the ones it archived. `to_modify` (Svix spells it so), on a dry
+/// run only: the document's event types among them, as the document gives
+/// them.
+#[derive(Serialize)]
+pub struct ImportOpenApiOutData {
+    modified: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_modify: Option<Vec<EventTypeFromOpenApi>>,
+}
+
+/// Svix's `EventTypeFromOpenApi`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeFromOpenApi {
+    name: String,
+    description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schemas: Option<Value>,
+    deprecated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feature_flags: Option<Vec<String>>,
+}
+
+/// Creates or updates the event types an OpenAPI document's webhooks describe
+/// (`catalog::openapi_import` reads it): the document sets the description,
+/// schemas, `deprecated` and feature flag, and un-archives; an event type's
+/// `public` and `validatePayload` are Herald's own and kept (off for a new one).
+/// One the document leaves as it is, is not written. The whole document is
+/// checked (names, schemas, examples) before anything is written.
+pub async fn import_openapi(
+    State(state): State<Herald>,
+    who: Principal,
+    Body(input): Body<ImportOpenApiIn>,
+) -> Result<Json<ImportOpenApiOut>> {
+    require_org(&who)?;
+    let (doc, root) =
+        match (input.spec, input.spec_raw) {
+            (Some(spec), None) => (spec, "spec"),
+            (None, Some(raw)) => (
+                openapi_import::parse_raw(&raw).map_err(|e| doc_error("specRaw", e))?,
+                "specRaw",
+            ),
+            _ => return Err(Error::field(
+                &["spec"],
+                "send the OpenAPI document as exactly one of `spec` (JSON) and `specRaw` (text)",
+            )),
+        };
+    let webhooks = openapi_import::webhooks(&doc).map_err(|e| doc_error(root, e))?;
+    for w in &webhooks {
+        if let Some(schema) = w.schemas.as_ref().and_then(|s| s.get("1")) {
+            let mut base: Vec<&str> = vec![root];
+            base.extend(w.schema_path.iter().map(String::as_str));
+            check_schema_at(&base, schema)?;
+        }
+    }
+
+    let existing = all_event_types(state.store.as_ref(), &who.org_id)
+        .await
+        .map_err(|e| Error::Internal(format!("{e:#}")))?;
+    let now = Utc::now();
+    let mut writes: Vec<(EventType, bool)> = Vec::new();
+    let mut to_modify = Vec::new();
+    for w in &webhooks {
+        let current = existing.iter().find(|et| et.name == w.name);
+        let wanted = match current {
+            Some(et) => EventType {
+                description: w.description.clone(),
+                archived: false,
+                deprecated: w.deprecated,
+                feature_flag: w.feature_flag.clone(),
+                schemas: w.schemas.clone(),
+                updated_at: now,
+                ..et.clone()
+            },
+            None => EventType {
+                org_id: who.org_id.clone(),
+                name: w.name.clone(),
+                description: w.description.clone(),
+                archived: false,
+                deprecated: w.deprecated,
+                feature_flag: w.feature_flag.clone(),
+                schemas: w.schemas.clone(),
+                public: false,
+                validate_payload: false,
+                created_at: now,
+                updated_at: now,
+            },
+        };
+        let unchanged = current.is_some_and(|et| {
+            EventType {
+                updated_at: et.updated_at,
+                ..wanted.clone()
+            } == *et
+        });
+        if unchanged {
+            continue;
+        }
+        writes.push((wanted, current.is_none()));
+        to_modify.push(EventTypeFromOpenApi {
+            name: w.name.clone(),
+            description: w.description.clone(),
+            schemas: w.schemas.clone(),
+            deprecated: w.deprecated,
+            group_name: w.group_name.clone(),
+            feature_flags: w.feature_flag.clone().map(|f| vec![f]),
+        });
+    }
+    if input.replace_all.unwrap_or(false) {
+        for et in &existing {
+            if !et.archived && !webhooks.iter().any(|w| w.name == et.name) {
+                writes.push((
+                    EventType {
+                        archived: true,
+                        updated_at: now,
+                        ..et.clone()
+                    },
+                    false,
+                ));
+            }
+        }
+    }
+
+    let modified = writes.iter().map(|(et, _)| et.name.clone()).collect();
+    if input.dry_run.unwrap_or(false) {
+        return Ok(Json(ImportOpenApiOut {
+            data: ImportOpenApiOutData {
+                modified,
+                to_modify: Some(to_modify),
+            },
+        }));
+    }
+    for (et, new) in &writes {
+        if *new {
+            state.store.create_event_type(et).await?;
+        } else {
+            state.store.update_event_type(et).await?;
+        }
+    }
+    Ok(Json(ImportOpenApiOut {
+        data: ImportOpenApiOutData {
+            modified,
+            to_modify: None,
+        },
+    }))
+}
+
+/// A 422 at `body.<root>` plus the place in the document.
+fn doc_error(root: &str, e: openapi_import::DocError) -> Error {
+    let mut path: Vec<&str> = vec![root];
+    path.extend(e.path.iter().map(String::as_str));
+    Error::field(&path, e.message)
 }

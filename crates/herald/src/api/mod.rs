@@ -54,6 +54,10 @@ pub fn router(state: Herald) -> Router {
             get(event_types::list).post(event_types::create),
         )
         .route(
+            "/api/v1/event-type/import/openapi",
+            post(event_types::import_openapi),
+        )
+        .route(
             "/api/v1/event-type/{name}",
             get(event_types::get)
                 .put(event_types::update)

@@ -2,13 +2,16 @@
 //! into an organisation's event types. The Spot catalog (`catalog/spot/` in the
 //! repository) is embedded in the binary as the default; any platform ships its
 //! own directory the same way. `page` renders a catalog for people and tools
-//! (`fields` its field tables, `openapi` its OpenAPI document).
+//! (`fields` its field tables, `openapi` its OpenAPI document);
+//! `openapi_import` reads such a document (Herald's or any OpenAPI 3.1 one)
+//! back into event types.
 
 pub mod fields;
 #[cfg(test)]
 mod fixtures;
 pub mod formats;
 pub mod openapi;
+pub mod openapi_import;
 pub mod page;
 
 use std::path::Path;

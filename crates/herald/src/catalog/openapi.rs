@@ -1,9 +1,11 @@
 //! The catalog as an OpenAPI 3.1 document: one `webhooks` entry per event
-//! type, which code generators understand.
+//! type, which code generators understand, and which
+//! `POST /api/v1/event-type/import/openapi` reads back (`openapi_import.rs`).
 
 use herald_store::EventType;
 use serde_json::{json, Map, Value};
 
+use super::openapi_import::DIALECT_2020_12;
 use super::page::{first_example, latest_schema};
 
 /// An OpenAPI 3.1 document with one `webhooks` entry per event type: the request
@@ -19,6 +21,7 @@ pub fn render_openapi(title: &str, types: &[EventType]) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": title, "version": "1" },
+        "jsonSchemaDialect": DIALECT_2020_12,
         "paths": {},
         "webhooks": webhooks,
         "components": {},
@@ -31,8 +34,11 @@ fn webhook_operation(et: &EventType) -> Value {
     let body_schema = match schema {
         Some(Value::Object(s)) => {
             let mut s = s.clone();
-            // OpenAPI 3.1 fixes the dialect for the whole document.
-            s.remove("$schema");
+            // The document declares 2020-12 for all its schemas; a schema
+            // written for another draft keeps its own `$schema`.
+            if s.get("$schema").and_then(Value::as_str) == Some(DIALECT_2020_12) {
+                s.remove("$schema");
+            }
             Value::Object(s)
         }
         Some(other) => other.clone(),
@@ -96,6 +102,7 @@ mod tests {
         let doc = render_openapi("Events", &catalog_types());
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"], json!({ "title": "Events", "version": "1" }));
+        assert_eq!(doc["jsonSchemaDialect"], DIALECT_2020_12);
         assert_eq!(doc["components"], json!({}));
 
         let webhooks = doc["webhooks"].as_object().unwrap();

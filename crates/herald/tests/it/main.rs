@@ -18,6 +18,7 @@ mod formats;
 mod hardening;
 mod health;
 mod idempotency;
+mod import_openapi;
 mod metrics;
 mod multinode;
 mod operational;
