@@ -17,8 +17,9 @@ use crate::auth::Principal;
 use crate::service::Herald;
 use crate::service::{Error, FieldError, Result};
 
-/// A JSON body. Syntax errors are 400; a body of the wrong shape is 422 with the
-/// JSON path of the first bad field.
+/// A JSON body. A body that is not JSON, or of the wrong shape, is 422 with
+/// the JSON path of the first bad field (`["body"]` for a syntax error), as
+/// Svix's server answers both (its `value_error.jsondecode`).
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<Herald> for Body<T> {
@@ -44,18 +45,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     // One JSON value and nothing after it: `{...} trailing` is not a body.
     if result.is_ok() {
-        de.end().map_err(|inner| Error::BadRequest {
-            code: "invalid_json",
-            detail: format!("request body is not valid JSON: {inner}"),
-        })?;
+        de.end().map_err(|inner| not_json(&inner))?;
     }
     result.map_err(|err| {
         let inner = err.inner();
         if inner.is_syntax() || inner.is_eof() {
-            return Error::BadRequest {
-                code: "invalid_json",
-                detail: format!("request body is not valid JSON: {inner}"),
-            };
+            return not_json(inner);
         }
         let mut loc = vec!["body".to_string()];
         loc.extend(
@@ -82,6 +77,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             kind: "value_error",
         }])
     })
+}
+
+/// A body that is not one JSON value: 422 at `["body"]`, with serde's line
+/// and column.
+fn not_json(inner: &serde_json::Error) -> Error {
+    Error::Validation(vec![FieldError {
+        loc: vec!["body".to_string()],
+        msg: format!("request body is not valid JSON: {inner}"),
+        kind: "value_error.jsondecode",
+    }])
 }
 
 /// A PATCH field: absent (leave alone), `null` (reset), or a value.
