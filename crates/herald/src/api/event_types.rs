@@ -90,6 +90,14 @@ fn check_schemas(schemas: Option<&Value>) -> Result<()> {
         ));
     };
     for (version, schema) in versions {
+        // Svix's `EventTypeIn`: each version is a schema object (a boolean
+        // schema, valid JSON Schema as it is, is refused as Svix refuses it).
+        if !schema.is_object() {
+            return Err(Error::field(
+                &["schemas", version],
+                "must be a JSON Schema object, e.g. {\"type\": \"object\"}",
+            ));
+        }
         check_schema_at(&["schemas", version], schema)?;
     }
     Ok(())

@@ -423,9 +423,17 @@ async fn event_type_schemas_are_checked_on_create_update_and_patch() {
         "examples": [{"n": "not a number"}]
     }});
 
+    // A boolean schema is valid JSON Schema, but Svix's EventTypeIn takes
+    // objects only (schemathesis found Herald echoing one back).
+    let boolean_schema = json!({"1": false});
+
     let examples_loc: &[&str] = &["body", "schemas", "1", "examples", "0"];
     let schema_loc: &[&str] = &["body", "schemas", "1"];
-    for (schemas, loc) in [(&bad_schema, schema_loc), (&bad_example, examples_loc)] {
+    for (schemas, loc) in [
+        (&bad_schema, schema_loc),
+        (&bad_example, examples_loc),
+        (&boolean_schema, schema_loc),
+    ] {
         let body = json!({"name": "a.b", "description": "d", "schemas": schemas});
         let (status, out) = app.post_json("/api/v1/event-type", body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
