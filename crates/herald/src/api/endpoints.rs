@@ -556,16 +556,17 @@ pub async fn recover(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<RecoverIn>,
 ) -> Result<(StatusCode, Json<TaskStarted>)> {
-    let app = load_app(&state, &who, &app_id).await?;
-    let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    let data = json!({"appId": app.id, "endpointId": ep.id, "since": input.since});
-    let herald = state.clone();
-    let work = async move {
-        let queued = endpoints::recover(&herald, &ep, input.since, input.until).await?;
-        Ok(json!({ "recovered": queued }))
-    };
-    let task = tasks::start(&state, &app.org_id, "endpoint.recover", data, work).await?;
-    Ok((StatusCode::ACCEPTED, Json(TaskStarted::from(task))))
+    let ep = (app_id, endpoint_id);
+    window_task(
+        state,
+        who,
+        ep,
+        input,
+        "endpoint.recover",
+        "recovered",
+        |h, ep, since, until| async move { endpoints::recover(&h, &ep, since, until).await },
+    )
+    .await
 }
 
 /// Queues to this endpoint every message of the window it never got (Svix's
@@ -576,14 +577,40 @@ pub async fn replay_missing(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<RecoverIn>,
 ) -> Result<(StatusCode, Json<TaskStarted>)> {
+    let ep = (app_id, endpoint_id);
+    window_task(
+        state,
+        who,
+        ep,
+        input,
+        "endpoint.replay",
+        "replayed",
+        |h, ep, since, until| async move { endpoints::replay_missing(&h, &ep, since, until).await },
+    )
+    .await
+}
+
+/// Starts a background task of `kind` that runs `work` on the endpoint
+/// (application, endpoint: ids or uids) over the window of `input`; it
+/// finishes with how many deliveries `work` queued, as `data.{count}`.
+async fn window_task<W, F>(
+    state: Herald,
+    who: Principal,
+    (app_id, endpoint_id): (String, String),
+    input: RecoverIn,
+    kind: &str,
+    count: &'static str,
+    work: W,
+) -> Result<(StatusCode, Json<TaskStarted>)>
+where
+    W: FnOnce(Herald, Endpoint, chrono::DateTime<Utc>, Option<chrono::DateTime<Utc>>) -> F,
+    F: std::future::Future<Output = Result<u64>> + Send + 'static,
+{
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
     let data = json!({"appId": app.id, "endpointId": ep.id, "since": input.since});
-    let herald = state.clone();
-    let work = async move {
-        let queued = endpoints::replay_missing(&herald, &ep, input.since, input.until).await?;
-        Ok(json!({ "replayed": queued }))
-    };
-    let task = tasks::start(&state, &app.org_id, "endpoint.replay", data, work).await?;
+    let queued = work(state.clone(), ep, input.since, input.until);
+    let run = async move { Ok(json!({ count: queued.await? })) };
+    let task = tasks::start(&state, &app.org_id, kind, data, run).await?;
     Ok((StatusCode::ACCEPTED, Json(TaskStarted::from(task))))
 }
