@@ -185,6 +185,20 @@ pub trait MessageLog: Send + Sync + 'static {
         until: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<u64>;
+    /// Queues again, now, as manual attempts, the endpoint's deliveries of
+    /// messages created in the window that `filter` takes (event types,
+    /// channel, tag, the delivery's status, an attempt's status-code class),
+    /// delivered or not (Svix's `bulk-replay`); one in flight is left to
+    /// finish. Returns how many.
+    async fn bulk_replay(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        filter: &ListFilter,
+        now: Timestamp,
+    ) -> Result<u64>;
     /// Expunges the response kept for one attempt.
     async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()>;
     /// Queues the message to the endpoint again, now, as a manual attempt.

@@ -258,6 +258,7 @@ on_both_backends!(
     cached_reads_are_forgotten_by_the_stores_own_writes,
     messages_keep_tags_and_lists_filter_by_them,
     missing_messages_are_replayed_and_all_contents_expunged,
+    bulk_replay_queues_again_what_its_filter_takes,
 );
 
 /// Now, to the millisecond the stores keep.
@@ -2535,4 +2536,83 @@ async fn missing_messages_are_replayed_and_all_contents_expunged(t: &TestStore) 
     assert_eq!(t.expunge_all_contents("app_1").await.unwrap(), 0);
     let msg = t.get_message("app_1", "msg_2").await.unwrap().unwrap();
     assert_eq!(msg.payload, "{}");
+}
+
+async fn bulk_replay_queues_again_what_its_filter_takes(t: &TestStore) {
+    let now = now();
+    t.create_app(&app("app_1", None, now)).await.unwrap();
+    t.create_endpoint(&endpoint("ep_1", now), "whsec_key")
+        .await
+        .unwrap();
+    let failed = Message {
+        tags: Some(vec!["t1".into()]),
+        ..message("msg_1", "a", None, now)
+    };
+    let delivered = message("msg_2", "b", None, now);
+    for msg in [&failed, &delivered] {
+        t.create_message(msg, &Targets::Matching).await.unwrap();
+    }
+    // msg_1 failed for good with a 500; msg_2 was delivered.
+    t.record_attempt(&attempt(now), &Next::GiveUp)
+        .await
+        .unwrap();
+    let ok = Attempt {
+        id: "atmpt_2".into(),
+        msg_id: "msg_2".into(),
+        status: MessageStatus::Success,
+        response_status_code: 200,
+        ..attempt(now)
+    };
+    t.record_attempt(&ok, &Next::Done).await.unwrap();
+
+    let since = now - Span::hours(1);
+    let replay = |filter: ListFilter| async move {
+        t.bulk_replay("app_1", "ep_1", since, None, &filter, now)
+            .await
+            .unwrap()
+    };
+    let status_of = |msg: &'static str| async move {
+        let page = page(10, None, false);
+        let listed = t.list_attempted_destinations("app_1", msg, &page).await;
+        listed.unwrap().items[0].1.status
+    };
+    let by_status = ListFilter {
+        status: Some(MessageStatus::Success),
+        ..ListFilter::default()
+    };
+    assert_eq!(replay(by_status).await, 1, "the delivered one only");
+    assert_eq!(status_of("msg_2").await, MessageStatus::Pending);
+    assert_eq!(status_of("msg_1").await, MessageStatus::Fail);
+    let by_class = ListFilter {
+        status_code_class: Some(500),
+        ..ListFilter::default()
+    };
+    assert_eq!(replay(by_class).await, 1, "the one answered 500");
+    assert_eq!(status_of("msg_1").await, MessageStatus::Pending);
+    let by_tag = ListFilter {
+        tag: Some("t1".into()),
+        ..ListFilter::default()
+    };
+    assert_eq!(replay(by_tag).await, 1);
+    let by_type = ListFilter {
+        event_types: vec!["b".into()],
+        ..ListFilter::default()
+    };
+    assert_eq!(replay(by_type).await, 1);
+    let window = t
+        .bulk_replay(
+            "app_1",
+            "ep_1",
+            now + Span::seconds(1),
+            None,
+            &ListFilter::default(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(window, 0, "a window after both");
+    // One in flight is left to finish.
+    let claimed = t.claim_delivery("msg_1", "ep_1", now, now + Span::seconds(60));
+    assert!(claimed.await.unwrap().is_some());
+    assert_eq!(replay(ListFilter::default()).await, 1, "msg_2 only");
 }

@@ -21,7 +21,11 @@ pub fn paginate<'a>(sql: &mut Sql<'a>, key_column: &str, page: &'a Page) {
 }
 
 /// The channel, tag and event-type filters on the messages `alias` names.
-fn message_filter<'a, DB: Dialect>(sql: &mut Sql<'a>, alias: &str, filter: &'a ListFilter) {
+pub(crate) fn message_filter<'a, DB: Dialect>(
+    sql: &mut Sql<'a>,
+    alias: &str,
+    filter: &'a ListFilter,
+) {
     if let Some(channel) = &filter.channel {
         let channel = sql.param(channel);
         let listed = DB::in_json_list(&channel, &format!("{alias}.channels"));

@@ -1,11 +1,13 @@
-//! Work queued again: failed deliveries recovered, one message resent, and
-//! the messages an endpoint never got replayed to it. Each queues through
+//! Work queued again: failed deliveries recovered, one message resent, the
+//! messages an endpoint never got replayed to it, and the ones it got
+//! replayed in bulk. Each queues through
 //! [`SqlStore::queue_work`], so other nodes hear of it.
 
 use crate::codec::{ms, Route};
-use crate::model::{MessageStatus, Timestamp};
+use crate::model::{ListFilter, MessageStatus, Timestamp};
 use crate::{Result, StoreError};
 
+use super::lists::message_filter;
 use super::run::{Columns, Sql};
 use super::{Backend, SqlStore};
 
@@ -13,6 +15,53 @@ use super::{Backend, SqlStore};
 const REPLAY_BATCH: i64 = 500;
 
 impl<DB: Backend> SqlStore<DB> {
+    /// Queues again, now, as manual attempts, the endpoint's deliveries of
+    /// messages created in the window that the filter takes (their event
+    /// types, channel, tag; the delivery's status; an attempt's status-code
+    /// class), delivered or not: Svix's `bulk-replay`. One in flight is left
+    /// to finish. Returns how many.
+    pub(crate) async fn bulk_replay(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        filter: &ListFilter,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let mut sql = Sql::new(
+            "UPDATE delivery SET status = $1, next_attempt_at = $2, manual = TRUE, updated_at = $2
+             WHERE app_id = $3 AND endpoint_id = $4 AND created_at >= $5 AND created_at < $6
+               AND lease_until IS NULL",
+        )
+        .bind(MessageStatus::Pending)
+        .bind(now)
+        .bind(app_id)
+        .bind(endpoint_id)
+        .bind(since)
+        .bind(until.map_or(i64::MAX, ms));
+        if let Some(status) = filter.status {
+            sql.push(" AND status = ").push_bind(status);
+        }
+        if let Some(class) = filter.status_code_class {
+            sql.push(
+                " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = delivery.msg_id
+                     AND a.endpoint_id = delivery.endpoint_id AND a.response_status_code BETWEEN ",
+            )
+            .push_bind(class)
+            .push(" AND ")
+            .push_bind(class + 99)
+            .push(")");
+        }
+        if filter.channel.is_some() || filter.tag.is_some() || !filter.event_types.is_empty() {
+            sql.push(" AND msg_id IN (SELECT m.id FROM message m WHERE m.app_id = ")
+                .push_bind(app_id);
+            message_filter::<DB>(&mut sql, "m", filter);
+            sql.push(")");
+        }
+        self.queue_work(sql).await
+    }
+
     pub(crate) async fn recover(
         &self,
         endpoint_id: &str,

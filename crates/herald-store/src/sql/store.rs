@@ -198,6 +198,19 @@ impl<DB: Backend> MessageLog for SqlStore<DB> {
             .await
     }
 
+    async fn bulk_replay(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        filter: &ListFilter,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.bulk_replay(app_id, endpoint_id, since, until, filter, now)
+            .await
+    }
+
     async fn expunge_attempt(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<()> {
         self.expunge_attempt(app_id, msg_id, attempt_id).await
     }

@@ -10,7 +10,7 @@ use herald_core::dates::DateFormat;
 use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
 use herald_core::signing::{EndpointSecret, KeyKind};
-use herald_store::{Endpoint, Transformation};
+use herald_store::{Endpoint, ListFilter, MessageStatus, Transformation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -586,6 +586,87 @@ pub async fn replay_missing(
         "endpoint.replay",
         "replayed",
         |h, ep, since, until| async move { endpoints::replay_missing(&h, &ep, since, until).await },
+    )
+    .await
+}
+
+/// Svix's `BulkReplayIn`: the window, and which of its deliveries.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkReplayIn {
+    since: chrono::DateTime<Utc>,
+    #[serde(default)]
+    until: Option<chrono::DateTime<Utc>>,
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    /// Svix's `MessageStatus`: 0 success, 1 pending, 2 fail, 3 sending.
+    #[serde(default)]
+    status: Option<i64>,
+    /// 0 (no response), 100, 200, 300, 400 or 500.
+    #[serde(default)]
+    status_code_class: Option<i64>,
+}
+
+impl BulkReplayIn {
+    /// The filter it names, or a 422 at the bad field.
+    fn filter(&self) -> Result<ListFilter> {
+        let event_types = check_event_types("eventTypes", self.event_types.clone())?;
+        let status = match self.status {
+            None => None,
+            Some(n @ 0..=3) => Some(MessageStatus::from_i64(n)),
+            Some(_) => return Err(Error::field(&["status"], "must be 0, 1, 2 or 3")),
+        };
+        let status_code_class = match self.status_code_class {
+            None => None,
+            Some(n) if n % 100 == 0 && (0..=500).contains(&n) => Some(n),
+            Some(_) => {
+                return Err(Error::field(
+                    &["statusCodeClass"],
+                    "must be one of 0, 100, 200, 300, 400, 500",
+                ))
+            }
+        };
+        Ok(ListFilter {
+            channel: self.channel.clone(),
+            tag: self.tag.clone(),
+            event_types: event_types.unwrap_or_default(),
+            status,
+            status_code_class,
+            ..ListFilter::default()
+        })
+    }
+}
+
+/// Queues again every delivery of the window to this endpoint that the
+/// filters take, delivered or not (Svix's `bulk-replay`): a background
+/// task, as `recover`, finished with `data.messagesSent`.
+pub async fn bulk_replay(
+    State(state): State<Herald>,
+    who: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Body(input): Body<BulkReplayIn>,
+) -> Result<(StatusCode, Json<TaskStarted>)> {
+    let filter = input.filter()?;
+    let window = RecoverIn {
+        since: input.since,
+        until: input.until,
+    };
+    let ep = (app_id, endpoint_id);
+    let kind = "endpoint.bulk-replay";
+    window_task(
+        state,
+        who,
+        ep,
+        window,
+        kind,
+        "messagesSent",
+        |h, ep, since, until| async move {
+            endpoints::bulk_replay(&h, &ep, since, until, &filter).await
+        },
     )
     .await
 }

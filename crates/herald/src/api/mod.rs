@@ -136,6 +136,10 @@ pub fn router(state: Herald) -> Router {
             post(endpoints::replay_missing),
         )
         .route(
+            &format!("{app}/endpoint/{{endpoint_id}}/bulk-replay"),
+            post(endpoints::bulk_replay),
+        )
+        .route(
             &format!("{app}/msg/expunge-all-contents"),
             post(messages::expunge_all_contents),
         )

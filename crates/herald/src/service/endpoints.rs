@@ -10,7 +10,7 @@ use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
 use herald_core::name::{validate_channel, validate_name};
 use herald_core::signing::{EndpointSecret, KeyKind};
-use herald_store::{Application, Endpoint, Message, Targets};
+use herald_store::{Application, Endpoint, ListFilter, Message, Targets};
 use serde_json::Value;
 
 use super::messages::{new_message, NewMessage};
@@ -246,6 +246,24 @@ pub async fn replay_missing(
         .await?;
     herald.wake.endpoints(vec![ep.id.clone()]);
     tracing::info!(endpoint = %ep.id, queued, "replayed missing messages");
+    Ok(queued)
+}
+
+/// Queues again, now, `ep`'s deliveries of the window that `filter` takes,
+/// delivered or not. Returns how many.
+pub async fn bulk_replay(
+    herald: &Herald,
+    ep: &Endpoint,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    filter: &ListFilter,
+) -> Result<u64> {
+    let queued = herald
+        .store
+        .bulk_replay(&ep.app_id, &ep.id, since, until, filter, Utc::now())
+        .await?;
+    herald.wake.endpoints(vec![ep.id.clone()]);
+    tracing::info!(endpoint = %ep.id, queued, "bulk replay queued deliveries");
     Ok(queued)
 }
 

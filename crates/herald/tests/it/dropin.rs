@@ -354,3 +354,83 @@ async fn finished(
     })
     .await
 }
+
+#[tokio::test]
+async fn bulk_replay_sends_again_what_its_filter_takes() {
+    use svix::models::{BackgroundTaskType, BulkReplayIn};
+
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    for event_type in ["member.created", "member.updated"] {
+        app.send(&app_id, json!({"eventType": event_type, "payload": {}}))
+            .await;
+    }
+    receiver.wait_for("/hook", 2, WAIT).await;
+    // Both delivered (a delivery in flight is left out of a replay).
+    let both_done = || async {
+        app.eventually(WAIT, "both deliveries to be done", || async {
+            let s = svix
+                .endpoint()
+                .get_stats(app_id.clone(), ep.clone(), None)
+                .await
+                .ok()?;
+            (s.success == 2).then_some(())
+        })
+        .await
+    };
+    both_done().await;
+
+    let only_updates = BulkReplayIn {
+        event_types: Some(["member.updated".to_string()].into()),
+        ..BulkReplayIn::new(since)
+    };
+    let started = svix
+        .endpoint()
+        .bulk_replay(app_id.clone(), ep.clone(), only_updates, None)
+        .await
+        .unwrap();
+    assert_eq!(started.task, BackgroundTaskType::EndpointBulkReplay);
+    let done = finished(&app, &svix, started.id).await;
+    assert_eq!(done.data["messagesSent"], 1, "{:?}", done.data);
+    let got = receiver.wait_for("/hook", 3, WAIT).await;
+    let updates = svix::api::MessageListOptions {
+        event_types: Some(["member.updated".to_string()].into()),
+        ..Default::default()
+    };
+    let update = svix.message().list(app_id.clone(), Some(updates)).await;
+    let update_id = update.unwrap().data.remove(0).id;
+    assert_eq!(
+        got[2].header("webhook-id"),
+        update_id,
+        "the update again, under its own id"
+    );
+
+    both_done().await;
+    let everything = svix
+        .endpoint()
+        .bulk_replay(app_id.clone(), ep.clone(), BulkReplayIn::new(since), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        finished(&app, &svix, everything.id).await.data["messagesSent"],
+        2
+    );
+    receiver.wait_for("/hook", 5, WAIT).await;
+
+    // A bad filter is a 422 at its field, before any task starts.
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/app/{app_id}/endpoint/{ep}/bulk-replay"),
+            json!({"since": since, "statusCodeClass": 250}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "statusCodeClass"]));
+    app.stop().await;
+}
