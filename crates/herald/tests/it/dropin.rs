@@ -434,3 +434,40 @@ async fn bulk_replay_sends_again_what_its_filter_takes() {
     assert_eq!(body["detail"][0]["loc"], json!(["body", "statusCodeClass"]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn endpoint_stats_count_the_window_asked_for() {
+    use svix::api::EndpointGetStatsOptions;
+
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let svix = app.svix();
+    let app_id = app.create_app("Spot").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for n in 0..2 {
+        app.send(&app_id, json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+    }
+    receiver.wait_for("/hook", 2, WAIT).await;
+    let endpoint = svix.endpoint();
+    let stats = |since, until| {
+        let options = EndpointGetStatsOptions { since, until };
+        endpoint.get_stats(app_id.clone(), ep.clone(), Some(options))
+    };
+    let all = app
+        .eventually(WAIT, "both counted as delivered", || async {
+            let s = stats(None, None).await.ok()?;
+            (s.success == 2).then_some(s)
+        })
+        .await;
+    assert_eq!((all.pending, all.fail), (0, 0));
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(stats(Some(before), None).await.unwrap().success, 2);
+    assert_eq!(stats(Some(after), None).await.unwrap().success, 0);
+    assert_eq!(stats(None, Some(before)).await.unwrap().success, 0);
+    assert_eq!(stats(Some(before), Some(after)).await.unwrap().success, 2);
+    app.stop().await;
+}
