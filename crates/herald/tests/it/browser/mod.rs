@@ -23,6 +23,7 @@ mod embed;
 mod finding;
 mod no_script;
 mod phone;
+mod read_only;
 
 /// How long a page may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
