@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 
+mod axe;
 mod embed;
 mod finding;
 mod no_script;
