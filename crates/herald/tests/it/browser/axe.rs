@@ -2,7 +2,8 @@
 //! injected into each main portal page (the operator's list of applications,
 //! the Webhooks list, the Add form, the endpoint page with a failing
 //! delivery, the message page, the event catalog) and no `serious` or
-//! `critical` violation may be found.
+//! `critical` violation may be found; then the same pages in the dark
+//! palette and with a platform's primary colour (a link's `theme`).
 
 use fantoccini::Client;
 use serde_json::{json, Value};
@@ -104,6 +105,53 @@ async fn axe_pages(b: Client) {
     wait_path(&b, "the catalog", |p| p == "/portal/catalog").await;
     check(&b, "the event catalog", &mut checked).await;
 
-    assert_eq!(checked.len(), 6, "{checked:?}");
+    // The dark palette (forced by a link's theme: the headless browser
+    // prefers light), and a platform's primary colour.
+    for (theme, name, background, link) in [
+        (
+            json!({"mode": "dark"}),
+            "dark",
+            "rgb(15, 18, 22)",
+            "rgb(165, 180, 252)",
+        ),
+        (
+            json!({"mode": "light", "primaryColor": "#0a7c4b"}),
+            "a primary colour",
+            "rgb(255, 255, 255)",
+            "rgb(10, 124, 75)",
+        ),
+    ] {
+        let (status, body) = app
+            .post_json(
+                &format!("/api/v1/auth/app-portal-access/{app_id}"),
+                json!({ "theme": theme }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        b.goto(body["url"].as_str().unwrap()).await.unwrap();
+        wait_css(&b, "#endpoints").await;
+        // The theme is applied: the page's background and its links' colour.
+        let colours = b
+            .execute(
+                "return [getComputedStyle(document.body).backgroundColor, \
+                 getComputedStyle(document.querySelector('.endpoint-link')).color]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(colours, json!([background, link]), "{name}");
+        check(&b, &format!("the Webhooks list, {name}"), &mut checked).await;
+        b.goto(&app.url(&format!("/portal/endpoints/{ep}")))
+            .await
+            .unwrap();
+        wait_css(&b, "#delivery-log").await;
+        check(&b, &format!("the endpoint page, {name}"), &mut checked).await;
+        b.goto(&app.url(&format!("/portal/endpoints/{ep}/messages/{msg}")))
+            .await
+            .unwrap();
+        wait_css(&b, "#resend").await;
+        check(&b, &format!("the message page, {name}"), &mut checked).await;
+    }
+    assert_eq!(checked.len(), 12, "{checked:?}");
     app.stop().await;
 }
