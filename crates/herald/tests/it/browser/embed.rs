@@ -126,5 +126,35 @@ async fn embed(b: Client) {
     );
     b.enter_parent_frame().await.unwrap();
     shot(&b, "41-embedding-refused").await;
+
+    // Framed as a platform would with its own look: its colour, no header of
+    // the portal's own (the platform's page has one).
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/auth/app-portal-access/{app_id}"),
+            json!({"theme": {"primaryColor": "#0a7c4b"}, "hideHeader": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    open_framed(&b, &site.page("127.0.0.1", body["url"].as_str().unwrap())).await;
+    wait_text(&b, "#endpoints", "the endpoint in the themed frame", |t| {
+        t.contains("https://hooks.example.com/spot")
+    })
+    .await;
+    let looks = b
+        .execute(
+            "return [document.querySelectorAll('header.topbar').length, \
+             getComputedStyle(document.querySelector('.endpoint-link')).color]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        looks,
+        json!([0, "rgb(10, 124, 75)"]),
+        "no header, the platform's colour"
+    );
+    b.enter_parent_frame().await.unwrap();
+    shot(&b, "42-embedded-themed").await;
     app.stop().await;
 }
