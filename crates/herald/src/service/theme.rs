@@ -103,10 +103,14 @@ impl Theme {
         let mut css = String::new();
         if let Some(c) = self.primary_color.as_deref().filter(|c| is_hex_colour(c)) {
             let text = if is_light(c) { "#0f1216" } else { "#ffffff" };
-            // Three `:root`s outweigh portal.css's dark-mode and
-            // `data-mode` rules, so the colour holds in every mode.
+            // The colour is for the light palette, where the platform chose
+            // it; the dark palette keeps its own accent, which contrasts
+            // with a dark background whatever the platform's colour. Three
+            // `:root`s outweigh portal.css's `data-mode` rules.
+            let vars = format!("--accent: {c}; --accent-text: {text};");
             css.push_str(&format!(
-                ":root:root:root {{ --accent: {c}; --accent-text: {text}; }}\n"
+                ":root:root:root[data-mode=\"light\"] {{ {vars} }}\n\
+                 @media (prefers-color-scheme: light) {{ :root:root:root:not([data-mode=\"dark\"]) {{ {vars} }} }}\n"
             ));
         }
         if let Some(stack) = self.font_family.as_deref().and_then(font_stack) {

@@ -120,6 +120,14 @@ async fn axe_pages(b: Client) {
             "rgb(255, 255, 255)",
             "rgb(10, 124, 75)",
         ),
+        // Dark keeps its own accent: a colour chosen for a light page
+        // would not contrast with a dark one.
+        (
+            json!({"mode": "dark", "primaryColor": "#0a7c4b"}),
+            "dark with a primary colour",
+            "rgb(15, 18, 22)",
+            "rgb(165, 180, 252)",
+        ),
     ] {
         let (status, body) = app
             .post_json(
@@ -152,6 +160,6 @@ async fn axe_pages(b: Client) {
         wait_css(&b, "#resend").await;
         check(&b, &format!("the message page, {name}"), &mut checked).await;
     }
-    assert_eq!(checked.len(), 12, "{checked:?}");
+    assert_eq!(checked.len(), 15, "{checked:?}");
     app.stop().await;
 }
