@@ -52,6 +52,9 @@ struct Claims {
     jti: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aud: Option<String>,
+    /// A portal link's look (`app-portal-access`'s `theme`), for its session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    theme: Option<crate::service::theme::Theme>,
 }
 
 /// Who a request speaks for.
@@ -108,6 +111,7 @@ impl Keys {
             org,
             jti: Some(record.id.clone()),
             aud: None,
+            theme: None,
         })
     }
 
@@ -125,6 +129,15 @@ impl Keys {
     /// The token of a portal link: it names its grant, and opens the portal
     /// until the grant's link expires.
     pub fn portal_link(&self, grant: &PortalGrant) -> String {
+        self.portal_link_themed(grant, None)
+    }
+
+    /// A portal link that carries the look of the portal it opens.
+    pub fn portal_link_themed(
+        &self,
+        grant: &PortalGrant,
+        theme: Option<&crate::service::theme::Theme>,
+    ) -> String {
         let (sub, org) = match &grant.app_id {
             Some(app) => (app.clone(), Some(grant.org_id.clone())),
             None => (grant.org_id.clone(), None),
@@ -137,6 +150,7 @@ impl Keys {
             org,
             jti: Some(grant.id.clone()),
             aud: Some(LINK_AUDIENCE.into()),
+            theme: theme.cloned(),
         })
     }
 
@@ -187,6 +201,16 @@ impl Keys {
     /// accepts one whose link has expired (logout ends the sessions it
     /// opened, which outlive the link).
     pub fn verify_link(&self, token: &str, expired_ok: bool) -> Result<String, &'static str> {
+        self.verify_themed_link(token, expired_ok)
+            .map(|(grant, _)| grant)
+    }
+
+    /// Like [`Keys::verify_link`], with the look the link carries.
+    pub fn verify_themed_link(
+        &self,
+        token: &str,
+        expired_ok: bool,
+    ) -> Result<(String, Option<crate::service::theme::Theme>), &'static str> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[LINK_AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
@@ -194,7 +218,8 @@ impl Keys {
         validation.leeway = 0;
         validation.validate_exp = !expired_ok;
         let claims = self.decode(token, &validation)?;
-        claims.jti.ok_or("the link names no grant")
+        let grant = claims.jti.ok_or("the link names no grant")?;
+        Ok((grant, claims.theme))
     }
 
     fn decode(&self, token: &str, validation: &Validation) -> Result<Claims, &'static str> {
@@ -331,6 +356,7 @@ mod tests {
             org: None,
             jti: None,
             aud: None,
+            theme: None,
         })
     }
 

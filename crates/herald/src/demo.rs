@@ -143,6 +143,7 @@ async fn tour(
         session_id: None,
         link_ttl: herald.config.portal_token_ttl,
         expiry: None,
+        theme: None,
     };
     let operator_token =
         crate::service::links::issue(herald.store.as_ref(), &herald.keys, &operator)

@@ -21,6 +21,7 @@ use super::applications::ApplicationIn;
 use super::extract::{bearer, parse_json};
 use crate::auth::Principal;
 use crate::service::links::{self as link, LinkRequest};
+use crate::service::theme::{Theme, ThemeIn};
 use crate::service::{load_app, Herald};
 use crate::service::{Error, Result};
 
@@ -54,6 +55,11 @@ pub struct AccessIn {
     /// Creates the application when it does not exist yet (Svix's shortcut).
     #[serde(default)]
     application: Option<ApplicationIn>,
+    /// Herald's own: the portal's look, and no header when framed.
+    #[serde(default)]
+    theme: Option<ThemeIn>,
+    #[serde(default)]
+    hide_header: Option<bool>,
 }
 
 impl AccessIn {
@@ -125,6 +131,7 @@ pub async fn create(
     let read_only = input.read_only()?;
     let expiry = input.expiry()?;
     let session_id = input.session_id()?;
+    let theme = Theme::parse(input.theme, input.hide_header.unwrap_or(false))?;
     let app = match (load_app(&state, &who, &app_id).await, input.application) {
         (Ok(app), _) => app,
         (Err(Error::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
@@ -142,6 +149,7 @@ pub async fn create(
         session_id,
         link_ttl: state.config.portal_token_ttl,
         expiry,
+        theme,
     };
     let token = link::issue(state.store.as_ref(), &state.keys, &request).await?;
     let url = link::url(&state.config.base_url(), &token);

@@ -77,6 +77,7 @@ pub fn router(state: Herald) -> Router {
         .route("/portal/assets/portal.css", get(css))
         .route("/portal/assets/portal.js", get(js))
         .route("/portal/assets/favicon.svg", get(favicon))
+        .route("/portal/assets/theme.css", get(theme_css))
         .route("/favicon.ico", get(favicon))
         .route("/portal/{*rest}", get(pages::unknown).post(pages::unknown))
         .layer(axum::middleware::map_response(
@@ -110,7 +111,7 @@ impl SecurityHeaders {
             frame_ancestors.join(" ")
         };
         let csp = format!(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
              connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
         );
         SecurityHeaders {
@@ -349,6 +350,18 @@ async fn css() -> impl IntoResponse {
     )
 }
 
+/// The session's look over `portal.css` (empty without one): its own
+/// sheet, so the CSP needs no inline style.
+async fn theme_css(session: session::Session) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        session.theme.map(|t| t.css()).unwrap_or_default(),
+    )
+}
+
 async fn favicon() -> impl IntoResponse {
     (
         [
@@ -426,6 +439,7 @@ pub async fn link(args: &LinkArgs) -> anyhow::Result<String> {
         session_id: None,
         link_ttl,
         expiry: None,
+        theme: None,
     };
     let token = links::issue(store.as_ref(), &keys, &request).await?;
     Ok(links::url(&base, &token))

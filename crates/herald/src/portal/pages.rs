@@ -38,9 +38,9 @@ pub async fn login(
     State(state): State<Herald>,
     Query(q): Query<LoginQuery>,
 ) -> PortalResult<Response> {
-    let grant_id = state
+    let (grant_id, theme) = state
         .keys
-        .verify_link(&q.token, false)
+        .verify_themed_link(&q.token, false)
         .map_err(|_| PortalError::BadLink)?;
     let grant = state
         .store
@@ -54,7 +54,7 @@ pub async fn login(
             .await?
             .ok_or(PortalError::BadLink)?;
     }
-    let session = Session::new(&grant, Utc::now());
+    let session = Session::new(&grant, Utc::now()).with_theme(theme);
     Ok(with_session(&state, &session, see_other("/portal/")))
 }
 

@@ -24,6 +24,7 @@ pub fn base(
     m.insert("operator".into(), json!(session.operator));
     m.insert("read_only".into(), json!(session.read_only));
     m.insert("app_name".into(), json!(app.map(|a| a.name.as_str())));
+    m.insert("theme".into(), json!(session.theme));
     m
 }
 

@@ -43,6 +43,9 @@ pub struct Session {
     pub read_only: bool,
     /// Echoed by every form; compared in constant time.
     pub csrf: String,
+    /// The look the link asked for (`app-portal-access`'s `theme`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<crate::service::theme::Theme>,
     exp: i64,
 }
 
@@ -67,6 +70,7 @@ impl Session {
             grant: grant.id.clone(),
             read_only: grant.read_only,
             csrf: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            theme: None,
             exp: (now.timestamp() + SESSION_SECONDS).min(grant.expires_at.timestamp()),
         }
     }
@@ -78,6 +82,11 @@ impl Session {
             app: Some(app),
             ..self.clone()
         }
+    }
+
+    /// The same session with the look its link carried.
+    pub fn with_theme(self, theme: Option<crate::service::theme::Theme>) -> Session {
+        Session { theme, ..self }
     }
 
     /// Seconds until the session ends.

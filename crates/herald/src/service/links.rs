@@ -30,6 +30,9 @@ pub struct LinkRequest {
     /// Svix's `expiry`: everything the link grants ends this long after it
     /// is issued. Without it, the session lasts 8 hours from the login.
     pub expiry: Option<Duration>,
+    /// The portal's look (`app-portal-access`'s `theme`, `hideHeader`),
+    /// carried in the link's token and then in the session.
+    pub theme: Option<crate::service::theme::Theme>,
 }
 
 /// Records a grant for `request` and returns the token of its link.
@@ -62,7 +65,7 @@ pub async fn issue(
         ended_at: None,
     };
     store.create_portal_grant(&grant).await?;
-    Ok(keys.portal_link(&grant))
+    Ok(keys.portal_link_themed(&grant, request.theme.as_ref()))
 }
 
 /// The URL that opens the portal with `token`, on the server at `base`.

@@ -11,6 +11,7 @@ mod error;
 pub mod links;
 pub mod messages;
 pub mod tasks;
+pub mod theme;
 pub mod transformations;
 
 use std::collections::BTreeMap;

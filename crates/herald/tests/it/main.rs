@@ -27,6 +27,7 @@ mod portal_auth;
 mod portal_forms;
 mod portal_log;
 mod portal_polish;
+mod portal_theme;
 mod rate_limits;
 mod retention;
 mod scheduled;

@@ -380,6 +380,7 @@ impl TestApp {
             session_id: None,
             link_ttl: Duration::from_secs(300),
             expiry: None,
+            theme: None,
         };
         let token =
             herald::service::links::issue(self.open_store().await.as_ref(), &self.keys, &request)

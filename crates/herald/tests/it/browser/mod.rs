@@ -19,9 +19,12 @@ use serde_json::json;
 
 use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 
+mod axe;
+mod embed;
 mod finding;
 mod no_script;
 mod phone;
+mod read_only;
 
 /// How long a page may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
