@@ -46,6 +46,34 @@
     });
   }
 
+  // The message page: while a delivery is pending (after a Resend, or on its
+  // way), the status line and the attempts refresh in place, every 2 s for
+  // up to two minutes; without this script, a reload shows the same.
+  var live = document.querySelector("[data-live]");
+  if (live && window.fetch && window.DOMParser) {
+    var rounds = 0;
+    var poll = function () {
+      rounds += 1;
+      fetch(window.location.href, {
+        credentials: "same-origin",
+        headers: { "Accept": "text/html" }
+      }).then(function (response) {
+        return response.text();
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        ["overall-status", "attempts-panel"].forEach(function (id) {
+          var here = document.getElementById(id), there = doc.getElementById(id);
+          if (here && there) { here.innerHTML = there.innerHTML; }
+        });
+        if (window.heraldTimes) { window.heraldTimes(); }
+        if (doc.querySelector("[data-live]") && rounds < 60) { setTimeout(poll, 2000); }
+      }).catch(function () {
+        if (rounds < 60) { setTimeout(poll, 5000); }
+      });
+    };
+    setTimeout(poll, 1000);
+  }
+
   // The endpoint URL, checked as it is typed (the server checks again on submit).
   var url = document.getElementById("url");
   var hint = document.getElementById("url-hint");

@@ -146,7 +146,8 @@ pub async fn resend(
 }
 
 /// The message's status over every endpoint it went to, in one line:
-/// `(class, words)`, the class one of `success`, `failing`, `pending`.
+/// `(class, words)`, the class one of `success`, `failing`, `pending`; and
+/// `live`: a delivery is still to be tried (the page refreshes itself).
 async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> PortalResult<Value> {
     let mut page = Page {
         limit: 250,
@@ -206,5 +207,6 @@ async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> Port
     } else {
         ("pending", format!("Pending: {detail}."))
     };
-    Ok(json!({"class": class, "words": words}))
+    let live = total == 0 || retrying + waiting > 0;
+    Ok(json!({"class": class, "words": words, "live": live}))
 }

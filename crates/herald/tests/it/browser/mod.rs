@@ -374,15 +374,29 @@ impl Story {
             async move { (n >= 2).then_some(()) }
         };
         crate::support::eventually(WAIT, "the resent message", &mut resent).await;
-        reload_until(b, "two attempts in the detail", || async {
+        // The page the Resend landed on shows the second attempt by itself,
+        // without a reload (the marker set on this document survives).
+        wait_path(b, "the message page after Resend", |p| {
+            p == format!("{endpoint_path}/messages/{msg_id}")
+        })
+        .await;
+        b.execute("window.heraldNoReload = true;", vec![])
+            .await
+            .unwrap();
+        let mut two_in_place = || async {
             let n = b
                 .find_all(Locator::Css("#attempts li.attempt"))
                 .await
                 .ok()?
                 .len();
             (n >= 2).then_some(())
-        })
-        .await;
+        };
+        crate::support::eventually(WAIT, "two attempts, in place", &mut two_in_place).await;
+        let same_page = b
+            .execute("return window.heraldNoReload === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(same_page, serde_json::json!(true), "the page was reloaded");
     }
 
     /// Delete, with confirmation; the list and the API agree it is gone.
