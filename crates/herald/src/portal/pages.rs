@@ -178,6 +178,8 @@ pub async fn home(
             "status": status,
             "rate": rate.unwrap_or_else(|| "—".into()),
             "deliveries": done,
+            // Not finished yet: waiting for a retry (or a first try).
+            "pending": stats.pending + stats.sending,
         }));
     }
     page(

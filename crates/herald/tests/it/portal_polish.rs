@@ -159,6 +159,10 @@ async fn the_log_says_when_a_failed_delivery_is_tried_next_and_why_nothing_came_
         row.contains("class=\"no-response\">connection failed"),
         "{row}"
     );
+    // The list's success column says the delivery is not finished, rather
+    // than a bare dash for an endpoint that is failing.
+    let (_, list) = portal.get("/portal/").await;
+    assert!(list.contains("· 1 pending</span>"), "{list}");
 
     let (status, _) = app
         .call(
