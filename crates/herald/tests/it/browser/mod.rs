@@ -21,6 +21,7 @@ use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 
 mod axe;
 mod embed;
+mod failing;
 mod finding;
 mod no_script;
 mod phone;
