@@ -19,8 +19,8 @@ use super::out::{EndpointOut, ListResponse, MessageAttemptOut, MessageOut};
 use super::tasks::TaskStarted;
 use crate::auth::Principal;
 use crate::service::endpoints::{
-    self, check_channels, check_date_format, check_event_types, check_headers, check_url,
-    SENSITIVE_HEADERS,
+    self, check_channels, check_date_format, check_deliverable_url, check_event_types,
+    check_headers, SENSITIVE_HEADERS,
 };
 use crate::service::tasks;
 use crate::service::transformations::check_filters;
@@ -130,7 +130,7 @@ pub async fn create(
     Body(input): Body<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
-    let url = check_url(&input.url)?;
+    let url = check_deliverable_url(&state, &input.url).await?;
     check_uid(input.uid.as_deref())?;
     let event_types = merge_filter(input.event_types, input.filter_types)?;
     let channels = check_channels(input.channels)?;
@@ -189,7 +189,7 @@ pub async fn update(
 ) -> Result<Json<EndpointOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    ep.url = check_url(&input.url)?;
+    ep.url = check_deliverable_url(&state, &input.url).await?;
     check_uid(input.uid.as_deref())?;
     ep.uid = input.uid;
     ep.description = input.description.unwrap_or_default();
@@ -224,7 +224,7 @@ pub async fn patch(
     match input.url {
         Patch::Absent => {}
         Patch::Null => return Err(Error::field(&["url"], "must not be null")),
-        Patch::Value(url) => ep.url = check_url(&url)?,
+        Patch::Value(url) => ep.url = check_deliverable_url(&state, &url).await?,
     }
     ep.uid = input.uid.apply_opt(ep.uid);
     check_uid(ep.uid.as_deref())?;

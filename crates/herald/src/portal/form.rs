@@ -3,17 +3,13 @@
 //! next to the fields, and re-rendered with what was typed.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::time::Duration as StdDuration;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use herald_core::dates::DateFormat;
-use herald_core::endpoint_url::EndpointUrl;
 use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
-use herald_core::net::{AllowList, TenantHost};
 use herald_core::signing::EndpointSecret;
 use herald_store::{Endpoint, EventType, Transformation};
 use serde_json::{json, Value};
@@ -24,8 +20,8 @@ use super::transform::{format_codes, format_name, parse_filters, rule_line, CUST
 use super::{page, PortalResult};
 use crate::catalog::formats::Format;
 use crate::service::endpoints::{
-    self, check_channels, check_date_format, check_event_types, check_headers, check_url,
-    SENSITIVE_HEADERS,
+    self, check_channels, check_date_format, check_deliverable_url, check_event_types,
+    check_headers, SENSITIVE_HEADERS,
 };
 use crate::service::transformations::{check_code, check_filters, format_code};
 use crate::service::Error;
@@ -33,7 +29,6 @@ use crate::service::Herald;
 
 const MASK: &str = "••••••••";
 /// How long the SSRF check waits for DNS before saving the URL anyway.
-const RESOLVE_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 /// The instant the date-format preview shows (a Spot event's `occurredAt`).
 const PREVIEW_UNIX: f64 = 1_715_095_714.0;
 
@@ -152,14 +147,8 @@ async fn check(
     old_headers: &BTreeMap<String, String>,
 ) -> Result<Checked, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
-    let url = match check_url(&v.url) {
-        Ok(url) => match ssrf_refusal(&state.config.allow_subnets, &url).await {
-            None => Some(url),
-            Some(why) => {
-                errors.insert("url", why);
-                None
-            }
-        },
+    let url = match check_deliverable_url(state, &v.url).await {
+        Ok(url) => Some(url),
         Err(e) => {
             errors.insert("url", error_message(&e));
             None
@@ -264,38 +253,6 @@ fn parse_headers(
         out.insert(name.to_string(), value);
     }
     Ok(out)
-}
-
-/// Why Herald would refuse to deliver to this URL, if it would: its literal
-/// address, or what its name resolves to now, is private or loopback and not in
-/// `HERALD_ALLOW_SUBNETS`. A name that does not resolve is allowed: it may
-/// resolve later, and delivery checks again.
-async fn ssrf_refusal(allow: &AllowList, url: &str) -> Option<String> {
-    let parsed = EndpointUrl::parse(url).ok()?;
-    let u = parsed.as_url();
-    let port = u.port_or_known_default().unwrap_or(80);
-    let (ips, host): (Vec<IpAddr>, TenantHost<'_>) = match u.host()? {
-        url::Host::Ipv4(ip) => (vec![ip.into()], TenantHost::Literal),
-        url::Host::Ipv6(ip) => (vec![ip.into()], TenantHost::Literal),
-        url::Host::Domain(name) => {
-            let ips =
-                match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, port)))
-                    .await
-                {
-                    Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
-                    _ => Vec::new(),
-                };
-            (ips, TenantHost::Name(name))
-        }
-    };
-    ips.into_iter()
-        .find_map(|ip| allow.check(ip).err())
-        .map(|refusal| {
-            format!(
-                "Webhooks cannot be used to reach private networks: {}.",
-                refusal.tenant_text(&host)
-            )
-        })
 }
 
 /// `/portal/endpoints/new`.
@@ -550,40 +507,5 @@ mod tests {
         assert_eq!(parsed["Authorization"], "Bearer s3cret");
         assert_eq!(parsed["X-Team"], "blue");
         assert!(parse_headers("no colon here", &old).is_err());
-    }
-
-    #[tokio::test]
-    async fn private_addresses_are_refused_unless_allowed() {
-        let none = AllowList::default();
-        let why = ssrf_refusal(&none, "http://127.0.0.1:8080/hook")
-            .await
-            .unwrap();
-        assert!(why.contains("127.0.0.1 is not a public address"), "{why}");
-        assert!(
-            !why.contains("HERALD_ALLOW_SUBNETS"),
-            "the operator's setting: {why}"
-        );
-        let by_name = ssrf_refusal(&none, "http://localhost:8080/hook")
-            .await
-            .unwrap();
-        assert!(
-            by_name.contains("localhost resolves to a non-public address"),
-            "{by_name}"
-        );
-        assert!(
-            !by_name.contains("127.0.0.1") && !by_name.contains("::1"),
-            "{by_name}"
-        );
-        assert!(ssrf_refusal(&none, "http://[::1]/hook").await.is_some());
-        let loopback: AllowList = "127.0.0.0/8".parse().unwrap();
-        assert!(ssrf_refusal(&loopback, "http://127.0.0.1:8080/hook")
-            .await
-            .is_none());
-        assert!(ssrf_refusal(&none, "https://93.184.215.14/hook")
-            .await
-            .is_none());
-        assert!(ssrf_refusal(&none, "https://does-not-exist.invalid/hook")
-            .await
-            .is_none());
     }
 }

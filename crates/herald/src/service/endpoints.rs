@@ -3,12 +3,14 @@
 //! once (it reuses what it read of an endpoint for a moment).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use axum::http::{HeaderName, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 use herald_core::dates::DateFormat;
 use herald_core::endpoint_url::EndpointUrl;
 use herald_core::name::{validate_channel, validate_name};
+use herald_core::net::{AllowList, TenantHost};
 use herald_core::signing::{EndpointSecret, KeyKind};
 use herald_store::{Application, Endpoint, ListFilter, Message, Targets};
 use serde_json::Value;
@@ -49,6 +51,56 @@ pub fn check_url(url: &str) -> Result<String> {
     EndpointUrl::parse(url)
         .map(|u| u.as_str().to_string())
         .map_err(|e| Error::field(&["url"], format!("URL {e}")))
+}
+
+/// How long saving an endpoint waits for its URL's name to resolve.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The one rule for an endpoint's URL, in the API and the portal alike: a
+/// well-formed URL ([`check_url`]) that Herald would deliver to now
+/// ([`unreachable`]); a 422 at `url` otherwise, worded for whoever saves it
+/// (a Spot admin, or an app-scoped token): it names no operator setting.
+pub async fn check_deliverable_url(herald: &Herald, url: &str) -> Result<String> {
+    let url = check_url(url)?;
+    match unreachable(&herald.config.allow_subnets, &url).await {
+        None => Ok(url),
+        Some(why) => Err(Error::field(&["url"], why)),
+    }
+}
+
+/// Why Herald would refuse to deliver to this URL now, if it would: its
+/// literal address, or every address its name resolves to now, is private or
+/// loopback and not in `HERALD_ALLOW_SUBNETS` (delivery uses the allowed
+/// addresses of an answer, so one is enough). A name that does not resolve
+/// passes: it may resolve later, and every delivery checks again.
+pub async fn unreachable(allow: &AllowList, url: &str) -> Option<String> {
+    let parsed = EndpointUrl::parse(url).ok()?;
+    let u = parsed.as_url();
+    let port = u.port_or_known_default().unwrap_or(80);
+    let (ips, host): (Vec<IpAddr>, TenantHost<'_>) = match u.host()? {
+        url::Host::Ipv4(ip) => (vec![ip.into()], TenantHost::Literal),
+        url::Host::Ipv6(ip) => (vec![ip.into()], TenantHost::Literal),
+        url::Host::Domain(name) => {
+            let lookup = tokio::net::lookup_host((name, port));
+            let ips = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                _ => Vec::new(),
+            };
+            (ips, TenantHost::Name(name))
+        }
+    };
+    let mut refusals = Vec::new();
+    for ip in ips {
+        match allow.check(ip) {
+            Ok(()) => return None,
+            Err(refusal) => refusals.push(refusal),
+        }
+    }
+    let refusal = refusals.into_iter().next()?;
+    Some(format!(
+        "Webhooks cannot be used to reach private networks: {}.",
+        refusal.tenant_text(&host)
+    ))
 }
 
 /// The event filter, whichever of its two names it came under. An empty list
@@ -357,6 +409,46 @@ pub(crate) fn uid_conflict(e: herald_store::StoreError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn private_addresses_are_refused_unless_allowed() {
+        let none = AllowList::default();
+        let why = unreachable(&none, "http://127.0.0.1:8080/hook")
+            .await
+            .unwrap();
+        assert!(why.contains("127.0.0.1 is not a public address"), "{why}");
+        assert!(
+            !why.contains("HERALD_ALLOW_SUBNETS"),
+            "the operator's setting: {why}"
+        );
+        let by_name = unreachable(&none, "http://localhost:8080/hook")
+            .await
+            .unwrap();
+        assert!(
+            by_name.contains("localhost resolves to a non-public address"),
+            "{by_name}"
+        );
+        assert!(
+            !by_name.contains("127.0.0.1") && !by_name.contains("::1"),
+            "{by_name}"
+        );
+        assert!(unreachable(&none, "http://[::1]/hook").await.is_some());
+        let loopback: AllowList = "127.0.0.0/8".parse().unwrap();
+        // localhost also resolves to ::1, refused: one allowed address is
+        // enough, as delivery uses the allowed ones.
+        assert!(unreachable(&loopback, "http://localhost:8080/hook")
+            .await
+            .is_none());
+        assert!(unreachable(&loopback, "http://127.0.0.1:8080/hook")
+            .await
+            .is_none());
+        assert!(unreachable(&none, "https://93.184.215.14/hook")
+            .await
+            .is_none());
+        assert!(unreachable(&none, "https://does-not-exist.invalid/hook")
+            .await
+            .is_none());
+    }
 
     #[test]
     fn reserved_and_bad_headers_are_refused() {

@@ -91,18 +91,30 @@ async fn names_that_resolve_to_loopback_are_refused() {
     hosts.set("internal.example", &["127.0.0.1", "::1"]);
     let app = server("", &hosts).await;
     let app_id = app.create_app("Ssrf").await;
-    // The system resolver's own answer for localhost, and a public-looking
-    // name whose answer is loopback.
-    for name in ["localhost", "internal.example"] {
-        let url = format!("http://{name}:{port}/hook");
-        let (_, code, response) = deliver_once(&app, &app_id, &url).await;
-        assert_eq!(code, 0, "{name}: {response}");
-        // The tenant is told, without the address the name resolved to.
-        assert_eq!(
-            response,
-            format!("{name} resolves to a non-public address; Herald delivers only to public internet addresses (SSRF protection)"),
-        );
-    }
+    // The system resolver's answer for localhost is loopback when the
+    // endpoint is saved: refused then, as the portal refuses it.
+    let (status, out) = app
+        .post_json(
+            &format!("/api/v1/app/{app_id}/endpoint"),
+            json!({"url": format!("http://localhost:{port}/hook")}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert_eq!(
+        out["detail"][0]["msg"],
+        "Webhooks cannot be used to reach private networks: localhost resolves to a non-public address; Herald delivers only to public internet addresses (SSRF protection)."
+    );
+    // A public-looking name whose answer is loopback only when Herald
+    // delivers (it does not resolve when saved): refused at delivery.
+    let name = "internal.example";
+    let url = format!("http://{name}:{port}/hook");
+    let (_, code, response) = deliver_once(&app, &app_id, &url).await;
+    assert_eq!(code, 0, "{name}: {response}");
+    // The tenant is told, without the address the name resolved to.
+    assert_eq!(
+        response,
+        format!("{name} resolves to a non-public address; Herald delivers only to public internet addresses (SSRF protection)"),
+    );
     assert!(on_1.received().is_empty(), "a refused address was reached");
     app.stop().await;
 }
