@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -161,7 +162,7 @@ pub async fn openapi_json() -> crate::service::Result<axum::response::Response> 
     let json = match JSON.get() {
         Some(json) => json,
         None => {
-            let json = super::openapi().to_json().map_err(|e| {
+            let json = render(&super::openapi()).map_err(|e| {
                 crate::service::Error::Internal(format!("rendering the OpenAPI document: {e}"))
             })?;
             JSON.get_or_init(|| json)
@@ -265,7 +266,143 @@ pub fn finish(mut doc: Document) -> Document {
             add(op, "503", "The database is unavailable", "ErrorBody");
         }
     }
+    link_created_resources(&mut doc);
     doc
+}
+
+/// OpenAPI links from each create (`POST` on a collection) to the operations
+/// on the resource it made (`{collection}/{id}/...`), the id taken from the
+/// answer and the collection's own path parameters from the request: how a
+/// client (or schemathesis's stateful phase) goes from a new application to
+/// its endpoints, messages and attempts.
+fn link_created_resources(doc: &mut Document) {
+    let schemas = doc
+        .components
+        .as_ref()
+        .map(|c| c.schemas.clone())
+        .unwrap_or_default();
+    let targets: Vec<(String, Vec<(String, String)>)> = doc
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let ops = [
+                ("get", &item.get),
+                ("post", &item.post),
+                ("put", &item.put),
+                ("patch", &item.patch),
+                ("delete", &item.delete),
+            ]
+            .into_iter()
+            .filter_map(|(m, op)| {
+                let id = op.as_ref()?.operation_id.clone()?;
+                Some((m.to_string(), id))
+            })
+            .collect();
+            (path.clone(), ops)
+        })
+        .collect();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let Some(create) = item.post.as_mut() else {
+            continue;
+        };
+        if path.ends_with('}') {
+            continue;
+        }
+        let own = path_params(path);
+        for (status, response) in create.responses.responses.iter_mut() {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            if !status.starts_with('2') {
+                continue;
+            }
+            let Some(name) =
+                response
+                    .content
+                    .get("application/json")
+                    .and_then(|c| match &c.schema {
+                        Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().map(String::from),
+                        _ => None,
+                    })
+            else {
+                continue;
+            };
+            let Some(RefOr::T(utoipa::openapi::Schema::Object(schema))) = schemas.get(&name) else {
+                continue;
+            };
+            for (target, ops) in &targets {
+                let Some(rest) = target.strip_prefix(&format!("{path}/{{")) else {
+                    continue;
+                };
+                let Some(end) = rest.find('}') else { continue };
+                let param = &rest[..end];
+                let field = if schema.properties.contains_key("id") {
+                    "id"
+                } else {
+                    param
+                };
+                if !schema.properties.contains_key(field) {
+                    continue;
+                }
+                // Only targets whose every parameter this link can fill.
+                let needs = path_params(target);
+                if needs.iter().any(|p| p != param && !own.contains(p)) {
+                    continue;
+                }
+                for (method, operation_id) in ops {
+                    let mut link = LinkBuilder::new()
+                        .operation_id(operation_id.clone())
+                        .parameter(param, format!("$response.body#/{field}"));
+                    for p in &own {
+                        link = link.parameter(p.clone(), format!("$request.path.{p}"));
+                    }
+                    response
+                        .links
+                        .insert(format!("{method} {target}"), RefOr::T(link.build()));
+                }
+            }
+        }
+    }
+}
+
+/// The document as JSON. utoipa 5 writes a link's fields in snake case
+/// (`operation_id`), where OpenAPI spells them `operationId`,
+/// `operationRef`, `requestBody`: they are renamed here.
+pub fn render(doc: &Document) -> serde_json::Result<String> {
+    let mut value = serde_json::to_value(doc)?;
+    if let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        let operations = paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut());
+        let responses = operations
+            .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+            .flat_map(|r| r.values_mut());
+        let links = responses
+            .filter_map(|r| r.get_mut("links")?.as_object_mut())
+            .flat_map(|l| l.values_mut())
+            .filter_map(|l| l.as_object_mut());
+        for link in links {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.to_string(), v);
+                }
+            }
+        }
+    }
+    serde_json::to_string(&value)
+}
+
+fn path_params(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(String::from)
+        .collect()
 }
 
 fn add(op: &mut Operation, status: &str, description: &str, schema: &str) {

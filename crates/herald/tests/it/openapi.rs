@@ -149,6 +149,40 @@ async fn the_document_is_openapi_3_1_with_heralds_own_fields() {
         }
     }
 
+    // Links from each create to the operations on what it made, by
+    // operationId (OpenAPI's spelling), with every path parameter filled.
+    let mut links = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            for response in op["responses"].as_object().unwrap().values() {
+                let Some(map) = response.get("links").and_then(Value::as_object) else {
+                    continue;
+                };
+                for (name, link) in map {
+                    let id = link["operationId"].as_str();
+                    assert!(
+                        id.is_some_and(|id| ids.contains(id)),
+                        "{method} {path}: link {name}: {link}"
+                    );
+                    links += 1;
+                }
+            }
+        }
+    }
+    let create_app = &doc["paths"]["/api/v1/app"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        create_app["get /api/v1/app/{app_id}/endpoint"],
+        json!({"operationId": "v1.endpoint.list", "parameters": {"app_id": "$response.body#/id"}})
+    );
+    let create_endpoint =
+        &doc["paths"]["/api/v1/app/{app_id}/endpoint"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        create_endpoint["get /api/v1/app/{app_id}/endpoint/{endpoint_id}"]["parameters"],
+        json!({"endpoint_id": "$response.body#/id", "app_id": "$request.path.app_id"})
+    );
+    assert!(links >= 40, "{links} links");
+
     // The bearer scheme, on every route that takes a token.
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"],
