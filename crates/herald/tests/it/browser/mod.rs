@@ -22,6 +22,7 @@ use crate::support::{csrf_of, portal_link, Receiver, TestApp};
 mod finding;
 mod no_script;
 mod phone;
+mod reference;
 
 /// How long a page may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
