@@ -16,7 +16,7 @@ use crate::service::{Error, Result};
     path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
     tag = "Message attempt",
     summary = "List the attempts of an endpoint",
-    params(crate::api::doc::EndpointPath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery, crate::api::doc::WithContent),
+    params(crate::api::doc::EndpointPath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery),
     responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::MessageAttemptOut>))
 )]
 pub async fn by_endpoint(
@@ -43,7 +43,7 @@ pub async fn by_endpoint(
     path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
     tag = "Message attempt",
     summary = "List the attempts of a message",
-    params(crate::api::doc::MessagePath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery, crate::api::doc::WithContent),
+    params(crate::api::doc::MessagePath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery),
     responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::MessageAttemptOut>))
 )]
 pub async fn by_msg(

@@ -19,7 +19,7 @@ use crate::service::{Error, FieldError, Result};
     tag = "Catalog",
     summary = "The public event catalog",
     params(("format" = Option<String>, Query, description = "html (the default), json or openapi")),
-    responses((status = 200, description = "OK", body = Object), (status = 404, description = "Not found", body = crate::api::doc::ErrorBody))
+    responses((status = 200, description = "The catalog: a page, or with ?format=json or openapi a JSON document", content((String = "text/html"), (Object = "application/json"))), (status = 404, description = "No public event type", body = crate::api::doc::ErrorBody))
 )]
 pub async fn default_org(state: State<Herald>, params: Params) -> Result<Response> {
     render(state, DEFAULT_ORG, params).await
@@ -31,7 +31,7 @@ pub async fn default_org(state: State<Herald>, params: Params) -> Result<Respons
     tag = "Catalog",
     summary = "An organisation's public event catalog",
     params(("org_id" = String, Path), ("format" = Option<String>, Query, description = "html (the default), json or openapi")),
-    responses((status = 200, description = "OK", body = Object))
+    responses((status = 200, description = "The catalog: a page, or with ?format=json or openapi a JSON document", content((String = "text/html"), (Object = "application/json"))))
 )]
 pub async fn for_org(
     state: State<Herald>,

@@ -381,6 +381,35 @@ async fn real_answers_match_their_documented_schemas() {
         assert_matches(&doc, "get", template, status, &body);
     }
 
+    // The public catalog answers HTML or JSON: both media types are listed.
+    let (status, et) = app
+        .post_json(
+            "/api/v1/event-type",
+            json!({"name": "member.created", "description": "A member joined", "public": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{et}");
+    assert_matches(&doc, "post", "/api/v1/event-type", status, &et);
+    let content = &doc["paths"]["/catalog"]["get"]["responses"]["200"]["content"];
+    for (query, media) in [("", "text/html"), ("?format=json", "application/json")] {
+        let answer = app
+            .http
+            .get(app.url(&format!("/catalog{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let got = answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(got.starts_with(media), "/catalog{query}: {got}");
+        assert!(
+            content[media].is_object(),
+            "/catalog documents no {media}: {content}"
+        );
+    }
+
     // The errors: Svix's {code, detail}, and 422's list of fields.
     let (status, body) = app.get_json("/api/v1/app/nosuchapp").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
