@@ -20,8 +20,11 @@ use crate::service::{Error, Result};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
+    /// Not empty, nor only spaces.
+    #[schema(pattern = r"\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,

@@ -31,6 +31,7 @@ use crate::service::{check_uid, load_app, load_endpoint, metadata_value, Error, 
 pub struct EndpointIn {
     url: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     uid: Option<String>,
     #[serde(default)]
     description: Option<String>,

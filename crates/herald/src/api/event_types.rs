@@ -22,6 +22,7 @@ use crate::service::{Error, Result};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     name: String,
     description: String,
     #[serde(default)]
