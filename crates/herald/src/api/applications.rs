@@ -17,11 +17,14 @@ use crate::auth::Principal;
 use crate::service::{check_uid, load_app, metadata_value, require_org, Herald};
 use crate::service::{Error, Result};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
+    /// Not empty, nor only spaces.
+    #[schema(pattern = r"\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
@@ -29,16 +32,20 @@ pub struct ApplicationIn {
     pub throttle_rate: Option<u16>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     name: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     uid: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Patch<BTreeMap<String, String>>,
     #[serde(default)]
+    #[schema(value_type = Option<u16>)]
     throttle_rate: Patch<u16>,
 }
 
@@ -68,6 +75,14 @@ impl ApplicationIn {
     }
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.application.list",
+    path = "/api/v1/app",
+    tag = "Application",
+    summary = "List applications",
+    params(crate::api::doc::PageQuery),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::ApplicationOut>))
+)]
 pub async fn list(
     State(state): State<Herald>,
     who: Principal,
@@ -92,6 +107,15 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    post, operation_id = "v1.application.create",
+    path = "/api/v1/app",
+    tag = "Application",
+    summary = "Create an application",
+    params(("get_if_exists" = Option<bool>, Query, description = "Answer with the application of the same uid, if there is one, instead of a conflict")),
+    request_body = ApplicationIn,
+    responses((status = 200, description = "OK", body = crate::api::out::ApplicationOut), (status = 201, description = "Created", body = crate::api::out::ApplicationOut))
+)]
 pub async fn create(
     State(state): State<Herald>,
     who: Principal,
@@ -111,6 +135,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.application.get",
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    summary = "Get an application",
+    params(crate::api::doc::AppPath),
+    responses((status = 200, description = "OK", body = crate::api::out::ApplicationOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -121,6 +153,15 @@ pub async fn get(
 
 /// PUT creates the application (with the path as its uid) when it does not exist,
 /// as Svix does.
+#[utoipa::path(
+    put, operation_id = "v1.application.update",
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    summary = "Update (or create) an application",
+    params(crate::api::doc::AppPath),
+    request_body = ApplicationIn,
+    responses((status = 200, description = "OK", body = crate::api::out::ApplicationOut), (status = 201, description = "Created", body = crate::api::out::ApplicationOut))
+)]
 pub async fn update(
     State(state): State<Herald>,
     who: Principal,
@@ -157,6 +198,15 @@ pub async fn update(
     }
 }
 
+#[utoipa::path(
+    patch, operation_id = "v1.application.patch",
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    summary = "Patch an application",
+    params(crate::api::doc::AppPath),
+    request_body = ApplicationPatch,
+    responses((status = 200, description = "OK", body = crate::api::out::ApplicationOut))
+)]
 pub async fn patch(
     State(state): State<Herald>,
     who: Principal,
@@ -189,6 +239,14 @@ pub async fn patch(
     Ok(Json(app.into()))
 }
 
+#[utoipa::path(
+    delete, operation_id = "v1.application.delete",
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    summary = "Delete an application",
+    params(crate::api::doc::AppPath),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn delete(
     State(state): State<Herald>,
     who: Principal,

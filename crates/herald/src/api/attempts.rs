@@ -11,6 +11,14 @@ use crate::auth::Principal;
 use crate::service::{load_app, load_endpoint, load_message, Herald};
 use crate::service::{Error, Result};
 
+#[utoipa::path(
+    get, operation_id = "v1.message-attempt.by-endpoint",
+    path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+    tag = "Message attempt",
+    summary = "List the attempts of an endpoint",
+    params(crate::api::doc::EndpointPath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::MessageAttemptOut>))
+)]
 pub async fn by_endpoint(
     State(state): State<Herald>,
     who: Principal,
@@ -30,6 +38,14 @@ pub async fn by_endpoint(
     )))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.message-attempt.by-msg",
+    path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+    tag = "Message attempt",
+    summary = "List the attempts of a message",
+    params(crate::api::doc::MessagePath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::MessageAttemptOut>))
+)]
 pub async fn by_msg(
     State(state): State<Herald>,
     who: Principal,
@@ -53,6 +69,14 @@ pub async fn by_msg(
     )))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.message-attempt.get",
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+    tag = "Message attempt",
+    summary = "Get an attempt",
+    params(crate::api::doc::MessagePath, ("attempt_id" = String, Path, description = "The attempt's ID")),
+    responses((status = 200, description = "OK", body = crate::api::out::MessageAttemptOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -70,6 +94,14 @@ pub async fn get(
 
 /// Svix's `DELETE .../attempt/{id}/content`: forgets what the receiver
 /// answered (its response body), keeping the attempt.
+#[utoipa::path(
+    delete, operation_id = "v1.message-attempt.expunge-content",
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+    tag = "Message attempt",
+    summary = "Delete an attempt's response body",
+    params(crate::api::doc::MessagePath, ("attempt_id" = String, Path, description = "The attempt's ID")),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn expunge_content(
     State(state): State<Herald>,
     who: Principal,
@@ -88,6 +120,14 @@ pub async fn expunge_content(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.message-attempt.attempted-destinations",
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
+    tag = "Message attempt",
+    summary = "List the endpoints a message was sent to",
+    params(crate::api::doc::MessagePath, crate::api::doc::PageQuery),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::MessageEndpointOut>))
+)]
 pub async fn attempted_destinations(
     State(state): State<Herald>,
     who: Principal,
@@ -107,6 +147,14 @@ pub async fn attempted_destinations(
     )))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.message-attempt.attempted-messages",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
+    tag = "Message attempt",
+    summary = "List the messages of an endpoint",
+    params(crate::api::doc::EndpointPath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery, crate::api::doc::WithContent),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::EndpointMessageOut>))
+)]
 pub async fn attempted_messages(
     State(state): State<Herald>,
     who: Principal,
@@ -129,6 +177,14 @@ pub async fn attempted_messages(
 
 /// Sends the message to the endpoint again, now, as a manual attempt. Answers
 /// 202 with `{}`: the SDKs parse the body as an `EmptyResponse`.
+#[utoipa::path(
+    post, operation_id = "v1.message-attempt.resend",
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    tag = "Message attempt",
+    summary = "Resend a message to an endpoint",
+    params(crate::api::doc::MessagePath, ("endpoint_id" = String, Path, description = "The endpoint's ID or uid")),
+    responses((status = 202, description = "Accepted", body = Object))
+)]
 pub async fn resend(
     State(state): State<Herald>,
     who: Principal,

@@ -26,11 +26,12 @@ use crate::service::tasks;
 use crate::service::transformations::check_filters;
 use crate::service::{check_uid, load_app, load_endpoint, metadata_value, Error, Herald, Result};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     url: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     uid: Option<String>,
     #[serde(default)]
     description: Option<String>,
@@ -57,33 +58,45 @@ pub struct EndpointIn {
     /// Herald's: the content filter, rules every message's payload must meet
     /// to be sent here. Absent keeps the current one.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     filters: Option<Vec<Rule>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     url: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     uid: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     description: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     disabled: Patch<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     event_types: Patch<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     filter_types: Patch<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     channels: Patch<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Patch<BTreeMap<String, String>>,
     #[serde(default, alias = "rateLimit")]
+    #[schema(value_type = Option<u16>)]
     throttle_rate: Patch<u16>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     date_format: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     filters: Patch<Vec<Rule>>,
 }
 
@@ -107,6 +120,14 @@ fn merge_filter(
     }
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.endpoint.list",
+    path = "/api/v1/app/{app_id}/endpoint",
+    tag = "Endpoint",
+    summary = "List endpoints",
+    params(crate::api::doc::AppPath, crate::api::doc::PageQuery),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::EndpointOut>))
+)]
 pub async fn list(
     State(state): State<Herald>,
     who: Principal,
@@ -123,6 +144,15 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    post, operation_id = "v1.endpoint.create",
+    path = "/api/v1/app/{app_id}/endpoint",
+    tag = "Endpoint",
+    summary = "Create an endpoint",
+    params(crate::api::doc::AppPath),
+    request_body = EndpointIn,
+    responses((status = 201, description = "Created", body = crate::api::out::EndpointOut))
+)]
 pub async fn create(
     State(state): State<Herald>,
     who: Principal,
@@ -169,6 +199,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ep.into())))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.endpoint.get",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    summary = "Get an endpoint",
+    params(crate::api::doc::EndpointPath),
+    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -181,6 +219,15 @@ pub async fn get(
 }
 
 /// PUT replaces every field it carries; headers and the secret stay.
+#[utoipa::path(
+    put, operation_id = "v1.endpoint.update",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    summary = "Update an endpoint",
+    params(crate::api::doc::EndpointPath),
+    request_body = EndpointIn,
+    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut))
+)]
 pub async fn update(
     State(state): State<Herald>,
     who: Principal,
@@ -213,6 +260,15 @@ pub async fn update(
     Ok(Json(load_endpoint(&state, &app, &ep.id).await?.into()))
 }
 
+#[utoipa::path(
+    patch, operation_id = "v1.endpoint.patch",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    summary = "Patch an endpoint",
+    params(crate::api::doc::EndpointPath),
+    request_body = EndpointPatch,
+    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut))
+)]
 pub async fn patch(
     State(state): State<Herald>,
     who: Principal,
@@ -278,6 +334,14 @@ pub async fn patch(
     Ok(Json(load_endpoint(&state, &app, &ep.id).await?.into()))
 }
 
+#[utoipa::path(
+    delete, operation_id = "v1.endpoint.delete",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    summary = "Delete an endpoint",
+    params(crate::api::doc::EndpointPath),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn delete(
     State(state): State<Herald>,
     who: Principal,
@@ -289,7 +353,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretOut {
     key: String,
@@ -308,6 +372,14 @@ impl SecretOut {
     }
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.endpoint.get-secret",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+    tag = "Endpoint",
+    summary = "Get an endpoint's signing secret",
+    params(crate::api::doc::EndpointPath),
+    responses((status = 200, description = "OK", body = SecretOut))
+)]
 pub async fn get_secret(
     State(state): State<Herald>,
     who: Principal,
@@ -323,7 +395,7 @@ pub async fn get_secret(
     Ok(Json(SecretOut::new(current.key)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateIn {
     #[serde(default)]
@@ -337,7 +409,7 @@ pub struct RotateIn {
     key_type: Option<KeyType>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyType {
     Hmac,
@@ -356,6 +428,15 @@ impl From<KeyType> for KeyKind {
 /// Makes a new key current; the old one keeps signing through the grace period,
 /// so receivers can switch without losing a message. Answers with the new key
 /// (the SDKs parse it).
+#[utoipa::path(
+    post, operation_id = "v1.endpoint.rotate-secret",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    tag = "Endpoint",
+    summary = "Rotate an endpoint's signing secret",
+    params(crate::api::doc::EndpointPath),
+    request_body = Option<RotateIn>,
+    responses((status = 200, description = "OK", body = SecretOut))
+)]
 pub async fn rotate_secret(
     State(state): State<Herald>,
     who: Principal,
@@ -383,7 +464,7 @@ pub async fn rotate_secret(
     Ok(Json(SecretOut::new(key)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct HeadersOut {
     headers: BTreeMap<String, String>,
     sensitive: Vec<String>,
@@ -402,6 +483,14 @@ fn headers_out(ep: &Endpoint) -> HeadersOut {
     HeadersOut { headers, sensitive }
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.endpoint.get-headers",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint",
+    summary = "Get an endpoint's headers",
+    params(crate::api::doc::EndpointPath),
+    responses((status = 200, description = "OK", body = HeadersOut))
+)]
 pub async fn get_headers(
     State(state): State<Herald>,
     who: Principal,
@@ -412,12 +501,12 @@ pub async fn get_headers(
     Ok(Json(headers_out(&ep)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct HeadersIn {
     headers: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeadersPatchIn {
     headers: BTreeMap<String, Option<String>>,
@@ -426,6 +515,15 @@ pub struct HeadersPatchIn {
     delete_headers: Vec<String>,
 }
 
+#[utoipa::path(
+    put, operation_id = "v1.endpoint.put-headers",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint",
+    summary = "Set an endpoint's headers",
+    params(crate::api::doc::EndpointPath),
+    request_body = HeadersIn,
+    responses((status = 204, description = "No content"))
+)]
 pub async fn put_headers(
     State(state): State<Herald>,
     who: Principal,
@@ -441,6 +539,15 @@ pub async fn put_headers(
 }
 
 /// PATCH merges: a header set to `null` is removed.
+#[utoipa::path(
+    patch, operation_id = "v1.endpoint.patch-headers",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint",
+    summary = "Patch an endpoint's headers",
+    params(crate::api::doc::EndpointPath),
+    request_body = HeadersPatchIn,
+    responses((status = 204, description = "No content"))
+)]
 pub async fn patch_headers(
     State(state): State<Herald>,
     who: Principal,
@@ -469,6 +576,14 @@ pub async fn patch_headers(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.endpoint.stats",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats",
+    tag = "Endpoint",
+    summary = "An endpoint's delivery counts",
+    params(crate::api::doc::EndpointPath, ("since" = Option<chrono::DateTime<chrono::Utc>>, Query), ("until" = Option<chrono::DateTime<chrono::Utc>>, Query)),
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn stats(
     State(state): State<Herald>,
     who: Principal,
@@ -490,7 +605,7 @@ pub async fn stats(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventExampleIn {
     event_type: String,
@@ -502,7 +617,7 @@ pub struct EventExampleIn {
 
 /// The Test button's answer: the message, as Svix answers, plus the outcome of
 /// the one attempt Herald made right away.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ExampleOut {
     #[serde(flatten)]
     message: MessageOut,
@@ -513,6 +628,15 @@ pub struct ExampleOut {
 /// The Test button: sends the event type's example (marked `"test": true`) to
 /// this endpoint only, whatever its filters, right away and once, and answers
 /// with the outcome. The attempt is in the log like any other.
+#[utoipa::path(
+    post, operation_id = "v1.endpoint.send-example",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    tag = "Endpoint",
+    summary = "Send an example event",
+    params(crate::api::doc::EndpointPath),
+    request_body = EventExampleIn,
+    responses((status = 202, description = "Accepted", body = ExampleOut))
+)]
 pub async fn send_example(
     State(state): State<Herald>,
     who: Principal,
@@ -539,7 +663,7 @@ pub async fn send_example(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RecoverIn {
     since: chrono::DateTime<Utc>,
     #[serde(default)]
@@ -550,6 +674,15 @@ pub struct RecoverIn {
 /// Svix does: a background task answered `running` at once, finished (with
 /// how many it queued) or failed behind, and readable at
 /// `/api/v1/background-task/{id}`.
+#[utoipa::path(
+    post, operation_id = "v1.endpoint.recover",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    tag = "Endpoint",
+    summary = "Resend the failed messages since a time",
+    params(crate::api::doc::EndpointPath),
+    request_body = RecoverIn,
+    responses((status = 202, description = "Accepted", body = crate::api::tasks::TaskStarted))
+)]
 pub async fn recover(
     State(state): State<Herald>,
     who: Principal,
@@ -571,6 +704,15 @@ pub async fn recover(
 
 /// Queues to this endpoint every message of the window it never got (Svix's
 /// `replay-missing`): a background task, as `recover`.
+#[utoipa::path(
+    post, operation_id = "v1.endpoint.replay-missing",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+    tag = "Endpoint",
+    summary = "Send the messages an endpoint never got",
+    params(crate::api::doc::EndpointPath),
+    request_body = RecoverIn,
+    responses((status = 202, description = "Accepted", body = crate::api::tasks::TaskStarted))
+)]
 pub async fn replay_missing(
     State(state): State<Herald>,
     who: Principal,
@@ -591,7 +733,7 @@ pub async fn replay_missing(
 }
 
 /// Svix's `BulkReplayIn`: the window, and which of its deliveries.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkReplayIn {
     since: chrono::DateTime<Utc>,
@@ -644,6 +786,15 @@ impl BulkReplayIn {
 /// Queues again every delivery of the window to this endpoint that the
 /// filters take, delivered or not (Svix's `bulk-replay`): a background
 /// task, as `recover`, finished with `data.messagesSent`.
+#[utoipa::path(
+    post, operation_id = "v1.endpoint.bulk-replay",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
+    tag = "Endpoint",
+    summary = "Send the window's deliveries to an endpoint again",
+    params(crate::api::doc::EndpointPath),
+    request_body = BulkReplayIn,
+    responses((status = 202, description = "Accepted", body = crate::api::tasks::TaskStarted))
+)]
 pub async fn bulk_replay(
     State(state): State<Herald>,
     who: Principal,

@@ -19,9 +19,10 @@ use crate::catalog::{all_event_types, openapi_import};
 use crate::service::{require_org, Herald};
 use crate::service::{Error, Result};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     name: String,
     description: String,
     #[serde(default)]
@@ -40,7 +41,7 @@ pub struct EventTypeIn {
     validate_payload: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeUpdate {
     description: String,
@@ -58,22 +59,29 @@ pub struct EventTypeUpdate {
     validate_payload: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypePatch {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     description: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     archived: Patch<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     deprecated: Patch<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     schemas: Patch<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     feature_flag: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     public: Patch<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     validate_payload: Patch<bool>,
 }
 
@@ -145,6 +153,14 @@ fn check_feature_flag(flag: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.event-type.list",
+    path = "/api/v1/event-type",
+    tag = "Event type",
+    summary = "List event types",
+    params(crate::api::doc::PageQuery, crate::api::doc::WithContent, ("include_archived" = Option<bool>, Query)),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::EventTypeOut>))
+)]
 pub async fn list(
     State(state): State<Herald>,
     who: Principal,
@@ -166,6 +182,14 @@ pub async fn list(
 
 /// Creates the event type; one that exists but is archived is brought back with
 /// the new fields, as Svix does.
+#[utoipa::path(
+    post, operation_id = "v1.event-type.create",
+    path = "/api/v1/event-type",
+    tag = "Event type",
+    summary = "Create an event type",
+    request_body = EventTypeIn,
+    responses((status = 201, description = "Created", body = crate::api::out::EventTypeOut))
+)]
 pub async fn create(
     State(state): State<Herald>,
     who: Principal,
@@ -220,6 +244,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(EventTypeOut::new(et, true))))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.event-type.get",
+    path = "/api/v1/event-type/{name}",
+    tag = "Event type",
+    summary = "Get an event type",
+    params(("name" = String, Path, description = "The event type's name")),
+    responses((status = 200, description = "OK", body = crate::api::out::EventTypeOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -234,6 +266,15 @@ pub async fn get(
 }
 
 /// PUT replaces the event type, creating it when missing.
+#[utoipa::path(
+    put, operation_id = "v1.event-type.update",
+    path = "/api/v1/event-type/{name}",
+    tag = "Event type",
+    summary = "Update (or create) an event type",
+    params(("name" = String, Path, description = "The event type's name")),
+    request_body = EventTypeUpdate,
+    responses((status = 200, description = "OK", body = crate::api::out::EventTypeOut), (status = 201, description = "Created", body = crate::api::out::EventTypeOut))
+)]
 pub async fn update(
     State(state): State<Herald>,
     who: Principal,
@@ -278,6 +319,15 @@ pub async fn update(
     }
 }
 
+#[utoipa::path(
+    patch, operation_id = "v1.event-type.patch",
+    path = "/api/v1/event-type/{name}",
+    tag = "Event type",
+    summary = "Patch an event type",
+    params(("name" = String, Path, description = "The event type's name")),
+    request_body = EventTypePatch,
+    responses((status = 200, description = "OK", body = crate::api::out::EventTypeOut))
+)]
 pub async fn patch(
     State(state): State<Herald>,
     who: Principal,
@@ -316,6 +366,14 @@ pub async fn patch(
 
 /// DELETE archives the event type (messages of that type are kept); with
 /// `expunge=true` it is removed for good.
+#[utoipa::path(
+    delete, operation_id = "v1.event-type.delete",
+    path = "/api/v1/event-type/{name}",
+    tag = "Event type",
+    summary = "Archive (or expunge) an event type",
+    params(("name" = String, Path, description = "The event type's name"), ("expunge" = Option<bool>, Query)),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn delete(
     State(state): State<Herald>,
     who: Principal,
@@ -339,7 +397,7 @@ pub async fn delete(
 }
 
 /// `POST /api/v1/event-type/import/openapi`: Svix's body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportOpenApiIn {
     #[serde(default)]
@@ -353,7 +411,7 @@ pub struct ImportOpenApiIn {
 }
 
 /// Svix's `EventTypeImportOpenApiOut`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ImportOpenApiOut {
     data: ImportOpenApiOutData,
 }
@@ -363,7 +421,7 @@ pub struct ImportOpenApiOut {
 /// `replaceAll` the ones it archived. `to_modify` (Svix spells it so), on a dry
 /// run only: the document's event types among them, as the document gives
 /// them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ImportOpenApiOutData {
     modified: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,7 +429,7 @@ pub struct ImportOpenApiOutData {
 }
 
 /// Svix's `EventTypeFromOpenApi`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeFromOpenApi {
     name: String,
@@ -391,6 +449,14 @@ pub struct EventTypeFromOpenApi {
 /// `public` and `validatePayload` are Herald's own and kept (off for a new one).
 /// One the document leaves as it is, is not written. The whole document is
 /// checked (names, schemas, examples) before anything is written.
+#[utoipa::path(
+    post, operation_id = "v1.event-type.import-openapi",
+    path = "/api/v1/event-type/import/openapi",
+    tag = "Event type",
+    summary = "Import event types from an OpenAPI document's webhooks",
+    request_body = ImportOpenApiIn,
+    responses((status = 200, description = "OK", body = ImportOpenApiOut))
+)]
 pub async fn import_openapi(
     State(state): State<Herald>,
     who: Principal,

@@ -28,11 +28,12 @@ const MAX_TAGS: usize = 5;
 /// The `payloadRetentionPeriod` Svix accepts, in days.
 const RETENTION_DAYS: std::ops::RangeInclusive<i64> = 5..=90;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
     event_type: String,
     /// Kept as the client's bytes: what is stored and signed is what was sent.
+    #[schema(value_type = Object)]
     payload: Box<RawValue>,
     #[serde(default)]
     event_id: Option<String>,
@@ -53,6 +54,15 @@ pub struct MessageIn {
     deliver_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+#[utoipa::path(
+    post, operation_id = "v1.message.create",
+    path = "/api/v1/app/{app_id}/msg",
+    tag = "Message",
+    summary = "Send a message",
+    params(crate::api::doc::AppPath, crate::api::doc::WithContent),
+    request_body = MessageIn,
+    responses((status = 202, description = "Accepted", body = crate::api::out::MessageOut))
+)]
 pub async fn create(
     state: State<Herald>,
     who: Principal,
@@ -215,6 +225,14 @@ fn check_tags(tags: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
     Ok(Some(tags).filter(|t| !t.is_empty()))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.message.list",
+    path = "/api/v1/app/{app_id}/msg",
+    tag = "Message",
+    summary = "List messages",
+    params(crate::api::doc::AppPath, crate::api::doc::PageQuery, crate::api::doc::FilterQuery, crate::api::doc::WithContent),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::MessageOut>))
+)]
 pub async fn list(
     State(state): State<Herald>,
     who: Principal,
@@ -233,6 +251,14 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.message.get",
+    path = "/api/v1/app/{app_id}/msg/{msg_id}",
+    tag = "Message",
+    summary = "Get a message",
+    params(crate::api::doc::MessagePath, crate::api::doc::WithContent),
+    responses((status = 200, description = "OK", body = crate::api::out::MessageOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -248,6 +274,14 @@ pub async fn get(
 /// Svix's `DELETE .../msg/{id}/content`: the payload is expunged (to `{}`);
 /// the message, its deliveries and its attempts stay. A delivery still
 /// pending sends `{}`.
+#[utoipa::path(
+    delete, operation_id = "v1.message.expunge-content",
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/content",
+    tag = "Message",
+    summary = "Delete a message's payload",
+    params(crate::api::doc::MessagePath),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn expunge_content(
     State(state): State<Herald>,
     who: Principal,
@@ -262,6 +296,14 @@ pub async fn expunge_content(
 /// Svix's `POST .../msg/expunge-all-contents`: every message's payload of
 /// the application is expunged, as by [`expunge_content`], in a background
 /// task (`application.purge_content`, finished with `messagesPurged`).
+#[utoipa::path(
+    post, operation_id = "v1.message.expunge-all-contents",
+    path = "/api/v1/app/{app_id}/msg/expunge-all-contents",
+    tag = "Message",
+    summary = "Delete the payloads of all messages",
+    params(crate::api::doc::AppPath),
+    responses((status = 202, description = "Accepted", body = crate::api::tasks::TaskStarted))
+)]
 pub async fn expunge_all_contents(
     State(state): State<Herald>,
     who: Principal,

@@ -4,6 +4,7 @@
 
 mod applications;
 mod attempts;
+pub mod doc;
 pub(crate) mod endpoints;
 pub mod error;
 mod event_types;
@@ -19,173 +20,16 @@ mod transformations;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::{Error, Herald, Result};
 
 pub fn router(state: Herald) -> Router {
-    let app = "/api/v1/app/{app_id}";
-    let api = Router::new()
-        .route("/", get(home))
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/health/ping", get(health))
-        .route("/metrics", get(metrics))
-        .route("/catalog", get(public_catalog::default_org))
-        .route("/catalog/{org_id}", get(public_catalog::for_org))
-        .route(
-            "/api/v1/auth/app-portal-access/{app_id}",
-            post(portal_access::create),
-        )
-        .route("/api/v1/auth/logout", post(portal_access::logout))
-        .route(
-            "/api/v1/app",
-            get(applications::list).post(applications::create),
-        )
-        .route(
-            app,
-            get(applications::get)
-                .put(applications::update)
-                .patch(applications::patch)
-                .delete(applications::delete),
-        )
-        .route(
-            "/api/v1/event-type",
-            get(event_types::list).post(event_types::create),
-        )
-        .route(
-            "/api/v1/event-type/import/openapi",
-            post(event_types::import_openapi),
-        )
-        .route(
-            "/api/v1/event-type/{name}",
-            get(event_types::get)
-                .put(event_types::update)
-                .patch(event_types::patch)
-                .delete(event_types::delete),
-        )
-        .route(
-            "/api/v1/operational-webhook/endpoint",
-            get(operational::list).post(operational::create),
-        )
-        .route(
-            "/api/v1/operational-webhook/endpoint/{endpoint_id}",
-            get(operational::get)
-                .put(operational::upsert)
-                .delete(operational::delete),
-        )
-        .route(
-            "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret",
-            get(operational::get_secret),
-        )
-        .route(
-            "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate",
-            post(operational::rotate_secret),
-        )
-        .route(
-            "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
-            get(operational::get_headers).put(operational::set_headers),
-        )
-        .route(
-            &format!("{app}/endpoint"),
-            get(endpoints::list).post(endpoints::create),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}"),
-            get(endpoints::get)
-                .put(endpoints::update)
-                .patch(endpoints::patch)
-                .delete(endpoints::delete),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/secret"),
-            get(endpoints::get_secret),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/secret/rotate"),
-            post(endpoints::rotate_secret),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/headers"),
-            get(endpoints::get_headers)
-                .put(endpoints::put_headers)
-                .patch(endpoints::patch_headers),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/transformation"),
-            get(transformations::get).patch(transformations::patch),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/transformation/simulate"),
-            post(transformations::simulate),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/stats"),
-            get(endpoints::stats),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/send-example"),
-            post(endpoints::send_example),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/recover"),
-            post(endpoints::recover),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/replay-missing"),
-            post(endpoints::replay_missing),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/bulk-replay"),
-            post(endpoints::bulk_replay),
-        )
-        .route(
-            &format!("{app}/msg/expunge-all-contents"),
-            post(messages::expunge_all_contents),
-        )
-        .route(
-            &format!("{app}/endpoint/{{endpoint_id}}/msg"),
-            get(attempts::attempted_messages),
-        )
-        .route(
-            &format!("{app}/msg"),
-            get(messages::list).post(messages::create),
-        )
-        .route(&format!("{app}/msg/{{msg_id}}"), get(messages::get))
-        .route(
-            &format!("{app}/msg/{{msg_id}}/content"),
-            axum::routing::delete(messages::expunge_content),
-        )
-        .route(
-            &format!("{app}/msg/{{msg_id}}/attempt/{{attempt_id}}/content"),
-            axum::routing::delete(attempts::expunge_content),
-        )
-        .route("/api/v1/background-task", get(tasks::list))
-        .route("/api/v1/background-task/{task_id}", get(tasks::get))
-        .route(
-            "/api/v1/auth/app/{app_id}/expire-all",
-            post(portal_access::expire_all),
-        )
-        .route(
-            &format!("{app}/msg/{{msg_id}}/endpoint"),
-            get(attempts::attempted_destinations),
-        )
-        .route(
-            &format!("{app}/msg/{{msg_id}}/endpoint/{{endpoint_id}}/resend"),
-            post(attempts::resend),
-        )
-        .route(
-            &format!("{app}/msg/{{msg_id}}/attempt/{{attempt_id}}"),
-            get(attempts::get),
-        )
-        .route(
-            &format!("{app}/attempt/endpoint/{{endpoint_id}}"),
-            get(attempts::by_endpoint),
-        )
-        .route(
-            &format!("{app}/attempt/msg/{{msg_id}}"),
-            get(attempts::by_msg),
-        );
+    let (api, _) = documented_routes().split_for_parts();
     api.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -195,12 +39,93 @@ pub fn router(state: Herald) -> Router {
         .with_state(state)
 }
 
+/// The OpenAPI document that `/api/v1/openapi.json` serves, without a server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    doc::finish(documented_routes().split_for_parts().1)
+}
+
+/// Every route of the API, each from its handler's `#[utoipa::path]`: the
+/// router and the document cannot disagree.
+fn documented_routes() -> OpenApiRouter<Herald> {
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(doc::openapi_json))
+        .routes(routes!(doc::reference_page))
+        .routes(routes!(doc::reference_script))
+        .routes(routes!(home))
+        .routes(routes!(health))
+        .routes(routes!(health_ping))
+        .routes(routes!(metrics))
+        .routes(routes!(public_catalog::default_org))
+        .routes(routes!(public_catalog::for_org))
+        .routes(routes!(portal_access::create))
+        .routes(routes!(portal_access::logout))
+        .routes(routes!(portal_access::expire_all))
+        .routes(routes!(applications::list, applications::create))
+        .routes(routes!(
+            applications::get,
+            applications::update,
+            applications::patch,
+            applications::delete
+        ))
+        .routes(routes!(event_types::list, event_types::create))
+        .routes(routes!(event_types::import_openapi))
+        .routes(routes!(
+            event_types::get,
+            event_types::update,
+            event_types::patch,
+            event_types::delete
+        ))
+        .routes(routes!(operational::list, operational::create))
+        .routes(routes!(
+            operational::get,
+            operational::upsert,
+            operational::delete
+        ))
+        .routes(routes!(operational::get_secret))
+        .routes(routes!(operational::rotate_secret))
+        .routes(routes!(operational::get_headers, operational::set_headers))
+        .routes(routes!(endpoints::list, endpoints::create))
+        .routes(routes!(
+            endpoints::get,
+            endpoints::update,
+            endpoints::patch,
+            endpoints::delete
+        ))
+        .routes(routes!(endpoints::get_secret))
+        .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(
+            endpoints::get_headers,
+            endpoints::put_headers,
+            endpoints::patch_headers
+        ))
+        .routes(routes!(transformations::get, transformations::patch))
+        .routes(routes!(transformations::simulate))
+        .routes(routes!(endpoints::stats))
+        .routes(routes!(endpoints::send_example))
+        .routes(routes!(endpoints::recover))
+        .routes(routes!(endpoints::replay_missing))
+        .routes(routes!(endpoints::bulk_replay))
+        .routes(routes!(messages::expunge_all_contents))
+        .routes(routes!(attempts::attempted_messages))
+        .routes(routes!(messages::list, messages::create))
+        .routes(routes!(messages::get))
+        .routes(routes!(messages::expunge_content))
+        .routes(routes!(attempts::expunge_content))
+        .routes(routes!(tasks::list))
+        .routes(routes!(tasks::get))
+        .routes(routes!(attempts::attempted_destinations))
+        .routes(routes!(attempts::resend))
+        .routes(routes!(attempts::get))
+        .routes(routes!(attempts::by_endpoint))
+        .routes(routes!(attempts::by_msg))
+}
+
 /// What a worker-only process serves: its health, for load balancers and
 /// orchestrators.
 pub fn health_router(state: Herald) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
-        .route("/api/v1/health/ping", get(health))
+        .route("/api/v1/health/ping", get(health_ping))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
@@ -208,6 +133,13 @@ pub fn health_router(state: Herald) -> Router {
 
 /// `GET /metrics`: Prometheus's scrape, behind `HERALD_METRICS_TOKEN` when
 /// it is set (compared as digests, so the time taken says nothing of it).
+#[utoipa::path(get, operation_id = "v1.herald.metrics", path = "/metrics", tag = "Health",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "The metrics, in Prometheus's text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "HERALD_METRICS_TOKEN is set and was not sent", body = doc::ErrorBody),
+        (status = 404, description = "Metrics are turned off", body = doc::ErrorBody),
+    ))]
 async fn metrics(
     axum::extract::State(state): axum::extract::State<Herald>,
     headers: axum::http::HeaderMap,
@@ -242,12 +174,26 @@ async fn metrics(
         .into_response()
 }
 
+#[utoipa::path(get, operation_id = "v1.herald.health", path = "/api/v1/health", tag = "Health",
+    summary = "Whether Herald and its database answer",
+    responses((status = 204, description = "Healthy")))]
 async fn health(axum::extract::State(state): axum::extract::State<Herald>) -> Result<StatusCode> {
     state.store.ping().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Svix's name for the same check.
+#[utoipa::path(get, operation_id = "v1.herald.health-ping", path = "/api/v1/health/ping", tag = "Health",
+    summary = "Whether Herald and its database answer",
+    responses((status = 204, description = "Healthy")))]
+async fn health_ping(state: axum::extract::State<Herald>) -> Result<StatusCode> {
+    health(state).await
+}
+
 /// `GET /`: where things are, for a person who opens the server's address.
+#[utoipa::path(get, operation_id = "v1.herald.home", path = "/", tag = "Health",
+    summary = "Where things are",
+    responses((status = 200, description = "Links", body = Object)))]
 async fn home() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "name": "Herald",
@@ -255,6 +201,8 @@ async fn home() -> axum::Json<serde_json::Value> {
         "catalog": "/catalog",
         "api": "/api/v1",
         "health": "/api/v1/health",
+        "openapi": "/api/v1/openapi.json",
+        "reference": "/api/v1/docs",
         "docs": "The portal opens from a link the platform gets from POST /api/v1/auth/app-portal-access/{app}; the public event catalog is at /catalog.",
     }))
 }

@@ -27,6 +27,14 @@ async fn ops(state: &Herald, who: &Principal) -> Result<(Principal, String)> {
     Ok((principal, app.id))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.operational-webhook-endpoint.list",
+    path = "/api/v1/operational-webhook/endpoint",
+    tag = "Operational webhook",
+    summary = "List operational webhook endpoints",
+    params(crate::api::doc::PageQuery),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::EndpointOut>))
+)]
 pub async fn list(
     State(state): State<Herald>,
     who: Principal,
@@ -36,6 +44,14 @@ pub async fn list(
     endpoints::list(State(state), p, Path(app), params).await
 }
 
+#[utoipa::path(
+    post, operation_id = "v1.operational-webhook-endpoint.create",
+    path = "/api/v1/operational-webhook/endpoint",
+    tag = "Operational webhook",
+    summary = "Create an operational webhook endpoint",
+    request_body = crate::api::endpoints::EndpointIn,
+    responses((status = 201, description = "Created", body = crate::api::out::EndpointOut))
+)]
 pub async fn create(
     State(state): State<Herald>,
     who: Principal,
@@ -45,6 +61,14 @@ pub async fn create(
     endpoints::create(State(state), p, Path(app), body).await
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.operational-webhook-endpoint.get",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}",
+    tag = "Operational webhook",
+    summary = "Get an operational webhook endpoint",
+    params(("endpoint_id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -56,6 +80,15 @@ pub async fn get(
 
 /// Svix's upsert: replaces the endpoint, or creates it (named by the path's
 /// id as its uid) when there is none.
+#[utoipa::path(
+    put, operation_id = "v1.operational-webhook-endpoint.upsert",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}",
+    tag = "Operational webhook",
+    summary = "Update (or create) an operational webhook endpoint",
+    params(("endpoint_id" = String, Path)),
+    request_body = crate::api::endpoints::EndpointIn,
+    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut), (status = 201, description = "Created", body = crate::api::out::EndpointOut))
+)]
 pub async fn upsert(
     State(state): State<Herald>,
     who: Principal,
@@ -72,6 +105,14 @@ pub async fn upsert(
     }
 }
 
+#[utoipa::path(
+    delete, operation_id = "v1.operational-webhook-endpoint.delete",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}",
+    tag = "Operational webhook",
+    summary = "Delete an operational webhook endpoint",
+    params(("endpoint_id" = String, Path)),
+    responses((status = 204, description = "No content"))
+)]
 pub async fn delete(
     State(state): State<Herald>,
     who: Principal,
@@ -81,6 +122,14 @@ pub async fn delete(
     endpoints::delete(State(state), p, Path((app, id))).await
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.operational-webhook-endpoint.get-secret",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret",
+    tag = "Operational webhook",
+    summary = "Get an operational webhook endpoint's secret",
+    params(("endpoint_id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::api::endpoints::SecretOut))
+)]
 pub async fn get_secret(
     State(state): State<Herald>,
     who: Principal,
@@ -92,6 +141,15 @@ pub async fn get_secret(
 
 /// 204, as Svix answers for operational endpoints (the key is read with
 /// `GET .../secret`).
+#[utoipa::path(
+    post, operation_id = "v1.operational-webhook-endpoint.rotate-secret",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate",
+    tag = "Operational webhook",
+    summary = "Rotate an operational webhook endpoint's secret",
+    params(("endpoint_id" = String, Path)),
+    request_body = Option<crate::api::endpoints::RotateIn>,
+    responses((status = 204, description = "No content"))
+)]
 pub async fn rotate_secret(
     State(state): State<Herald>,
     who: Principal,
@@ -103,6 +161,14 @@ pub async fn rotate_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.operational-webhook-endpoint.get-headers",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
+    tag = "Operational webhook",
+    summary = "Get an operational webhook endpoint's headers",
+    params(("endpoint_id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::api::endpoints::HeadersOut))
+)]
 pub async fn get_headers(
     State(state): State<Herald>,
     who: Principal,
@@ -112,6 +178,15 @@ pub async fn get_headers(
     endpoints::get_headers(State(state), p, Path((app, id))).await
 }
 
+#[utoipa::path(
+    put, operation_id = "v1.operational-webhook-endpoint.set-headers",
+    path = "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
+    tag = "Operational webhook",
+    summary = "Set an operational webhook endpoint's headers",
+    params(("endpoint_id" = String, Path)),
+    request_body = crate::api::endpoints::HeadersIn,
+    responses((status = 204, description = "No content"))
+)]
 pub async fn set_headers(
     State(state): State<Herald>,
     who: Principal,

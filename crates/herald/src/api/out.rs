@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// `ListResponse_*`: a page, the iterator to continue with, and whether it is the
 /// last page.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse<T> {
     pub data: Vec<T>,
@@ -57,7 +57,7 @@ fn metadata_map(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     pub id: String,
@@ -84,7 +84,7 @@ impl From<Application> for ApplicationOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeOut {
     pub name: String,
@@ -118,7 +118,7 @@ impl EventTypeOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
@@ -137,6 +137,7 @@ pub struct EndpointOut {
     /// Herald's: how timestamp fields are sent to this endpoint.
     pub date_format: String,
     /// Herald's: the content filter (empty: every message is sent).
+    #[schema(value_type = Vec<Object>)]
     pub filters: Vec<herald_core::filter::Rule>,
     /// Herald's: `active`, `failing`, `paused` (failing, held back by a
     /// worker's breaker), `disabled` (by a person) or `auto_disabled` (by
@@ -197,13 +198,14 @@ fn payload(raw: String, with_content: bool) -> Box<RawValue> {
         .unwrap_or_else(|_| RawValue::from_string("{}".to_string()).expect("{} is JSON"))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: String,
     pub event_type: String,
     pub event_id: Option<String>,
     pub channels: Option<Vec<String>>,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub timestamp: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,7 +230,7 @@ impl MessageOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageAttemptOut {
     pub id: String,
@@ -267,7 +269,7 @@ impl From<Attempt> for MessageAttemptOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEndpointOut {
     #[serde(flatten)]
@@ -288,13 +290,14 @@ impl From<(Endpoint, Delivery)> for MessageEndpointOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointMessageOut {
     pub id: String,
     pub event_type: String,
     pub event_id: Option<String>,
     pub channels: Option<Vec<String>>,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub timestamp: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -37,7 +37,7 @@ const CAPABILITIES: [&str; 6] = [
     "ManageEndpoint",
 ];
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessIn {
     #[serde(default)]
@@ -116,6 +116,15 @@ impl AccessIn {
     }
 }
 
+#[utoipa::path(
+    post, operation_id = "v1.authentication.create",
+    path = "/api/v1/auth/app-portal-access/{app_id}",
+    tag = "Authentication",
+    summary = "Get a link to the portal for an application",
+    params(crate::api::doc::AppPath),
+    request_body = Option<AccessIn>,
+    responses((status = 200, description = "OK", body = Object))
+)]
 pub async fn create(
     State(state): State<Herald>,
     who: Principal,
@@ -158,6 +167,13 @@ pub async fn create(
 
 /// Ends the portal session of the link whose token is the bearer. An API
 /// token cannot be logged out (revoke it with `herald token revoke`).
+#[utoipa::path(
+    post, operation_id = "v1.authentication.logout",
+    path = "/api/v1/auth/logout",
+    tag = "Authentication",
+    summary = "End the portal session whose token is sent",
+    responses((status = 204, description = "No content"))
+)]
 pub async fn logout(State(state): State<Herald>, headers: HeaderMap) -> Result<StatusCode> {
     let token = bearer(&headers)?;
     let grant = match state.keys.verify_link(token, true) {
@@ -181,7 +197,7 @@ pub async fn logout(State(state): State<Herald>, headers: HeaderMap) -> Result<S
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExpireAllIn {
     /// Seconds before the links and sessions end (Svix's `expiry`); none or
@@ -194,6 +210,15 @@ pub struct ExpireAllIn {
 /// session of the application ends (now, or after `expiry` seconds), on
 /// every node at its next request. API tokens are not touched (`herald
 /// token revoke` is for those). Organisation tokens only.
+#[utoipa::path(
+    post, operation_id = "v1.authentication.expire-all",
+    path = "/api/v1/auth/app/{app_id}/expire-all",
+    tag = "Authentication",
+    summary = "End all of an application's portal sessions",
+    params(crate::api::doc::AppPath),
+    request_body = Option<ExpireAllIn>,
+    responses((status = 204, description = "No content"))
+)]
 pub async fn expire_all(
     State(state): State<Herald>,
     who: Principal,

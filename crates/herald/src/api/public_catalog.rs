@@ -13,10 +13,26 @@ use crate::catalog::{all_event_types, openapi, page};
 use crate::service::Herald;
 use crate::service::{Error, FieldError, Result};
 
+#[utoipa::path(
+    get, operation_id = "v1.catalog.default-org",
+    path = "/catalog",
+    tag = "Catalog",
+    summary = "The public event catalog",
+    params(("format" = Option<String>, Query, description = "html (the default), json or openapi")),
+    responses((status = 200, description = "The catalog: a page, or with ?format=json or openapi a JSON document", content((String = "text/html"), (Object = "application/json"))), (status = 404, description = "No public event type", body = crate::api::doc::ErrorBody))
+)]
 pub async fn default_org(state: State<Herald>, params: Params) -> Result<Response> {
     render(state, DEFAULT_ORG, params).await
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.catalog.for-org",
+    path = "/catalog/{org_id}",
+    tag = "Catalog",
+    summary = "An organisation's public event catalog",
+    params(("org_id" = String, Path), ("format" = Option<String>, Query, description = "html (the default), json or openapi")),
+    responses((status = 200, description = "The catalog: a page, or with ?format=json or openapi a JSON document", content((String = "text/html"), (Object = "application/json"))))
+)]
 pub async fn for_org(
     state: State<Herald>,
     Path(org_id): Path<String>,

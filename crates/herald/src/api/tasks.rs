@@ -16,7 +16,7 @@ use super::out::{ms, ListResponse};
 use crate::auth::Principal;
 use crate::service::{require_org, Error, Herald, Result};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackgroundTaskOut {
     id: String,
@@ -27,7 +27,7 @@ pub struct BackgroundTaskOut {
 }
 
 /// What a route that starts a task answers (202).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskStarted {
     id: String,
@@ -59,6 +59,14 @@ impl From<BackgroundTask> for BackgroundTaskOut {
     }
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.background-task.list",
+    path = "/api/v1/background-task",
+    tag = "Background task",
+    summary = "List background tasks",
+    params(crate::api::doc::PageQuery, ("status" = Option<String>, Query), ("task" = Option<String>, Query)),
+    responses((status = 200, description = "OK", body = crate::api::out::ListResponse<BackgroundTaskOut>))
+)]
 pub async fn list(
     State(state): State<Herald>,
     who: Principal,
@@ -77,6 +85,14 @@ pub async fn list(
     )))
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.background-task.get",
+    path = "/api/v1/background-task/{task_id}",
+    tag = "Background task",
+    summary = "Get a background task",
+    params(("task_id" = String, Path)),
+    responses((status = 200, description = "OK", body = BackgroundTaskOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,

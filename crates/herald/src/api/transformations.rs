@@ -18,7 +18,7 @@ use crate::auth::Principal;
 use crate::service::transformations::{self, Change};
 use crate::service::{load_app, load_endpoint, Herald, Result};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransformationOut {
     code: Option<String>,
@@ -27,6 +27,14 @@ pub struct TransformationOut {
     updated_at: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    get, operation_id = "v1.endpoint-transformation.get",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+    tag = "Endpoint",
+    summary = "Get an endpoint's transformation",
+    params(crate::api::doc::EndpointPath),
+    responses((status = 200, description = "OK", body = TransformationOut))
+)]
 pub async fn get(
     State(state): State<Herald>,
     who: Principal,
@@ -44,14 +52,17 @@ pub async fn get(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransformationPatch {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     code: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     enabled: Patch<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     variables: Patch<BTreeMap<String, String>>,
     /// Herald's: the id of a ready-made format (`slack`, `discord`, `teams`,
     /// `google-chat`, `sheet-row`) whose code replaces the current code.
@@ -61,6 +72,15 @@ pub struct TransformationPatch {
 
 /// Svix's PATCH: 204; code that does not compile is a 422 with the
 /// compiler's message, and nothing changes.
+#[utoipa::path(
+    patch, operation_id = "v1.endpoint-transformation.patch",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+    tag = "Endpoint",
+    summary = "Set an endpoint's transformation",
+    params(crate::api::doc::EndpointPath),
+    request_body = TransformationPatch,
+    responses((status = 204, description = "No content"))
+)]
 pub async fn patch(
     State(state): State<Herald>,
     who: Principal,
@@ -94,7 +114,7 @@ pub async fn patch(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulateIn {
     code: String,
@@ -105,7 +125,7 @@ pub struct SimulateIn {
     channels: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulateOut {
     url: String,
@@ -117,6 +137,15 @@ pub struct SimulateOut {
 
 /// Runs `code` on the payload as the endpoint would, and answers with what
 /// would be sent. Nothing is sent or saved.
+#[utoipa::path(
+    post, operation_id = "v1.endpoint-transformation.simulate",
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation/simulate",
+    tag = "Endpoint",
+    summary = "Run a transformation on a payload",
+    params(crate::api::doc::EndpointPath),
+    request_body = SimulateIn,
+    responses((status = 200, description = "OK", body = SimulateOut))
+)]
 pub async fn simulate(
     State(state): State<Herald>,
     who: Principal,

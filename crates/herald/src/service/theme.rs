@@ -34,15 +34,21 @@ pub struct Theme {
 }
 
 /// `theme` as `app-portal-access` takes it, before it is checked.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ThemeIn {
+    /// A CSS hex colour (`#RGB` or `#RRGGBB`) for buttons and links in the
+    /// light palette.
     #[serde(default)]
+    #[schema(example = "#0a7d55")]
     primary_color: Option<String>,
+    /// An `https` URL of the logo shown in the header.
     #[serde(default)]
     logo_url: Option<String>,
+    /// Font family names: letters, digits, spaces and hyphens, comma-separated.
     #[serde(default)]
     font_family: Option<String>,
+    /// `light`, `dark` or `auto`.
     #[serde(default)]
     mode: Option<String>,
 }

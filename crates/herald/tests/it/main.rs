@@ -21,6 +21,7 @@ mod idempotency;
 mod import_openapi;
 mod metrics;
 mod multinode;
+mod openapi;
 mod operational;
 mod portal;
 mod portal_auth;

@@ -26,6 +26,7 @@ mod finding;
 mod no_script;
 mod phone;
 mod read_only;
+mod reference;
 
 /// How long a page may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(30);
