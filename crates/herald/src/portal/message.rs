@@ -29,6 +29,11 @@ pub async fn message(
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
     let msg = message_of(&state, &app, &msg_id).await?;
+    // The status first, then the attempts: an attempt and its delivery's
+    // new status are written together, so a status that says nothing is
+    // left to try is never shown beside a list that lacks its attempt (the
+    // page would not refresh itself to show it).
+    let overall = overall_status(&state, &app, &msg.id).await?;
     let filter = ListFilter {
         endpoint_id: Some(ep.id.clone()),
         ..ListFilter::default()
@@ -106,7 +111,6 @@ pub async fn message(
             })
         })
         .collect();
-    let overall = overall_status(&state, &app, &msg.id).await?;
     page(
         "message.html",
         with(

@@ -376,10 +376,15 @@ impl Story {
             async move { (n >= 2).then_some(()) }
         };
         crate::support::eventually(WAIT, "the resent message", &mut resent).await;
-        // The page the Resend landed on shows the second attempt by itself,
-        // without a reload (the marker set on this document survives).
+        // The page the Resend landed on (it says so) shows the second attempt
+        // by itself, without a reload (the marker set on this document
+        // survives).
         wait_path(b, "the message page after Resend", |p| {
             p == format!("{endpoint_path}/messages/{msg_id}")
+        })
+        .await;
+        wait_text(b, "p.notice", "the Resend's notice", |t| {
+            t.contains("queued to be sent again")
         })
         .await;
         b.execute("window.heraldNoReload = true;", vec![])
