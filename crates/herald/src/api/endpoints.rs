@@ -387,12 +387,10 @@ pub async fn get_secret(
 ) -> Result<Json<SecretOut>> {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
-    let keys = state.store.secrets(&ep.id, Utc::now()).await?;
-    let current = keys
-        .into_iter()
-        .find(|k| k.expires_at.is_none())
+    let current = endpoints::current_key(&state, &ep)
+        .await?
         .ok_or_else(|| Error::Internal(format!("endpoint {} has no current key", ep.id)))?;
-    Ok(Json(SecretOut::new(current.key)))
+    Ok(Json(SecretOut::new(current)))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

@@ -72,13 +72,9 @@ pub async fn rotate(
     let ep = endpoint_of(&state, &app, &id).await?;
     // The new key is of the current key's kind (a `whsk_` endpoint stays
     // ed25519).
-    let kind = state
-        .store
-        .secrets(&ep.id, Utc::now())
+    let kind = endpoints::current_key(&state, &ep)
         .await?
-        .into_iter()
-        .find(|k| k.expires_at.is_none())
-        .and_then(|k| EndpointSecret::parse(&k.key).ok())
+        .and_then(|k| EndpointSecret::parse(&k).ok())
         .map(|k| k.kind());
     endpoints::rotate_secret(&state, &ep, None, kind, endpoints::DEFAULT_GRACE_SECONDS).await?;
     Ok(see_other(&format!(

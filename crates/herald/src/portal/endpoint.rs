@@ -141,12 +141,7 @@ async fn endpoint_page(
     let attempts = attempts_since(store, &app.id, &ep.id, since).await?;
     let chart = chart::hourly(&attempts, now);
 
-    let secret = store
-        .secrets(&ep.id, now)
-        .await?
-        .into_iter()
-        .find(|k| k.expires_at.is_none())
-        .map(|k| k.key);
+    let secret = crate::service::endpoints::current_key(state, ep).await?;
     // A `whsk_` key's receivers verify with its public half.
     let public_key = secret
         .as_deref()

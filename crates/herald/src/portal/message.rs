@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use chrono::Utc;
 use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::signing::{
     EndpointSecret, KeyKind, ASYMMETRIC_SIGNATURE_VERSION, SIGNATURE_VERSION,
@@ -69,13 +68,9 @@ pub async fn message(
         .map(|a| a.created_at.timestamp().to_string())
         .unwrap_or_else(|| "(the time of sending)".into());
     // The scheme of the current key: `v1a` for an ed25519 (`whsk_`) one.
-    let version = state
-        .store
-        .secrets(&ep.id, Utc::now())
+    let version = endpoints::current_key(&state, &ep)
         .await?
-        .into_iter()
-        .find(|k| k.expires_at.is_none())
-        .and_then(|k| EndpointSecret::parse(&k.key).ok())
+        .and_then(|k| EndpointSecret::parse(&k).ok())
         .map_or(SIGNATURE_VERSION, |k| match k.kind() {
             KeyKind::Hmac => SIGNATURE_VERSION,
             KeyKind::Ed25519 => ASYMMETRIC_SIGNATURE_VERSION,

@@ -267,6 +267,17 @@ pub async fn rotate_secret(
     Ok(key)
 }
 
+/// The endpoint's current signing key (the one without an expiry), if it
+/// has one: what `GET …/secret` answers, what the portal shows, and whose
+/// kind a rotation keeps.
+pub async fn current_key(herald: &Herald, ep: &Endpoint) -> Result<Option<String>> {
+    let keys = herald.store.secrets(&ep.id, Utc::now()).await?;
+    Ok(keys
+        .into_iter()
+        .find(|k| k.expires_at.is_none())
+        .map(|k| k.key))
+}
+
 /// Queues the endpoint's failed deliveries created in the window again, now.
 /// Returns how many.
 pub async fn recover(
