@@ -293,8 +293,9 @@ pub trait Queue: Send + Sync + 'static {
     ) -> Result<Option<Job>>;
     /// Gives back a claimed delivery that was not attempted, due at `due`, if
     /// the claim that ends at `lease_until` still holds it (another worker's
-    /// later claim is left alone). `slotted`: it holds a send slot of its
-    /// endpoint's rate limit starting at `due`.
+    /// later claim is left alone); parked instead if its endpoint is disabled
+    /// (as [`Queue::disable_endpoint`] parks). `slotted`: it holds a send slot
+    /// of its endpoint's rate limit starting at `due`.
     async fn release_claim(
         &self,
         msg_id: &str,

@@ -235,6 +235,7 @@ on_both_backends!(
     a_scheduled_message_waits_for_its_time,
     a_lease_hides_a_delivery_until_it_expires,
     a_released_claim_is_due_again_unless_claimed_since,
+    a_claim_given_back_for_a_disabled_endpoint_waits_until_it_is_enabled,
     a_recent_claim_leaves_older_due_deliveries,
     busy_endpoints_are_skipped_and_restarts_release_leases_only_on_sqlite,
     recording_an_attempt_moves_the_delivery_on,
@@ -494,6 +495,52 @@ async fn a_released_claim_is_due_again_unless_claimed_since(t: &TestStore) {
     let again = t.claim_due(now, lease, 10, &[]).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 0, "giving back is not an attempt");
+}
+
+/// A delivery of a disabled endpoint can be claimed (resent to it, or moved
+/// on by an attempt that read the endpoint before it was disabled); the
+/// worker gives it back, and it waits for the endpoint, not for its lease.
+async fn a_claim_given_back_for_a_disabled_endpoint_waits_until_it_is_enabled(t: &TestStore) {
+    let now = now();
+    seed(&**t, now).await;
+    let ep = t.get_endpoint("app_1", "ep_1").await.unwrap().unwrap();
+    t.update_endpoint(&Endpoint {
+        disabled: true,
+        ..ep.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.next_due().await.unwrap(), None, "parked by the disable");
+    t.resend("app_1", "msg_1", "ep_1", now).await.unwrap();
+    let lease = now + Span::seconds(60);
+    assert_eq!(t.claim_due(now, lease, 10, &[]).await.unwrap().len(), 1);
+    t.release_claim("msg_1", "ep_1", lease, now, false)
+        .await
+        .unwrap();
+    assert_eq!(t.next_due().await.unwrap(), None, "parked, not due");
+    let later = lease + Span::seconds(1);
+    assert!(t
+        .claim_due(later, later + Span::seconds(60), 10, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // Enabled: due at once.
+    let enabled_at = now + Span::seconds(2);
+    t.update_endpoint(&Endpoint {
+        disabled: false,
+        updated_at: enabled_at,
+        ..ep
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.next_due().await.unwrap(), Some(enabled_at));
+    assert_eq!(
+        t.claim_due(enabled_at, enabled_at + Span::seconds(60), 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn a_recent_claim_leaves_older_due_deliveries(t: &TestStore) {

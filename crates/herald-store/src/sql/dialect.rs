@@ -18,6 +18,13 @@ pub trait Dialect: Sized {
     /// (PostgreSQL). Empty where one writer does everything (SQLite).
     const SKIP_LOCKED: &'static str;
 
+    /// Ends a sub-`SELECT` of an endpoint whose `disabled` decides whether a
+    /// delivery is parked: the endpoint row stays locked until the
+    /// transaction ends, so enabling it (which unparks) waits for the park,
+    /// or the park reads the endpoint as enabled (PostgreSQL re-reads a row
+    /// it waited for). Empty where one writer does everything (SQLite).
+    const LOCK_ENDPOINT: &'static str;
+
     /// The statement that tells other processes work was queued, run in the
     /// transaction that queues it; `None` where there are no other processes.
     const NOTIFY_WORK: Option<&'static str>;
@@ -37,6 +44,7 @@ pub trait Dialect: Sized {
 
 impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
+    const LOCK_ENDPOINT: &'static str = "";
     const NOTIFY_WORK: Option<&'static str> = None;
     const BULK_PLACEHOLDERS: Placeholders = Placeholders::Positional;
 
@@ -47,6 +55,7 @@ impl Dialect for Sqlite {
 
 impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const LOCK_ENDPOINT: &'static str = " FOR NO KEY UPDATE";
     const NOTIFY_WORK: Option<&'static str> = Some("SELECT pg_notify('herald_work', '')");
     const BULK_PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 

@@ -319,22 +319,26 @@ pub async fn record_attempts<DB: Dialect + Run>(
         // One statement moves every delivery of the chunk on. One whose
         // endpoint was disabled while this attempt was in flight (a 410 to
         // another delivery, the API, failing too long) is parked: its status
-        // stays, with no next attempt, until the endpoint is enabled. The
+        // stays, with no next attempt, until the endpoint is enabled. A
+        // disabled endpoint is read locked (`LOCK_ENDPOINT`), so an enable
+        // committing meanwhile is seen, or waits and then unparks. The
         // endpoint is looked up by key, and the moves are a VALUES list,
         // whose length the planner knows (a list bound as JSON is guessed at
         // 100 rows, and PostgreSQL would hash the whole delivery table to
         // join it).
         let mut sql = Sql::bulk::<DB>("UPDATE delivery SET status = u.status,");
-        sql.push(
+        sql.push(&format!(
             "
                  next_attempt_at = CASE WHEN u.disabled THEN NULL ELSE u.next_at END,
                  attempts = attempts + 1, lease_until = NULL, manual = FALSE, slotted = FALSE,
                  updated_at = u.at
              FROM (SELECT v.column1 AS msg_id, v.column2 AS endpoint_id, v.column3 AS status,
                           v.column4 AS next_at, v.column5 AS at,
-                          (SELECT e.disabled FROM endpoint e WHERE e.id = v.column2) AS disabled
+                          EXISTS (SELECT 1 FROM endpoint e
+                                  WHERE e.id = v.column2 AND e.disabled{}) AS disabled
                    FROM (VALUES ",
-        );
+            DB::LOCK_ENDPOINT
+        ));
         sql.reserve(chunk.len() * 5);
         sql.push_values(chunk, |row, (a, next)| {
             let (status, next_at) = next.delivery_state();
@@ -492,11 +496,16 @@ impl<DB: Backend> SqlStore<DB> {
         due: Timestamp,
         slotted: bool,
     ) -> Result<()> {
-        let sql = Sql::new(
-            "UPDATE delivery SET status = $1, lease_until = NULL, next_attempt_at = $2,
+        // A delivery of a disabled endpoint is parked instead (as
+        // `record_attempts` parks one), its endpoint read locked.
+        let sql = Sql::new(format!(
+            "UPDATE delivery SET status = $1, lease_until = NULL,
+                 next_attempt_at = CASE WHEN EXISTS (
+                     SELECT 1 FROM endpoint e WHERE e.id = $4 AND e.disabled{}) THEN NULL ELSE $2 END,
                  slotted = $6, updated_at = $2
              WHERE msg_id = $3 AND endpoint_id = $4 AND lease_until = $5",
-        )
+            DB::LOCK_ENDPOINT
+        ))
         .bind(MessageStatus::Pending)
         .bind(due)
         .bind(msg_id)

@@ -49,6 +49,19 @@ pub enum Pace {
     At(chrono::DateTime<Utc>),
 }
 
+/// Why a claimed delivery was not attempted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotMade {
+    /// Its endpoint was disabled (as last read): the worker gives it back,
+    /// and the store parks it until the endpoint is enabled.
+    Disabled,
+    /// Its endpoint, application or message was deleted.
+    Gone,
+    /// The endpoint's signing keys, or the endpoint itself, could not be
+    /// read: the claim's lease runs out and it is tried again.
+    Unreadable,
+}
+
 /// Whether a failed attempt is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retries {
@@ -115,17 +128,16 @@ impl Deliverer {
     }
 
     /// Makes one attempt and records it. Returns the attempt, or `None` when it
-    /// could not be made (signing keys unreadable: the lease then runs out and
-    /// the delivery is tried again; or the endpoint was deleted meanwhile).
+    /// could not be made ([`NotMade`]).
     pub async fn deliver(&self, mut job: Job, retries: Retries) -> Option<Attempt> {
         let payload = Bytes::from(std::mem::take(&mut job.payload).into_bytes());
-        let (attempt, next) = self.send(job, payload, retries).await?;
+        let (attempt, next) = self.send(job, payload, retries).await.ok()?;
         self.record(&attempt, &next).await;
         Some(attempt)
     }
 
-    /// Makes one attempt and decides what comes next, without recording it.
-    /// `None` as for [`Deliverer::deliver`]. `payload` is the message's
+    /// Makes one attempt and decides what comes next, without recording it,
+    /// or says why none was made. `payload` is the message's
     /// payload (the worker shares one copy among a message's deliveries);
     /// `job.payload` is not read.
     pub async fn send(
@@ -133,7 +145,7 @@ impl Deliverer {
         job: Job,
         payload: Bytes,
         retries: Retries,
-    ) -> Option<(Attempt, Next)> {
+    ) -> Result<(Attempt, Next), NotMade> {
         // Exported over OTLP only (`telemetry.rs`), beside the message's
         // span by `herald.msg_id`; never the URL, headers or body. Without an
         // exporter the span is disabled and costs nothing.
@@ -160,7 +172,7 @@ impl Deliverer {
             return sent;
         }
         match &sent {
-            Some((attempt, next)) => {
+            Ok((attempt, next)) => {
                 let outcome = match (&attempt.skipped, next) {
                     (Some(_), _) => "skipped",
                     (None, Next::Done) => "success",
@@ -176,30 +188,35 @@ impl Deliverer {
                     span.record("otel.status_code", "error");
                 }
             }
-            None => {
+            Err(_) => {
                 span.record("herald.outcome", "not_made");
             }
         }
         sent
     }
 
-    async fn attempt(&self, job: Job, payload: Bytes, retries: Retries) -> Option<(Attempt, Next)> {
+    async fn attempt(
+        &self,
+        job: Job,
+        payload: Bytes,
+        retries: Retries,
+    ) -> Result<(Attempt, Next), NotMade> {
         let fresh = retries == Retries::None;
         let lag = (Utc::now() - job.due_at).to_std().unwrap_or_default();
         let destination = match self.destination(&job, fresh).await {
             Ok(Some(destination)) => destination,
-            Ok(None) => return None,
+            Ok(None) => return Err(NotMade::Gone),
             Err(e) => {
                 tracing::error!(error = %e, "cannot load signing keys; will retry");
-                return None;
+                return Err(NotMade::Unreadable);
             }
         };
         let ep = &destination.endpoint;
-        // Disabled meanwhile: the store parks the delivery (no attempt is
-        // made or logged) until the endpoint is enabled. A Test still shows
-        // why nothing was sent.
+        // Disabled meanwhile: no attempt is made or logged, and the worker
+        // gives the delivery back for the store to park until the endpoint
+        // is enabled. A Test still shows why nothing was sent.
         if ep.disabled && retries == Retries::Scheduled {
-            return None;
+            return Err(NotMade::Disabled);
         }
         // Where the request went: the endpoint's URL, or the one its
         // transformation chose.
@@ -299,7 +316,7 @@ impl Deliverer {
                 self.disable_if_failing_too_long(&job, ep).await;
             }
         }
-        Some((attempt, next))
+        Ok((attempt, next))
     }
 
     /// When `job` may be sent: now, or at a later slot of its endpoint's rate

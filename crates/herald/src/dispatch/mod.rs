@@ -14,7 +14,7 @@ mod payloads;
 mod planner;
 mod wake;
 
-pub use deliver::{Deliverer, Pace, Retries};
+pub use deliver::{Deliverer, NotMade, Pace, Retries, ENDPOINT_FRESHNESS};
 pub use wake::Wake;
 
 use std::collections::HashMap;
@@ -379,6 +379,7 @@ impl Shared {
         let msg_id = job.msg_id.clone();
         let mut outcome = None;
         let mut unsent = true;
+        let mut not_made = None;
         // Under its endpoint's rate limit it may have to wait for a later
         // slot: it goes back to the store until then, taking no slot here.
         if let Pace::At(slot) = self.deliverer.pace(&job).await {
@@ -397,10 +398,14 @@ impl Shared {
             // could end mid-request: both are given back below, due now.
             if !self.shutdown.is_cancelled() && claim.at.elapsed() < self.max_wait {
                 unsent = false;
-                outcome = self
+                match self
                     .deliverer
                     .send(job, payload.bytes(), Retries::Scheduled)
-                    .await;
+                    .await
+                {
+                    Ok(sent) => outcome = Some(sent),
+                    Err(why) => not_made = Some(why),
+                }
             }
             // Its bytes go back to the budget with the message's last delivery.
             drop(payload);
@@ -428,6 +433,20 @@ impl Shared {
                 self.freed.notify_one();
             }
             self.deliverer.record(&attempt, &next).await;
+        }
+        // Its endpoint was read as disabled: the store parks it, or (enabled
+        // meanwhile) has it due again once that read is out of date. Not
+        // left to its lease, which an enable would not cut short.
+        if not_made == Some(NotMade::Disabled) {
+            let due =
+                Utc::now() + chrono::Duration::from_std(ENDPOINT_FRESHNESS).unwrap_or_default();
+            let parked = self
+                .store
+                .release_claim(&msg_id, &endpoint_id, claim.lease_until, due, false)
+                .await;
+            if let Err(e) = parked {
+                tracing::warn!(error = %e, msg = %msg_id, "cannot park a delivery of a disabled endpoint; it waits for its lease");
+            }
         }
         if unsent {
             self.give_back(&msg_id, &endpoint_id, claim, "unsent").await;

@@ -205,3 +205,57 @@ async fn the_portal_list_the_endpoint_page_and_the_api_tell_one_state() {
     assert!(page.contains("Disabled by a person"), "{page}");
     app.stop().await;
 }
+
+/// A delivery of a disabled endpoint can fall due: an attempt that read the
+/// endpoint just before another node disabled it moves its delivery on. The
+/// worker that claims it finds the endpoint disabled: it waits for the
+/// endpoint, and enabling it delivers it at once (not when the worker's claim
+/// would have run out, a minute on). The race is staged through the store,
+/// since the API refuses to resend to a disabled endpoint.
+#[tokio::test]
+async fn a_delivery_due_for_a_disabled_endpoint_goes_out_when_it_is_enabled() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    let msg = app
+        .send(
+            &app_id,
+            json!({"eventType": "member.created", "payload": {}}),
+        )
+        .await;
+    app.eventually(WAIT, "the first delivery", || async {
+        (receiver.received_on("/hook").len() == 1).then_some(())
+    })
+    .await;
+    let path = format!("/api/v1/app/{app_id}/endpoint/{ep}");
+    let patch = |disabled: bool| {
+        app.call(
+            Some(&app.token),
+            Method::PATCH,
+            &path,
+            Some(json!({ "disabled": disabled })),
+        )
+    };
+    let (status, body) = patch(true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.open_store()
+        .await
+        .resend(&app_id, &msg, &ep, chrono::Utc::now())
+        .await
+        .unwrap();
+    // A worker claims it (at most a poll later), finds the endpoint
+    // disabled, and sends nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.received_on("/hook").len(), 1);
+
+    let (status, body) = patch(false).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.eventually(WAIT, "the delivery once enabled", || async {
+        (receiver.received_on("/hook").len() == 2).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
