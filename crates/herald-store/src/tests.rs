@@ -323,6 +323,7 @@ fn page(limit: u32, iterator: Option<&str>, descending: bool) -> Page {
         limit,
         iterator: iterator.map(Into::into),
         descending,
+        backwards: false,
     }
 }
 

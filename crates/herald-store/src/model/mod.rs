@@ -21,6 +21,9 @@ pub struct Page {
     /// Continue after (or before, when descending) this key.
     pub iterator: Option<String>,
     pub descending: bool,
+    /// Page back: the `limit` items just before `iterator` in the list's
+    /// order (Svix's `prevIterator`), still in that order.
+    pub backwards: bool,
 }
 
 #[derive(Clone, Debug)]

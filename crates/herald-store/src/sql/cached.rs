@@ -49,6 +49,7 @@ impl<DB: Backend> SqlStore<DB> {
             limit: EVENT_TYPES_AT_ONCE,
             iterator: None,
             descending: false,
+            backwards: false,
         };
         let list = self.list_event_types(org_id, true, &page).await?;
         let types = list.done.then(|| {

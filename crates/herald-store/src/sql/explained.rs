@@ -26,6 +26,7 @@ impl Default for Inputs {
             limit: 50,
             iterator: None,
             descending: true,
+            backwards: false,
         };
         let next = Page {
             iterator: Some("x_2".into()),

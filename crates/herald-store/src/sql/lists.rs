@@ -9,13 +9,15 @@ use super::rows::DELIVERY_COLUMNS;
 use super::run::Sql;
 
 /// Adds keyset pagination on `key_column` and the limit (one extra row to learn
-/// whether the page is the last).
+/// whether the page is the last). A page back reads the other way from the
+/// iterator; [`page_of`](super::page_of) turns it round.
 pub fn paginate<'a>(sql: &mut Sql<'a>, key_column: &str, page: &'a Page) {
+    let descending = page.descending != page.backwards;
     if let Some(it) = &page.iterator {
-        let op = if page.descending { "<" } else { ">" };
+        let op = if descending { "<" } else { ">" };
         sql.push(&format!(" AND {key_column} {op} ")).push_bind(it);
     }
-    let order = if page.descending { "DESC" } else { "ASC" };
+    let order = if descending { "DESC" } else { "ASC" };
     sql.push(&format!(" ORDER BY {key_column} {order} LIMIT "))
         .push_bind(i64::from(page.limit) + 1);
 }

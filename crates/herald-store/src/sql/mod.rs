@@ -112,7 +112,7 @@ impl<DB: Backend> SqlStore<DB> {
         read: impl Fn(&DB::Row) -> Result<T> + Send,
     ) -> Result<PageOf<T>> {
         let items = sql.fetch_all_as(&self.reader, read).await?;
-        Ok(page_of(items, page.limit))
+        Ok(page_of(items, page))
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, DB>> {
@@ -134,9 +134,14 @@ pub(crate) fn by_id_or(table: &str, scope: &str, alt: &str) -> String {
 }
 
 /// A page of a list read with one row more than asked, so that `done` says
-/// whether more follow.
-fn page_of<T>(mut items: Vec<T>, limit: u32) -> PageOf<T> {
-    let done = items.len() <= limit as usize;
-    items.truncate(limit as usize);
+/// whether more follow (on a page back: whether more come before it). A page
+/// back was read from its iterator backwards: it is turned to the list's
+/// order.
+fn page_of<T>(mut items: Vec<T>, page: &Page) -> PageOf<T> {
+    let done = items.len() <= page.limit as usize;
+    items.truncate(page.limit as usize);
+    if page.backwards {
+        items.reverse();
+    }
     PageOf { items, done }
 }

@@ -68,9 +68,12 @@ pub struct PageQuery {
     /// 1 to 250, 50 when absent.
     #[param(minimum = 1, maximum = 250)]
     limit: Option<i64>,
-    /// The `iterator` (or `prevIterator`) of the previous page.
+    /// The `iterator` of the previous page (the items after it), or its
+    /// `prevIterator` (`-` and a key: the items just before that page).
     iterator: Option<String>,
-    /// `ascending` or `descending`.
+    /// `ascending` or `descending`. Endpoints, messages, attempts and
+    /// background tasks come newest first; applications and event types in
+    /// ascending order of id and name.
     #[param(pattern = "^(ascending|descending)$")]
     order: Option<String>,
 }

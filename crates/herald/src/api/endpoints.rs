@@ -135,7 +135,8 @@ pub async fn list(
     params: Params,
 ) -> Result<Json<ListResponse<EndpointOut>>> {
     let app = load_app(&state, &who, &app_id).await?;
-    let page = params.page(false)?;
+    // Newest first, as Svix lists endpoints (`order=ascending` flips it).
+    let page = params.page(true)?;
     let result = state.store.list_endpoints(&app.id, &page).await?;
     Ok(Json(ListResponse::from_page(
         result,

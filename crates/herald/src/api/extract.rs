@@ -118,8 +118,9 @@ impl<T> Patch<T> {
     }
 }
 
-/// The query string, read by hand so that lists may come as repeated keys or
-/// comma-separated (the SDKs send the latter).
+/// The query string, read by hand so that lists may come as repeated keys,
+/// comma-separated (the SDKs send the latter) or as `name[]=` (many HTTP
+/// clients' form of a list).
 pub struct Params(HashMap<String, Vec<String>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -129,7 +130,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         if let Some(q) = parts.uri.query() {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-                map.entry(k.into_owned()).or_default().push(v.into_owned());
+                let key = k.strip_suffix("[]").unwrap_or(&k).to_string();
+                map.entry(key).or_default().push(v.into_owned());
             }
         }
         Ok(Params(map))
@@ -175,9 +177,12 @@ impl Params {
     pub fn datetime(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
         self.str(name)
             .map(|s| {
-                DateTime::parse_from_rfc3339(s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| invalid(name, "must be an RFC 3339 date-time"))
+                query_time(s).ok_or_else(|| {
+                    invalid(
+                        name,
+                        "must be a date-time such as 2026-11-30T12:00:00Z (RFC 3339 or ISO 8601)",
+                    )
+                })
             })
             .transpose()
     }
@@ -195,10 +200,19 @@ impl Params {
             Some("descending") => true,
             Some(_) => return Err(invalid("order", "must be ascending or descending")),
         };
+        // Svix's `prevIterator` is the first item's key after a `-`.
+        let (iterator, backwards) = match self.str("iterator") {
+            Some(it) => match it.strip_prefix('-') {
+                Some(key) => (Some(key.to_string()), true),
+                None => (Some(it.to_string()), false),
+            },
+            None => (None, false),
+        };
         Ok(Page {
             limit,
-            iterator: self.str("iterator").map(String::from),
+            iterator,
             descending,
+            backwards,
         })
     }
 
@@ -230,6 +244,37 @@ impl Params {
             endpoint_id: self.str("endpoint_id").map(String::from),
         })
     }
+}
+
+/// A time in a query string, in the forms Svix's server takes (chrono's
+/// relaxed RFC 3339: a space for the `T`, any fraction of a second) and the
+/// ones clients send without meaning anything else: a `+hh:mm` offset whose
+/// `+` the query string turned into a space, a time without an offset
+/// (UTC), or a bare date (its midnight, UTC).
+fn query_time(s: &str) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    let utc = |t: DateTime<chrono::FixedOffset>| t.with_timezone(&Utc);
+    if let Ok(t) = s.parse::<DateTime<chrono::FixedOffset>>() {
+        return Some(utc(t));
+    }
+    // `...T12:00:00 01:00`: an unescaped `+` read as a space.
+    if let Some((time, offset)) = s.rsplit_once(' ') {
+        if offset.len() == 5 && offset.as_bytes()[2] == b':' {
+            if let Ok(t) = format!("{time}+{offset}").parse::<DateTime<chrono::FixedOffset>>() {
+                return Some(utc(t));
+            }
+        }
+    }
+    for form in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, form) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
 }
 
 fn invalid(name: &str, msg: &str) -> Error {
@@ -270,4 +315,32 @@ pub async fn principal_of(parts: &Parts, state: &Herald) -> Result<Principal> {
         return Err(Error::Unauthorized("the token has been revoked".into()));
     }
     Ok(verified.principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_times_come_in_the_forms_clients_send() {
+        let noon = "2026-11-30T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        for s in [
+            "2026-11-30T12:00:00Z",
+            "2026-11-30T12:00:00.000Z",
+            "2026-11-30T13:00:00+01:00",
+            "2026-11-30 12:00:00Z",
+            "2026-11-30T13:00:00 01:00",
+            "2026-11-30T12:00:00",
+            "2026-11-30 12:00:00",
+        ] {
+            assert_eq!(query_time(s), Some(noon), "{s}");
+        }
+        assert_eq!(
+            query_time("2026-11-30"),
+            "2026-11-30T00:00:00Z".parse::<DateTime<Utc>>().ok()
+        );
+        for s in ["yesterday", "1764504000", "2026-13-01", "12:00"] {
+            assert_eq!(query_time(s), None, "{s}");
+        }
+    }
 }

@@ -234,6 +234,7 @@ pub async fn seed_if_empty(
         limit: 1,
         iterator: None,
         descending: false,
+        backwards: false,
     };
     if !store
         .list_event_types(org_id, true, &page)
@@ -254,6 +255,7 @@ pub async fn all_event_types(store: &dyn Store, org_id: &str) -> anyhow::Result<
         limit: 250,
         iterator: None,
         descending: false,
+        backwards: false,
     };
     loop {
         let batch = store.list_event_types(org_id, true, &page).await?;

@@ -322,6 +322,7 @@ async fn delivery_log(
         limit: LOG_PAGE,
         iterator: before.map(str::to_string),
         descending: true,
+        backwards: false,
     };
     let log = store
         .list_attempted_messages(&app.id, &ep.id, &filter, &log_page)
@@ -357,6 +358,7 @@ async fn delivery_of(
         limit: 100,
         iterator: None,
         descending: true,
+        backwards: false,
     };
     loop {
         let batch = store
@@ -456,6 +458,7 @@ async fn attempts_since(
         limit: 250,
         iterator: None,
         descending: true,
+        backwards: false,
     };
     let mut all = Vec::new();
     loop {
@@ -484,6 +487,7 @@ pub(super) async fn last_attempt_of(
         limit: 1,
         iterator: None,
         descending: true,
+        backwards: false,
     };
     Ok(store
         .list_attempts_by_msg(app_id, msg_id, &filter, &page)

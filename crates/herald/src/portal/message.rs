@@ -41,6 +41,7 @@ pub async fn message(
         limit: 100,
         iterator: None,
         descending: false,
+        backwards: false,
     };
     let attempts = state
         .store
@@ -152,6 +153,7 @@ async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> Port
         limit: 250,
         iterator: None,
         descending: false,
+        backwards: false,
     };
     // Failed for good, failed and retried, not tried yet, delivered.
     let (mut failed, mut retrying, mut waiting, mut delivered) = (0usize, 0usize, 0usize, 0usize);

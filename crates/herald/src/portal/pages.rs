@@ -197,6 +197,7 @@ async fn all_endpoints(store: &dyn Store, app_id: &str) -> PortalResult<Vec<Endp
         limit: 250,
         iterator: None,
         descending: false,
+        backwards: false,
     };
     loop {
         let batch = store.list_endpoints(app_id, &page).await?;
@@ -239,6 +240,7 @@ async fn apps_page(state: &Herald, session: &Session, q: &AppsQuery) -> PortalRe
         limit: APPS_PER_PAGE,
         iterator: q.after.clone().filter(|a| !a.is_empty()),
         descending: true,
+        backwards: false,
     };
     let query = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let query_text = query;

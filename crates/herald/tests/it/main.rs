@@ -23,6 +23,7 @@ mod metrics;
 mod multinode;
 mod openapi;
 mod operational;
+mod pagination;
 mod portal;
 mod portal_auth;
 mod portal_forms;
