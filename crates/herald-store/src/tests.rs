@@ -610,6 +610,31 @@ async fn recording_an_attempt_moves_the_delivery_on(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(t.next_due().await.unwrap(), Some(retry_at));
+    // Waiting for its retry: `sending`, as Svix says; the portal's
+    // "pending" (unfinished) takes it, `status=1` (pending) does not.
+    assert_eq!(
+        t.endpoint_stats("ep_1", None, None).await.unwrap(),
+        EndpointStats {
+            sending: 1,
+            ..EndpointStats::default()
+        }
+    );
+    let listed = |filter: ListFilter| async move {
+        t.list_attempted_messages("app_1", "ep_1", &filter, &page(10, None, true))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let unfinished = ListFilter {
+        unfinished: true,
+        ..ListFilter::default()
+    };
+    let pending = ListFilter {
+        status: Some(MessageStatus::Pending),
+        ..ListFilter::default()
+    };
+    assert_eq!((listed(unfinished).await, listed(pending).await), (1, 0));
     assert!(t
         .claim_due(now, now + Span::seconds(60), 10, &[])
         .await
@@ -1099,7 +1124,7 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
     assert_eq!(keys(3601).await.len(), 2);
 
     // Disabled while an attempt is in flight: the delivery is parked (no next
-    // attempt, still pending), not failed.
+    // attempt, still unfinished), not failed.
     assert_eq!(t.claim_due(t0, at(60), 10, &[]).await.unwrap().len(), 1);
     assert!(t
         .disable_endpoint("ep_1", DisabledBy::Gone, at(1))
@@ -1119,10 +1144,11 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(t.next_due().await.unwrap(), None);
+    // Tried and to be tried again: `sending`, as Svix says of a retry.
     assert_eq!(
         t.endpoint_stats("ep_1", None, None).await.unwrap(),
         EndpointStats {
-            pending: 1,
+            sending: 1,
             ..EndpointStats::default()
         }
     );

@@ -157,7 +157,8 @@ impl Next {
     pub fn delivery_state(&self) -> (MessageStatus, Option<Timestamp>) {
         match self {
             Next::Done => (MessageStatus::Success, None),
-            Next::RetryAt(t) => (MessageStatus::Pending, Some(*t)),
+            // Tried and failing, to be tried again: Svix's `sending`.
+            Next::RetryAt(t) => (MessageStatus::Sending, Some(*t)),
             Next::GiveUp => (MessageStatus::Fail, None),
         }
     }

@@ -42,6 +42,9 @@ pub struct ListFilter {
     pub before: Option<Timestamp>,
     pub after: Option<Timestamp>,
     pub status: Option<MessageStatus>,
+    /// Deliveries not finished yet: pending or sending (the portal's
+    /// "pending").
+    pub unfinished: bool,
     /// 0, 100, 200, ...: keep attempts whose status code is in [class, class+99].
     pub status_code_class: Option<i64>,
     pub endpoint_id: Option<String>,

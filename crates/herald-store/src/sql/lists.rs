@@ -2,7 +2,7 @@
 //! The list statements are built here for both the store and the index tests,
 //! which EXPLAIN the very SQL the store runs.
 
-use crate::model::{ListFilter, Page};
+use crate::model::{ListFilter, MessageStatus, Page};
 
 use super::dialect::Dialect;
 use super::rows::DELIVERY_COLUMNS;
@@ -149,6 +149,13 @@ pub fn list_attempted_messages<'a, DB: Dialect>(
     ))
     .bind(app_id)
     .bind(endpoint_id);
+    if filter.unfinished {
+        sql.push(" AND d.status IN (")
+            .push_bind(MessageStatus::Pending)
+            .push(", ")
+            .push_bind(MessageStatus::Sending)
+            .push(")");
+    }
     if let Some(status) = filter.status {
         sql.push(" AND d.status = ").push_bind(status);
     }

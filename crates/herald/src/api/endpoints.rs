@@ -688,12 +688,15 @@ pub async fn recover(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<RecoverIn>,
 ) -> Result<(StatusCode, Json<TaskStarted>)> {
+    // Nothing older than the attempts Herald keeps can be recovered (Svix:
+    // 14 days).
+    let reach = Some(state.config.attempt_retention);
     let ep = (app_id, endpoint_id);
     window_task(
         state,
         who,
         ep,
-        input,
+        (input, reach),
         "endpoint.recover",
         "recovered",
         |h, ep, since, until| async move { endpoints::recover(&h, &ep, since, until).await },
@@ -723,7 +726,7 @@ pub async fn replay_missing(
         state,
         who,
         ep,
-        input,
+        (input, None),
         "endpoint.replay",
         "replayed",
         |h, ep, since, until| async move { endpoints::replay_missing(&h, &ep, since, until).await },
@@ -811,7 +814,7 @@ pub async fn bulk_replay(
         state,
         who,
         ep,
-        window,
+        (window, None),
         kind,
         "messagesSent",
         |h, ep, since, until| async move {
@@ -828,7 +831,7 @@ async fn window_task<W, F>(
     state: Herald,
     who: Principal,
     (app_id, endpoint_id): (String, String),
-    input: RecoverIn,
+    (input, reach): (RecoverIn, Option<std::time::Duration>),
     kind: &str,
     count: &'static str,
     work: W,
@@ -839,6 +842,20 @@ where
 {
     let app = load_app(&state, &who, &app_id).await?;
     let ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    // A window reaching back further than `reach` is refused, with five
+    // minutes' grace for clocks (as Svix gives).
+    if let Some(reach) = reach {
+        let reach = chrono::Duration::from_std(reach).unwrap_or(chrono::Duration::MAX);
+        if input.since < Utc::now() - reach - chrono::Duration::minutes(5) {
+            return Err(Error::field(
+                &["since"],
+                format!(
+                    "cannot recover messages more than {} days old (attempts are kept that long)",
+                    reach.num_days()
+                ),
+            ));
+        }
+    }
     let data = json!({"appId": app.id, "endpointId": ep.id, "since": input.since});
     let queued = work(state.clone(), ep, input.since, input.until);
     let run = async move { Ok(json!({ count: queued.await? })) };

@@ -36,11 +36,17 @@ impl IntoResponse for Error {
                 StatusCode::FORBIDDEN,
                 json!({"code": "forbidden", "detail": detail}),
             ),
-            Error::PayloadTooLarge(limit) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"code": "payload_too_large",
-                       "detail": format!("request body is larger than the limit of {limit} bytes (HERALD_MAX_BODY_BYTES)")}),
-            ),
+            Error::PayloadTooLarge(limit) => {
+                let body = json!({"code": "payload_too_large",
+                       "detail": format!("request body is larger than the limit of {limit} bytes (HERALD_MAX_BODY_BYTES)")});
+                // What is left of the body is not read: this connection ends.
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    [(axum::http::header::CONNECTION, "close")],
+                    Json(body),
+                )
+                    .into_response();
+            }
             Error::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"code": "unavailable", "detail": "the database is unavailable; try again shortly"}),

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use herald_store::{ListFilter, MessageStatus, Page};
 use serde::de::DeserializeOwned;
@@ -26,18 +25,75 @@ impl<T: DeserializeOwned> FromRequest<Herald> for Body<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &Herald) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge(state.config.max_body_bytes)
-            } else {
-                Error::BadRequest {
-                    code: "invalid_body",
-                    detail: e.body_text(),
-                }
-            }
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         parse_json(&bytes).map(Body)
     }
+}
+
+/// A body's bytes, up to `HERALD_MAX_BODY_BYTES`. A larger one is 413 once
+/// the client has sent it (read and dropped, up to [`DRAIN_AT_MOST`]), with
+/// `Connection: close`: a client that writes its whole request before
+/// reading, as most do, reads the 413 instead of a broken pipe.
+pub struct RawBody(pub Bytes);
+
+/// The most of a body over the limit read (and dropped) before the 413;
+/// past it, or after [`DRAIN_FOR_AT_MOST`], the connection is just closed.
+pub const DRAIN_AT_MOST: u64 = 64 << 20;
+const DRAIN_FOR_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl FromRequest<Herald> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &Herald) -> Result<Self, Self::Rejection> {
+        use http_body_util::BodyExt;
+        let limit = state.config.max_body_bytes;
+        let too_large = Error::PayloadTooLarge(limit);
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let mut body = req.into_body();
+        if declared.is_some_and(|n| n > limit as u64) {
+            if declared.is_some_and(|n| n <= DRAIN_AT_MOST) {
+                drain(body).await;
+            }
+            return Err(too_large);
+        }
+        let mut read = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::BadRequest {
+                code: "invalid_body",
+                detail: format!("cannot read the request body: {e}"),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if read.len() + data.len() > limit {
+                drain(body).await;
+                return Err(too_large);
+            }
+            read.extend_from_slice(&data);
+        }
+        Ok(RawBody(read.freeze()))
+    }
+}
+
+/// Reads the rest of a body and drops it, up to [`DRAIN_AT_MOST`] bytes and
+/// [`DRAIN_FOR_AT_MOST`].
+async fn drain(mut body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    let read_all = async {
+        let mut left = DRAIN_AT_MOST;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                left = left.saturating_sub(data.len() as u64);
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_FOR_AT_MOST, read_all).await;
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -240,6 +296,7 @@ impl Params {
             before: self.datetime("before")?,
             after: self.datetime("after")?,
             status,
+            unfinished: false,
             status_code_class,
             endpoint_id: self.str("endpoint_id").map(String::from),
         })

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::applications::ApplicationIn;
-use super::extract::{bearer, parse_json};
+use super::extract::{bearer, parse_json, RawBody};
 use crate::auth::Principal;
 use crate::service::links::{self as link, LinkRequest};
 use crate::service::theme::{Theme, ThemeIn};
@@ -129,7 +128,7 @@ pub async fn create(
     State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Value>> {
     // Svix's clients send `{}`; an empty body means the same.
     let input: AccessIn = if body.iter().all(u8::is_ascii_whitespace) {
@@ -223,7 +222,7 @@ pub async fn expire_all(
     State(state): State<Herald>,
     who: Principal,
     Path(app_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode> {
     crate::service::require_org(&who)?;
     let app = load_app(&state, &who, &app_id).await?;

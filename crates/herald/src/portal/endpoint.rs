@@ -295,8 +295,12 @@ async fn delivery_log(
         Ok(status) => (status, None),
         Err(e) => (None, Some(e)),
     };
+    // "pending" is every delivery not finished: waiting for its first
+    // attempt (pending) or for a retry (sending).
+    let unfinished = status == Some(MessageStatus::Pending);
     let filter = ListFilter {
-        status,
+        status: status.filter(|_| !unfinished),
+        unfinished,
         event_types: q
             .event_type()
             .map(|t| vec![t.to_string()])
@@ -349,6 +353,7 @@ async fn delivery_of(
     }
     let narrow = ListFilter {
         status: filter.status,
+        unfinished: filter.unfinished,
         event_types: vec![msg.event_type.clone()],
         after: Some(msg.created_at - Duration::milliseconds(1)),
         before: Some(msg.created_at + Duration::milliseconds(1)),
@@ -425,12 +430,14 @@ async fn log_rows(
     Ok(rows)
 }
 
+/// The log's word for a delivery: a Spot admin sees "pending" for one not
+/// finished, first attempt or retry alike (the row says when it is tried
+/// next).
 fn status_word(s: MessageStatus) -> &'static str {
     match s {
         MessageStatus::Success => "success",
-        MessageStatus::Pending => "pending",
+        MessageStatus::Pending | MessageStatus::Sending => "pending",
         MessageStatus::Fail => "failed",
-        MessageStatus::Sending => "sending",
     }
 }
 

@@ -9,6 +9,7 @@ mod browser;
 mod catalog;
 mod catalog_props;
 mod cli;
+mod contracts;
 mod crash;
 mod credentials;
 mod delivery;

@@ -138,7 +138,7 @@ fn routes_below_app(
 ) -> Vec<(Method, String, Option<Value>)> {
     let e = format!("{app_path}/endpoint/{ep}");
     let m = format!("{app_path}/msg/{msg}");
-    let since = json!({"since": "2000-01-01T00:00:00Z"});
+    let since = json!({"since": chrono::Utc::now() - chrono::Duration::days(1)});
     vec![
         (Method::GET, e.clone(), None),
         (

@@ -1,0 +1,182 @@
+//! Svix's small contracts, as its clients can tell them: a retry's status,
+//! the built-in ping, recovery's window, and a body over the limit.
+
+use std::time::Duration;
+
+use herald_core::schedule::RetrySchedule;
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Options, Receiver, Reply, TestApp};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A client that writes its whole request before reading the answer, as
+/// most HTTP clients do: it must read a 413, not a broken pipe.
+#[tokio::test]
+async fn a_body_over_the_limit_is_answered_413_after_it_is_read() {
+    let app = TestApp::spawn().await;
+    let app_id = app.create_app("Design Club").await;
+    // 8 MiB against the tests' 1 MiB limit: more than the sockets buffer.
+    let payload = "x".repeat(8 << 20);
+    let body = format!(r#"{{"eventType":"a","payload":{{"big":"{payload}"}}}}"#);
+    for chunked in [false, true] {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "POST /api/v1/app/{app_id}/msg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n",
+            app.token
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let written = if chunked {
+            let mut result = Ok(());
+            for piece in body.as_bytes().chunks(64 << 10) {
+                let framed = [
+                    format!("{:x}\r\n", piece.len()).into_bytes(),
+                    piece.to_vec(),
+                    b"\r\n".to_vec(),
+                ]
+                .concat();
+                result = stream.write_all(&framed).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => stream.write_all(b"0\r\n\r\n").await,
+                e => e,
+            }
+        } else {
+            stream.write_all(body.as_bytes()).await
+        };
+        written.unwrap_or_else(|e| panic!("chunked {chunked}: the body could not be sent: {e}"));
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+            .await
+            .expect("an answer")
+            .unwrap_or_else(|e| panic!("chunked {chunked}: reading the answer: {e}"));
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "chunked {chunked}: {answer}"
+        );
+        assert!(answer.contains("payload_too_large"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+    // Nothing was accepted.
+    let (_, list) = app.get_json(&format!("/api/v1/app/{app_id}/msg")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+/// A delivery waiting for its next retry is `sending` (3), as in Svix; one
+/// not tried yet is `pending` (1); each status filters its own.
+#[tokio::test]
+async fn a_delivery_waiting_for_a_retry_is_sending() {
+    let app = TestApp::spawn_with(Options {
+        retry_schedule: RetrySchedule::from_delays(vec![Duration::from_secs(600)]).unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set_default("/down", Reply::status(500));
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/down")}))
+        .await;
+    let msg = app
+        .send(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    app.eventually(WAIT, "the first attempt to fail", || async {
+        let (_, attempts) = app
+            .get_json(&format!("/api/v1/app/{app_id}/attempt/msg/{msg}"))
+            .await;
+        (attempts["data"].as_array().unwrap().len() == 1).then_some(())
+    })
+    .await;
+    let (_, dest) = app
+        .get_json(&format!("/api/v1/app/{app_id}/msg/{msg}/endpoint"))
+        .await;
+    assert_eq!(dest["data"][0]["status"], 3, "{dest}");
+    assert!(dest["data"][0]["nextAttempt"].is_string(), "{dest}");
+    let listed = |status: i64| {
+        let path = format!("/api/v1/app/{app_id}/endpoint/{ep}/msg?status={status}");
+        let app = &app;
+        async move {
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["data"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!((listed(3).await, listed(1).await), (1, 0));
+    let (_, stats) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep}/stats"))
+        .await;
+    assert_eq!(
+        (stats["sending"].as_i64(), stats["pending"].as_i64()),
+        (Some(1), Some(0)),
+        "{stats}"
+    );
+    app.stop().await;
+}
+
+/// Svix's built-in `svix.ping` works for send-example with no event type
+/// of that name; other unknown types are still 404.
+#[tokio::test]
+async fn send_example_knows_svix_ping() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    let path = format!("/api/v1/app/{app_id}/endpoint/{ep}/send-example");
+    let (status, body) = app
+        .post_json(&path, json!({"eventType": "svix.ping"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["eventType"], "svix.ping");
+    let got = receiver.wait_for("/hook", 1, WAIT).await;
+    assert_eq!(got[0].json()["success"], true, "{}", got[0].json());
+    let (status, body) = app
+        .post_json(&path, json!({"eventType": "no.such.type"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    app.stop().await;
+}
+
+/// Recovery reaches back as far as attempts are kept, with five minutes'
+/// grace for clocks; further is a 422 on `since`, as Svix answers.
+#[tokio::test]
+async fn recover_is_refused_beyond_the_attempts_kept() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(&app_id, json!({"url": receiver.url("/hook")}))
+        .await;
+    let path = format!("/api/v1/app/{app_id}/endpoint/{ep}/recover");
+    // The tests' server keeps attempts 90 days, as by default.
+    let days_ago = |days| chrono::Utc::now() - chrono::Duration::days(days);
+    let (status, body) = app.post_json(&path, json!({"since": days_ago(91)})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "since"]));
+    assert!(
+        body["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("90 days"),
+        "{body}"
+    );
+    let (status, body) = app.post_json(&path, json!({"since": days_ago(89)})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    app.stop().await;
+}
