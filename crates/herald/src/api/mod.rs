@@ -58,6 +58,7 @@ fn documented_routes() -> OpenApiRouter<Herald> {
         .routes(routes!(public_catalog::default_org))
         .routes(routes!(public_catalog::for_org))
         .routes(routes!(portal_access::create))
+        .routes(routes!(portal_access::dashboard_access))
         .routes(routes!(portal_access::logout))
         .routes(routes!(portal_access::expire_all))
         .routes(routes!(applications::list, applications::create))

@@ -136,11 +136,43 @@ pub async fn create(
     } else {
         parse_json(&body)?
     };
+    issue_access(&state, &who, app_id, input).await.map(Json)
+}
+
+/// Svix's older `POST /api/v1/auth/dashboard-access/{app_id}` (deprecated in
+/// Svix, still sent by older clients): the same link as `app-portal-access`
+/// with no options, `{url, token}`.
+#[utoipa::path(
+    post, operation_id = "v1.authentication.dashboard-access",
+    path = "/api/v1/auth/dashboard-access/{app_id}",
+    tag = "Authentication",
+    summary = "Get a link to the portal for an application (older form)",
+    params(crate::api::doc::AppPath),
+    responses((status = 200, description = "OK", body = Object))
+)]
+pub async fn dashboard_access(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(app_id): Path<String>,
+) -> Result<Json<Value>> {
+    issue_access(&state, &who, app_id, AccessIn::default())
+        .await
+        .map(Json)
+}
+
+/// A portal link for the application `app_id` (created first if `input`
+/// carries an `application` and it does not exist): `{url, token}`.
+async fn issue_access(
+    state: &Herald,
+    who: &Principal,
+    app_id: String,
+    input: AccessIn,
+) -> Result<Value> {
     let read_only = input.read_only()?;
     let expiry = input.expiry()?;
     let session_id = input.session_id()?;
     let theme = Theme::parse(input.theme, input.hide_header.unwrap_or(false))?;
-    let app = match (load_app(&state, &who, &app_id).await, input.application) {
+    let app = match (load_app(state, who, &app_id).await, input.application) {
         (Ok(app), _) => app,
         (Err(Error::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
             new_app.uid.get_or_insert(app_id);
@@ -161,7 +193,7 @@ pub async fn create(
     };
     let token = link::issue(state.store.as_ref(), &state.keys, &request).await?;
     let url = link::url(&state.config.base_url(), &token);
-    Ok(Json(json!({ "url": url, "token": token })))
+    Ok(json!({ "url": url, "token": token }))
 }
 
 /// Ends the portal session of the link whose token is the bearer. An API

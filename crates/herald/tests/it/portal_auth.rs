@@ -282,3 +282,33 @@ async fn a_portal_link_never_reaches_a_log_line() {
     let signature = link_token.rsplit('.').next().unwrap();
     assert!(!log.contains(signature), "the link's token is in the log");
 }
+
+/// Svix's older `dashboard-access` gives the same kind of link as
+/// `app-portal-access`, with no body: it opens the application's portal
+/// once; an unknown application is 404.
+#[tokio::test]
+async fn dashboard_access_gives_a_portal_link_as_svix_s_older_clients_ask() {
+    let app = TestApp::spawn().await;
+    let app_id = app.create_app("Spot").await;
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/auth/dashboard-access/{app_id}")))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    let (status, out) = split(r).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let (url, token) = (out["url"].as_str().unwrap(), out["token"].as_str());
+    assert!(token.is_some_and(|t| !t.is_empty()), "{out}");
+    let r = open_link(url).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers().get(SET_COOKIE).is_some());
+    assert_eq!(open_link(url).await.status(), StatusCode::UNAUTHORIZED);
+
+    let (status, body) = app
+        .post_json("/api/v1/auth/dashboard-access/app_missing", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    app.stop().await;
+}
