@@ -254,6 +254,36 @@ async fn an_app_token_reaches_nothing_of_another_application() {
         .await;
 }
 
+/// An application's own token reads its application but may not change or
+/// delete it (Svix: organisation-level only).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_token_may_not_change_its_own_application() {
+    let t = Tenants::new().await;
+    let token_a = t.app.app_token(&t.a);
+    let a_path = format!("/api/v1/app/{}", t.a);
+    let (status, body) = t
+        .app
+        .call(Some(&token_a), Method::GET, &a_path, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let routes = [
+        (
+            Method::PUT,
+            a_path.clone(),
+            Some(json!({"name": "renamed by its portal"})),
+        ),
+        (
+            Method::PATCH,
+            a_path.clone(),
+            Some(json!({"name": "renamed by its portal"})),
+        ),
+        (Method::DELETE, a_path.clone(), None),
+    ];
+    t.refused(&token_a, &routes, StatusCode::FORBIDDEN).await;
+    let (_, body) = t.app.get_json(&a_path).await;
+    assert_ne!(body["name"], "renamed by its portal");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_app_token_may_not_write_event_types() {
     let t = Tenants::new().await;
