@@ -315,6 +315,7 @@ fn message(id: &str, event_type: &str, channels: Option<&[&str]>, now: Timestamp
         expires_at: Some(now + Span::days(90)),
         tags: None,
         deliver_at: None,
+        content_type: None,
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Message {
     pub tags: Option<Vec<String>>,
     /// The time its deliveries were scheduled for (`deliverAt`), if any.
     pub deliver_at: Option<Timestamp>,
+    /// `None`: the payload is JSON. Otherwise it is raw text (Svix's
+    /// `transformationsParams.rawPayload`), delivered with this
+    /// Content-Type.
+    pub content_type: Option<String>,
 }
 
 /// Svix's `MessageStatus`: the numbers are part of the API.
@@ -126,6 +130,8 @@ pub struct Job {
     pub org_id: String,
     pub event_type: String,
     pub payload: String,
+    /// The message's Content-Type when its payload is not JSON.
+    pub content_type: Option<String>,
     /// What the delivery needs of its endpoint (URL, headers, keys, ...)
     /// is not here: it is read once, through [`Queue::destination`](crate::Queue::destination).
     pub endpoint_id: String,

@@ -25,7 +25,7 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// when the delivery fell due.
 pub const JOB_COLUMNS: &str = "d.msg_id, d.endpoint_id, d.attempts, d.manual, d.slotted,
      d.next_attempt_at AS due_at, m.app_id, a.org_id,
-     m.event_type, m.payload";
+     m.event_type, m.payload, m.content_type";
 
 /// The joins [`JOB_COLUMNS`] reads from, after a delivery `d`.
 pub const JOB_JOINS: &str = "JOIN message m ON m.id = d.msg_id
@@ -173,9 +173,9 @@ pub async fn insert_messages<DB: Dialect + Run>(
     for chunk in in_order.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::bulk::<DB>(
             "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-                 expires_at, tags, deliver_at) VALUES ",
+                 expires_at, tags, deliver_at, content_type) VALUES ",
         );
-        sql.reserve(chunk.len() * 10);
+        sql.reserve(chunk.len() * 11);
         sql.push_values(chunk, |row, (msg, _)| {
             row.bind(&msg.id)
                 .bind(&msg.app_id)
@@ -186,7 +186,8 @@ pub async fn insert_messages<DB: Dialect + Run>(
                 .bind(msg.created_at)
                 .bind(msg.expires_at)
                 .bind(list_text(&msg.tags))
-                .bind(msg.deliver_at);
+                .bind(msg.deliver_at)
+                .bind(&msg.content_type);
         });
         sql.push(" ON CONFLICT DO NOTHING RETURNING id");
         for r in sql.fetch_all(&mut *tx).await? {

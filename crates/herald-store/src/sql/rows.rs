@@ -115,6 +115,7 @@ pub fn message(r: &impl Columns) -> Result<Message> {
         expires_at: r.opt_time("expires_at")?,
         tags: r.list("tags")?,
         deliver_at: r.opt_time("deliver_at")?,
+        content_type: r.opt_text("content_type")?,
     })
 }
 
@@ -157,6 +158,7 @@ pub fn job(r: &impl Columns) -> Result<Job> {
         org_id: r.text("org_id")?,
         event_type: r.text("event_type")?,
         payload: r.text("payload")?,
+        content_type: r.opt_text("content_type")?,
         endpoint_id: r.text("endpoint_id")?,
         attempts: r.int("attempts")?,
         due_at: r.time("due_at")?,

@@ -7,7 +7,7 @@ use axum::Json;
 use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name, validate_tag};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
@@ -17,7 +17,7 @@ use super::out::{ListResponse, MessageOut};
 use super::tasks::TaskStarted;
 use crate::auth::Principal;
 use crate::service::messages::{
-    check_event_type, new_message, schedule, NewMessage, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
+    check_event_type, new_message, schedule, NewMessage, RawPayload, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
 };
 use crate::service::{load_app, load_message, tasks, Herald};
 use crate::service::{Error, FieldError, Result};
@@ -52,6 +52,12 @@ pub struct MessageIn {
     /// Deliver no earlier than this (RFC 3339); see `service::messages::schedule`.
     #[serde(default)]
     deliver_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Svix's extra parameters. `rawPayload` (a string) is delivered as the
+    /// body instead of `payload`, with `headers["content-type"]` (default
+    /// `application/json`); other keys are kept for transformations to come.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    transformations_params: Option<Value>,
 }
 
 #[utoipa::path(
@@ -102,6 +108,7 @@ async fn accept(
     if let Some(event_id) = &input.event_id {
         validate_name(event_id).map_err(|e| Error::field(&["eventId"], e.to_string()))?;
     }
+    let raw = RawPayload::from_params(input.transformations_params.as_ref())?;
     if !input.payload.get().trim_start().starts_with('{') {
         return Err(Error::field(&["payload"], "must be a JSON object"));
     }
@@ -171,12 +178,17 @@ async fn accept(
         (None, _) => return Err(Error::NotFound("application")),
     };
 
-    check_event_type(&state, &app.org_id, &input.event_type, &input.payload).await?;
+    let json_payload = Some(&*input.payload).filter(|_| raw.is_none());
+    check_event_type(&state, &app.org_id, &input.event_type, json_payload).await?;
+    let (payload, content_type) = match raw {
+        Some(raw) => (raw.text, Some(raw.content_type)),
+        None => (input.payload.get().to_string(), None),
+    };
     let msg = new_message(
         &app,
         NewMessage {
             event_type: input.event_type,
-            payload: input.payload.get().to_string(),
+            payload,
             event_id: input.event_id,
             channels,
             tags,
@@ -185,6 +197,7 @@ async fn accept(
                 herald_store::Targets::Scheduled { at } => Some(at),
                 _ => None,
             },
+            content_type,
         },
     );
     let span = tracing::Span::current();

@@ -213,19 +213,35 @@ pub struct MessageOut {
     /// The time a scheduled message's deliveries were due at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_at: Option<DateTime<Utc>>,
+    /// A message sent raw: `{rawPayload, headers: {"content-type"}}` as it
+    /// was given (its `payload` is then `{}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub transformations_params: Option<Value>,
 }
 
 impl MessageOut {
     pub fn new(m: Message, with_content: bool) -> Self {
+        let (payload, transformations_params) = match m.content_type {
+            None => (payload(m.payload, with_content), None),
+            Some(content_type) => (
+                payload("{}".to_string(), false),
+                Some(serde_json::json!({
+                    "rawPayload": if with_content { Some(m.payload) } else { None },
+                    "headers": {"content-type": content_type},
+                })),
+            ),
+        };
         MessageOut {
             id: m.id,
             event_type: m.event_type,
             event_id: m.event_id,
             channels: m.channels,
-            payload: payload(m.payload, with_content),
+            payload,
             timestamp: ms(m.created_at),
             tags: m.tags,
             deliver_at: m.deliver_at,
+            transformations_params,
         }
     }
 }
@@ -315,7 +331,8 @@ impl EndpointMessageOut {
             event_type: m.event_type,
             event_id: m.event_id,
             channels: m.channels,
-            payload: payload(m.payload, with_content),
+            // A raw payload is not JSON: `{}`, as on the message itself.
+            payload: payload(m.payload, with_content && m.content_type.is_none()),
             timestamp: ms(m.created_at),
             tags: m.tags,
             status: d.status as i64,

@@ -479,7 +479,9 @@ impl Deliverer {
             url: ep.url.clone(),
             body,
         };
-        if ep.filters.is_empty() && code.is_none() {
+        // A raw payload (not JSON) goes as it is: filters and
+        // transformations read JSON.
+        if (ep.filters.is_empty() && code.is_none()) || job.content_type.is_some() {
             return untouched(body);
         }
         let payload: Value = match serde_json::from_slice(&body) {
@@ -537,7 +539,8 @@ impl Deliverer {
     /// schema goes out untouched.
     async fn body_for(&self, job: &Job, ep: &Endpoint, payload: Bytes) -> Bytes {
         let format = DateFormat::parse(&ep.date_format).unwrap_or_default();
-        if format == DateFormat::Unix {
+        // Dates are converted in JSON payloads only.
+        if format == DateFormat::Unix || job.content_type.is_some() {
             return payload;
         }
         let event_type = match self.event_type(job).await {
@@ -587,7 +590,8 @@ fn signed_headers(job: &Job, to: &Destination, timestamp: i64, body: &[u8]) -> H
     for (name, value) in &to.endpoint.headers {
         client::insert(&mut headers, name, value);
     }
-    client::insert(&mut headers, "content-type", "application/json");
+    let content_type = job.content_type.as_deref().unwrap_or("application/json");
+    client::insert(&mut headers, "content-type", content_type);
     for prefix in ["webhook", "svix"] {
         client::insert(&mut headers, &format!("{prefix}-id"), &job.msg_id);
         client::insert(&mut headers, &format!("{prefix}-timestamp"), &timestamp);

@@ -32,6 +32,8 @@ pub struct NewMessage {
     pub retention_days: i64,
     /// When its deliveries are scheduled for (see [`schedule`]).
     pub deliver_at: Option<DateTime<Utc>>,
+    /// `Some` for a raw payload ([`RawPayload`]): its Content-Type.
+    pub content_type: Option<String>,
 }
 
 impl NewMessage {
@@ -46,6 +48,7 @@ impl NewMessage {
             tags: None,
             retention_days: DEFAULT_RETENTION_DAYS,
             deliver_at: None,
+            content_type: None,
         }
     }
 }
@@ -64,6 +67,64 @@ pub fn new_message(app: &Application, new: NewMessage) -> Message {
         expires_at: Some(created_at + Duration::days(new.retention_days)),
         tags: new.tags,
         deliver_at: new.deliver_at,
+        content_type: new.content_type,
+    }
+}
+
+/// A message sent as raw text instead of JSON: Svix's
+/// `transformationsParams: {rawPayload, headers: {"content-type"}}` (what its
+/// SDKs' `messageInRaw` sends, with `payload: {}`). The text is delivered
+/// byte for byte, with that Content-Type (`application/json` when none is
+/// given, as Svix sends).
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawPayload {
+    pub text: String,
+    pub content_type: String,
+}
+
+impl RawPayload {
+    /// The raw payload `transformationsParams` asks for, if any.
+    pub fn from_params(params: Option<&Value>) -> Result<Option<RawPayload>> {
+        let Some(params) = params else {
+            return Ok(None);
+        };
+        if !params.is_object() {
+            return Err(Error::field(&["transformationsParams"], "must be an object"));
+        }
+        let text = match params.get("rawPayload") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(text)) => text.clone(),
+            Some(_) => {
+                return Err(Error::field(
+                    &["transformationsParams", "rawPayload"],
+                    "must be a string",
+                ))
+            }
+        };
+        let headers = params.get("headers").and_then(Value::as_object);
+        let content_type = headers
+            .and_then(|h| {
+                h.iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            })
+            .map(|(_, value)| {
+                value.as_str().map(str::to_string).ok_or_else(|| {
+                    Error::field(
+                        &["transformationsParams", "headers", "content-type"],
+                        "must be a string",
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or_else(|| "application/json".to_string());
+        if content_type.parse::<reqwest::header::HeaderValue>().is_err() || content_type.is_empty()
+        {
+            return Err(Error::field(
+                &["transformationsParams", "headers", "content-type"],
+                "is not a header value",
+            ));
+        }
+        Ok(Some(RawPayload { text, content_type }))
     }
 }
 
@@ -121,7 +182,7 @@ pub async fn check_event_type(
     herald: &Herald,
     org_id: &str,
     name: &str,
-    payload: &RawValue,
+    payload: Option<&RawValue>,
 ) -> Result<()> {
     let catalog = herald
         .store
@@ -149,7 +210,9 @@ pub async fn check_event_type(
             format!("event type {name:?} is archived; unarchive it to send it again"),
         ));
     }
-    let Some(schema) = et.latest_schema().filter(|_| et.validate_payload) else {
+    // A raw payload (`None`) is not JSON to validate.
+    let (Some(schema), Some(payload)) = (et.latest_schema().filter(|_| et.validate_payload), payload)
+    else {
         return Ok(());
     };
     let value: Value = serde_json::from_str(payload.get())

@@ -113,6 +113,7 @@ async fn seed_message(store: &dyn Store, id: &str, expires_at: DateTime<Utc>, ne
         expires_at: Some(expires_at),
         tags: None,
         deliver_at: None,
+        content_type: None,
     };
     store
         .create_message(&msg, &Targets::Matching)
