@@ -294,6 +294,7 @@ fn endpoint(id: &str, now: Timestamp) -> Endpoint {
         metadata: serde_json::json!({}),
         headers: BTreeMap::new(),
         throttle_rate: None,
+        version: 1,
         date_format: "unix".into(),
         transformation: Transformation::default(),
         filters: Vec::new(),

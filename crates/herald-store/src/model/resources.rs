@@ -67,8 +67,14 @@ pub struct Endpoint {
     /// `None` (or empty) receives messages on any channel, or none.
     pub channels: Option<Vec<String>>,
     pub metadata: Value,
+    /// Header names as they were given (their case kept), values in clear.
     pub headers: BTreeMap<String, String>,
+    /// Most messages per second it receives (Svix's `throttleRate`, also
+    /// answered as `rateLimit`, the older name of the same limit).
     pub throttle_rate: Option<i64>,
+    /// Svix's endpoint `version` (deprecated there, kept and answered as
+    /// given; 1 by default). Nothing in Herald depends on it.
+    pub version: i64,
     /// How timestamp fields are sent (`unix`, `unix_ms`, `iso8601`, `rfc2822`).
     pub date_format: String,
     /// JavaScript run on each delivery before it is signed (Svix's
@@ -292,6 +298,7 @@ mod tests {
             metadata: Value::Null,
             headers: BTreeMap::new(),
             throttle_rate: None,
+            version: 1,
             date_format: "unix".into(),
             transformation: Transformation::default(),
             filters: Vec::new(),

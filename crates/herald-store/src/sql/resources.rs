@@ -180,14 +180,15 @@ impl<DB: Backend> SqlStore<DB> {
             "INSERT INTO endpoint (uid, url, description, disabled, event_types, channels,
                  metadata, headers, throttle_rate, date_format, updated_at,
                  transformation_code, transformation_enabled, transformation_variables,
-                 transformation_updated_at, filters, id, app_id, created_at)
+                 transformation_updated_at, filters, id, app_id, created_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18, $19)",
+                 $17, $18, $19, $20)",
         );
         endpoint_fields(sql, ep, &self.keyring)
             .bind(&ep.id)
             .bind(&ep.app_id)
             .bind(ep.created_at)
+            .bind(ep.version)
             .on_conflict(Conflict::EndpointUid)
             .execute(&mut tx)
             .await?;
@@ -256,13 +257,15 @@ impl<DB: Backend> SqlStore<DB> {
                  event_types = $5, channels = $6, metadata = $7, headers = $8,
                  throttle_rate = $9, date_format = $10, updated_at = $11,
                  transformation_code = $12, transformation_enabled = $13,
-                 transformation_variables = $14, transformation_updated_at = $15, filters = $16
+                 transformation_variables = $14, transformation_updated_at = $15, filters = $16,
+                 version = $20
              WHERE id = $17 AND app_id = $18",
         );
         let done = endpoint_fields(sql, ep, &self.keyring)
             .bind(&ep.id)
             .bind(&ep.app_id)
             .bind(DisabledBy::Manual.as_str())
+            .bind(ep.version)
             .on_conflict(Conflict::EndpointUid)
             .execute(&mut tx)
             .await?;

@@ -78,6 +78,7 @@ pub fn endpoint(keyring: &Keyring, r: &impl Columns) -> Result<Endpoint> {
         channels: r.list("channels")?,
         metadata: r.json("metadata")?,
         throttle_rate: r.opt_int("throttle_rate")?,
+        version: r.int("version")?,
         date_format: r.text("date_format")?,
         transformation: Transformation {
             code: r.opt_text("transformation_code")?,

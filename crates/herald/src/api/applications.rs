@@ -11,6 +11,7 @@ use herald_core::name::validate_name;
 use herald_store::{Application, PageOf};
 use serde::Deserialize;
 
+use super::endpoints::{patch_rate, rate};
 use super::extract::{Body, Params, Patch};
 use super::out::{ApplicationOut, ListResponse};
 use crate::auth::Principal;
@@ -28,8 +29,16 @@ pub struct ApplicationIn {
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Most messages per second to the application's endpoints (kept and
+    /// answered; not enforced yet).
     #[serde(default)]
     pub throttle_rate: Option<u16>,
+    /// Svix's older name of `throttleRate`: the same limit, stored once and
+    /// answered under both names. At least 1; given with `throttleRate`, the
+    /// two must agree.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub rate_limit: Option<u16>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -47,7 +56,14 @@ pub struct ApplicationPatch {
     #[serde(default)]
     #[schema(value_type = Option<u16>)]
     throttle_rate: Patch<u16>,
+    /// Svix's older name of `throttleRate` (see `ApplicationIn`).
+    #[serde(default)]
+    #[schema(value_type = Option<u16>, minimum = 1)]
+    rate_limit: Patch<u16>,
 }
+
+/// How the rate checks name an application.
+const APPLICATION: &str = "Application";
 
 fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
@@ -68,7 +84,7 @@ impl ApplicationIn {
             uid: self.uid,
             name: self.name,
             metadata: metadata_value(self.metadata),
-            throttle_rate: self.throttle_rate.map(i64::from),
+            throttle_rate: rate(APPLICATION, self.throttle_rate, self.rate_limit)?,
             created_at: now,
             updated_at: now,
         })
@@ -179,7 +195,7 @@ pub async fn update(
             app.name = input.name;
             app.uid = input.uid;
             app.metadata = metadata_value(input.metadata);
-            app.throttle_rate = input.throttle_rate.map(i64::from);
+            app.throttle_rate = rate(APPLICATION, input.throttle_rate, input.rate_limit)?;
             app.updated_at = Utc::now();
             state.store.update_app(&app).await.map_err(uid_conflict)?;
             Ok((StatusCode::OK, Json(app.into())))
@@ -230,8 +246,7 @@ pub async fn patch(
         Patch::Null => app.metadata = metadata_value(None),
         Patch::Value(m) => app.metadata = metadata_value(Some(m)),
     }
-    app.throttle_rate = input
-        .throttle_rate
+    app.throttle_rate = patch_rate(APPLICATION, input.throttle_rate, input.rate_limit)?
         .apply_opt(app.throttle_rate.and_then(|n| u16::try_from(n).ok()))
         .map(i64::from);
     app.updated_at = Utc::now();

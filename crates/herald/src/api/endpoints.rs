@@ -20,7 +20,7 @@ use super::tasks::TaskStarted;
 use crate::auth::Principal;
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_deliverable_url, check_event_types,
-    check_headers, SENSITIVE_HEADERS,
+    check_headers, check_known_event_types, is_sensitive, remove_header, set_headers,
 };
 use crate::service::tasks;
 use crate::service::transformations::check_filters;
@@ -49,8 +49,20 @@ pub struct EndpointIn {
     metadata: Option<BTreeMap<String, String>>,
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
-    #[serde(default, alias = "rateLimit")]
+    /// Most messages per second this endpoint receives.
+    #[serde(default)]
     throttle_rate: Option<u16>,
+    /// Svix's older name of `throttleRate`, the same limit in messages per
+    /// second: one stored value, answered under both names. At least 1, as
+    /// Svix has it; given with `throttleRate`, the two must agree.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    rate_limit: Option<u16>,
+    /// Svix's endpoint version (deprecated there): kept and answered as
+    /// given, at least 1; absent is 1, on PUT too, as Svix does.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    version: Option<u16>,
     /// Herald's: how timestamp fields are sent (`unix`, `unix_ms`, `iso8601`,
     /// `rfc2822`). Svix clients don't send it; absent keeps the current one.
     #[serde(default)]
@@ -89,9 +101,17 @@ pub struct EndpointPatch {
     #[serde(default)]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     metadata: Patch<BTreeMap<String, String>>,
-    #[serde(default, alias = "rateLimit")]
+    #[serde(default)]
     #[schema(value_type = Option<u16>)]
     throttle_rate: Patch<u16>,
+    /// Svix's older name of `throttleRate` (see `EndpointIn`).
+    #[serde(default)]
+    #[schema(value_type = Option<u16>, minimum = 1)]
+    rate_limit: Patch<u16>,
+    /// Svix's endpoint version (see `EndpointIn`); not `null`.
+    #[serde(default)]
+    #[schema(value_type = Option<u16>, minimum = 1)]
+    version: Patch<u16>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     date_format: Patch<String>,
@@ -110,13 +130,111 @@ impl EndpointIn {
     }
 }
 
-fn merge_filter(
+/// The event filter of a create or PUT, under whichever name it came (the
+/// SDKs' `eventTypes` wins), with the field it came under: a list of known
+/// event types ([`check_known_event_types`]), never empty (Svix's rule: no
+/// list, or `null`, is every type).
+async fn merge_filter(
+    state: &Herald,
+    org_id: &str,
     event_types: Option<Vec<String>>,
     filter_types: Option<Vec<String>>,
 ) -> Result<Option<Vec<String>>> {
-    match (event_types, filter_types) {
-        (Some(e), _) => check_event_types("eventTypes", Some(e)),
-        (None, f) => check_event_types("filterTypes", f),
+    let (field, types) = match (event_types, filter_types) {
+        (Some(e), _) => ("eventTypes", Some(e)),
+        (None, f) => ("filterTypes", f),
+    };
+    check_filter(state, org_id, field, types).await
+}
+
+/// An event filter given as a list (see [`merge_filter`]).
+async fn check_filter(
+    state: &Herald,
+    org_id: &str,
+    field: &str,
+    types: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>> {
+    if types.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::field(
+            &[field],
+            format!("{field} can't be empty, it must have at least one item."),
+        ));
+    }
+    let types = check_event_types(field, types)?;
+    check_known_event_types(state, org_id, field, types.as_deref()).await?;
+    Ok(types)
+}
+
+/// The channels of a create, PUT or PATCH: not an empty list (Svix's rule:
+/// no list, or `null`, is any channel).
+fn api_channels(channels: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
+    if channels.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::field(
+            &["channels"],
+            "Channels must have at least 1 and at most 10 items, or be set to null.",
+        ));
+    }
+    check_channels(channels)
+}
+
+/// The message rate of a create or PUT of an endpoint or (`what`) an
+/// application: `throttleRate`, or `rateLimit`, its older name at Svix (one
+/// limit, in messages per second, stored once).
+pub(super) fn rate(
+    what: &str,
+    throttle_rate: Option<u16>,
+    rate_limit: Option<u16>,
+) -> Result<Option<i64>> {
+    check_rate_limit(what, rate_limit)?;
+    match (throttle_rate, rate_limit) {
+        (Some(t), Some(r)) if t != r => Err(rates_disagree()),
+        (t, r) => Ok(t.or(r).map(i64::from)),
+    }
+}
+
+/// The message rate of a PATCH, as [`rate`]: the one of the two names given
+/// (`null` clears it).
+pub(super) fn patch_rate(
+    what: &str,
+    throttle_rate: Patch<u16>,
+    rate_limit: Patch<u16>,
+) -> Result<Patch<u16>> {
+    if let Patch::Value(r) = rate_limit {
+        check_rate_limit(what, Some(r))?;
+    }
+    match (throttle_rate, rate_limit) {
+        (Patch::Absent, r) => Ok(r),
+        (t, Patch::Absent) => Ok(t),
+        (t, r) if t == r => Ok(t),
+        _ => Err(rates_disagree()),
+    }
+}
+
+fn check_rate_limit(what: &str, rate_limit: Option<u16>) -> Result<()> {
+    if rate_limit == Some(0) {
+        return Err(Error::field(
+            &["rateLimit"],
+            format!("{what} rate limits must be at least one if set"),
+        ));
+    }
+    Ok(())
+}
+
+fn rates_disagree() -> Error {
+    Error::field(
+        &["rateLimit"],
+        "differs from throttleRate: the two are one limit (messages per second); give one",
+    )
+}
+
+/// Svix's endpoint `version`: at least 1, and 1 when absent.
+fn version(version: Option<u16>) -> Result<i64> {
+    match version {
+        Some(0) => Err(Error::field(
+            &["version"],
+            "Endpoint versions must be at least one if set",
+        )),
+        v => Ok(i64::from(v.unwrap_or(1))),
     }
 }
 
@@ -163,9 +281,12 @@ pub async fn create(
     let app = load_app(&state, &who, &app_id).await?;
     let url = check_deliverable_url(&state, &input.url).await?;
     check_uid(input.uid.as_deref())?;
-    let event_types = merge_filter(input.event_types, input.filter_types)?;
-    let channels = check_channels(input.channels)?;
+    let event_types =
+        merge_filter(&state, &app.org_id, input.event_types, input.filter_types).await?;
+    let channels = api_channels(input.channels)?;
     let headers = check_headers(&input.headers.unwrap_or_default())?;
+    let throttle_rate = rate("Endpoint", input.throttle_rate, input.rate_limit)?;
+    let version = version(input.version)?;
     let date_format = match &input.date_format {
         Some(f) => check_date_format(f)?,
         None => DateFormat::default().as_str().to_string(),
@@ -188,7 +309,8 @@ pub async fn create(
         channels,
         metadata: metadata_value(input.metadata),
         headers,
-        throttle_rate: input.throttle_rate.map(i64::from),
+        throttle_rate,
+        version,
         date_format,
         transformation: Transformation::default(),
         filters: check_filters("filters", input.filters.unwrap_or_default())?,
@@ -242,10 +364,12 @@ pub async fn update(
     ep.uid = input.uid;
     ep.description = input.description.unwrap_or_default();
     ep.disabled = input.disabled.unwrap_or(false);
-    ep.event_types = merge_filter(input.event_types, input.filter_types)?;
-    ep.channels = check_channels(input.channels)?;
+    ep.event_types =
+        merge_filter(&state, &app.org_id, input.event_types, input.filter_types).await?;
+    ep.channels = api_channels(input.channels)?;
     ep.metadata = metadata_value(input.metadata);
-    ep.throttle_rate = input.throttle_rate.map(i64::from);
+    ep.throttle_rate = rate("Endpoint", input.throttle_rate, input.rate_limit)?;
+    ep.version = version(input.version)?;
     if let Some(headers) = input.headers {
         ep.headers = check_headers(&headers)?;
     }
@@ -303,22 +427,28 @@ pub async fn patch(
     match filter {
         Patch::Absent => {}
         Patch::Null => ep.event_types = None,
-        Patch::Value(types) => ep.event_types = check_event_types(field, Some(types))?,
+        Patch::Value(types) => {
+            ep.event_types = check_filter(&state, &app.org_id, field, Some(types)).await?
+        }
     }
     match input.channels {
         Patch::Absent => {}
         Patch::Null => ep.channels = None,
-        Patch::Value(c) => ep.channels = check_channels(Some(c))?,
+        Patch::Value(c) => ep.channels = api_channels(Some(c))?,
     }
     match input.metadata {
         Patch::Absent => {}
         Patch::Null => ep.metadata = metadata_value(None),
         Patch::Value(m) => ep.metadata = metadata_value(Some(m)),
     }
-    ep.throttle_rate = input
-        .throttle_rate
+    ep.throttle_rate = patch_rate("Endpoint", input.throttle_rate, input.rate_limit)?
         .apply_opt(ep.throttle_rate.and_then(|n| u16::try_from(n).ok()))
         .map(i64::from);
+    match input.version {
+        Patch::Absent => {}
+        Patch::Null => return Err(Error::field(&["version"], "must not be null")),
+        Patch::Value(v) => ep.version = version(Some(v))?,
+    }
     match input.date_format {
         Patch::Absent => {}
         Patch::Null => ep.date_format = DateFormat::default().as_str().to_string(),
@@ -473,7 +603,7 @@ fn headers_out(ep: &Endpoint) -> HeadersOut {
     let mut headers = BTreeMap::new();
     let mut sensitive = Vec::new();
     for (k, v) in &ep.headers {
-        if SENSITIVE_HEADERS.contains(&k.as_str()) {
+        if is_sensitive(k) {
             sensitive.push(k.clone());
         } else {
             headers.insert(k.clone(), v.clone());
@@ -556,7 +686,7 @@ pub async fn patch_headers(
     let app = load_app(&state, &who, &app_id).await?;
     let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
     for name in &input.delete_headers {
-        ep.headers.remove(&name.to_ascii_lowercase());
+        remove_header(&mut ep.headers, name);
     }
     let mut set = BTreeMap::new();
     for (name, value) in input.headers {
@@ -564,12 +694,10 @@ pub async fn patch_headers(
             Some(v) => {
                 set.insert(name, v);
             }
-            None => {
-                ep.headers.remove(&name.to_ascii_lowercase());
-            }
+            None => remove_header(&mut ep.headers, &name),
         }
     }
-    ep.headers.extend(check_headers(&set)?);
+    set_headers(&mut ep.headers, check_headers(&set)?);
     ep.updated_at = Utc::now();
     endpoints::update(&state, &app, &ep).await?;
     Ok(StatusCode::NO_CONTENT)

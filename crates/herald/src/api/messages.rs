@@ -42,7 +42,9 @@ pub struct MessageIn {
     /// Free-form tags the logs filter by (Svix: at most 5, unique).
     #[serde(default)]
     tags: Option<Vec<String>>,
-    /// Creates the application when it does not exist yet (Svix's shortcut).
+    /// Creates the application when it does not exist yet (Svix's shortcut);
+    /// its `uid`, when given, must be the path's (ignored when the
+    /// application exists, as Svix does).
     #[serde(default)]
     application: Option<ApplicationIn>,
     /// Days to keep the payload; after that, once no delivery is pending, it
@@ -164,6 +166,17 @@ async fn accept(
     let app = match (app, input.application) {
         (Some(app), _) => app,
         (None, Some(mut new_app)) if who.app_id.is_none() => {
+            // Svix's rule: the application made is the one the path names.
+            // Herald takes a missing uid as the path's (Svix refuses it).
+            if new_app.uid.as_deref().is_some_and(|uid| uid != app_id) {
+                return Err(Error::Validation(vec![FieldError {
+                    kind: "application_uid_mismatch",
+                    ..FieldError::body(
+                        &["application", "uid"],
+                        "Application UID in the path and body must match",
+                    )
+                }]));
+            }
             new_app.uid.get_or_insert(app_id);
             let app = new_app.into_new(&who.org_id)?;
             match state.store.create_app(&app).await {

@@ -64,8 +64,12 @@ pub struct ApplicationOut {
     pub uid: Option<String>,
     pub name: String,
     pub metadata: BTreeMap<String, String>,
+    /// Most messages per second to the application's endpoints (kept, not
+    /// enforced yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_rate: Option<i64>,
+    /// The same limit under Svix's older name, `null` when there is none.
+    pub rate_limit: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,6 +82,7 @@ impl From<Application> for ApplicationOut {
             uid: a.uid,
             name: a.name,
             throttle_rate: a.throttle_rate,
+            rate_limit: a.throttle_rate,
             created_at: ms(a.created_at),
             updated_at: ms(a.updated_at),
         }
@@ -132,8 +137,15 @@ pub struct EndpointOut {
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     pub metadata: BTreeMap<String, String>,
+    /// Most messages per second this endpoint receives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_rate: Option<i64>,
+    /// The same limit under Svix's older name (Svix's server always sends
+    /// it, `null` when there is none).
+    pub rate_limit: Option<i64>,
+    /// Svix's endpoint version (deprecated there), as it was given; 1 by
+    /// default.
+    pub version: i64,
     /// Herald's: how timestamp fields are sent to this endpoint.
     pub date_format: String,
     /// Herald's: the content filter (empty: every message is sent).
@@ -174,6 +186,8 @@ impl From<Endpoint> for EndpointOut {
             disabled: e.disabled,
             channels: e.channels,
             throttle_rate: e.throttle_rate,
+            rate_limit: e.throttle_rate,
+            version: e.version,
             date_format: e.date_format,
             state,
             failing_since: e.health.failing_since.map(ms),

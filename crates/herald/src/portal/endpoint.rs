@@ -22,7 +22,7 @@ use super::request::{app_of, base, catalog_types, endpoint_of, with};
 use super::session::Session;
 use super::test_button::{self, TestResult};
 use super::{page, PortalResult};
-use crate::service::endpoints::SENSITIVE_HEADERS;
+use crate::service::endpoints::is_sensitive;
 use crate::service::Herald;
 
 const LOG_PAGE: u32 = 20;
@@ -445,7 +445,7 @@ pub(super) fn masked_headers(headers: &BTreeMap<String, String>) -> Vec<Value> {
     headers
         .iter()
         .map(|(k, v)| {
-            let sensitive = SENSITIVE_HEADERS.contains(&k.as_str());
+            let sensitive = is_sensitive(k);
             json!({"name": k, "value": if sensitive { MASK } else { v.as_str() }, "sensitive": sensitive})
         })
         .collect()

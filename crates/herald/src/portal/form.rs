@@ -21,7 +21,7 @@ use super::{page, PortalResult};
 use crate::catalog::formats::Format;
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_deliverable_url, check_event_types,
-    check_headers, SENSITIVE_HEADERS,
+    check_headers, header_value, is_sensitive,
 };
 use crate::service::transformations::{check_code, check_filters, format_code};
 use crate::service::Error;
@@ -105,11 +105,7 @@ impl Values {
                 .headers
                 .iter()
                 .map(|(k, v)| {
-                    let shown = if SENSITIVE_HEADERS.contains(&k.as_str()) {
-                        MASK
-                    } else {
-                        v
-                    };
+                    let shown = if is_sensitive(k) { MASK } else { v };
                     format!("{k}: {shown}\n")
                 })
                 .collect(),
@@ -246,7 +242,7 @@ fn parse_headers(
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or_else(|| line.to_string())?;
         let (name, value) = (name.trim(), value.trim());
-        let value = match old.get(&name.to_ascii_lowercase()) {
+        let value = match header_value(old, name) {
             Some(stored) if value == MASK => stored.clone(),
             _ => value.to_string(),
         };
@@ -312,6 +308,7 @@ pub async fn create(
         metadata: json!({}),
         headers: c.headers,
         throttle_rate: None,
+        version: 1,
         date_format: c.date_format,
         transformation: Transformation {
             updated_at: c.code.is_some().then_some(now),

@@ -15,7 +15,7 @@ use herald_core::signing::{EndpointSecret, KeyKind};
 use herald_store::{Application, Endpoint, ListFilter, Message, Targets};
 use serde_json::Value;
 
-use super::messages::{new_message, NewMessage};
+use super::messages::{new_message, NewMessage, LOOKUP_FRESHNESS};
 use super::{Error, FieldError, Herald, Result};
 use crate::dispatch::Retries;
 
@@ -24,28 +24,67 @@ pub const DEFAULT_GRACE_SECONDS: u32 = 24 * 3600;
 const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 const MAX_CHANNELS: usize = 10;
 
-/// Headers Herald sets itself, or that HTTP owns: an endpoint may not override them.
+/// Header names an endpoint may not set, compared without case: those Herald
+/// sets itself, those HTTP owns (hop-by-hop, framing, the host), and those
+/// Svix's server forbids (its `FORBIDDEN_KEYS`), so a header set that Svix
+/// refuses is refused here too.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "content-type",
+    "content-encoding",
+    "content-language",
+    "content-location",
     "transfer-encoding",
     "connection",
     "keep-alive",
-    "te",
-    "upgrade",
-    "trailer",
     "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "upgrade",
+    "user-agent",
+    "age",
+    "cache-control",
+    "clear-site-data",
+    "expires",
+    "pragma",
+    "warning",
 ];
-const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "svix-", "x-forwarded-"];
+/// Prefixes of header names an endpoint may not set: the signature headers'
+/// (`webhook-`, `svix-`), Svix's and the clouds' own (Svix's
+/// `FORBIDDEN_PREFIXES`), and the forwarding headers proxies write.
+const RESERVED_HEADER_PREFIXES: &[&str] = &[
+    "webhook-",
+    "svix-",
+    "x-svix-",
+    "x-forwarded-",
+    "x-amz-",
+    "x-amzn-",
+    "x-google",
+    "x-goog-",
+    "x-gfe",
+    "x-azure-",
+    "x-fd-",
+];
 /// Shown as names only: their values are credentials.
-pub const SENSITIVE_HEADERS: &[&str] = &[
+const SENSITIVE_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",
     "x-api-key",
     "api-key",
 ];
+
+/// Whether a header's value is a credential, shown as its name only
+/// (whatever the case of the name).
+pub fn is_sensitive(name: &str) -> bool {
+    SENSITIVE_HEADERS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
+}
 
 pub fn check_url(url: &str) -> Result<String> {
     EndpointUrl::parse(url)
@@ -155,27 +194,129 @@ pub fn check_date_format(s: &str) -> Result<String> {
         .map_err(|e| Error::field(&["dateFormat"], e.to_string()))
 }
 
+/// An endpoint's own headers, checked: valid names and values, none that
+/// Herald, HTTP or Svix reserves (without case: `X-Amzn-Trace-Id` is
+/// `x-amzn-trace-id`). Names keep the case they were given, as Svix keeps
+/// them: the API answers them so, and they are sent so (HTTP/1 sends them
+/// lower-cased; their case never matters on the wire). Two names that differ
+/// only in case are one header given twice, refused.
 pub fn check_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
-        let bad = |msg: &str| Error::Validation(vec![FieldError::body(&["headers", name], msg)]);
+        let bad = |msg: String| Error::Validation(vec![FieldError::body(&["headers", name], msg)]);
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(bad("is not a valid HTTP header name"));
+            return Err(bad("is not a valid HTTP header name".into()));
         }
         if HeaderValue::from_str(value).is_err() {
-            return Err(bad("has a value that is not a valid HTTP header value"));
+            return Err(bad(
+                "has a value that is not a valid HTTP header value".into()
+            ));
         }
-        if RESERVED_HEADERS.contains(&lower.as_str())
-            || RESERVED_HEADER_PREFIXES
-                .iter()
-                .any(|p| lower.starts_with(p))
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(bad(
+                "is a reserved header name (set by Herald or by HTTP itself), which an endpoint cannot set".into(),
+            ));
+        }
+        if let Some(prefix) = RESERVED_HEADER_PREFIXES
+            .iter()
+            .find(|p| lower.starts_with(*p))
         {
-            return Err(bad("is set by Herald and cannot be overridden"));
+            return Err(bad(format!(
+                "starts with {prefix:?}, a prefix reserved for the platform's own headers"
+            )));
         }
-        out.insert(lower, value.clone());
+        if header_name(&out, name).is_some() {
+            return Err(bad(
+                "is given twice (header names do not differ by case)".into()
+            ));
+        }
+        out.insert(name.clone(), value.clone());
     }
     Ok(out)
+}
+
+/// The name under which `headers` holds `name`, whatever its case.
+fn header_name(headers: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    headers
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+}
+
+/// Removes the header `name` from `headers`, whatever the case of either.
+pub fn remove_header(headers: &mut BTreeMap<String, String>, name: &str) {
+    if let Some(stored) = header_name(headers, name) {
+        headers.remove(&stored);
+    }
+}
+
+/// The value of the header `name` in `headers`, whatever the case of either.
+pub fn header_value<'a>(headers: &'a BTreeMap<String, String>, name: &str) -> Option<&'a String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Sets checked headers over `headers`: each replaces the header of the same
+/// name in any case, and takes the case it is given now.
+pub fn set_headers(headers: &mut BTreeMap<String, String>, set: BTreeMap<String, String>) {
+    for (name, value) in set {
+        remove_header(headers, &name);
+        headers.insert(name, value);
+    }
+}
+
+/// Svix's rule for an endpoint's event filter: every type it names is one
+/// of the organisation's event types, not archived (Svix archives by
+/// deleting), or a 422 at `field` naming those that are not, in Svix's
+/// words. Herald's exception: an organisation without any event type takes
+/// any name, as it takes a message of any type (see
+/// [`super::messages::check_event_type`]).
+pub async fn check_known_event_types(
+    herald: &Herald,
+    org_id: &str,
+    field: &str,
+    types: Option<&[String]>,
+) -> Result<()> {
+    let Some(types) = types.filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let catalog = herald
+        .store
+        .cached_event_types(org_id, LOOKUP_FRESHNESS)
+        .await?;
+    let mut missing = Vec::new();
+    match catalog {
+        Some(catalog) if catalog.is_empty() => return Ok(()),
+        Some(catalog) => {
+            for name in types {
+                if catalog.get(name).is_none_or(|et| et.archived) {
+                    missing.push(name.as_str());
+                }
+            }
+        }
+        // Too many to keep in the cache: it has some; read the ones named.
+        None => {
+            for name in types {
+                let et = herald.store.get_event_type(org_id, name).await?;
+                if et.is_none_or(|et| et.archived) {
+                    missing.push(name.as_str());
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::field(
+        &[field],
+        format!(
+            "The following event types don't exist: {}",
+            missing.join(", ")
+        ),
+    ))
 }
 
 /// Saves a new endpoint of `app` with its first signing key, and tells the
@@ -477,19 +618,30 @@ mod tests {
         assert_eq!(
             check_headers(&ok)
                 .unwrap()
-                .get("x-team")
+                .get("X-Team")
                 .map(String::as_str),
-            Some("a")
+            Some("a"),
+            "kept as given"
         );
         for name in [
             "Host",
             "webhook-id",
             "Svix-Signature",
             "content-length",
+            "X-Amzn-Trace-Id",
+            "x-svix-foo",
+            "Proxy-Authorization",
+            "Connection",
             "bad name",
         ] {
             let h: BTreeMap<_, _> = [(name.to_string(), "v".to_string())].into();
             assert!(check_headers(&h).is_err(), "{name} should be refused");
         }
+        let twice: BTreeMap<_, _> = [
+            ("X-Team".to_string(), "a".to_string()),
+            ("x-team".to_string(), "b".to_string()),
+        ]
+        .into();
+        assert!(check_headers(&twice).is_err());
     }
 }

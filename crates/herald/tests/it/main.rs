@@ -40,6 +40,7 @@ mod signatures;
 mod smoke;
 mod ssrf;
 mod support;
+mod svix_validation;
 mod telemetry;
 mod tenants;
 mod transformations;

@@ -90,7 +90,7 @@ async fn the_operator_hears_endpoint_changes_failures_and_recoveries() {
     .unwrap();
     let headers = ops.get_headers(created.id.clone()).await.unwrap();
     assert_eq!(
-        headers.headers.get("x-team").map(String::as_str),
+        headers.headers.get("X-Team").map(String::as_str),
         Some("ops")
     );
 

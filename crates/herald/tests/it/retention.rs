@@ -88,6 +88,7 @@ async fn seed_app(store: &dyn Store) {
         metadata: json!({}),
         headers: BTreeMap::new(),
         throttle_rate: None,
+        version: 1,
         date_format: "unix".into(),
         transformation: herald_store::Transformation::default(),
         filters: Vec::new(),

@@ -447,7 +447,7 @@ async fn endpoints_create_get_and_list() {
         .get_headers(app_id.clone(), created.id.clone())
         .await
         .unwrap();
-    assert_eq!(headers.headers, map(&[("x-team", "core")]));
+    assert_eq!(headers.headers, map(&[("X-Team", "core")]));
 
     let second = sdk_endpoint(&svix, &app_id, "http://127.0.0.1:9/two".into()).await;
     let list = eps.list(app_id.clone(), None).await.unwrap();
@@ -505,7 +505,7 @@ async fn endpoints_upsert_patch_validate_and_delete() {
         .get_headers(app_id.clone(), created.id.clone())
         .await
         .unwrap();
-    assert_eq!(headers.headers, map(&[("x-team", "core")]));
+    assert_eq!(headers.headers, map(&[("X-Team", "core")]));
 
     // PATCH: only the named fields change. JsOption fields come from JSON since
     // the SDK does not re-export `JsOption`.
@@ -713,8 +713,9 @@ async fn endpoint_headers_get_set_patch() {
         .id;
 
     let got = eps.get_headers(app_id.clone(), ep.clone()).await.unwrap();
-    assert_eq!(got.headers, map(&[("x-one", "1")]));
-    assert_eq!(got.sensitive, set(&["authorization"]));
+    // Names as given (Svix keeps their case).
+    assert_eq!(got.headers, map(&[("X-One", "1")]));
+    assert_eq!(got.sensitive, set(&["Authorization"]));
 
     eps.set_headers(
         app_id.clone(),
@@ -726,7 +727,7 @@ async fn endpoint_headers_get_set_patch() {
     .await
     .unwrap();
     let got = eps.get_headers(app_id.clone(), ep.clone()).await.unwrap();
-    assert_eq!(got.headers, map(&[("x-three", "3"), ("x-two", "2")]));
+    assert_eq!(got.headers, map(&[("X-Three", "3"), ("X-Two", "2")]));
     assert!(got.sensitive.is_empty());
 
     eps.patch_headers(
@@ -740,7 +741,7 @@ async fn endpoint_headers_get_set_patch() {
     .await
     .unwrap();
     let got = eps.get_headers(app_id.clone(), ep.clone()).await.unwrap();
-    assert_eq!(got.headers, map(&[("x-four", "4"), ("x-two", "two")]));
+    assert_eq!(got.headers, map(&[("X-Four", "4"), ("X-Two", "two")]));
 
     // Reserved names are refused.
     let err = eps
@@ -772,19 +773,24 @@ async fn send_example_reaches_the_endpoint_and_stats_count_it() {
     let receiver = Receiver::start().await;
     let svix = app.svix();
     let app_id = app.create_app("Spot").await;
-    svix.event_type()
-        .create(
-            EventTypeIn {
-                schemas: Some(json!({"1": {"type": "object", "examples": [
-                    {"member": {"id": "m_example"}},
-                    {"member": {"id": "m_second"}},
-                ]}})),
-                ..EventTypeIn::new("member.created".into(), "A member joined".into())
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    for (name, examples) in [
+        (
+            "member.created",
+            json!([{"member": {"id": "m_example"}}, {"member": {"id": "m_second"}}]),
+        ),
+        ("other.type", json!([])),
+    ] {
+        svix.event_type()
+            .create(
+                EventTypeIn {
+                    schemas: Some(json!({"1": {"type": "object", "examples": examples}})),
+                    ..EventTypeIn::new(name.into(), name.into())
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
     // A filter that does not match: the example is sent anyway.
     let ep = svix
         .endpoint()

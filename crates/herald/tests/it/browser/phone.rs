@@ -29,7 +29,7 @@ async fn phone_width(b: Client) {
             json!({
                 "url": receiver.url(&long_path),
                 "description": "The members' CRM, synchronised every time something changes in the spot",
-                "filterTypes": ["live.updated", "member.created", "member.deleted"],
+                "filterTypes": ["live.updated", "member.created", "member.updated"],
             }),
         )
         .await;
