@@ -7,8 +7,8 @@ use axum::Json;
 use herald_core::json::check_strict;
 use herald_core::name::{validate_channel, validate_name, validate_tag};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::applications::ApplicationIn;
@@ -17,7 +17,8 @@ use super::out::{ListResponse, MessageOut};
 use super::tasks::TaskStarted;
 use crate::auth::Principal;
 use crate::service::messages::{
-    check_event_type, new_message, schedule, NewMessage, RawPayload, DEFAULT_RETENTION_DAYS, LOOKUP_FRESHNESS,
+    check_event_type, new_message, schedule, NewMessage, RawPayload, DEFAULT_RETENTION_DAYS,
+    LOOKUP_FRESHNESS,
 };
 use crate::service::{load_app, load_message, tasks, Herald};
 use crate::service::{Error, FieldError, Result};

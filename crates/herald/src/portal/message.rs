@@ -63,7 +63,11 @@ pub async fn message(
             }
         }
     }
-    let pretty = serde_json::to_string_pretty(&payload).unwrap_or_else(|_| msg.payload.clone());
+    // A raw payload (not JSON) is shown as it is sent.
+    let pretty = match msg.content_type {
+        Some(_) => msg.payload.clone(),
+        None => serde_json::to_string_pretty(&payload).unwrap_or_else(|_| msg.payload.clone()),
+    };
     let timestamp = attempts
         .last()
         .map(|a| a.created_at.timestamp().to_string())

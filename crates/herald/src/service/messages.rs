@@ -89,7 +89,10 @@ impl RawPayload {
             return Ok(None);
         };
         if !params.is_object() {
-            return Err(Error::field(&["transformationsParams"], "must be an object"));
+            return Err(Error::field(
+                &["transformationsParams"],
+                "must be an object",
+            ));
         }
         let text = match params.get("rawPayload") {
             None | Some(Value::Null) => return Ok(None),
@@ -117,7 +120,10 @@ impl RawPayload {
             })
             .transpose()?
             .unwrap_or_else(|| "application/json".to_string());
-        if content_type.parse::<reqwest::header::HeaderValue>().is_err() || content_type.is_empty()
+        if content_type
+            .parse::<reqwest::header::HeaderValue>()
+            .is_err()
+            || content_type.is_empty()
         {
             return Err(Error::field(
                 &["transformationsParams", "headers", "content-type"],
@@ -211,7 +217,8 @@ pub async fn check_event_type(
         ));
     }
     // A raw payload (`None`) is not JSON to validate.
-    let (Some(schema), Some(payload)) = (et.latest_schema().filter(|_| et.validate_payload), payload)
+    let (Some(schema), Some(payload)) =
+        (et.latest_schema().filter(|_| et.validate_payload), payload)
     else {
         return Ok(());
     };

@@ -180,3 +180,88 @@ async fn recover_is_refused_beyond_the_attempts_kept() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     app.stop().await;
 }
+
+/// Svix's raw messages (`transformationsParams.rawPayload`, as its SDKs'
+/// `messageInRaw` sends them): the text is the body, byte for byte, signed
+/// as sent, with the Content-Type given (`application/json` without one);
+/// the message reads back with `payload: {}` and the parameters.
+#[tokio::test]
+async fn a_raw_payload_is_delivered_as_given_with_its_content_type() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let ep = app
+        .create_endpoint(
+            &app_id,
+            json!({"url": receiver.url("/hook"), "dateFormat": "iso8601"}),
+        )
+        .await;
+    let (_, secret) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint/{ep}/secret"))
+        .await;
+    let verifier = standardwebhooks::Webhook::new(secret["key"].as_str().unwrap()).unwrap();
+    let xml = "<member id=\"42\">Ada &amp; co</member>";
+    let (status, out) = app
+        .post_json(
+            &format!("/api/v1/app/{app_id}/msg"),
+            json!({"eventType": "member.created", "payload": {},
+                   "transformationsParams": {"rawPayload": xml,
+                                             "headers": {"Content-Type": "application/xml"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    assert_eq!(out["payload"], json!({}));
+    assert_eq!(out["transformationsParams"]["rawPayload"], xml);
+    assert_eq!(
+        out["transformationsParams"]["headers"]["content-type"],
+        "application/xml"
+    );
+    let not_json = "a,b\n1,2\n";
+    app.post_json(
+        &format!("/api/v1/app/{app_id}/msg"),
+        json!({"eventType": "member.created", "payload": {},
+               "transformationsParams": {"rawPayload": not_json}}),
+    )
+    .await;
+    let got = receiver.wait_for("/hook", 2, WAIT).await;
+    let xml_got = got
+        .iter()
+        .find(|r| r.body.starts_with(b"<member"))
+        .expect("the XML");
+    assert_eq!(xml_got.body, xml.as_bytes());
+    assert_eq!(xml_got.header("content-type"), "application/xml");
+    verifier
+        .verify(&xml_got.body, &xml_got.headers)
+        .expect("signed over the raw bytes");
+    let csv_got = got
+        .iter()
+        .find(|r| r.body.starts_with(b"a,b"))
+        .expect("the CSV");
+    assert_eq!(csv_got.body, not_json.as_bytes());
+    assert_eq!(
+        csv_got.header("content-type"),
+        "application/json",
+        "Svix's default"
+    );
+
+    let msg = out["id"].as_str().unwrap();
+    let (_, read) = app
+        .get_json(&format!("/api/v1/app/{app_id}/msg/{msg}"))
+        .await;
+    assert_eq!(read["payload"], json!({}), "{read}");
+    assert_eq!(read["transformationsParams"]["rawPayload"], xml);
+
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/app/{app_id}/msg"),
+            json!({"eventType": "member.created", "payload": {},
+                   "transformationsParams": {"rawPayload": 42}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "transformationsParams", "rawPayload"])
+    );
+    app.stop().await;
+}

@@ -261,10 +261,7 @@ async fn an_app_token_may_not_change_its_own_application() {
     let t = Tenants::new().await;
     let token_a = t.app.app_token(&t.a);
     let a_path = format!("/api/v1/app/{}", t.a);
-    let (status, body) = t
-        .app
-        .call(Some(&token_a), Method::GET, &a_path, None)
-        .await;
+    let (status, body) = t.app.call(Some(&token_a), Method::GET, &a_path, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let routes = [
         (
