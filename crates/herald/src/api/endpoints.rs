@@ -9,6 +9,7 @@ use chrono::Utc;
 use herald_core::dates::DateFormat;
 use herald_core::filter::Rule;
 use herald_core::id::{new_id, IdPrefix};
+use herald_core::name::validate_name;
 use herald_core::signing::{EndpointSecret, KeyKind};
 use herald_store::{Endpoint, ListFilter, MessageStatus, Transformation};
 use serde::{Deserialize, Serialize};
@@ -279,10 +280,20 @@ pub async fn create(
     Body(input): Body<EndpointIn>,
 ) -> Result<(StatusCode, Json<EndpointOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
-    let url = check_deliverable_url(&state, &input.url).await?;
+    let ep = create_endpoint(&state, &app, input).await?;
+    Ok((StatusCode::CREATED, Json(ep.into())))
+}
+
+/// A new endpoint of `app` as `input` describes it, saved.
+async fn create_endpoint(
+    state: &Herald,
+    app: &herald_store::Application,
+    input: EndpointIn,
+) -> Result<Endpoint> {
+    let url = check_deliverable_url(state, &input.url).await?;
     check_uid(input.uid.as_deref())?;
     let event_types =
-        merge_filter(&state, &app.org_id, input.event_types, input.filter_types).await?;
+        merge_filter(state, &app.org_id, input.event_types, input.filter_types).await?;
     let channels = api_channels(input.channels)?;
     let headers = check_headers(&input.headers.unwrap_or_default())?;
     let throttle_rate = rate("Endpoint", input.throttle_rate, input.rate_limit)?;
@@ -318,8 +329,8 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    endpoints::create(&state, &app, &ep, &secret.reveal()).await?;
-    Ok((StatusCode::CREATED, Json(ep.into())))
+    endpoints::create(state, app, &ep, &secret.reveal()).await?;
+    Ok(ep)
 }
 
 #[utoipa::path(
@@ -341,24 +352,39 @@ pub async fn get(
     ))
 }
 
-/// PUT replaces every field it carries; headers and the secret stay.
+/// PUT replaces every field it carries; headers and the secret stay. An
+/// endpoint that does not exist is created, with the path as its uid (201),
+/// as Svix does (and as `PUT /app/{app_id}` creates an application).
 #[utoipa::path(
     put, operation_id = "v1.endpoint.update",
     path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
     tag = "Endpoint",
-    summary = "Update an endpoint",
+    summary = "Update (or create) an endpoint",
     params(crate::api::doc::EndpointPath),
     request_body = EndpointIn,
-    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut))
+    responses((status = 200, description = "OK", body = crate::api::out::EndpointOut), (status = 201, description = "Created", body = crate::api::out::EndpointOut))
 )]
 pub async fn update(
     State(state): State<Herald>,
     who: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Body(input): Body<EndpointIn>,
-) -> Result<Json<EndpointOut>> {
+) -> Result<(StatusCode, Json<EndpointOut>)> {
     let app = load_app(&state, &who, &app_id).await?;
-    let mut ep = load_endpoint(&state, &app, &endpoint_id).await?;
+    let mut ep = match load_endpoint(&state, &app, &endpoint_id).await {
+        Ok(ep) => ep,
+        // An endpoint id that is not there is not a uid to create.
+        Err(Error::NotFound(_)) if !endpoint_id.starts_with("ep_") => {
+            let mut input = input;
+            if input.uid.is_none() {
+                validate_name(&endpoint_id).map_err(|e| Error::field(&["uid"], e.to_string()))?;
+                input.uid = Some(endpoint_id);
+            }
+            let ep = create_endpoint(&state, &app, input).await?;
+            return Ok((StatusCode::CREATED, Json(ep.into())));
+        }
+        Err(e) => return Err(e),
+    };
     ep.url = check_deliverable_url(&state, &input.url).await?;
     check_uid(input.uid.as_deref())?;
     ep.uid = input.uid;
@@ -382,7 +408,8 @@ pub async fn update(
     ep.updated_at = Utc::now();
     endpoints::update(&state, &app, &ep).await?;
     // As saved: enabling it also cleared its failure run.
-    Ok(Json(load_endpoint(&state, &app, &ep.id).await?.into()))
+    let saved = load_endpoint(&state, &app, &ep.id).await?;
+    Ok((StatusCode::OK, Json(saved.into())))
 }
 
 #[utoipa::path(

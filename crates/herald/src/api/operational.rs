@@ -98,8 +98,7 @@ pub async fn upsert(
     let (p, app) = ops(&state, &who).await?;
     let exists = state.store.get_endpoint(&app, &id).await?.is_some();
     if exists {
-        let Json(out) = endpoints::update(State(state), p, Path((app, id)), Body(input)).await?;
-        Ok((StatusCode::OK, Json(out)))
+        endpoints::update(State(state), p, Path((app, id)), Body(input)).await
     } else {
         endpoints::create(State(state), p, Path(app), Body(input.with_uid_or(&id))).await
     }

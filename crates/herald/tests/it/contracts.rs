@@ -265,3 +265,50 @@ async fn a_raw_payload_is_delivered_as_given_with_its_content_type() {
     );
     app.stop().await;
 }
+
+/// `PUT /app/{app}/endpoint/{uid}` creates the endpoint under that uid when
+/// there is none (201), as Svix does; then updates it (200). An endpoint id
+/// that is not there stays a 404.
+#[tokio::test]
+async fn put_creates_an_endpoint_under_its_uid() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let path = format!("/api/v1/app/{app_id}/endpoint/crm-sync");
+    let put = |url: String| {
+        let path = path.clone();
+        let app = &app;
+        async move {
+            app.call(
+                Some(&app.token),
+                reqwest::Method::PUT,
+                &path,
+                Some(json!({"url": url, "description": "CRM"})),
+            )
+            .await
+        }
+    };
+    let (status, created) = put(receiver.url("/one")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["uid"], "crm-sync");
+    assert_eq!(created["version"], 1);
+    let (status, updated) = put(receiver.url("/two")).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["id"], created["id"], "the same endpoint");
+    assert_eq!(updated["url"], receiver.url("/two"));
+    let (_, list) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    let (status, body) = app
+        .call(
+            Some(&app.token),
+            reqwest::Method::PUT,
+            &format!("/api/v1/app/{app_id}/endpoint/ep_01M97J4270GFCE757VGMFM14HK"),
+            Some(json!({"url": receiver.url("/x")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    app.stop().await;
+}
