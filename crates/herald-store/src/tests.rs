@@ -647,6 +647,19 @@ async fn recording_an_attempt_moves_the_delivery_on(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(jobs[0].attempts, 1);
+    // Given back untried: still waiting for its retry, `sending`.
+    let lease = retry_at + Span::seconds(60);
+    t.release_claim("msg_1", "ep_1", lease, retry_at, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.endpoint_stats("ep_1", None, None).await.unwrap().sending,
+        1
+    );
+    assert_eq!(
+        t.claim_due(retry_at, lease, 10, &[]).await.unwrap().len(),
+        1
+    );
     let done = Attempt {
         id: "atmpt_2".into(),
         status: MessageStatus::Success,

@@ -498,9 +498,11 @@ impl<DB: Backend> SqlStore<DB> {
         slotted: bool,
     ) -> Result<()> {
         // A delivery of a disabled endpoint is parked instead (as
-        // `record_attempts` parks one), its endpoint read locked.
+        // `record_attempts` parks one), its endpoint read locked. One tried
+        // before waits for a retry: `sending`, as after its failed attempt.
         let sql = Sql::new(format!(
-            "UPDATE delivery SET status = $1, lease_until = NULL,
+            "UPDATE delivery SET status = CASE WHEN attempts > 0 THEN $7 ELSE $1 END,
+                 lease_until = NULL,
                  next_attempt_at = CASE WHEN EXISTS (
                      SELECT 1 FROM endpoint e WHERE e.id = $4 AND e.disabled{}) THEN NULL ELSE $2 END,
                  slotted = $6, updated_at = $2
@@ -512,7 +514,8 @@ impl<DB: Backend> SqlStore<DB> {
         .bind(msg_id)
         .bind(endpoint_id)
         .bind(lease_until)
-        .bind(slotted);
+        .bind(slotted)
+        .bind(MessageStatus::Sending);
         self.queue_work(sql).await?;
         Ok(())
     }

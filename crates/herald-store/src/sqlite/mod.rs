@@ -170,11 +170,13 @@ impl Backend for Sqlite {
     /// before it restarted: the cut-off deliveries are due at once.
     async fn recover_after_restart(store: &SqliteStore) -> Result<u64> {
         Sql::new(
-            "UPDATE delivery SET lease_until = NULL, status = $1, next_attempt_at = $2
+            "UPDATE delivery SET lease_until = NULL,
+                 status = CASE WHEN attempts > 0 THEN $3 ELSE $1 END, next_attempt_at = $2
              WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL",
         )
         .bind(MessageStatus::Pending)
         .bind(Utc::now())
+        .bind(MessageStatus::Sending)
         .execute(&store.writer)
         .await
     }

@@ -486,14 +486,14 @@ pub async fn resend(
     Ok(())
 }
 
+/// The event type Svix's send-example knows without a catalog.
+pub const PING_EVENT_TYPE: &str = "svix.ping";
+
 /// The Test button's work, shared by the API and the portal: the example (or the
 /// given payload) marked `"test": true`, held for this caller, claimed and sent
 /// once. Returns the message and the attempt, if one could be made. Beyond the
 /// endpoint's Test rate, or when its delivery slots stay taken, nothing is
 /// stored or sent: 429 with `Retry-After`.
-/// The event type Svix's send-example knows without a catalog.
-pub const PING_EVENT_TYPE: &str = "svix.ping";
-
 pub async fn send_test(
     herald: &Herald,
     app: &Application,
