@@ -55,6 +55,17 @@ struct Claims {
     /// A portal link's look (`app-portal-access`'s `theme`), for its session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     theme: Option<crate::service::theme::Theme>,
+    /// A portal link's feature flags (`app-portal-access`'s `featureFlags`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ff: Vec<String>,
+}
+
+/// What a portal link asks its session to show: the portal's look, and the
+/// feature flags whose event types it may see (Svix's `featureFlags`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkView {
+    pub theme: Option<crate::service::theme::Theme>,
+    pub feature_flags: Vec<String>,
 }
 
 /// Who a request speaks for.
@@ -112,6 +123,7 @@ impl Keys {
             jti: Some(record.id.clone()),
             aud: None,
             theme: None,
+            ff: Vec::new(),
         })
     }
 
@@ -129,15 +141,11 @@ impl Keys {
     /// The token of a portal link: it names its grant, and opens the portal
     /// until the grant's link expires.
     pub fn portal_link(&self, grant: &PortalGrant) -> String {
-        self.portal_link_themed(grant, None)
+        self.portal_link_themed(grant, &LinkView::default())
     }
 
-    /// A portal link that carries the look of the portal it opens.
-    pub fn portal_link_themed(
-        &self,
-        grant: &PortalGrant,
-        theme: Option<&crate::service::theme::Theme>,
-    ) -> String {
+    /// A portal link that carries what the portal it opens shows.
+    pub fn portal_link_themed(&self, grant: &PortalGrant, view: &LinkView) -> String {
         let (sub, org) = match &grant.app_id {
             Some(app) => (app.clone(), Some(grant.org_id.clone())),
             None => (grant.org_id.clone(), None),
@@ -150,7 +158,8 @@ impl Keys {
             org,
             jti: Some(grant.id.clone()),
             aud: Some(LINK_AUDIENCE.into()),
-            theme: theme.cloned(),
+            theme: view.theme.clone(),
+            ff: view.feature_flags.clone(),
         })
     }
 
@@ -205,12 +214,12 @@ impl Keys {
             .map(|(grant, _)| grant)
     }
 
-    /// Like [`Keys::verify_link`], with the look the link carries.
+    /// Like [`Keys::verify_link`], with what the link asks its session to show.
     pub fn verify_themed_link(
         &self,
         token: &str,
         expired_ok: bool,
-    ) -> Result<(String, Option<crate::service::theme::Theme>), &'static str> {
+    ) -> Result<(String, LinkView), &'static str> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[LINK_AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
@@ -219,7 +228,11 @@ impl Keys {
         validation.validate_exp = !expired_ok;
         let claims = self.decode(token, &validation)?;
         let grant = claims.jti.ok_or("the link names no grant")?;
-        Ok((grant, claims.theme))
+        let view = LinkView {
+            theme: claims.theme,
+            feature_flags: claims.ff,
+        };
+        Ok((grant, view))
     }
 
     fn decode(&self, token: &str, validation: &Validation) -> Result<Claims, &'static str> {
@@ -357,6 +370,7 @@ mod tests {
             jti: None,
             aud: None,
             theme: None,
+            ff: Vec::new(),
         })
     }
 

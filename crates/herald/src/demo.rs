@@ -144,6 +144,7 @@ async fn tour(
         link_ttl: herald.config.portal_token_ttl,
         expiry: None,
         theme: None,
+        feature_flags: Vec::new(),
     };
     let operator_token =
         crate::service::links::issue(herald.store.as_ref(), &herald.keys, &operator)

@@ -47,9 +47,9 @@ pub struct AccessIn {
     capabilities: Option<Vec<String>>,
     #[serde(default)]
     session_id: Option<String>,
-    /// Accepted for Svix's clients; Herald's portal has no feature flags.
+    /// The feature flags whose event types the session sees (Svix's): an
+    /// event type with a `featureFlag` not listed here is not shown.
     #[serde(default)]
-    #[allow(dead_code)]
     feature_flags: Option<Vec<String>>,
     /// Creates the application when it does not exist yet (Svix's shortcut).
     #[serde(default)]
@@ -95,6 +95,16 @@ impl AccessIn {
                 ),
             )),
         }
+    }
+
+    /// The feature flags, each a name as event types' flags are.
+    fn feature_flags(&self) -> Result<Vec<String>> {
+        let flags = self.feature_flags.clone().unwrap_or_default();
+        for (i, flag) in flags.iter().enumerate() {
+            herald_core::name::validate_name(flag)
+                .map_err(|e| Error::field(&["featureFlags", &i.to_string()], e.to_string()))?;
+        }
+        Ok(flags)
     }
 
     fn session_id(&self) -> Result<Option<String>> {
@@ -171,6 +181,7 @@ async fn issue_access(
     let read_only = input.read_only()?;
     let expiry = input.expiry()?;
     let session_id = input.session_id()?;
+    let feature_flags = input.feature_flags()?;
     let theme = Theme::parse(input.theme, input.hide_header.unwrap_or(false))?;
     let app = match (load_app(state, who, &app_id).await, input.application) {
         (Ok(app), _) => app,
@@ -190,6 +201,7 @@ async fn issue_access(
         link_ttl: state.config.portal_token_ttl,
         expiry,
         theme,
+        feature_flags,
     };
     let token = link::issue(state.store.as_ref(), &state.keys, &request).await?;
     let url = link::url(&state.config.base_url(), &token);

@@ -123,7 +123,7 @@ async fn endpoint_page(
     let now = Utc::now();
 
     // The Test menu: types with an example, the endpoint's own first.
-    let types = catalog_types(state, &session.org).await?;
+    let types = catalog_types(state, session).await?;
     let own = ep.event_types.clone().unwrap_or_default();
     let mut testable: Vec<&EventType> = types.iter().filter(|t| t.example(0).is_some()).collect();
     testable.sort_by_key(|t| (!own.contains(&t.name), t.name.clone()));

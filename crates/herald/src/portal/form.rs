@@ -271,7 +271,7 @@ pub async fn edit(
     session.writable()?;
     let app = app_of(&state, &session).await?;
     let ep = endpoint_of(&state, &app, &id).await?;
-    let formats = format_codes(&catalog_types(&state, &session.org).await?);
+    let formats = format_codes(&catalog_types(&state, &session).await?);
     form_page(
         &state,
         &session,
@@ -365,7 +365,7 @@ async fn form_page(
     v: &Values,
     errors: &BTreeMap<&'static str, String>,
 ) -> PortalResult<Response> {
-    let types = catalog_types(state, &session.org).await?;
+    let types = catalog_types(state, session).await?;
     let groups = groups(&types, &v.event_types);
     // Types the endpoint names that the catalog no longer has stay choosable.
     let unknown: Vec<&String> = v

@@ -440,6 +440,7 @@ pub async fn link(args: &LinkArgs) -> anyhow::Result<String> {
         link_ttl,
         expiry: None,
         theme: None,
+        feature_flags: Vec::new(),
     };
     let token = links::issue(store.as_ref(), &keys, &request).await?;
     Ok(links::url(&base, &token))

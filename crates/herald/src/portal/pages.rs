@@ -38,7 +38,7 @@ pub async fn login(
     State(state): State<Herald>,
     Query(q): Query<LoginQuery>,
 ) -> PortalResult<Response> {
-    let (grant_id, theme) = state
+    let (grant_id, view) = state
         .keys
         .verify_themed_link(&q.token, false)
         .map_err(|_| PortalError::BadLink)?;
@@ -54,7 +54,7 @@ pub async fn login(
             .await?
             .ok_or(PortalError::BadLink)?;
     }
-    let session = Session::new(&grant, Utc::now()).with_theme(theme);
+    let session = Session::new(&grant, Utc::now()).with_view(view);
     Ok(with_session(&state, &session, see_other("/portal/")))
 }
 
@@ -299,7 +299,7 @@ pub async fn switch_app(
 /// `/portal/catalog`: the organisation's event types, as on the public page.
 pub async fn catalog(State(state): State<Herald>, session: Session) -> PortalResult<Response> {
     let app = app_of(&state, &session).await?;
-    let types = catalog_types(&state, &session.org).await?;
+    let types = catalog_types(&state, &session).await?;
     let model = crate::catalog::page::render_json(&state.config.catalog_title, &types);
     page(
         "catalog.html",

@@ -67,12 +67,13 @@ pub async fn message_of(state: &Herald, app: &Application, id: &str) -> PortalRe
         .ok_or(PortalError::NotFound)
 }
 
-/// The organisation's event types that can be subscribed to.
-pub async fn catalog_types(state: &Herald, org: &str) -> PortalResult<Vec<EventType>> {
-    let mut types = all_event_types(state.store.as_ref(), org)
+/// The organisation's event types that this session can subscribe to: not
+/// archived, and behind no feature flag or one its link carried.
+pub async fn catalog_types(state: &Herald, session: &Session) -> PortalResult<Vec<EventType>> {
+    let mut types = all_event_types(state.store.as_ref(), &session.org)
         .await
         .map_err(|e| PortalError::Internal(format!("{e:#}")))?;
-    types.retain(|t| !t.archived);
+    types.retain(|t| !t.archived && session.sees_flag(t.feature_flag.as_deref()));
     Ok(types)
 }
 

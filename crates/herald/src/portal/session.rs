@@ -46,6 +46,10 @@ pub struct Session {
     /// The look the link asked for (`app-portal-access`'s `theme`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theme: Option<crate::service::theme::Theme>,
+    /// The feature flags the link carried: event types behind other flags
+    /// are not shown (an operator's session sees them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_flags: Vec<String>,
     exp: i64,
 }
 
@@ -71,6 +75,7 @@ impl Session {
             read_only: grant.read_only,
             csrf: bytes.iter().map(|b| format!("{b:02x}")).collect(),
             theme: None,
+            feature_flags: Vec::new(),
             exp: (now.timestamp() + SESSION_SECONDS).min(grant.expires_at.timestamp()),
         }
     }
@@ -84,9 +89,19 @@ impl Session {
         }
     }
 
-    /// The same session with the look its link carried.
-    pub fn with_theme(self, theme: Option<crate::service::theme::Theme>) -> Session {
-        Session { theme, ..self }
+    /// The same session with what its link asked it to show.
+    pub fn with_view(self, view: crate::auth::LinkView) -> Session {
+        Session {
+            theme: view.theme,
+            feature_flags: view.feature_flags,
+            ..self
+        }
+    }
+
+    /// Whether an event type behind `flag` (if any) is shown to this
+    /// session.
+    pub fn sees_flag(&self, flag: Option<&str>) -> bool {
+        self.operator || flag.is_none_or(|f| self.feature_flags.iter().any(|mine| mine == f))
     }
 
     /// Seconds until the session ends.

@@ -130,7 +130,7 @@ pub async fn preview_delivery(
     let v = Values::from_form(&form);
     let answer = |value: Value| Ok(axum::Json(value).into_response());
     let event_type = form.get("preview_event_type").unwrap_or_default();
-    let types = catalog_types(&state, &session.org).await?;
+    let types = catalog_types(&state, &session).await?;
     let Some(et) = types.iter().find(|t| t.name == event_type) else {
         return answer(json!({"ok": false, "error": "Choose an event type to preview."}));
     };

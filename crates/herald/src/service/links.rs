@@ -33,6 +33,9 @@ pub struct LinkRequest {
     /// The portal's look (`app-portal-access`'s `theme`, `hideHeader`),
     /// carried in the link's token and then in the session.
     pub theme: Option<crate::service::theme::Theme>,
+    /// Svix's `featureFlags`: the session sees the event types behind these
+    /// flags (and those behind none).
+    pub feature_flags: Vec<String>,
 }
 
 /// Records a grant for `request` and returns the token of its link.
@@ -65,7 +68,11 @@ pub async fn issue(
         ended_at: None,
     };
     store.create_portal_grant(&grant).await?;
-    Ok(keys.portal_link_themed(&grant, request.theme.as_ref()))
+    let view = crate::auth::LinkView {
+        theme: request.theme.clone(),
+        feature_flags: request.feature_flags.clone(),
+    };
+    Ok(keys.portal_link_themed(&grant, &view))
 }
 
 /// The URL that opens the portal with `token`, on the server at `base`.

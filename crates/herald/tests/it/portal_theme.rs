@@ -139,3 +139,50 @@ async fn theme_values_that_could_inject_are_422_with_their_location() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     app.stop().await;
 }
+
+/// Svix's `featureFlags`: an event type behind a flag is offered only to a
+/// portal whose link carried that flag; one behind none, to every portal.
+#[tokio::test]
+async fn event_types_behind_a_feature_flag_show_only_with_that_flag() {
+    let app = TestApp::spawn().await;
+    let app_id = app.create_app("Design Club").await;
+    for (name, flag) in [("member.created", None), ("course.beta", Some("beta"))] {
+        let (status, body) = app
+            .post_json(
+                "/api/v1/event-type",
+                json!({"name": name, "description": name, "featureFlag": flag}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let offered = |flags: Value| {
+        let app = &app;
+        let app_id = &app_id;
+        async move {
+            let (status, body) = access(app, app_id, json!({ "featureFlags": flags })).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let portal = PortalSession::open(&app.base_url, body["url"].as_str().unwrap()).await;
+            let (status, form) = portal.get("/portal/endpoints/new").await;
+            assert_eq!(status, StatusCode::OK);
+            (
+                form.contains(r#"value="member.created""#),
+                form.contains(r#"value="course.beta""#),
+            )
+        }
+    };
+    assert_eq!(offered(json!([])).await, (true, false), "no flag");
+    assert_eq!(
+        offered(json!(["other"])).await,
+        (true, false),
+        "another flag"
+    );
+    assert_eq!(offered(json!(["beta"])).await, (true, true), "its flag");
+
+    let (status, body) = access(&app, &app_id, json!({"featureFlags": ["not a flag"]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "featureFlags", "0"])
+    );
+    app.stop().await;
+}

@@ -381,6 +381,7 @@ impl TestApp {
             link_ttl: Duration::from_secs(300),
             expiry: None,
             theme: None,
+            feature_flags: Vec::new(),
         };
         let token =
             herald::service::links::issue(self.open_store().await.as_ref(), &self.keys, &request)
