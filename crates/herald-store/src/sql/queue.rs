@@ -680,10 +680,72 @@ impl<DB: Backend> SqlStore<DB> {
         page: &Page,
     ) -> Result<PageOf<(Endpoint, Delivery)>> {
         let sql = lists::list_attempted_destinations(app_id, msg_id, page);
-        self.page(sql, page, |r| {
-            Ok((rows::endpoint(&self.keyring, r)?, rows::delivery(r)?))
+        let mut items = sql
+            .fetch_all_as(&self.reader, |r| {
+                Ok((rows::endpoint(&self.keyring, r)?, rows::delivery(r)?))
+            })
+            .await?;
+        // Endpoints deleted since (their deliveries went with them): still
+        // destinations the message was attempted at, as Svix lists them,
+        // told by their attempts, which outlive them.
+        let gone = Sql::new(
+            "SELECT a.endpoint_id, a.url, a.status, a.created_at FROM attempt a
+             WHERE a.app_id = $1 AND a.msg_id = $2
+               AND NOT EXISTS (SELECT 1 FROM endpoint e WHERE e.id = a.endpoint_id)
+             ORDER BY a.created_at, a.id",
+        )
+        .bind(app_id)
+        .bind(msg_id)
+        .fetch_all_as(&self.reader, |r| {
+            Ok((
+                r.text("endpoint_id")?,
+                r.text("url")?,
+                MessageStatus::from_i64(r.int("status")?),
+                r.time("created_at")?,
+            ))
         })
-        .await
+        .await?;
+        if gone.is_empty() {
+            return Ok(super::page_of(items, page));
+        }
+        let mut deleted: Vec<(Endpoint, Delivery)> = Vec::new();
+        for (endpoint_id, url, status, at) in gone {
+            match deleted.iter_mut().find(|(e, _)| e.id == endpoint_id) {
+                Some((e, d)) => {
+                    e.url = url;
+                    e.updated_at = at;
+                    d.status = status;
+                    d.attempts += 1;
+                    d.updated_at = at;
+                }
+                None => deleted.push(deleted_destination(
+                    app_id,
+                    msg_id,
+                    endpoint_id,
+                    url,
+                    status,
+                    at,
+                )),
+            }
+        }
+        // In the page's order, after (or before) its iterator, as the query
+        // reads the others: merged, then cut as one list.
+        let descending = page.descending != page.backwards;
+        deleted.retain(|(e, _)| match &page.iterator {
+            None => true,
+            Some(it) if descending => e.id.as_str() < it.as_str(),
+            Some(it) => e.id.as_str() > it.as_str(),
+        });
+        items.extend(deleted);
+        items.sort_by(|(a, _), (b, _)| {
+            if descending {
+                b.id.cmp(&a.id)
+            } else {
+                a.id.cmp(&b.id)
+            }
+        });
+        items.truncate(page.limit as usize + 1);
+        Ok(super::page_of(items, page))
     }
 
     pub(crate) async fn list_attempted_messages(
@@ -697,4 +759,50 @@ impl<DB: Backend> SqlStore<DB> {
         self.page(sql, page, |r| Ok((rows::message(r)?, rows::delivery(r)?)))
             .await
     }
+}
+
+/// A destination whose endpoint was deleted, as its first attempt at the
+/// message says (the later ones move it on): disabled, with the URL it was
+/// last sent to.
+fn deleted_destination(
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: String,
+    url: String,
+    status: MessageStatus,
+    at: Timestamp,
+) -> (Endpoint, Delivery) {
+    let endpoint = Endpoint {
+        id: endpoint_id.clone(),
+        app_id: app_id.to_string(),
+        uid: None,
+        url,
+        description: String::new(),
+        disabled: true,
+        event_types: None,
+        channels: None,
+        metadata: serde_json::json!({}),
+        headers: Default::default(),
+        throttle_rate: None,
+        version: 1,
+        date_format: herald_core::dates::DateFormat::default()
+            .as_str()
+            .to_string(),
+        transformation: Transformation::default(),
+        filters: Vec::new(),
+        health: Health::default(),
+        created_at: at,
+        updated_at: at,
+    };
+    let delivery = Delivery {
+        msg_id: msg_id.to_string(),
+        endpoint_id,
+        app_id: app_id.to_string(),
+        status,
+        attempts: 1,
+        next_attempt_at: None,
+        created_at: at,
+        updated_at: at,
+    };
+    (endpoint, delivery)
 }

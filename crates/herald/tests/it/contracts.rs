@@ -312,3 +312,69 @@ async fn put_creates_an_endpoint_under_its_uid() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     app.stop().await;
 }
+
+/// A message's attempted destinations still list an endpoint deleted after
+/// the attempt (as Svix, which keeps deleted endpoints, lists them): with
+/// the URL it was sent to and how it went, in id order with the others and
+/// paged with them.
+#[tokio::test]
+async fn attempted_destinations_keep_an_endpoint_deleted_since() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app("Design Club").await;
+    let mut eps = Vec::new();
+    for n in 0..3 {
+        eps.push(
+            app.create_endpoint(&app_id, json!({"url": receiver.url(&format!("/ep{n}"))}))
+                .await,
+        );
+    }
+    let msg = app
+        .send(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    receiver.wait_for("/ep1", 1, WAIT).await;
+    let destinations = format!("/api/v1/app/{app_id}/msg/{msg}/endpoint");
+    app.eventually(WAIT, "three delivered", || async {
+        let (_, body) = app.get_json(&destinations).await;
+        let data = body["data"].as_array().unwrap().clone();
+        (data.len() == 3 && data.iter().all(|d| d["status"] == 0)).then_some(())
+    })
+    .await;
+    let (status, body) = app
+        .call(
+            Some(&app.token),
+            reqwest::Method::DELETE,
+            &format!("/api/v1/app/{app_id}/endpoint/{}", eps[1]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let (_, body) = app.get_json(&destinations).await;
+    let data = body["data"].as_array().unwrap();
+    let ids: Vec<&str> = data.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let mut all = eps.clone();
+    all.sort();
+    assert_eq!(ids, all, "{body}");
+    let gone = data.iter().find(|d| d["id"] == eps[1].as_str()).unwrap();
+    assert_eq!(gone["url"], receiver.url("/ep1"));
+    assert_eq!(gone["status"], 0, "{gone}");
+    // Paged one at a time, it comes in its place.
+    let mut paged = Vec::new();
+    let mut iterator: Option<String> = None;
+    loop {
+        let it = iterator
+            .as_deref()
+            .map(|i| format!("&iterator={i}"))
+            .unwrap_or_default();
+        let (_, page) = app.get_json(&format!("{destinations}?limit=1{it}")).await;
+        paged.push(page["data"][0]["id"].as_str().unwrap().to_string());
+        if page["done"] == true {
+            break;
+        }
+        iterator = page["iterator"].as_str().map(String::from);
+        assert!(paged.len() <= 3, "{paged:?}");
+    }
+    assert_eq!(paged, all);
+    app.stop().await;
+}
