@@ -32,6 +32,7 @@ pub struct ApplicationIn {
     /// Most messages per second to the application's endpoints (kept and
     /// answered; not enforced yet).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub throttle_rate: Option<u16>,
     /// Svix's older name of `throttleRate`: the same limit, stored once and
     /// answered under both names. At least 1; given with `throttleRate`, the

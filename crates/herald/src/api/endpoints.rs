@@ -52,6 +52,7 @@ pub struct EndpointIn {
     headers: Option<BTreeMap<String, String>>,
     /// Most messages per second this endpoint receives.
     #[serde(default)]
+    #[schema(minimum = 1)]
     throttle_rate: Option<u16>,
     /// Svix's older name of `throttleRate`, the same limit in messages per
     /// second: one stored value, answered under both names. At least 1, as
@@ -187,6 +188,13 @@ pub(super) fn rate(
     rate_limit: Option<u16>,
 ) -> Result<Option<i64>> {
     check_rate_limit(what, rate_limit)?;
+    // Svix's create and PUT take at least 1; a PATCH may set 0 (no limit).
+    if throttle_rate == Some(0) {
+        return Err(Error::field(
+            &["throttleRate"],
+            "must be at least 1 (leave it out for no limit)",
+        ));
+    }
     match (throttle_rate, rate_limit) {
         (Some(t), Some(r)) if t != r => Err(rates_disagree()),
         (t, r) => Ok(t.or(r).map(i64::from)),

@@ -80,7 +80,7 @@ impl FromRequest<Herald> for RawBody {
 
 /// Reads the rest of a body and drops it, up to [`DRAIN_AT_MOST`] bytes and
 /// [`DRAIN_FOR_AT_MOST`].
-async fn drain(mut body: axum::body::Body) {
+pub async fn drain(mut body: axum::body::Body) {
     use http_body_util::BodyExt;
     let read_all = async {
         let mut left = DRAIN_AT_MOST;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use herald_store::IdempotencyState;
 
-use super::extract::principal_of;
+use super::extract::{drain, principal_of};
 use crate::service::Error;
 use crate::service::Herald;
 
@@ -53,8 +53,17 @@ pub async fn layer(State(state): State<Herald>, req: Request, next: Next) -> Res
         .await
     {
         Err(e) => Error::from(e).into_response(),
-        Ok(IdempotencyState::Done { status, body }) => replay(status, body),
+        // An answer given without the handler: the body is read and dropped
+        // first, so a client still writing it reads the answer.
+        Ok(IdempotencyState::Done {
+            status,
+            body: answer,
+        }) => {
+            drain(body).await;
+            replay(status, answer)
+        }
         Ok(IdempotencyState::InProgress) => {
+            drain(body).await;
             Error::Conflict("a request with this idempotency-key is still in progress".into())
                 .into_response()
         }
@@ -100,5 +109,9 @@ fn replay(status: u16, body: Vec<u8>) -> Response {
         headers.remove(header::CONTENT_TYPE);
     }
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    // As the first answer: a body over the limit ends the connection.
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }

@@ -2,7 +2,7 @@
 //! urlencoded`, checked with the API's own validators, refused with messages
 //! next to the fields, and re-rendered with what was typed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,7 +14,9 @@ use herald_core::signing::EndpointSecret;
 use herald_store::{Endpoint, EventType, Transformation};
 use serde_json::{json, Value};
 
-use super::request::{app_of, base, catalog_types, endpoint_of, posted, with, FormData};
+use super::request::{
+    app_of, base, catalog_types, endpoint_of, offered, org_types, posted, with, FormData,
+};
 use super::session::Session;
 use super::transform::{format_codes, format_name, parse_filters, rule_line, CUSTOM};
 use super::{page, PortalResult};
@@ -134,13 +136,38 @@ struct Checked {
     transform: bool,
 }
 
+/// The event types a form may subscribe to: those the session is offered,
+/// and those the endpoint already names (kept when the catalog lost them, or
+/// when a link with another flag saves it). `None` when the organisation has
+/// no event types at all: any name goes, as in the API.
+async fn choosable(
+    state: &Herald,
+    session: &Session,
+    ep: Option<&Endpoint>,
+) -> PortalResult<Option<BTreeSet<String>>> {
+    let all = org_types(state, session).await?;
+    if all.is_empty() {
+        return Ok(None);
+    }
+    let mut names: BTreeSet<String> = all
+        .into_iter()
+        .filter(|t| offered(session, t))
+        .map(|t| t.name)
+        .collect();
+    names.extend(ep.and_then(|e| e.event_types.clone()).unwrap_or_default());
+    Ok(Some(names))
+}
+
 /// Checks every field, collecting a message per bad one. `old_headers` gives
-/// masked sensitive values back their stored value.
+/// masked sensitive values back their stored value; `choosable` is what the
+/// event types may name (a forged form cannot reach a type the page did not
+/// offer).
 async fn check(
     state: &Herald,
     org_id: &str,
     v: &Values,
     old_headers: &BTreeMap<String, String>,
+    choosable: Option<&BTreeSet<String>>,
 ) -> Result<Checked, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
     let url = match check_deliverable_url(state, &v.url).await {
@@ -153,6 +180,20 @@ async fn check(
     let event_types = check_event_types("eventTypes", Some(v.event_types.clone()))
         .map_err(|e| errors.insert("event_types", error_message(&e)))
         .ok();
+    if let Some(choosable) = choosable {
+        let refused: Vec<&str> = v
+            .event_types
+            .iter()
+            .filter(|t| !choosable.contains(*t))
+            .map(String::as_str)
+            .collect();
+        if !refused.is_empty() {
+            errors.insert(
+                "event_types",
+                format!("These events can't be chosen here: {}", refused.join(", ")),
+            );
+        }
+    }
     let date_format = check_date_format(&v.date_format)
         .map_err(|e| errors.insert("date_format", error_message(&e)))
         .ok();
@@ -291,7 +332,16 @@ pub async fn create(
 ) -> PortalResult<Response> {
     let (form, app) = posted(&state, &session, &body).await?;
     let values = Values::from_form(&form);
-    let c = match check(&state, &app.org_id, &values, &BTreeMap::new()).await {
+    let choosable = choosable(&state, &session, None).await?;
+    let c = match check(
+        &state,
+        &app.org_id,
+        &values,
+        &BTreeMap::new(),
+        choosable.as_ref(),
+    )
+    .await
+    {
         Ok(c) => c,
         Err(errors) => return form_page(&state, &session, &app, None, &values, &errors).await,
     };
@@ -335,7 +385,16 @@ pub async fn update(
     let (form, app) = posted(&state, &session, &body).await?;
     let mut ep = endpoint_of(&state, &app, &id).await?;
     let values = Values::from_form(&form);
-    let c = match check(&state, &app.org_id, &values, &ep.headers).await {
+    let choosable = choosable(&state, &session, Some(&ep)).await?;
+    let c = match check(
+        &state,
+        &app.org_id,
+        &values,
+        &ep.headers,
+        choosable.as_ref(),
+    )
+    .await
+    {
         Ok(c) => c,
         Err(errors) => return form_page(&state, &session, &app, Some(&ep), &values, &errors).await,
     };

@@ -70,11 +70,21 @@ pub async fn message_of(state: &Herald, app: &Application, id: &str) -> PortalRe
 /// The organisation's event types that this session can subscribe to: not
 /// archived, and behind no feature flag or one its link carried.
 pub async fn catalog_types(state: &Herald, session: &Session) -> PortalResult<Vec<EventType>> {
-    let mut types = all_event_types(state.store.as_ref(), &session.org)
-        .await
-        .map_err(|e| PortalError::Internal(format!("{e:#}")))?;
-    types.retain(|t| !t.archived && session.sees_flag(t.feature_flag.as_deref()));
+    let mut types = org_types(state, session).await?;
+    types.retain(|t| offered(session, t));
     Ok(types)
+}
+
+/// All the organisation's event types, archived and flagged ones too.
+pub async fn org_types(state: &Herald, session: &Session) -> PortalResult<Vec<EventType>> {
+    all_event_types(state.store.as_ref(), &session.org)
+        .await
+        .map_err(|e| PortalError::Internal(format!("{e:#}")))
+}
+
+/// Whether the session may subscribe to `t`.
+pub fn offered(session: &Session, t: &EventType) -> bool {
+    !t.archived && session.sees_flag(t.feature_flag.as_deref())
 }
 
 /// A submitted form: its fields in order, repeated names kept.

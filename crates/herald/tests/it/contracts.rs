@@ -21,13 +21,19 @@ async fn a_body_over_the_limit_is_answered_413_after_it_is_read() {
     // 8 MiB against the tests' 1 MiB limit: more than the sockets buffer.
     let payload = "x".repeat(8 << 20);
     let body = format!(r#"{{"eventType":"a","payload":{{"big":"{payload}"}}}}"#);
-    for chunked in [false, true] {
+    // Without a key, both framings; then with an idempotency key twice, the
+    // second answered from what the first was (replayed, the body still read).
+    let rounds = [(false, ""), (true, ""), (false, "big-1"), (false, "big-1")];
+    for (round, (chunked, key)) in rounds.into_iter().enumerate() {
         let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        let framing = if chunked {
+        let mut framing = if chunked {
             "Transfer-Encoding: chunked".to_string()
         } else {
             format!("Content-Length: {}", body.len())
         };
+        if !key.is_empty() {
+            framing.push_str(&format!("\r\nIdempotency-Key: {key}"));
+        }
         let head = format!(
             "POST /api/v1/app/{app_id}/msg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n",
             app.token
@@ -54,21 +60,28 @@ async fn a_body_over_the_limit_is_answered_413_after_it_is_read() {
         } else {
             stream.write_all(body.as_bytes()).await
         };
-        written.unwrap_or_else(|e| panic!("chunked {chunked}: the body could not be sent: {e}"));
+        written.unwrap_or_else(|e| panic!("round {round}: the body could not be sent: {e}"));
         let mut answer = Vec::new();
         tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
             .await
             .expect("an answer")
-            .unwrap_or_else(|e| panic!("chunked {chunked}: reading the answer: {e}"));
+            .unwrap_or_else(|e| panic!("round {round}: reading the answer: {e}"));
         let answer = String::from_utf8_lossy(&answer);
         assert!(
             answer.starts_with("HTTP/1.1 413"),
-            "chunked {chunked}: {answer}"
+            "round {round}: {answer}"
         );
         assert!(answer.contains("payload_too_large"), "{answer}");
         assert!(
             answer.to_ascii_lowercase().contains("connection: close"),
             "{answer}"
+        );
+        assert_eq!(
+            answer
+                .to_ascii_lowercase()
+                .contains("idempotent-replayed: true"),
+            round == 3,
+            "only the second request with the key is a replay: {answer}"
         );
     }
     // Nothing was accepted.

@@ -178,6 +178,53 @@ async fn event_types_behind_a_feature_flag_show_only_with_that_flag() {
     );
     assert_eq!(offered(json!(["beta"])).await, (true, true), "its flag");
 
+    // A form forged to name the flagged type is refused by a session
+    // without the flag, and nothing is saved; with the flag it is saved.
+    let add = |flags: Value| {
+        let app = &app;
+        let app_id = &app_id;
+        async move {
+            let (_, body) = access(app, app_id, json!({ "featureFlags": flags })).await;
+            let portal = PortalSession::open(&app.base_url, body["url"].as_str().unwrap()).await;
+            let csrf = portal.csrf().await;
+            portal
+                .post(
+                    "/portal/endpoints",
+                    &[
+                        ("csrf", csrf.as_str()),
+                        ("url", "https://example.com/hook"),
+                        ("event_types", "member.created"),
+                        ("event_types", "course.beta"),
+                        ("date_format", "unix"),
+                    ],
+                )
+                .await
+        }
+    };
+    let refused = add(json!([])).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the form again"
+    );
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("These events can&#39;t be chosen here: course.beta"),
+        "{page}"
+    );
+    let (_, list) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
+        .await;
+    assert_eq!(list["data"], json!([]), "nothing saved");
+    assert_eq!(add(json!(["beta"])).await.status(), StatusCode::SEE_OTHER);
+    let (_, list) = app
+        .get_json(&format!("/api/v1/app/{app_id}/endpoint"))
+        .await;
+    assert_eq!(
+        list["data"][0]["filterTypes"],
+        json!(["course.beta", "member.created"])
+    );
+
     let (status, body) = access(&app, &app_id, json!({"featureFlags": ["not a flag"]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(

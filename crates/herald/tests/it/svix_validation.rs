@@ -518,6 +518,22 @@ async fn rate_limit_is_kept_on_endpoints_and_applications() {
     assert_eq!(loc(s, &b), at(&["body", "rateLimit"]));
     let (s, b) = patch(json!({"rateLimit": 0})).await;
     assert_eq!(loc(s, &b), at(&["body", "rateLimit"]));
+    // throttleRate: at least 1 on a create or PUT (Svix's EndpointIn and
+    // ApplicationIn); a PATCH may set 0, which means no limit.
+    let (s, b) = app
+        .post_json(&list, json!({"url": url, "throttleRate": 0}))
+        .await;
+    assert_eq!(loc(s, &b), at(&["body", "throttleRate"]));
+    let (s, b) = app
+        .post_json("/api/v1/app", json!({"name": "Zero", "throttleRate": 0}))
+        .await;
+    assert_eq!(loc(s, &b), at(&["body", "throttleRate"]));
+    let (s, b) = patch(json!({"throttleRate": 0})).await;
+    assert_eq!(
+        (s, b["throttleRate"].clone()),
+        (StatusCode::OK, json!(0)),
+        "{b}"
+    );
     let (s, b) = patch(json!({"rateLimit": null})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(
