@@ -15,6 +15,7 @@
 pub mod dates;
 pub mod endpoint_url;
 pub mod filter;
+pub mod headers;
 pub mod id;
 pub mod json;
 pub mod name;

@@ -362,6 +362,8 @@ async fn seed(store: &dyn Store, now: Timestamp) {
 
 fn attempt(now: Timestamp) -> Attempt {
     Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         id: "atmpt_1".into(),
         msg_id: "msg_1".into(),
         endpoint_id: "ep_1".into(),
@@ -660,7 +662,15 @@ async fn recording_an_attempt_moves_the_delivery_on(t: &TestStore) {
         t.claim_due(retry_at, lease, 10, &[]).await.unwrap().len(),
         1
     );
+    // Its headers come back as kept, in order (the first attempt has none).
+    let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
     let done = Attempt {
+        request_headers: vec![
+            pair("content-type", "application/json"),
+            pair("authorization", "••••••••"),
+            pair("webhook-id", "msg_1"),
+        ],
+        response_headers: vec![pair("x-receipt", "r-42"), pair("date", "now")],
         id: "atmpt_2".into(),
         status: MessageStatus::Success,
         ..attempt(retry_at)
@@ -695,6 +705,12 @@ async fn recording_an_attempt_moves_the_delivery_on(t: &TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(got, done);
+    let first = t
+        .get_attempt("app_1", "msg_1", "atmpt_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.request_headers.is_empty() && first.response_headers.is_empty());
 }
 
 async fn concurrent_claims_take_each_delivery_once(t: &TestStore) {
@@ -794,6 +810,8 @@ async fn concurrent_writes_succeed_or_fail_one_by_one(t: &TestStore) {
         .map(|(i, job)| {
             let store = t.store.clone();
             let attempt = Attempt {
+                request_headers: Vec::new(),
+                response_headers: Vec::new(),
                 id: format!("atmpt_{i:03}"),
                 msg_id: job.msg_id.clone(),
                 endpoint_id: job.endpoint_id.clone(),
@@ -1190,6 +1208,8 @@ async fn endpoints_rotate_disable_recover_and_resend(t: &TestStore) {
     // Its last try fails: no more retries.
     assert_eq!(t.claim_due(at(2), at(62), 10, &[]).await.unwrap().len(), 1);
     let last = Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         id: "atmpt_2".into(),
         ..attempt(at(3))
     };
@@ -1450,6 +1470,8 @@ async fn postgres_group_commit_fails_only_the_culprits_of_a_batch() {
     let record = |id: &str, msg_id: &str, endpoint_id: &str| {
         let store = t.store.clone();
         let attempt = Attempt {
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
             id: id.into(),
             msg_id: msg_id.into(),
             endpoint_id: endpoint_id.into(),
@@ -1671,6 +1693,8 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
         };
         t.create_message(&msg, &Targets::Matching).await.unwrap();
         let made = Attempt {
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
             id: format!("atmpt_{id}"),
             msg_id: id.to_string(),
             ..attempt(*at)
@@ -1730,6 +1754,8 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
 
     // Once its delivery finishes, the pending message's payload goes too.
     let last = Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         id: "atmpt_msg_p_2".into(),
         msg_id: "msg_p".into(),
         status: MessageStatus::Success,
@@ -2220,6 +2246,8 @@ async fn transformations_and_filters_are_kept_and_skips_logged(t: &TestStore) {
         .pop()
         .expect("the seeded delivery is due");
     let skipped = Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         status: MessageStatus::Success,
         response_status_code: 0,
         response: "filtered: member.status equals \"active\" does not hold".into(),
@@ -2278,6 +2306,8 @@ async fn gauges_count_due_deliveries_and_endpoints_by_state(t: &TestStore) {
     // Failures make ep_1 failing, since the first of them, counted; a
     // success ends the run; skipped attempts say nothing.
     let try_at = |n: i64, status, skipped| Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         id: format!("atmpt_h{n}"),
         status,
         skipped,
@@ -2646,6 +2676,8 @@ async fn bulk_replay_queues_again_what_its_filter_takes(t: &TestStore) {
         .await
         .unwrap();
     let ok = Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         id: "atmpt_2".into(),
         msg_id: "msg_2".into(),
         status: MessageStatus::Success,

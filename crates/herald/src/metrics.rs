@@ -243,6 +243,8 @@ mod tests {
     fn attempts_are_counted_by_outcome_with_bounded_labels() {
         let m = Metrics::new();
         let attempt = |status, skipped| Attempt {
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
             id: "atmpt_1".into(),
             msg_id: "msg_1".into(),
             endpoint_id: "ep_1".into(),

@@ -92,6 +92,11 @@ pub struct Attempt {
     pub trigger_type: TriggerType,
     /// Set when nothing was sent, by the endpoint's own choice.
     pub skipped: Option<Skip>,
+    /// The request's headers as sent, credentials masked (empty when no
+    /// request was made), and the response's (empty when none came back);
+    /// `(name, value)` in order, a bounded number of each.
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
     pub created_at: Timestamp,
 }
 

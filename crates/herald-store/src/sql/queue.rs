@@ -297,10 +297,10 @@ pub async fn record_attempts<DB: Dialect + Run>(
         let mut sql = Sql::bulk::<DB>(
             "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status,
                  response_status_code, response, response_duration_ms, trigger_type, skipped,
-                 created_at)
+                 request_headers, response_headers, created_at)
              VALUES ",
         );
-        sql.reserve(chunk.len() * 12);
+        sql.reserve(chunk.len() * 14);
         sql.push_values(chunk, |row, (a, _)| {
             row.bind(&a.id)
                 .bind(&a.msg_id)
@@ -313,6 +313,8 @@ pub async fn record_attempts<DB: Dialect + Run>(
                 .bind(a.response_duration_ms)
                 .bind(a.trigger_type)
                 .bind(a.skipped.map(Skip::as_str))
+                .bind(rows::header_text(&a.request_headers))
+                .bind(rows::header_text(&a.response_headers))
                 .bind(a.created_at);
         });
         sql.execute(&mut *tx).await?;

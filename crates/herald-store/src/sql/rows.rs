@@ -147,8 +147,26 @@ pub fn attempt(r: &impl Columns) -> Result<Attempt> {
         response_duration_ms: r.int("response_duration_ms")?,
         trigger_type: trigger(r.int("trigger_type")? == TriggerType::Manual as i64),
         skipped: r.opt_text("skipped")?.as_deref().and_then(Skip::parse),
+        request_headers: header_list(r, "request_headers")?,
+        response_headers: header_list(r, "response_headers")?,
         created_at: r.time("created_at")?,
     })
+}
+
+/// An attempt's headers, kept as a JSON array of `[name, value]` pairs
+/// (NULL: none).
+fn header_list(r: &impl Columns, column: &str) -> Result<Vec<(String, String)>> {
+    match r.opt_text(column)? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("attempt.{column}: {e}"))),
+    }
+}
+
+/// The column value of an attempt's headers (see [`header_list`]).
+pub fn header_text(headers: &[(String, String)]) -> Option<String> {
+    (!headers.is_empty())
+        .then(|| serde_json::to_string(headers).expect("pairs of strings serialize"))
 }
 
 /// A claimed delivery, from [`JOB_COLUMNS`](super::queue::JOB_COLUMNS).

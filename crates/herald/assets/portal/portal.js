@@ -61,7 +61,7 @@
         return response.text();
       }).then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
-        ["overall-status", "attempts-panel"].forEach(function (id) {
+        ["overall-status", "this-status", "attempts-panel"].forEach(function (id) {
           var here = document.getElementById(id), there = doc.getElementById(id);
           if (here && there) { here.innerHTML = there.innerHTML; }
         });

@@ -48,12 +48,53 @@ pub fn render_html(title: &str, types: &[EventType]) -> Result<String, minijinja
     // The name ends in `.html`, which is what turns minijinja's auto-escaping on:
     // descriptions and examples are the publisher's text and may contain markup.
     env.add_template(TEMPLATE_NAME, TEMPLATE)?;
+    add_name_filters(&mut env);
     let ctx = HtmlContext {
         title,
         groups,
         type_count: types.len(),
     };
     env.get_template(TEMPLATE_NAME)?.render(Serde(&ctx))
+}
+
+/// A name's segment as a heading: `learning_path` → "Learning path".
+pub fn humanise(segment: &str) -> String {
+    let words = segment.replace(['_', '-'], " ").to_lowercase();
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// An event type's name as HTML that may break after its dots, underscores
+/// and hyphens, never inside a word (`learning_path.step.completed` in a
+/// narrow column); the rest escaped.
+pub fn breakable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 16);
+    for c in name.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+        if matches!(c, '.' | '_' | '-') {
+            out.push_str("<wbr>");
+        }
+    }
+    out
+}
+
+/// The filters both catalog pages (public and the portal's) name things
+/// with: `humanise` for group headings, `breakable` for event type names.
+pub fn add_name_filters(env: &mut Environment) {
+    env.add_filter("humanise", |s: String| humanise(&s));
+    env.add_filter("breakable", |s: String| {
+        minijinja::Value::from_safe_string(breakable(&s))
+    });
 }
 
 /// The same content as the page, as JSON:
@@ -175,6 +216,17 @@ fn pretty(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn names_break_between_words_and_groups_read_as_words() {
+        assert_eq!(
+            super::breakable("learning_path.step<x>"),
+            "learning_<wbr>path.<wbr>step&lt;x&gt;"
+        );
+        assert_eq!(super::humanise("LEARNING_PATH"), "Learning path");
+        assert_eq!(super::humanise("registration-form"), "Registration form");
+    }
+
     use super::*;
     use crate::catalog::fixtures::{catalog_types, event_type, live_schema};
     use serde_json::json;

@@ -37,11 +37,35 @@ pub enum Outcome {
     Response {
         status: u16,
         body: String,
+        /// The response's headers, as [`header_pairs`] keeps them.
+        headers: Vec<(String, String)>,
         retry_after: Option<String>,
         duration: Duration,
     },
     /// No answer: refused by the SSRF rule, connection failed, timed out.
     NoResponse { reason: String, duration: Duration },
+}
+
+/// The most headers, and the longest value, an attempt keeps of each side.
+const KEPT_HEADERS: usize = 50;
+const KEPT_HEADER_VALUE: usize = 512;
+
+/// Headers as the delivery log keeps them: `(name, value)` in order, the
+/// first [`KEPT_HEADERS`], values cut to [`KEPT_HEADER_VALUE`] characters,
+/// credentials masked (`Authorization`, `Cookie`, API keys).
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .take(KEPT_HEADERS)
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let value = herald_core::headers::loggable(name.as_str(), &value);
+            (
+                name.as_str().to_string(),
+                value.chars().take(KEPT_HEADER_VALUE).collect(),
+            )
+        })
+        .collect()
 }
 
 struct GuardedResolver {
@@ -176,6 +200,7 @@ impl DeliveryClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let response_headers = header_pairs(response.headers());
         let mut prefix = Vec::new();
         // Read only the prefix we keep; a huge body is not our problem.
         while prefix.len() < RESPONSE_PREFIX_BYTES {
@@ -188,6 +213,7 @@ impl DeliveryClient {
         Outcome::Response {
             status,
             body: String::from_utf8_lossy(&prefix).into_owned(),
+            headers: response_headers,
             retry_after,
             duration: start.elapsed(),
         }

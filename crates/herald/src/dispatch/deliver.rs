@@ -222,6 +222,7 @@ impl Deliverer {
         // transformation chose.
         let mut url = ep.url.clone();
         let mut skipped = None;
+        let mut request_headers = Vec::new();
         let outcome = if ep.disabled {
             Outcome::NoResponse {
                 reason: "the endpoint is disabled".into(),
@@ -238,6 +239,7 @@ impl Deliverer {
                 } => {
                     url = to;
                     let headers = signed_headers(&job, &destination, Utc::now().timestamp(), &body);
+                    request_headers = client::header_pairs(&headers);
                     let _in_flight = self.metrics.sending();
                     self.client.send(method, &url, headers, body).await
                 }
@@ -259,13 +261,16 @@ impl Deliverer {
             Retries::Scheduled if !ep.disabled => self.next_after_failure(failed_attempts, hint),
             _ => Next::GiveUp,
         };
+        let mut response_headers = Vec::new();
         let (code, response, duration, next) = match outcome {
             Outcome::Response {
                 status,
                 body,
+                headers,
                 retry_after,
                 duration,
             } => {
+                response_headers = headers;
                 let next = if (200..300).contains(&status) {
                     Next::Done
                 } else if status == 410 {
@@ -307,6 +312,8 @@ impl Deliverer {
             response_duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
             trigger_type: job.trigger,
             skipped,
+            request_headers,
+            response_headers,
             created_at: Utc::now(),
         };
         self.metrics.attempted(&attempt, lag);

@@ -380,6 +380,7 @@ impl Shared {
         let mut outcome = None;
         let mut unsent = true;
         let mut not_made = None;
+        let mut pause = None;
         // Under its endpoint's rate limit it may have to wait for a later
         // slot: it goes back to the store until then, taking no slot here.
         if let Pace::At(slot) = self.deliverer.pace(&job).await {
@@ -411,14 +412,7 @@ impl Shared {
             drop(payload);
             if let Some((attempt, _)) = &outcome {
                 let ok = attempt.status == MessageStatus::Success;
-                if let Some(pause) = self.breaker.outcome(&endpoint_id, ok) {
-                    tracing::warn!(endpoint = %endpoint_id, ?pause, "endpoint keeps failing; pausing its deliveries");
-                    // For the health model: the API and the portal say until when.
-                    let until = Utc::now() + chrono::Duration::from_std(pause).unwrap_or_default();
-                    if let Err(e) = self.store.pause_endpoint(&endpoint_id, until).await {
-                        tracing::warn!(error = %e, endpoint = %endpoint_id, "cannot record the pause");
-                    }
-                }
+                pause = self.breaker.outcome(&endpoint_id, ok);
             }
         }
         // The endpoint's slot is free again before the outcome is written:
@@ -433,6 +427,16 @@ impl Shared {
                 self.freed.notify_one();
             }
             self.deliverer.record(&attempt, &next).await;
+        }
+        // The breaker opened: recorded for the health model (the API and the
+        // portal say until when) after the attempt that opened it, so the
+        // store never tells a pause with fewer failures than opened it.
+        if let Some(pause) = pause {
+            tracing::warn!(endpoint = %endpoint_id, ?pause, "endpoint keeps failing; pausing its deliveries");
+            let until = Utc::now() + chrono::Duration::from_std(pause).unwrap_or_default();
+            if let Err(e) = self.store.pause_endpoint(&endpoint_id, until).await {
+                tracing::warn!(error = %e, endpoint = %endpoint_id, "cannot record the pause");
+            }
         }
         // Its endpoint was read as disabled: the store parks it, or (enabled
         // meanwhile) has it due again once that read is out of date. Not

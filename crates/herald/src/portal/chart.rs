@@ -95,6 +95,8 @@ mod tests {
 
     fn attempt(at: DateTime<Utc>, status: MessageStatus) -> Attempt {
         Attempt {
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
             id: "atmpt_1".into(),
             msg_id: "msg_1".into(),
             endpoint_id: "ep_1".into(),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::chart;
-use super::pages::{time, Notice};
+use super::pages::Notice;
 use super::request::{app_of, base, catalog_types, endpoint_of, with};
 use super::session::Session;
 use super::test_button::{self, TestResult};
@@ -29,7 +29,7 @@ const LOG_PAGE: u32 = 20;
 /// Attempts read for the chart at most (a day of a busy endpoint is summarised
 /// from its newest attempts).
 const CHART_MAX_ATTEMPTS: usize = 10_000;
-const MASK: &str = "••••••••";
+use herald_core::headers::MASK;
 /// An endpoint's state in the portal's words (its badge's class too).
 pub(super) fn state_word(ep: &Endpoint) -> &'static str {
     match ep.state() {
@@ -41,43 +41,90 @@ pub(super) fn state_word(ep: &Endpoint) -> &'static str {
     }
 }
 
-/// Why an endpoint is in its state, in a sentence (none when all is well).
-fn state_detail(ep: &Endpoint) -> Option<String> {
+/// Why an endpoint is in its state, in a sentence (none when all is well):
+/// `{before, at, after}`, the time between shown as every time is (exact,
+/// or relative with the exact one on hover).
+pub(super) fn state_detail(ep: &Endpoint) -> Option<Value> {
     let h = &ep.health;
+    let last_error = || {
+        h.last_error
+            .as_deref()
+            .map(|e| format!(", the last with “{e}”"))
+            .unwrap_or_default()
+    };
+    let sentence = |before: &str, at: Option<DateTime<Utc>>, after: String| json!({"before": before, "at": at.map(|t| t.to_rfc3339()), "after": after});
     match ep.state() {
         EndpointState::Active => None,
-        EndpointState::Failing => Some(format!(
-            "Failing since {}: {} attempt{} in a row failed{}. Herald keeps retrying.",
-            time(h.failing_since?),
-            h.consecutive_failures,
-            if h.consecutive_failures == 1 { "" } else { "s" },
-            h.last_error
-                .as_deref()
-                .map(|e| format!(", the last with “{e}”"))
-                .unwrap_or_default()
+        EndpointState::Failing => Some(sentence(
+            "Failing since ",
+            Some(h.failing_since?),
+            format!(
+                ": {} attempt{} in a row failed{}. Herald keeps retrying.",
+                h.consecutive_failures,
+                if h.consecutive_failures == 1 { "" } else { "s" },
+                last_error()
+            ),
         )),
-        EndpointState::Paused => Some(format!(
-            "Paused until {} after {} failed attempts in a row{}. Herald tries again then; nothing is lost.",
-            time(h.paused_until?),
-            h.consecutive_failures,
-            h.last_error
-                .as_deref()
-                .map(|e| format!(", the last with “{e}”"))
-                .unwrap_or_default()
+        EndpointState::Paused => Some(sentence(
+            "Paused until ",
+            Some(h.paused_until?),
+            format!(
+                " after {} failed attempts in a row{}. Herald tries again then; nothing is lost.",
+                h.consecutive_failures,
+                last_error()
+            ),
         )),
         EndpointState::Disabled => Some(match h.disabled_at {
-            Some(at) => format!("Disabled by a person on {}. Nothing is sent until it is enabled; what was pending then waits.", time(at)),
-            None => "Disabled. Nothing is sent until it is enabled.".into(),
+            Some(at) => sentence(
+                "Disabled by a person on ",
+                Some(at),
+                ". Nothing is sent until it is enabled; what was pending then waits.".into(),
+            ),
+            None => sentence(
+                "Disabled. Nothing is sent until it is enabled.",
+                None,
+                String::new(),
+            ),
         }),
-        EndpointState::AutoDisabled => Some(format!(
-            "Disabled by Herald{}{}. What was pending waits and is sent once you enable it again.",
-            h.disabled_at.map(|at| format!(" on {}", time(at))).unwrap_or_default(),
-            match h.disabled_by {
-                Some(DisabledBy::Gone) => " because the receiver answered 410 Gone",
-                _ => " because every attempt failed for too long",
-            }
+        EndpointState::AutoDisabled => Some(sentence(
+            if h.disabled_at.is_some() {
+                "Disabled by Herald on "
+            } else {
+                "Disabled by Herald"
+            },
+            h.disabled_at,
+            format!(
+                "{}. What was pending waits and is sent once you enable it again.",
+                match h.disabled_by {
+                    Some(DisabledBy::Gone) => " because the receiver answered 410 Gone",
+                    _ => " because every attempt failed for too long",
+                }
+            ),
         )),
     }
+}
+
+/// The endpoint's state in short, for the Webhooks list: since or until
+/// when, and the last error of a failing one (cut to a line).
+pub(super) fn state_short(ep: &Endpoint) -> Option<Value> {
+    let h = &ep.health;
+    let (word, at) = match ep.state() {
+        EndpointState::Active => return None,
+        EndpointState::Failing => ("since ", h.failing_since),
+        EndpointState::Paused => ("until ", h.paused_until),
+        EndpointState::Disabled | EndpointState::AutoDisabled => ("since ", h.disabled_at),
+    };
+    let error = match ep.state() {
+        EndpointState::Failing | EndpointState::Paused => h.last_error.as_deref().map(|e| {
+            let mut cut: String = e.chars().take(80).collect();
+            if cut.len() < e.len() {
+                cut.push('…');
+            }
+            cut
+        }),
+        _ => None,
+    };
+    Some(json!({"word": at.map(|_| word), "at": at.map(|t| t.to_rfc3339()), "error": error}))
 }
 
 /// `/portal/endpoints/{id}`: the endpoint page.

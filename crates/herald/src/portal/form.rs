@@ -21,6 +21,7 @@ use super::session::Session;
 use super::transform::{format_codes, format_name, parse_filters, rule_line, CUSTOM};
 use super::{page, PortalResult};
 use crate::catalog::formats::Format;
+use crate::catalog::page::humanise;
 use crate::service::endpoints::{
     self, check_channels, check_date_format, check_deliverable_url, check_event_types,
     check_headers, header_value, is_sensitive,
@@ -29,7 +30,7 @@ use crate::service::transformations::{check_code, check_filters, format_code};
 use crate::service::Error;
 use crate::service::Herald;
 
-const MASK: &str = "••••••••";
+use herald_core::headers::MASK;
 /// How long the SSRF check waits for DNS before saving the URL anyway.
 /// The instant the date-format preview shows (a Spot event's `occurredAt`).
 const PREVIEW_UNIX: f64 = 1_715_095_714.0;
@@ -519,15 +520,6 @@ fn preview(f: DateFormat) -> String {
 }
 
 /// A name segment as a heading: `learning_path` → `Learning path`.
-pub(super) fn humanise(segment: &str) -> String {
-    let words = segment.replace(['_', '-'], " ").to_lowercase();
-    let mut chars = words.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 /// Event types grouped by the first segment of their name, with examples.
 fn groups(types: &[EventType], chosen: &[String]) -> Vec<Value> {
     let mut by: BTreeMap<&str, Vec<Value>> = BTreeMap::new();

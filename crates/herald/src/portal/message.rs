@@ -7,7 +7,9 @@ use herald_core::dates::{convert_dates, DateFormat};
 use herald_core::signing::{
     EndpointSecret, KeyKind, ASYMMETRIC_SIGNATURE_VERSION, SIGNATURE_VERSION,
 };
-use herald_store::{Application, ListFilter, MessageStatus, Page, TriggerType};
+use herald_store::{
+    Application, Delivery, Endpoint, EndpointState, ListFilter, MessageStatus, Page, TriggerType,
+};
 use serde_json::{json, Value};
 
 use super::endpoint::masked_headers;
@@ -32,7 +34,7 @@ pub async fn message(
     // new status are written together, so a status that says nothing is
     // left to try is never shown beside a list that lacks its attempt (the
     // page would not refresh itself to show it).
-    let overall = overall_status(&state, &app, &msg.id).await?;
+    let overall = overall_status(&state, &app, &ep, &msg.id).await?;
     let filter = ListFilter {
         endpoint_id: Some(ep.id.clone()),
         ..ListFilter::default()
@@ -103,6 +105,8 @@ pub async fn message(
                 "duration": a.response_duration_ms,
                 "response": a.response,
                 "skipped": a.skipped.map(|s| s.as_str()),
+                "request_headers": a.request_headers,
+                "response_headers": a.response_headers,
                 "trigger": match (manual, is_test) {
                     (false, _) => None,
                     (true, true) => Some("test"),
@@ -152,34 +156,52 @@ pub async fn resend(
 /// The message's status over every endpoint it went to, in one line:
 /// `(class, words)`, the class one of `success`, `failing`, `pending`; and
 /// `live`: a delivery is still to be tried (the page refreshes itself).
-async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> PortalResult<Value> {
+/// `this` tells the delivery to the page's endpoint `ep` in words, with the
+/// time of its next try, and why nothing is sent when its endpoint holds it.
+async fn overall_status(
+    state: &Herald,
+    app: &Application,
+    ep: &Endpoint,
+    msg_id: &str,
+) -> PortalResult<Value> {
     let mut page = Page {
         limit: 250,
         iterator: None,
         descending: false,
         backwards: false,
     };
-    // Failed for good, failed and retried, not tried yet, delivered.
-    let (mut failed, mut retrying, mut waiting, mut delivered) = (0usize, 0usize, 0usize, 0usize);
+    // Failed for good, failed and retried, not tried yet, held by a disabled
+    // endpoint, delivered.
+    let (mut failed, mut retrying, mut waiting, mut held, mut delivered) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    let mut this = None;
     loop {
         let batch = state
             .store
             .list_attempted_destinations(&app.id, msg_id, &page)
             .await?;
         page.iterator = batch.items.last().map(|(e, _)| e.id.clone());
-        for (_, d) in &batch.items {
+        for (e, d) in &batch.items {
+            let disabled = matches!(
+                e.state(),
+                EndpointState::Disabled | EndpointState::AutoDisabled
+            );
             match d.status {
                 MessageStatus::Success => delivered += 1,
                 MessageStatus::Fail => failed += 1,
+                MessageStatus::Pending | MessageStatus::Sending if disabled => held += 1,
                 MessageStatus::Pending | MessageStatus::Sending if d.attempts > 0 => retrying += 1,
                 MessageStatus::Pending | MessageStatus::Sending => waiting += 1,
+            }
+            if e.id == ep.id {
+                this = Some(this_delivery(e, d));
             }
         }
         if batch.done || page.iterator.is_none() {
             break;
         }
     }
-    let total = failed + retrying + waiting + delivered;
+    let total = failed + retrying + waiting + held + delivered;
     let endpoints = |n: usize| format!("{n} endpoint{}", if n == 1 { "" } else { "s" });
     // "delivered to 1 of 2 endpoints; 1 failing and being retried".
     let mut parts = vec![format!("delivered to {delivered} of {}", endpoints(total))];
@@ -188,6 +210,16 @@ async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> Port
     }
     if failed > 0 {
         parts.push(format!("{failed} failed and will not be retried"));
+    }
+    if held > 0 {
+        parts.push(format!(
+            "{held} waiting for {} to be enabled",
+            if held == 1 {
+                "its endpoint"
+            } else {
+                "their endpoints"
+            }
+        ));
     }
     if waiting > 0 {
         parts.push(format!("{waiting} not tried yet"));
@@ -213,5 +245,47 @@ async fn overall_status(state: &Herald, app: &Application, msg_id: &str) -> Port
         ("pending", format!("Pending: {detail}."))
     };
     let live = total == 0 || retrying + waiting > 0;
-    Ok(json!({"class": class, "words": words, "live": live}))
+    Ok(json!({"class": class, "words": words, "live": live, "this": this}))
+}
+
+/// The delivery to one endpoint in words: `{before, at, after}` as the
+/// endpoint page's state sentence, `at` its next try when there is one.
+fn this_delivery(ep: &Endpoint, d: &Delivery) -> Value {
+    let tries = |n: i64| format!("{n} attempt{}", if n == 1 { "" } else { "s" });
+    let sentence = |before: String, at: Option<String>, after: &str| json!({"before": before, "at": at, "after": after});
+    let next = d.next_attempt_at.map(|t| t.to_rfc3339());
+    match (d.status, ep.state()) {
+        (MessageStatus::Success, _) => sentence(
+            format!("To this endpoint: delivered ({}).", tries(d.attempts)),
+            None,
+            "",
+        ),
+        (MessageStatus::Fail, _) => sentence(
+            format!(
+                "To this endpoint: failed after {}; Herald will not try again (Resend sends it once more).",
+                tries(d.attempts)
+            ),
+            None,
+            "",
+        ),
+        (_, EndpointState::Disabled | EndpointState::AutoDisabled) => sentence(
+            "To this endpoint: waiting, because the endpoint is disabled; it is sent once the endpoint is enabled.".into(),
+            None,
+            "",
+        ),
+        (_, EndpointState::Paused) => sentence(
+            format!(
+                "To this endpoint: {} so far; the endpoint is paused after failing attempts in a row, and the next try is ",
+                tries(d.attempts)
+            ),
+            next.or_else(|| ep.health.paused_until.map(|t| t.to_rfc3339())),
+            ".",
+        ),
+        (_, _) if d.attempts > 0 => sentence(
+            format!("To this endpoint: {} failed so far; next try ", tries(d.attempts)),
+            next,
+            ".",
+        ),
+        (_, _) => sentence("To this endpoint: not tried yet; due ".into(), next, "."),
+    }
 }

@@ -237,6 +237,7 @@ fn env() -> &'static Environment<'static> {
                 .build()
                 .expect("static syntax config"),
         );
+        crate::catalog::page::add_name_filters(&mut env);
         env.add_filter("pretty", |v: minijinja::Value| {
             serde_json::to_string_pretty(&v).unwrap_or_default()
         });

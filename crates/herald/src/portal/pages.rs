@@ -11,7 +11,7 @@ use herald_store::{Endpoint, Page, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::endpoint::state_word;
+use super::endpoint::{state_short, state_word};
 use super::request::{app_of, base, catalog_types, check_csrf, with, FormData};
 use super::session::Session;
 use super::{page, PortalError, PortalResult};
@@ -176,6 +176,7 @@ pub async fn home(
             "description": ep.description,
             "events": ep.event_types.clone().unwrap_or_default(),
             "status": status,
+            "why": state_short(&ep),
             "rate": rate.unwrap_or_else(|| "—".into()),
             "deliveries": done,
             // Not finished yet: waiting for a retry (or a first try).

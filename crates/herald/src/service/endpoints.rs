@@ -69,22 +69,8 @@ const RESERVED_HEADER_PREFIXES: &[&str] = &[
     "x-azure-",
     "x-fd-",
 ];
-/// Shown as names only: their values are credentials.
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-];
 
-/// Whether a header's value is a credential, shown as its name only
-/// (whatever the case of the name).
-pub fn is_sensitive(name: &str) -> bool {
-    SENSITIVE_HEADERS
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(name))
-}
+pub use herald_core::headers::is_sensitive;
 
 pub fn check_url(url: &str) -> Result<String> {
     EndpointUrl::parse(url)

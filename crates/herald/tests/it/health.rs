@@ -160,14 +160,20 @@ async fn an_endpoint_failing_too_long_is_disabled_and_enabling_it_delivers_what_
 
 #[tokio::test]
 async fn the_portal_list_the_endpoint_page_and_the_api_tell_one_state() {
-    let app = TestApp::spawn().await;
+    // One failed attempt, then a retry far off: the pages read a steady state.
+    let app = TestApp::spawn_with(Options {
+        retry_schedule: RetrySchedule::from_delays(vec![Duration::from_secs(600)]).unwrap(),
+        ..Options::default()
+    })
+    .await;
     let receiver = Receiver::start().await;
     receiver.set_default("/down", Reply::status(503).body("maintenance"));
     let app_id = app.create_app("Design Club").await;
     let ep = app
         .create_endpoint(&app_id, json!({"url": receiver.url("/down")}))
         .await;
-    app.send(&app_id, json!({"eventType": "a", "payload": {}}))
+    let msg = app
+        .send(&app_id, json!({"eventType": "a", "payload": {}}))
         .await;
     app.eventually(WAIT, "the endpoint to be failing", || async {
         (endpoint(&app, &app_id, &ep).await["state"] == "failing").then_some(())
@@ -176,6 +182,26 @@ async fn the_portal_list_the_endpoint_page_and_the_api_tell_one_state() {
     let portal = crate::support::PortalSession::for_app(&app, &app_id).await;
     let (_, list) = portal.get("/portal/").await;
     assert!(list.contains("badge badge-failing\">failing<"), "{list}");
+    // The list says since when, and the last error.
+    let line = part_after(&list, "class=\"state-line");
+    assert!(
+        line.starts_with(" muted\">since <time class=\"when\""),
+        "{line}"
+    );
+    assert!(line.contains("503 maintenance"), "{line}");
+    // The message page: failing, with this endpoint's next try.
+    let msg_page = format!("/portal/endpoints/{ep}/messages/{msg}");
+    let (_, page) = portal.get(&msg_page).await;
+    assert!(
+        part_after(&page, "id=\"overall-status\"").contains("1 failing and being retried"),
+        "{page}"
+    );
+    let this = part_after(&page, "id=\"this-status\"");
+    assert!(
+        this.contains("1 attempt failed so far; next try <time class=\"when\""),
+        "{this}"
+    );
+    assert!(page.contains("data-live=\"true\""), "refreshes itself");
     let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
     assert!(
         page.contains("id=\"endpoint-state\" class=\"badge badge-failing\">failing<"),
@@ -202,8 +228,38 @@ async fn the_portal_list_the_endpoint_page_and_the_api_tell_one_state() {
     assert!(list.contains("badge badge-disabled\">disabled<"), "{list}");
     let (_, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
     assert!(page.contains("badge badge-disabled\">disabled<"));
-    assert!(page.contains("Disabled by a person"), "{page}");
+    assert!(
+        part_after(&page, "id=\"state-detail\"")
+            .starts_with(" class=\"state-detail\">Disabled by a person on <time class=\"when\""),
+        "{page}"
+    );
+    // The message page no longer calls it retried: it waits for the endpoint.
+    let (_, page) = portal.get(&msg_page).await;
+    let overall = part_after(&page, "id=\"overall-status\"");
+    assert!(
+        overall.contains("1 waiting for its endpoint to be enabled")
+            && !overall.contains("being retried"),
+        "{overall}"
+    );
+    assert!(
+        part_after(&page, "id=\"this-status\"")
+            .contains("waiting, because the endpoint is disabled"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("data-live"),
+        "nothing to refresh for: {page}"
+    );
     app.stop().await;
+}
+
+/// What follows `marker` in `page`, to the end of its line.
+fn part_after<'a>(page: &'a str, marker: &str) -> &'a str {
+    let rest = page
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("{marker} in {page}"))
+        .1;
+    rest.split('\n').next().unwrap_or_default()
 }
 
 /// A delivery of a disabled endpoint can fall due: an attempt that read the

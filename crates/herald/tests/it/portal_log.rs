@@ -183,9 +183,13 @@ async fn the_message_page_tells_its_status_and_where_each_attempt_went() {
     let app = TestApp::seeded().await;
     let receiver = Receiver::start().await;
     receiver.set_default("/down", Reply::status(500).body("down for maintenance"));
+    receiver.set_default("/old", Reply::status(200).header("X-Receipt", "r-42"));
     let app_id = app.create_app("Spot").await;
     let ep = app
-        .create_endpoint(&app_id, json!({"url": receiver.url("/old")}))
+        .create_endpoint(
+            &app_id,
+            json!({"url": receiver.url("/old"), "headers": {"Authorization": "Bearer s3cret", "X-Team": "blue"}}),
+        )
         .await;
     app.create_endpoint(&app_id, json!({"url": receiver.url("/down")}))
         .await;
@@ -234,6 +238,35 @@ async fn the_message_page_tells_its_status_and_where_each_attempt_went() {
         "{html}"
     );
     assert!(html.contains("<span class=\"duration\">"), "{html}");
+    // Each attempt keeps the headers it was sent with and got back; a
+    // credential shows as its name only, here and in the store.
+    let request = html
+        .split_once("headers-box request-headers")
+        .expect("the attempt's request headers")
+        .1
+        .split_once("</details>")
+        .unwrap()
+        .0;
+    for pair in [
+        "<dt><code>authorization</code></dt><dd><code>••••••••</code></dd>",
+        "<dt><code>x-team</code></dt><dd><code>blue</code></dd>",
+        &format!("<dt><code>webhook-id</code></dt><dd><code>{msg}</code></dd>"),
+        "<dt><code>webhook-signature</code></dt><dd><code>v1,",
+    ] {
+        assert!(request.contains(pair), "{pair} in {request}");
+    }
+    let response = html
+        .split_once("headers-box response-headers")
+        .expect("the attempt's response headers")
+        .1
+        .split_once("</details>")
+        .unwrap()
+        .0;
+    assert!(
+        response.contains("<dt><code>x-receipt</code></dt><dd><code>r-42</code></dd>"),
+        "{response}"
+    );
+    assert!(!html.contains("s3cret"), "no credential on the page");
     // The payload, pretty and folding; the time exact without the script.
     assert!(html.contains("<details id=\"payload-box\" open>"), "{html}");
     assert!(html.contains("&quot;name&quot;: &quot;Ada&quot;"), "{html}");

@@ -121,6 +121,8 @@ async fn seed_message(store: &dyn Store, id: &str, expires_at: DateTime<Utc>, ne
         .await
         .unwrap();
     let attempt = Attempt {
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
         id: format!("atmpt_{id}"),
         msg_id: id.into(),
         endpoint_id: "ep_1".into(),

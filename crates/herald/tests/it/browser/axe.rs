@@ -105,6 +105,29 @@ async fn axe_pages(b: Client) {
     wait_path(&b, "the catalog", |p| p == "/portal/catalog").await;
     check(&b, "the event catalog", &mut checked).await;
 
+    b.goto(&app.url(&format!("/portal/endpoints/{ep}/edit")))
+        .await
+        .unwrap();
+    wait_css(&b, "#endpoint-form").await;
+    check(&b, "the Edit form", &mut checked).await;
+
+    b.goto(&app.url(&format!("/portal/endpoints/{ep}/delete")))
+        .await
+        .unwrap();
+    wait_css(&b, "main h1").await;
+    check(&b, "the Delete page", &mut checked).await;
+
+    b.goto(&app.url("/portal/endpoints/ep_nothing"))
+        .await
+        .unwrap();
+    wait_css(&b, "main h1").await;
+    check(&b, "the not-found page", &mut checked).await;
+
+    b.goto(&app.url("/catalog")).await.unwrap();
+    wait_path(&b, "the public catalog", |p| p == "/catalog").await;
+    wait_css(&b, "nav.toc").await;
+    check(&b, "the public catalog", &mut checked).await;
+
     // The dark palette (forced by a link's theme: the headless browser
     // prefers light), and a platform's primary colour.
     for (theme, name, background, link) in [
@@ -160,6 +183,6 @@ async fn axe_pages(b: Client) {
         wait_css(&b, "#resend").await;
         check(&b, &format!("the message page, {name}"), &mut checked).await;
     }
-    assert_eq!(checked.len(), 15, "{checked:?}");
+    assert_eq!(checked.len(), 19, "{checked:?}");
     app.stop().await;
 }

@@ -60,6 +60,7 @@ async fn phone_width(b: Client) {
     );
     let pages = vec![
         ("apps".to_string(), "/portal/apps".to_string()),
+        ("apps-search".into(), "/portal/apps?q=Spring".into()),
         ("switch".into(), format!("/portal/apps/{app_id}")),
         ("webhooks".into(), "/portal/".into()),
         ("add".into(), "/portal/endpoints/new".into()),
@@ -85,10 +86,35 @@ async fn phone_width(b: Client) {
         ),
         ("endpoint-ok".into(), format!("/portal/endpoints/{ok_id}")),
         ("catalog".into(), "/portal/catalog".into()),
+        (
+            "log-filtered".into(),
+            format!("/portal/endpoints/{endpoint_id}?status=pending&event_type=member.created"),
+        ),
+        (
+            "log-empty".into(),
+            format!("/portal/endpoints/{ok_id}?q=no-such-message"),
+        ),
+        (
+            "tested-none".into(),
+            format!("/portal/endpoints/{ok_id}?tested=none"),
+        ),
+        ("not-found".into(), "/portal/endpoints/ep_nothing".into()),
+        ("unknown-path".into(), "/portal/nowhere".into()),
+        ("public-catalog".into(), "/catalog".into()),
+        ("logged-out".into(), "/portal/logged-out".into()),
     ];
     for (name, path) in &pages {
         b.goto(&app.url(path)).await.unwrap();
-        wait_css(&b, "main h1").await;
+        // The public catalog has its own layout, its heading in a header.
+        wait_css(
+            &b,
+            if name == "public-catalog" {
+                "h1"
+            } else {
+                "main h1"
+            },
+        )
+        .await;
         let measured = b
             .execute(
                 "var w = window.innerWidth; \
