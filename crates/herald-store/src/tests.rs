@@ -1770,7 +1770,7 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
             ..PruneReport::default()
         }
     );
-    assert_eq!(get("msg_p").await.payload, "{}");
+    assert_eq!(get("msg_p").await.payload, EXPUNGED_PAYLOAD);
     assert_eq!(
         t.prune(now, attempts_before, 1000).await.unwrap(),
         PruneReport::default()
@@ -2654,7 +2654,7 @@ async fn missing_messages_are_replayed_and_all_contents_expunged(t: &TestStore) 
     assert_eq!(t.expunge_all_contents("app_1").await.unwrap(), 3);
     assert_eq!(t.expunge_all_contents("app_1").await.unwrap(), 0);
     let msg = t.get_message("app_1", "msg_2").await.unwrap().unwrap();
-    assert_eq!(msg.payload, "{}");
+    assert_eq!(msg.payload, EXPUNGED_PAYLOAD);
 }
 
 async fn bulk_replay_queues_again_what_its_filter_takes(t: &TestStore) {

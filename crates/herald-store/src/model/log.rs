@@ -3,6 +3,13 @@
 
 use super::Timestamp;
 
+/// What a message's payload reads as once expunged or expired, as Svix
+/// answers it; stored as such (a JSON payload), so reads need no case.
+pub const EXPUNGED_PAYLOAD: &str = r#"{"expired":true}"#;
+
+/// What an attempt's response reads as once expunged, as Svix answers it.
+pub const EXPUNGED_RESPONSE: &str = "EXPUNGED";
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub id: String,

@@ -46,12 +46,14 @@ pub(crate) fn message_filter<'a, DB: Dialect>(
     }
 }
 
+/// Svix's window: `before` is strict, `after` takes an item made at that
+/// very time (a client pages on from an item's own timestamp).
 fn time_window(sql: &mut Sql<'_>, column: &str, filter: &ListFilter) {
     if let Some(before) = filter.before {
         sql.push(&format!(" AND {column} < ")).push_bind(before);
     }
     if let Some(after) = filter.after {
-        sql.push(&format!(" AND {column} > ")).push_bind(after);
+        sql.push(&format!(" AND {column} >= ")).push_bind(after);
     }
 }
 

@@ -560,12 +560,14 @@ impl<DB: Backend> SqlStore<DB> {
         Ok(())
     }
 
-    /// Expunges the message's payload (to `{}`), as Svix's
+    /// Expunges the message's payload (to [`EXPUNGED_PAYLOAD`]), as Svix's
     /// `DELETE .../msg/{id}/content`.
     pub(crate) async fn expunge_message(&self, app_id: &str, msg_id: &str) -> Result<()> {
         let done = Sql::new(
-            "UPDATE message SET payload = '{}', expires_at = NULL WHERE app_id = $1 AND id = $2",
+            "UPDATE message SET payload = $1, content_type = NULL, expires_at = NULL
+             WHERE app_id = $2 AND id = $3",
         )
+        .bind(EXPUNGED_PAYLOAD)
         .bind(app_id)
         .bind(msg_id)
         .execute(&self.writer)
@@ -575,8 +577,8 @@ impl<DB: Backend> SqlStore<DB> {
 
     /// Expunges the payload of every message of the application (Svix's
     /// `expunge-all-contents`), a range of ids at a time so no statement is
-    /// long; returns how many payloads it expunged (those already `{}` are
-    /// not counted).
+    /// long; returns how many payloads it expunged (those already expunged
+    /// are not counted).
     pub(crate) async fn expunge_all_contents(&self, app_id: &str) -> Result<u64> {
         const BATCH: i64 = 1000;
         let mut after = String::new();
@@ -598,9 +600,10 @@ impl<DB: Backend> SqlStore<DB> {
                 return Ok(expunged);
             };
             expunged += Sql::new(
-                "UPDATE message SET payload = '{}', expires_at = NULL
-                 WHERE app_id = $1 AND id > $2 AND id <= $3 AND payload <> '{}'",
+                "UPDATE message SET payload = $1, content_type = NULL, expires_at = NULL
+                 WHERE app_id = $2 AND id > $3 AND id <= $4 AND payload <> $1",
             )
+            .bind(EXPUNGED_PAYLOAD)
             .bind(app_id)
             .bind(after.as_str())
             .bind(last.as_str())
@@ -618,8 +621,10 @@ impl<DB: Backend> SqlStore<DB> {
         attempt_id: &str,
     ) -> Result<()> {
         let done = Sql::new(
-            "UPDATE attempt SET response = '' WHERE app_id = $1 AND msg_id = $2 AND id = $3",
+            "UPDATE attempt SET response = $1, response_headers = NULL
+             WHERE app_id = $2 AND msg_id = $3 AND id = $4",
         )
+        .bind(EXPUNGED_RESPONSE)
         .bind(app_id)
         .bind(msg_id)
         .bind(attempt_id)

@@ -43,7 +43,8 @@ impl<DB: Backend> SqlStore<DB> {
         // batch takes.
         let limit = i64::from(batch);
         let payloads = format!(
-            "UPDATE message SET payload = '{{}}', expires_at = NULL
+            "UPDATE message SET payload = '{EXPUNGED_PAYLOAD}', content_type = NULL,
+                 expires_at = NULL
              WHERE id IN ({})",
             prune_payloads_select::<DB>()
         );

@@ -2,6 +2,32 @@
 (function () {
   "use strict";
 
+  // After a Test: the endpoint's state, its chart and its log as the page
+  // at this address (with its log filters) now shows them.
+  function refreshEndpoint() {
+    return fetch(window.location.href, {
+      credentials: "same-origin",
+      headers: { "Accept": "text/html" }
+    }).then(function (response) {
+      return response.text();
+    }).then(function (html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      ["state-detail", "chart-panel", "log-panel"].forEach(function (id) {
+        var here = document.getElementById(id), there = doc.getElementById(id);
+        if (here && there) {
+          here.innerHTML = there.innerHTML;
+          here.hidden = there.hidden;
+        }
+      });
+      var badge = document.getElementById("endpoint-state"), fresh = doc.getElementById("endpoint-state");
+      if (badge && fresh) {
+        badge.className = fresh.className;
+        badge.textContent = fresh.textContent;
+      }
+      if (window.heraldTimes) { window.heraldTimes(); }
+    }).catch(function () { /* a reload shows the same */ });
+  }
+
   // The Test button: send the form with fetch and show the result in place.
   var testForm = document.getElementById("test-form");
   if (testForm && window.fetch && window.DOMParser) {
@@ -24,13 +50,8 @@
           var fresh = doc.getElementById("test-result");
           if (fresh) {
             result.innerHTML = fresh.innerHTML;
-            // The answer is the whole endpoint page: the chart and the log
-            // now count the test too.
-            ["chart-panel", "log-panel"].forEach(function (id) {
-              var here = document.getElementById(id), there = doc.getElementById(id);
-              if (here && there) { here.innerHTML = there.innerHTML; }
-            });
             if (window.heraldTimes) { window.heraldTimes(); }
+            refreshEndpoint();
           } else {
             result.innerHTML = '<p><span id="test-status" class="status bad">not sent</span></p><pre id="test-response"></pre>';
             document.getElementById("test-response").textContent = "The portal answered " + response.status + ". Reload the page and try again.";

@@ -16,7 +16,7 @@ use super::extract::{Body, Params, Patch};
 use super::out::{ApplicationOut, ListResponse};
 use crate::auth::Principal;
 use crate::service::{check_uid, load_app, metadata_value, require_org, Herald};
-use crate::service::{Error, Result};
+use crate::service::{Error, FieldError, Result};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -71,6 +71,25 @@ fn check_name(name: &str) -> Result<()> {
         return Err(Error::field(&["name"], "must not be empty"));
     }
     Ok(())
+}
+
+/// The application a request makes when the one its path names does not
+/// exist (a message's or a portal link's `application`): Svix's rule, the
+/// body's uid is the path's, or a 422 `application_uid_mismatch` at
+/// `["body","application","uid"]`. Herald takes a missing uid as the path's
+/// (Svix refuses it: the path already says which application is meant).
+pub(super) fn implicit_app(path_uid: &str, mut new_app: ApplicationIn) -> Result<ApplicationIn> {
+    if new_app.uid.as_deref().is_some_and(|uid| uid != path_uid) {
+        return Err(Error::Validation(vec![FieldError {
+            kind: "application_uid_mismatch",
+            ..FieldError::body(
+                &["application", "uid"],
+                "Application UID in the path and body must match",
+            )
+        }]));
+    }
+    new_app.uid.get_or_insert_with(|| path_uid.to_string());
+    Ok(new_app)
 }
 
 impl ApplicationIn {

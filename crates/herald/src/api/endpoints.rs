@@ -522,19 +522,31 @@ pub async fn delete(
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretOut {
+    /// The `whsec_` key, or for an ed25519 (`whsk_`) one its public `whpk_`
+    /// half, as Svix answers: the private key never leaves Herald.
     key: String,
     /// Herald's addition for `whsk_` (ed25519) keys: the `whpk_` key
-    /// receivers verify `v1a` signatures with. Absent for `whsec_` keys.
+    /// receivers verify `v1a` signatures with (the same as `key`). Absent
+    /// for `whsec_` keys.
     #[serde(skip_serializing_if = "Option::is_none")]
     public_key: Option<String>,
 }
 
 impl SecretOut {
     fn new(key: String) -> SecretOut {
-        let public_key = EndpointSecret::parse(&key)
+        match EndpointSecret::parse(&key)
             .ok()
-            .and_then(|k| k.public_key());
-        SecretOut { key, public_key }
+            .and_then(|k| k.public_key())
+        {
+            Some(public) => SecretOut {
+                key: public.clone(),
+                public_key: Some(public),
+            },
+            None => SecretOut {
+                key,
+                public_key: None,
+            },
+        }
     }
 }
 
@@ -797,7 +809,7 @@ pub struct ExampleOut {
     summary = "Send an example event",
     params(crate::api::doc::EndpointPath),
     request_body = EventExampleIn,
-    responses((status = 202, description = "Accepted", body = ExampleOut))
+    responses((status = 200, description = "OK", body = ExampleOut))
 )]
 pub async fn send_example(
     State(state): State<Herald>,
@@ -816,8 +828,9 @@ pub async fn send_example(
         input.payload,
     )
     .await?;
+    // 200, as Svix's spec answers it (the example was sent, not queued).
     Ok((
-        StatusCode::ACCEPTED,
+        StatusCode::OK,
         Json(ExampleOut {
             message: MessageOut::new(msg, true),
             attempt: attempt.map(MessageAttemptOut::from),

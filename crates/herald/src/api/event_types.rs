@@ -158,7 +158,7 @@ fn check_feature_flag(flag: Option<&str>) -> Result<()> {
     path = "/api/v1/event-type",
     tag = "Event type",
     summary = "List event types",
-    params(crate::api::doc::PageQuery, crate::api::doc::WithContent, ("include_archived" = Option<bool>, Query)),
+    params(crate::api::doc::PageQuery, ("with_content" = Option<bool>, Query, description = "Whether each type's schemas are included; false by default, as in Svix"), ("include_archived" = Option<bool>, Query)),
     responses((status = 200, description = "OK", body = crate::api::out::ListResponse<crate::api::out::EventTypeOut>))
 )]
 pub async fn list(
@@ -168,7 +168,8 @@ pub async fn list(
 ) -> Result<Json<ListResponse<EventTypeOut>>> {
     let page = params.page(false)?;
     let include_archived = params.bool("include_archived", false)?;
-    let with_content = params.bool("with_content", true)?;
+    // Svix's default: the list without schemas, each type read with them.
+    let with_content = params.bool("with_content", false)?;
     let result = state
         .store
         .list_event_types(&who.org_id, include_archived, &page)

@@ -175,8 +175,8 @@ impl<T> Patch<T> {
 }
 
 /// The query string, read by hand so that lists may come as repeated keys,
-/// comma-separated (the SDKs send the latter) or as `name[]=` (many HTTP
-/// clients' form of a list).
+/// comma-separated (the SDKs send the latter), as `name[]=` (many HTTP
+/// clients' form of a list) or as `name[0]=` (the indexed form some send).
 pub struct Params(HashMap<String, Vec<String>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -186,11 +186,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         if let Some(q) = parts.uri.query() {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-                let key = k.strip_suffix("[]").unwrap_or(&k).to_string();
+                let key = list_key(&k).to_string();
                 map.entry(key).or_default().push(v.into_owned());
             }
         }
         Ok(Params(map))
+    }
+}
+
+/// A list parameter's name without its brackets: `a[]` and `a[3]` are `a`.
+fn list_key(key: &str) -> &str {
+    match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
+        Some((name, index)) if index.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => key,
     }
 }
 
@@ -264,6 +272,16 @@ impl Params {
             },
             None => (None, false),
         };
+        // Every list's key is an id or a name: anything else was not given
+        // by a list (Svix answers 422 too).
+        if let Some(key) = &iterator {
+            if herald_core::name::validate_name(key).is_err() {
+                return Err(invalid(
+                    "iterator",
+                    "is not an iterator a list answered with",
+                ));
+            }
+        }
         Ok(Page {
             limit,
             iterator,
@@ -376,6 +394,21 @@ pub async fn principal_of(parts: &Parts, state: &Herald) -> Result<Principal> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn list_parameters_lose_their_brackets_and_index() {
+        for (key, name) in [
+            ("event_types[]", "event_types"),
+            ("event_types[0]", "event_types"),
+            ("event_types[12]", "event_types"),
+            ("event_types", "event_types"),
+            ("a[b]", "a[b]"),
+            ("[]", ""),
+        ] {
+            assert_eq!(super::list_key(key), name, "{key}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use super::applications::ApplicationIn;
+use super::applications::{implicit_app, ApplicationIn};
 use super::extract::{Body, Params};
 use super::out::{ListResponse, MessageOut};
 use super::tasks::TaskStarted;
@@ -166,20 +166,8 @@ async fn accept(
         .filter(|app| who.can_see_app(&app.id));
     let app = match (app, input.application) {
         (Some(app), _) => app,
-        (None, Some(mut new_app)) if who.app_id.is_none() => {
-            // Svix's rule: the application made is the one the path names.
-            // Herald takes a missing uid as the path's (Svix refuses it).
-            if new_app.uid.as_deref().is_some_and(|uid| uid != app_id) {
-                return Err(Error::Validation(vec![FieldError {
-                    kind: "application_uid_mismatch",
-                    ..FieldError::body(
-                        &["application", "uid"],
-                        "Application UID in the path and body must match",
-                    )
-                }]));
-            }
-            new_app.uid.get_or_insert(app_id);
-            let app = new_app.into_new(&who.org_id)?;
+        (None, Some(new_app)) if who.app_id.is_none() => {
+            let app = implicit_app(&app_id, new_app)?.into_new(&who.org_id)?;
             match state.store.create_app(&app).await {
                 Ok(()) => app,
                 // Created by a concurrent request with the same uid: use that one.
@@ -298,9 +286,9 @@ pub async fn get(
     Ok(Json(MessageOut::new(msg, with_content)))
 }
 
-/// Svix's `DELETE .../msg/{id}/content`: the payload is expunged (to `{}`);
-/// the message, its deliveries and its attempts stay. A delivery still
-/// pending sends `{}`.
+/// Svix's `DELETE .../msg/{id}/content`: the payload is expunged (it reads
+/// `{"expired":true}`, as in Svix); the message, its deliveries and its
+/// attempts stay. A delivery still pending sends that.
 #[utoipa::path(
     delete, operation_id = "v1.message.expunge-content",
     path = "/api/v1/app/{app_id}/msg/{msg_id}/content",
@@ -346,4 +334,67 @@ pub async fn expunge_all_contents(
     let kind = "application.purge_content";
     let task = tasks::start(&state, &who.org_id, kind, data, work).await?;
     Ok((StatusCode::ACCEPTED, Json(TaskStarted::from(task))))
+}
+
+/// The messages of a bulk expunge, by id or eventId.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct BulkExpungeIn {
+    /// Message ids or eventIds, 1 to 250.
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 250)]
+    ids: Vec<String>,
+}
+
+/// What became of each id given: `expunged`, or `not-found` (no such
+/// message, or its payload was already expunged).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BulkExpungeOut {
+    results: std::collections::BTreeMap<String, &'static str>,
+}
+
+/// Svix's `POST .../msg/bulk-expunge`: the payloads of the messages named
+/// (ids or eventIds) are expunged, each as by [`expunge_content`].
+#[utoipa::path(
+    post, operation_id = "v1.message.bulk-expunge-content",
+    path = "/api/v1/app/{app_id}/msg/bulk-expunge",
+    tag = "Message",
+    summary = "Delete the payloads of the messages named",
+    params(crate::api::doc::AppPath),
+    request_body = BulkExpungeIn,
+    responses((status = 200, description = "OK", body = BulkExpungeOut))
+)]
+pub async fn bulk_expunge(
+    State(state): State<Herald>,
+    who: Principal,
+    Path(app_id): Path<String>,
+    Body(input): Body<BulkExpungeIn>,
+) -> Result<Json<BulkExpungeOut>> {
+    let app = load_app(&state, &who, &app_id).await?;
+    if !(1..=250).contains(&input.ids.len()) {
+        return Err(Error::field(&["ids"], "must name 1 to 250 messages"));
+    }
+    for (i, id) in input.ids.iter().enumerate() {
+        if validate_name(id).is_err() {
+            return Err(Error::field(
+                &["ids", &i.to_string()],
+                "is not a message id or eventId",
+            ));
+        }
+    }
+    let mut results = std::collections::BTreeMap::new();
+    for id in input.ids {
+        if results.contains_key(&id) {
+            continue;
+        }
+        let outcome = match load_message(&state, &app, &id).await {
+            Ok(msg) if msg.payload != herald_store::EXPUNGED_PAYLOAD => {
+                state.store.expunge_message(&app.id, &msg.id).await?;
+                "expunged"
+            }
+            Ok(_) | Err(Error::NotFound(_)) => "not-found",
+            Err(e) => return Err(e),
+        };
+        results.insert(id, outcome);
+    }
+    Ok(Json(BulkExpungeOut { results }))
 }

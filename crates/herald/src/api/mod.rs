@@ -107,6 +107,7 @@ fn documented_routes() -> OpenApiRouter<Herald> {
         .routes(routes!(endpoints::replay_missing))
         .routes(routes!(endpoints::bulk_replay))
         .routes(routes!(messages::expunge_all_contents))
+        .routes(routes!(messages::bulk_expunge))
         .routes(routes!(attempts::attempted_messages))
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(messages::get))

@@ -16,7 +16,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::applications::ApplicationIn;
+use super::applications::{implicit_app, ApplicationIn};
 use super::extract::{bearer, parse_json, RawBody};
 use crate::auth::Principal;
 use crate::service::links::{self as link, LinkRequest};
@@ -185,9 +185,8 @@ async fn issue_access(
     let theme = Theme::parse(input.theme, input.hide_header.unwrap_or(false))?;
     let app = match (load_app(state, who, &app_id).await, input.application) {
         (Ok(app), _) => app,
-        (Err(Error::NotFound(_)), Some(mut new_app)) if who.app_id.is_none() => {
-            new_app.uid.get_or_insert(app_id);
-            let app = new_app.into_new(&who.org_id)?;
+        (Err(Error::NotFound(_)), Some(new_app)) if who.app_id.is_none() => {
+            let app = implicit_app(&app_id, new_app)?.into_new(&who.org_id)?;
             state.store.create_app(&app).await?;
             app
         }

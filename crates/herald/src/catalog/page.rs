@@ -279,8 +279,8 @@ mod tests {
         );
 
         // Groups in name order, each with a heading and a table-of-contents entry.
-        let live = html.find("<h2>live</h2>").expect("live group heading");
-        let member = html.find("<h2>member</h2>").expect("member group heading");
+        let live = html.find("<h2>Live</h2>").expect("live group heading");
+        let member = html.find("<h2>Member</h2>").expect("member group heading");
         assert!(live < member);
         for name in ["live.ended", "live.updated", "member.created"] {
             assert!(

@@ -189,11 +189,13 @@ async fn endpoint_page(
     let chart = chart::hourly(&attempts, now);
 
     let secret = crate::service::endpoints::current_key(state, ep).await?;
-    // A `whsk_` key's receivers verify with its public half.
+    // A `whsk_` key's receivers verify with its public half, the only half
+    // shown: the private key signs here and never leaves.
     let public_key = secret
         .as_deref()
         .and_then(|k| EndpointSecret::parse(k).ok())
         .and_then(|k| k.public_key());
+    let secret = secret.filter(|_| public_key.is_none());
 
     // The delivery log, newest first, one page at a time, filtered as asked.
     let log = delivery_log(store, app, ep, log_q, q.before.as_deref(), now).await?;

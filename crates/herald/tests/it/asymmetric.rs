@@ -78,12 +78,9 @@ async fn whsk_endpoint_signs_v1a_and_a_receiver_verifies_with_the_public_key() {
         .await;
     assert_eq!(status, StatusCode::OK, "{secret}");
     assert_eq!(secret["publicKey"], json!(whpk), "{secret}");
-    // Written back in Svix's form, the 64-byte key pair.
-    let pair = [signing.to_bytes(), signing.verifying_key().to_bytes()].concat();
-    assert_eq!(
-        secret["key"],
-        json!(format!("whsk_{}", STANDARD.encode(pair)))
-    );
+    // As Svix answers: the public key, never the private one.
+    assert_eq!(secret["key"], json!(whpk), "{secret}");
+    assert!(!secret.to_string().contains("whsk_"), "{secret}");
 
     let msg_id = app
         .send(
@@ -119,12 +116,16 @@ async fn whsk_endpoint_signs_v1a_and_a_receiver_verifies_with_the_public_key() {
         Ok(true)
     );
 
-    // The portal shows the public key beside the secret.
+    // The portal shows the public key, and only it.
     let portal = PortalSession::for_app(&app, &app_id).await;
     let (status, page) = portal.get(&format!("/portal/endpoints/{ep}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&whpk), "{page}");
     assert!(page.contains("id=\"public-key\""), "{page}");
+    assert!(
+        !page.contains("whsk_") && !page.contains("id=\"secret-value\""),
+        "no private key on the page"
+    );
     // The message page names the scheme the endpoint's requests carry.
     let (status, page) = portal
         .get(&format!("/portal/endpoints/{ep}/messages/{msg_id}"))
@@ -170,10 +171,7 @@ async fn rotating_from_whsec_to_whsk_sends_v1_and_v1a() {
     assert_eq!(status, StatusCode::OK, "{out}");
     let new = out["key"].as_str().unwrap().to_string();
     let whpk = out["publicKey"].as_str().unwrap().to_string();
-    assert!(
-        new.starts_with("whsk_") && whpk.starts_with("whpk_"),
-        "{out}"
-    );
+    assert!(new == whpk && whpk.starts_with("whpk_"), "{out}");
 
     app.send(&app_id, json!({"eventType": "a", "payload": {"n": 1}}))
         .await;
@@ -207,11 +205,11 @@ async fn rotating_from_whsec_to_whsk_sends_v1_and_v1a() {
         )
         .await
         .unwrap();
-    assert!(out.key.starts_with("whsk_"), "{}", out.key);
     let whpk = herald_core::signing::EndpointSecret::parse(&whsk)
         .unwrap()
         .public_key()
         .unwrap();
+    assert_eq!(out.key, whpk, "the public half of the key given");
     app.send(&app_id, json!({"eventType": "a", "payload": {"n": 2}}))
         .await;
     let got = receiver.wait_for("/hook", 2, WAIT).await.remove(1);

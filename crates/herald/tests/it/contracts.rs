@@ -1,5 +1,6 @@
 //! Svix's small contracts, as its clients can tell them: a retry's status,
-//! the built-in ping, recovery's window, and a body over the limit.
+//! the built-in ping, recovery's window, a body over the limit, bulk expunge,
+//! a portal link that makes its application, and the event-type list.
 
 use std::time::Duration;
 
@@ -155,7 +156,7 @@ async fn send_example_knows_svix_ping() {
     let (status, body) = app
         .post_json(&path, json!({"eventType": "svix.ping"}))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["eventType"], "svix.ping");
     let got = receiver.wait_for("/hook", 1, WAIT).await;
     assert_eq!(got[0].json()["success"], true, "{}", got[0].json());
@@ -389,5 +390,113 @@ async fn attempted_destinations_keep_an_endpoint_deleted_since() {
         assert!(paged.len() <= 3, "{paged:?}");
     }
     assert_eq!(paged, all);
+    app.stop().await;
+}
+
+/// `bulk-expunge` as Svix's newer servers answer it: each id or eventId
+/// named, `expunged` or `not-found` (a second time, or no such message).
+#[tokio::test]
+async fn bulk_expunge_tells_each_message_named() {
+    let app = TestApp::spawn().await;
+    let app_id = app.create_app("Design Club").await;
+    let by_id = app
+        .send(&app_id, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+    app.send(
+        &app_id,
+        json!({"eventType": "a", "eventId": "evt-2", "payload": {"n": 2}}),
+    )
+    .await;
+    let kept = app
+        .send(&app_id, json!({"eventType": "a", "payload": {"n": 3}}))
+        .await;
+    let path = format!("/api/v1/app/{app_id}/msg/bulk-expunge");
+    let (status, body) = app
+        .post_json(&path, json!({"ids": [by_id, "evt-2", "msg_nothing"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["results"],
+        json!({by_id.clone(): "expunged", "evt-2": "expunged", "msg_nothing": "not-found"})
+    );
+    let payload = |id: String| {
+        let app = &app;
+        let app_id = &app_id;
+        async move {
+            app.get_json(&format!("/api/v1/app/{app_id}/msg/{id}"))
+                .await
+                .1["payload"]
+                .clone()
+        }
+    };
+    assert_eq!(payload(by_id.clone()).await, json!({"expired": true}));
+    assert_eq!(payload("evt-2".into()).await, json!({"expired": true}));
+    assert_eq!(payload(kept).await, json!({"n": 3}), "not named, kept");
+    // Already expunged: not found the second time.
+    let (_, body) = app.post_json(&path, json!({"ids": [by_id.clone()]})).await;
+    assert_eq!(body["results"], json!({by_id: "not-found"}));
+    for (bad, loc) in [
+        (json!({"ids": []}), json!(["body", "ids"])),
+        (json!({"ids": ["no spaces"]}), json!(["body", "ids", "0"])),
+    ] {
+        let (status, body) = app.post_json(&path, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["detail"][0]["loc"], loc, "{bad}");
+    }
+    app.stop().await;
+}
+
+/// `app-portal-access` that makes its application: the body's uid is the
+/// path's, or a 422 (Svix's `application_uid_mismatch`), and nothing is made.
+#[tokio::test]
+async fn portal_access_making_an_application_checks_its_uid() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post_json(
+            "/api/v1/auth/app-portal-access/spot-7",
+            json!({"application": {"name": "Spot 7", "uid": "spot-8"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "application", "uid"])
+    );
+    assert_eq!(body["detail"][0]["type"], "application_uid_mismatch");
+    for uid in ["spot-7", "spot-8"] {
+        let (status, _) = app.get_json(&format!("/api/v1/app/{uid}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uid} not made");
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/v1/auth/app-portal-access/spot-7",
+            json!({"application": {"name": "Spot 7", "uid": "spot-7"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, made) = app.get_json("/api/v1/app/spot-7").await;
+    assert_eq!(made["name"], "Spot 7");
+    app.stop().await;
+}
+
+/// The event-type list leaves schemas out unless `with_content=true`, as
+/// Svix's does; one type read alone has them.
+#[tokio::test]
+async fn the_event_type_list_has_schemas_only_when_asked() {
+    let app = TestApp::spawn().await;
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+    let (status, body) = app
+        .post_json(
+            "/api/v1/event-type",
+            json!({"name": "a.b", "description": "A", "schemas": {"1": schema}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, list) = app.get_json("/api/v1/event-type").await;
+    assert!(list["data"][0]["schemas"].is_null(), "{list}");
+    let (_, list) = app.get_json("/api/v1/event-type?with_content=true").await;
+    assert_eq!(list["data"][0]["schemas"]["1"], schema, "{list}");
+    let (_, one) = app.get_json("/api/v1/event-type/a.b").await;
+    assert_eq!(one["schemas"]["1"], schema, "{one}");
     app.stop().await;
 }

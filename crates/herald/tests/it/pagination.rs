@@ -213,6 +213,8 @@ async fn lists_take_bracketed_names_and_the_time_forms_clients_send() {
         "event_types%5B%5D=a&event_types%5B%5D=b",
         "event_types=a&event_types=b",
         "event_types=a,b",
+        // The indexed form some clients send.
+        "event_types[0]=a&event_types[1]=b",
     ] {
         let (status, body) = app
             .get_json(&format!("/api/v1/app/{app_id}/msg?{query}"))
@@ -260,5 +262,63 @@ async fn lists_take_bracketed_names_and_the_time_forms_clients_send() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["detail"][0]["loc"], json!(["query", "after"]));
+
+    // `after` takes an item made at that very time (a client pages on from
+    // an item's own timestamp), `before` does not; as Svix's lists.
+    let (_, all) = app
+        .get_json(&format!("/api/v1/app/{app_id}/msg?order=ascending"))
+        .await;
+    let middle = all["data"][1]["timestamp"].as_str().unwrap().to_string();
+    let (_, from) = app
+        .get_json(&format!(
+            "/api/v1/app/{app_id}/msg?after={}",
+            urlencode(&middle)
+        ))
+        .await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        ids(&from).contains(&all["data"][1]["id"].as_str().unwrap().to_string()),
+        "after={middle} takes the message made then: {from}"
+    );
+    let (_, before) = app
+        .get_json(&format!(
+            "/api/v1/app/{app_id}/msg?before={}",
+            urlencode(&middle)
+        ))
+        .await;
+    assert!(
+        !ids(&before).contains(&all["data"][1]["id"].as_str().unwrap().to_string()),
+        "before={middle} does not: {before}"
+    );
+
+    // An iterator no list gave is a 422 at it, on every list.
+    for path in [
+        "/api/v1/app".to_string(),
+        "/api/v1/event-type".to_string(),
+        format!("/api/v1/app/{app_id}/endpoint"),
+        format!("/api/v1/app/{app_id}/msg"),
+        format!("/api/v1/app/{app_id}/attempt/endpoint/{ep}"),
+    ] {
+        for bad in ["BAD-$$$ITERATOR", "-%20space"] {
+            let (status, body) = app.get_json(&format!("{path}?iterator={bad}")).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path} {bad}: {body}"
+            );
+            assert_eq!(
+                body["detail"][0]["loc"],
+                json!(["query", "iterator"]),
+                "{path}"
+            );
+        }
+    }
     app.stop().await;
 }

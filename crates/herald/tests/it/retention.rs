@@ -179,7 +179,10 @@ async fn herald_prune_expunges_delivered_payloads_and_old_attempts(db: TestDatab
     assert_eq!(prune(&db, &shorter).await, "pruned 0 payloads, 2 attempts");
     assert_eq!(prune(&db, &shorter).await, "pruned 0 payloads, 0 attempts");
 
-    assert_eq!(payload_of(store.as_ref(), "msg_done").await, "{}");
+    assert_eq!(
+        payload_of(store.as_ref(), "msg_done").await,
+        herald_store::EXPUNGED_PAYLOAD
+    );
     assert_eq!(
         payload_of(store.as_ref(), "msg_retrying").await,
         PAYLOAD,
@@ -212,9 +215,11 @@ async fn serve_seeded(options: Options, seed: impl AsyncFnOnce(&dyn Store)) -> T
     TestApp::spawn_on(dir, db, options).await
 }
 
-/// Polls the payload of `id` until it is `{}`.
+/// Polls the payload of `id` until it is expunged.
 async fn wait_expunged(store: &Arc<dyn Store>, id: &str, within: StdDuration) {
-    let mut check = || async { (payload_of(store.as_ref(), id).await == "{}").then_some(()) };
+    let mut check = || async {
+        (payload_of(store.as_ref(), id).await == herald_store::EXPUNGED_PAYLOAD).then_some(())
+    };
     crate::support::eventually(
         within,
         &format!("{id}'s payload to be expunged"),

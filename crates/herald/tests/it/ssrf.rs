@@ -104,6 +104,32 @@ async fn names_that_resolve_to_loopback_are_refused() {
         out["detail"][0]["msg"],
         "Webhooks cannot be used to reach private networks: localhost resolves to a non-public address; Herald delivers only to public internet addresses (SSRF protection)."
     );
+    // A private address written as such is refused when saved, by the API
+    // as by the portal (one rule), each network in its words.
+    for url in [
+        "http://10.0.0.5/hook",
+        "https://192.168.1.20/hook",
+        "http://172.16.3.4:8080/hook",
+        "http://[fd00::1]/hook",
+    ] {
+        let (status, out) = app
+            .post_json(
+                &format!("/api/v1/app/{app_id}/endpoint"),
+                json!({ "url": url }),
+            )
+            .await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {out}"
+        );
+        assert_eq!(out["detail"][0]["loc"], json!(["body", "url"]), "{url}");
+        let msg = out["detail"][0]["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("Webhooks cannot be used to reach private networks"),
+            "{url}: {msg}"
+        );
+    }
     // A public-looking name whose answer is loopback only when Herald
     // delivers (it does not resolve when saved): refused at delivery.
     let name = "internal.example";

@@ -512,7 +512,7 @@ async fn a_ready_made_format_turns_catalog_events_into_a_slack_message_and_test_
             json!({"eventType": "member.created"}),
         )
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    assert_eq!(status, StatusCode::OK, "{out}");
     let got = receiver.wait_for("/slack", 1, WAIT).await;
     let body = got[0].json();
     let text = body["text"].as_str().unwrap_or_default();

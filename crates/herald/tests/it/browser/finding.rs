@@ -91,6 +91,15 @@ async fn finding_things(b: Client) {
         t.contains("1 failed")
     })
     .await;
+    // The endpoint's state too: failing, and why, without a reload.
+    wait_text(&b, "#endpoint-state", "the failing badge", |t| {
+        t.trim() == "failing"
+    })
+    .await;
+    wait_text(&b, "#state-detail", "why it is failing", |t| {
+        t.contains("Failing since") && t.contains("crm is down")
+    })
+    .await;
 
     // Filter by status: only the failed Test.
     wait_css(&b, "#log-status")
@@ -115,6 +124,31 @@ async fn finding_things(b: Client) {
         .unwrap();
     assert!(row.contains("failed"), "{row}");
     shot(&b, "20-log-filtered-failed").await;
+    // A Test that goes through: the state is active again, and the log
+    // refreshed in place keeps its filter (still the failed one only).
+    click(&b, "#send-test").await;
+    wait_text(&b, "#test-status", "status 200 of the test", |t| {
+        t.trim() == "200"
+    })
+    .await;
+    wait_text(&b, "#endpoint-state", "the active badge", |t| {
+        t.trim() == "active"
+    })
+    .await;
+    let rows = b
+        .find_all(Locator::Css("#delivery-log tr.delivery"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the filter kept after the Test");
+    assert!(rows[0].text().await.unwrap().contains("failed"));
+    let hidden = b
+        .execute(
+            "return document.getElementById('state-detail').hidden",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hidden, json!(true), "nothing to explain once active");
 
     // Search by the platform's eventId.
     click(&b, "#log-filter-clear").await;
@@ -164,6 +198,15 @@ async fn finding_things(b: Client) {
         &b,
         "button.copy[data-copy=\"msg-id\"]",
         "the copy confirmed",
+        |t| t == "Copied",
+    )
+    .await;
+    // And the payload.
+    click(&b, "button.copy[data-copy=\"payload\"]").await;
+    wait_text(
+        &b,
+        "button.copy[data-copy=\"payload\"]",
+        "the payload copy confirmed",
         |t| t == "Copied",
     )
     .await;
