@@ -7,7 +7,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 
 /// The delays between delivery attempts, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub fn retry_after_delay(header: &str, now: DateTime<Utc>, max: Duration) -> Opt
             .map(Duration::from_secs)
             .unwrap_or(Duration::MAX)
     } else {
-        let at = parse_http_date(value)?;
+        let at = parse_http_date(value, now)?;
         // A negative difference (a date in the past) fails to convert: wait zero.
         (at - now).to_std().unwrap_or(Duration::ZERO)
     };
@@ -158,21 +158,66 @@ pub fn retry_after_delay(header: &str, now: DateTime<Utc>, max: Duration) -> Opt
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), and the obsolete RFC 850
 /// (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`)
 /// forms, which RFC 9110 says recipients must still accept.
-fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
+fn parse_http_date(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc2822(value) {
         return Some(at.with_timezone(&Utc));
     }
-    const OBSOLETE_FORMATS: [&str; 2] = ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"];
-    OBSOLETE_FORMATS.iter().find_map(|format| {
-        NaiveDateTime::parse_from_str(value, format)
-            .ok()
-            .map(|at| at.and_utc())
-    })
+    if let Some(at) = parse_rfc850(value, now) {
+        return Some(at);
+    }
+    NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y")
+        .ok()
+        .map(|at| at.and_utc())
+}
+
+/// RFC 850's `Sunday, 06-Nov-94 08:49:37 GMT`, whose two-digit year is read
+/// as RFC 9110 (5.6.7) says: the year with those digits nearest `now`, and a
+/// year more than 50 years ahead is the most recent past one instead.
+fn parse_rfc850(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (weekday, rest) = value.split_once(", ")?;
+    let (date, time) = rest.split_once(' ')?;
+    let (day_month, yy) = date.rsplit_once('-')?;
+    if yy.len() != 2 {
+        return None;
+    }
+    let yy: i32 = yy.parse().ok()?;
+    let this_year = now.year();
+    let mut year = this_year - this_year.rem_euclid(100) + yy;
+    if year > this_year + 50 {
+        year -= 100;
+    } else if year < this_year - 50 {
+        year += 100;
+    }
+    let full = format!("{weekday}, {day_month}-{year} {time}");
+    NaiveDateTime::parse_from_str(&full, "%A, %d-%b-%Y %H:%M:%S GMT")
+        .ok()
+        .map(|at| at.and_utc())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc850_two_digit_years_are_read_near_now() {
+        use chrono::TimeZone;
+        let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap();
+        for (now, date, year) in [
+            // Found by the property test: 69 is 1969 just after the epoch.
+            (at(1970, 1, 1), "Wednesday, 31-Dec-69 23:59:59 GMT", 1969),
+            (at(2026, 12, 7), "Sunday, 06-Nov-94 08:49:37 GMT", 1994),
+            (at(2026, 12, 7), "Friday, 01-Jan-27 00:00:00 GMT", 2027),
+            (at(2099, 6, 1), "Friday, 01-Jan-06 00:00:00 GMT", 2106),
+        ] {
+            let got = parse_http_date(date, now).map(|t| t.year());
+            assert_eq!(got, Some(year), "{date} at {now}");
+        }
+        // A weekday that is not the date's is not a date.
+        assert_eq!(
+            parse_http_date("Monday, 06-Nov-94 08:49:37 GMT", at(2026, 1, 1)),
+            None
+        );
+    }
 
     #[test]
     fn retry_after_is_whole_seconds_rounded_up() {

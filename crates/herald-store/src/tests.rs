@@ -1044,12 +1044,20 @@ async fn messages_are_routed_and_filtered(t: &TestStore) {
     assert!(list(channel("w")).await.is_empty());
     assert_eq!(list(types(&["b"])).await, ["msg_2"]);
     assert_eq!(list(types(&["a", "b"])).await, ["msg_1", "msg_2", "msg_3"]);
+    // Svix's window: `after` takes a message made at that very time,
+    // `before` does not.
+    let window = ListFilter {
+        after: Some(at(2)),
+        before: Some(at(3)),
+        ..ListFilter::default()
+    };
+    assert_eq!(list(window).await, ["msg_2"]);
     let window = ListFilter {
         after: Some(at(1)),
         before: Some(at(3)),
         ..ListFilter::default()
     };
-    assert_eq!(list(window).await, ["msg_2"]);
+    assert_eq!(list(window).await, ["msg_1", "msg_2"]);
 
     let got = t.get_message("app_1", "msg_3").await.unwrap().unwrap();
     assert_eq!(got, queued[2].0);
@@ -1725,7 +1733,7 @@ async fn pruning_expunges_delivered_payloads_and_old_attempts_in_batches(t: &Tes
     let get = |id: &'static str| async move { t.get_message("app_1", id).await.unwrap().unwrap() };
     for id in ["msg_a", "msg_b", "msg_c"] {
         let msg = get(id).await;
-        assert_eq!(msg.payload, "{}", "{id}");
+        assert_eq!(msg.payload, EXPUNGED_PAYLOAD, "{id}");
         assert_eq!(msg.expires_at, None, "{id}");
     }
     let pending = get("msg_p").await;

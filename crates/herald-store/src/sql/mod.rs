@@ -36,6 +36,7 @@ mod dialect;
 #[cfg(test)]
 pub mod explained;
 mod lists;
+mod log;
 mod queue;
 mod replay;
 mod resources;
