@@ -6,8 +6,11 @@ const SENSITIVE: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",
+    "set-cookie",
     "x-api-key",
     "api-key",
+    "x-auth-token",
+    "x-access-token",
 ];
 
 /// What a credential's value shows as.
@@ -38,6 +41,7 @@ mod tests {
             ("Authorization", "Bearer s3cret", MASK),
             ("X-API-KEY", "k", MASK),
             ("cookie", "a=b", MASK),
+            ("Set-Cookie", "session=s3cret", MASK),
             ("X-Team", "blue", "blue"),
             ("webhook-signature", "v1,abc", "v1,abc"),
         ] {

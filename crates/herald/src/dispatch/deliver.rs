@@ -239,7 +239,10 @@ impl Deliverer {
                 } => {
                     url = to;
                     let headers = signed_headers(&job, &destination, Utc::now().timestamp(), &body);
+                    // Kept for the log without the `svix-*` copies of the
+                    // `webhook-*` headers (the same values; the page says so).
                     request_headers = client::header_pairs(&headers);
+                    request_headers.retain(|(name, _)| !name.starts_with("svix-"));
                     let _in_flight = self.metrics.sending();
                     self.client.send(method, &url, headers, body).await
                 }
