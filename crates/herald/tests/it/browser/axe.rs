@@ -183,6 +183,25 @@ async fn axe_pages(b: Client) {
         wait_css(&b, "#resend").await;
         check(&b, &format!("the message page, {name}"), &mut checked).await;
     }
-    assert_eq!(checked.len(), 19, "{checked:?}");
+    // A read-only link's endpoint page (no controls, a notice instead),
+    // and the page a logged-out session lands on.
+    let (status, body) = app
+        .post_json(
+            &format!("/api/v1/auth/app-portal-access/{app_id}"),
+            json!({"readOnly": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    b.goto(body["url"].as_str().unwrap()).await.unwrap();
+    wait_css(&b, "#endpoints").await;
+    b.goto(&app.url(&format!("/portal/endpoints/{ep}")))
+        .await
+        .unwrap();
+    wait_css(&b, "#read-only").await;
+    check(&b, "the endpoint page, read-only", &mut checked).await;
+    b.goto(&app.url("/portal/logged-out")).await.unwrap();
+    wait_css(&b, "main h1").await;
+    check(&b, "the logged-out page", &mut checked).await;
+    assert_eq!(checked.len(), 21, "{checked:?}");
     app.stop().await;
 }
