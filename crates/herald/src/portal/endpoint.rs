@@ -41,6 +41,16 @@ pub(super) fn state_word(ep: &Endpoint) -> &'static str {
     }
 }
 
+/// A sentence with a time in it, as the templates show it:
+/// `{before}<time>{at}</time>{after}`, the time in the one date style.
+pub(super) fn sentence(
+    before: impl Into<String>,
+    at: Option<DateTime<Utc>>,
+    after: impl Into<String>,
+) -> Value {
+    json!({"before": before.into(), "at": at.map(|t| t.to_rfc3339()), "after": after.into()})
+}
+
 /// Why an endpoint is in its state, in a sentence (none when all is well):
 /// `{before, at, after}`, the time between shown as every time is (exact,
 /// or relative with the exact one on hover).
@@ -52,7 +62,6 @@ pub(super) fn state_detail(ep: &Endpoint) -> Option<Value> {
             .map(|e| format!(", the last with “{e}”"))
             .unwrap_or_default()
     };
-    let sentence = |before: &str, at: Option<DateTime<Utc>>, after: String| json!({"before": before, "at": at.map(|t| t.to_rfc3339()), "after": after});
     match ep.state() {
         EndpointState::Active => None,
         EndpointState::Failing => Some(sentence(
@@ -78,13 +87,9 @@ pub(super) fn state_detail(ep: &Endpoint) -> Option<Value> {
             Some(at) => sentence(
                 "Disabled by a person on ",
                 Some(at),
-                ". Nothing is sent until it is enabled; what was pending then waits.".into(),
+                ". Nothing is sent until it is enabled; what was pending then waits.",
             ),
-            None => sentence(
-                "Disabled. Nothing is sent until it is enabled.",
-                None,
-                String::new(),
-            ),
+            None => sentence("Disabled. Nothing is sent until it is enabled.", None, ""),
         }),
         EndpointState::AutoDisabled => Some(sentence(
             if h.disabled_at.is_some() {

@@ -12,7 +12,7 @@ use herald_store::{
 };
 use serde_json::{json, Value};
 
-use super::endpoint::masked_headers;
+use super::endpoint::{masked_headers, sentence};
 use super::pages::{see_other, Notice};
 use super::request::{app_of, base, endpoint_of, message_of, posted, with};
 use super::session::Session;
@@ -252,8 +252,6 @@ async fn overall_status(
 /// endpoint page's state sentence, `at` its next try when there is one.
 fn this_delivery(ep: &Endpoint, d: &Delivery) -> Value {
     let tries = |n: i64| format!("{n} attempt{}", if n == 1 { "" } else { "s" });
-    let sentence = |before: String, at: Option<String>, after: &str| json!({"before": before, "at": at, "after": after});
-    let next = d.next_attempt_at.map(|t| t.to_rfc3339());
     match (d.status, ep.state()) {
         (MessageStatus::Success, _) => sentence(
             format!("To this endpoint: delivered ({}).", tries(d.attempts)),
@@ -269,7 +267,7 @@ fn this_delivery(ep: &Endpoint, d: &Delivery) -> Value {
             "",
         ),
         (_, EndpointState::Disabled | EndpointState::AutoDisabled) => sentence(
-            "To this endpoint: waiting, because the endpoint is disabled; it is sent once the endpoint is enabled.".into(),
+            "To this endpoint: waiting, because the endpoint is disabled; it is sent once the endpoint is enabled.",
             None,
             "",
         ),
@@ -278,14 +276,14 @@ fn this_delivery(ep: &Endpoint, d: &Delivery) -> Value {
                 "To this endpoint: {} so far; the endpoint is paused after failing attempts in a row, and the next try is ",
                 tries(d.attempts)
             ),
-            next.or_else(|| ep.health.paused_until.map(|t| t.to_rfc3339())),
+            d.next_attempt_at.or(ep.health.paused_until),
             ".",
         ),
         (_, _) if d.attempts > 0 => sentence(
             format!("To this endpoint: {} failed so far; next try ", tries(d.attempts)),
-            next,
+            d.next_attempt_at,
             ".",
         ),
-        (_, _) => sentence("To this endpoint: not tried yet; due ".into(), next, "."),
+        (_, _) => sentence("To this endpoint: not tried yet; due ", d.next_attempt_at, "."),
     }
 }
